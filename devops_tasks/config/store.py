@@ -1,0 +1,333 @@
+"""Reads, validates, edits and merges ``.devops/config.json``.
+
+The file is the single source of truth and is validated against ``schema.json`` before it
+is used and before it is written; an edit that would make it invalid is refused and the
+file is left as it was. The settings a command acts on are, lowest first: built-in
+defaults, the file's base settings, ``environments.<env>`` from the file, then
+``DEVOPS__*`` environment variables (for CI), then command-line flags.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..durable import FileLock, write_json
+from ..errors import DevopsError, ErrorCode
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
+
+    from ..project import Project
+
+__all__ = ["DEFAULTS", "ConfigStore", "Problem", "Settings", "parse_value", "ENV_PREFIX"]
+
+ENV_PREFIX = "DEVOPS__"
+DEFAULT_ENVIRONMENT = "production"
+
+DEFAULTS: dict[str, Any] = {
+    "platform": "local",
+    "environment": DEFAULT_ENVIRONMENT,
+    "build": {"command": None, "dir": "dist"},
+    "deployment": {
+        "strategy": "rolling",
+        "rollback_on_failure": True,
+        "keep_releases": 5,
+        "lock_timeout": 60,
+        "pre_deploy": [],
+        "require_clean_git": False,
+        "health_check": {
+            "enabled": False,
+            "expect_status": 200,
+            "timeout": 10,
+            "retries": 3,
+            "interval": 2,
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config: where, what value, and what would be accepted."""
+
+    path: str
+    message: str
+    value: Any = None
+    allowed: list[Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"path": self.path, "message": self.message, "value": self.value}
+        if self.allowed is not None:
+            data["allowed"] = self.allowed
+        return data
+
+    def __str__(self) -> str:
+        text = f"{self.path or '(top level)'}: {self.message}"
+        if self.allowed is not None:
+            text += f" (allowed: {', '.join(map(str, self.allowed))})"
+        return text
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings of one environment, after every layer was merged and checked."""
+
+    environment: str
+    data: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def platform(self) -> str:
+        return str(self.data["platform"])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value at dotted ``key`` (``deployment.keep_releases``), or ``default``."""
+        node: Any = self.data
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A platform's own section (``{}`` when the file has none)."""
+        return dict(self.data.get(name) or {})
+
+
+def parse_value(text: str) -> Any:
+    """A command-line or environment value, typed: JSON when it parses, else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` laid over ``base``: mappings merge key by key, anything else replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema  # noqa: PLC0415 - ~100 ms to import; only commands that read config pay it
+
+    schema = json.loads(resources.files(__package__).joinpath("schema.json").read_text("utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def schema_problems(data: Any) -> list[Problem]:
+    """Every way ``data`` breaks the schema, each naming its path and the allowed values."""
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.path)))
+    return [problem for error in errors for problem in _explain(error)]
+
+
+def _dotted(parts: Any) -> str:
+    return ".".join(str(p) for p in parts)
+
+
+def _explain(error: ValidationError) -> list[Problem]:
+    path = list(error.path)
+    kind = error.validator
+    if kind in ("enum", "const"):
+        allowed = list(error.validator_value) if kind == "enum" else [error.validator_value]
+        return [Problem(_dotted(path), f"{error.instance!r} is not allowed", error.instance, allowed)]
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return [Problem(_dotted([*path, key]), "is required but missing") for key in missing]
+    if kind in ("additionalProperties", "unevaluatedProperties"):
+        known = _known_keys(error.schema)
+        unknown = [k for k in error.instance if k not in known]
+        return [
+            Problem(_dotted([*path, key]), "is not a known setting", error.instance[key], known)
+            for key in unknown
+        ] or [Problem(_dotted(path), error.message)]
+    if kind == "type":
+        expected = error.validator_value
+        return [Problem(_dotted(path), f"must be of type {expected}", error.instance)]
+    return [Problem(_dotted(path), error.message, error.instance)]
+
+
+def _known_keys(schema: Mapping[str, Any]) -> list[str] | None:
+    properties = dict(schema.get("properties", {}))
+    if "$ref" in schema:
+        properties.update(_validator().schema["$defs"]["settings"]["properties"])
+    return sorted(properties) or None
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    """``text`` as a JSON object, or CONFIG_INVALID saying where the syntax breaks."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DevopsError(
+            ErrorCode.CONFIG_INVALID,
+            f"{source} is not valid JSON: {exc}",
+            "Fix the JSON syntax at that line and column (nothing was changed).",
+            problems=[{"path": "", "message": str(exc), "value": None}],
+        ) from None
+    if not isinstance(data, dict):
+        raise _invalid([Problem("", "must be a JSON object", data)], source,
+                       'Make it a JSON object, e.g. {"version": 1, "platform": "local"}.')
+    return data
+
+
+def _invalid(problems: list[Problem], source: str, fix: str) -> DevopsError:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return DevopsError(
+        ErrorCode.CONFIG_INVALID,
+        f"{source}: {first}{more}",
+        fix,
+        problems=[p.to_dict() for p in problems],
+    )
+
+
+class ConfigStore:
+    """The project's ``.devops/config.json``: read, checked, edited and written safely."""
+
+    def __init__(self, project: Project, environ: Mapping[str, str] | None = None) -> None:
+        self.project = project
+        self.path = project.config_path
+        self.environ = os.environ if environ is None else environ
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def _display_path(self) -> str:
+        return os.path.relpath(self.path)
+
+    def read(self) -> dict[str, Any]:
+        """The file's content, checked against the schema."""
+        data = self.read_unchecked()
+        self.check(data, self._display_path())
+        return data
+
+    def read_unchecked(self) -> dict[str, Any]:
+        """The file's content, parsed but not yet checked against the schema."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise DevopsError(
+                ErrorCode.CONFIG_MISSING,
+                f"No config at {self._display_path()}",
+                "Run `devops init --platform local` (or another platform) to create one.",
+            ) from None
+        return _parse(text, self._display_path())
+
+    def import_file(self, source: Path, force: bool = False) -> None:
+        """Replace the config with the file at ``source``, after checking it in full."""
+        if self.exists() and not force:
+            raise DevopsError(ErrorCode.CONFIG_EXISTS, f"{self._display_path()} already exists",
+                              "Pass --force to replace it (export it first to keep a copy).")
+        try:
+            text = source.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise DevopsError(ErrorCode.NOT_FOUND, f"Cannot read {source}: {exc.strerror}",
+                              "Check the path and permissions of the file to import.") from None
+        self.write(_parse(text, str(source)))
+
+    def check(self, data: dict[str, Any], source: str) -> None:
+        """Raise CONFIG_INVALID naming every problem in ``data`` (nothing is written)."""
+        problems = schema_problems(data)
+        if problems:
+            raise _invalid(
+                problems, source, "Correct the setting(s) named above; `devops config.validate` re-checks."
+            )
+
+    def write(self, data: dict[str, Any]) -> None:
+        """Check ``data`` in full, then replace the file atomically under the config lock."""
+        self.check(data, "new config")
+        for name in self.environment_names(data):
+            self.settings(name, data)  # every environment must still merge into valid settings
+        with FileLock(self.project.locks_dir / "config.lock"):
+            write_json(self.path, data)
+
+    @staticmethod
+    def environment_names(data: Mapping[str, Any]) -> list[str]:
+        return sorted(data.get("environments", {}))
+
+    def settings(self, environment: str | None = None, data: dict[str, Any] | None = None) -> Settings:
+        """Effective settings for ``environment``: defaults < file < environments.<env> < env vars.
+
+        With no config file at all, the built-in defaults (the ``local`` target) apply.
+        """
+        if data is None:
+            data = self.read() if self.exists() else {"version": 1, "platform": "local"}
+        name = environment or data.get("environment") or DEFAULT_ENVIRONMENT
+        base = {k: v for k, v in data.items() if k not in ("environments", "version", "project")}
+        merged = deep_merge(DEFAULTS, base)
+        merged = deep_merge(merged, data.get("environments", {}).get(name, {}))
+        merged = deep_merge(merged, self._environment_overrides())
+        merged["environment"] = name
+        problems = schema_problems({"version": 1, **merged})
+        if problems:
+            raise _invalid(
+                problems,
+                f"settings for environment {name!r}",
+                "Correct the setting in environments."
+                f"{name} or in the {ENV_PREFIX}* environment variables.",
+            )
+        if "project" in data:
+            merged["project"] = data["project"]
+        return Settings(name, merged)
+
+    def _environment_overrides(self) -> dict[str, Any]:
+        """``DEVOPS__DEPLOYMENT__KEEP_RELEASES=3`` → ``{"deployment": {"keep_releases": 3}}``."""
+        overrides: dict[str, Any] = {}
+        for name, raw in sorted(self.environ.items()):
+            if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
+                continue
+            parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+            node = overrides
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = parse_value(raw)
+        return overrides
+
+    def set(self, key: str, raw: str, environment: str | None = None) -> Any:
+        """Set dotted ``key`` to ``raw`` (typed, see :func:`parse_value`) and write the file.
+
+        With ``environment``, the value goes under ``environments.<environment>``. The whole
+        result is validated first; on any problem the file is not touched. Returns the value.
+        """
+        data = self.read()
+        if not key or any(not part for part in key.split(".")):
+            raise DevopsError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{key!r} is not a dotted setting name",
+                "Name a setting like deployment.keep_releases or build.dir.",
+            )
+        parts = (["environments", environment] if environment else []) + key.split(".")
+        value = parse_value(raw)
+        candidate = _with_value(data, parts, value)
+        if value != raw and schema_problems(candidate) and not schema_problems(
+            _with_value(data, parts, raw)
+        ):
+            value, candidate = raw, _with_value(data, parts, raw)  # the schema wants the text
+        self.write(candidate)
+        return value
+
+
+def _with_value(data: dict[str, Any], parts: list[str], value: Any) -> dict[str, Any]:
+    """A deep copy of ``data`` with ``value`` at ``parts``, creating mappings on the way."""
+    updated = copy.deepcopy(data)
+    node = updated
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+    return updated

@@ -1,0 +1,303 @@
+"""The one flow every deploy, rollback and status check goes through, whatever the target.
+
+config → platform → validate → build and checks → lock → record → deploy → health check →
+record (or roll back). Platforms only move files and switch releases; everything that makes
+a deployment safe and auditable is written once, here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from . import platforms
+from .commands import require_clean_git, run_project_command
+from .config import Settings
+from .durable import FileLock
+from .errors import DevopsError, ErrorCode
+from .files import SiteFiles
+from .health import check_http
+from .history import Deployment, DeploymentHistory, Status, new_deployment_id
+from .output import NullProgress, Output
+from .project import Project, actor
+
+__all__ = ["Deployer"]
+
+
+class Deployer:
+    """Deploys, rolls back and reports on one environment of one project."""
+
+    def __init__(self, project: Project, settings: Settings, context: Any = None,
+                 output: Output | None = None) -> None:
+        self.project = project
+        self.settings = settings
+        self.environment = settings.environment
+        self.context = context
+        self.output = output or Output(json_mode=True)
+        self.history = DeploymentHistory(project)
+        self.platform = platforms.create(project, settings, context)
+
+    # -- deploy ----------------------------------------------------------------------------
+
+    def validate(self, build_dir: Path) -> SiteFiles:
+        """Every problem with the target's settings at once, then the files to ship."""
+        findings = self.platform.validate()
+        if findings:
+            raise DevopsError(
+                ErrorCode.VALIDATION_FAILED,
+                f"{len(findings)} problem(s) with the {self.platform.name} settings: "
+                + "; ".join(f.message for f in findings),
+                " ".join(f.fix for f in findings),
+                problems=[f.to_dict() for f in findings],
+            )
+        return SiteFiles.scan(build_dir, self.platform.ignore)
+
+    def build_dir(self, override: str | None) -> Path:
+        """``--dir`` (relative to where the user stands) or ``build.dir`` (relative to the project)."""
+        if override:
+            return Path(override).resolve()
+        return self.project.resolve(self.settings.get("build.dir"))
+
+    def build(self) -> dict[str, Any]:
+        """Run ``build.command`` in the project root."""
+        command = self.settings.get("build.command")
+        if not command:
+            raise DevopsError(
+                ErrorCode.CONFIG_INVALID,
+                "No build.command is configured",
+                'Set one: `devops config.set build.command "npm run build"`.',
+            )
+        self.output.step(f"building: {command}")
+        started = time.monotonic()
+        run_project_command(self._context(), self.project, command,
+                            code=ErrorCode.BUILD_FAILED, json_mode=self.output.json_mode)
+        return {"command": command, "duration_ms": _ms_since(started)}
+
+    def deploy(self, build_dir: str | None = None, build: bool = False) -> Deployment:
+        """Deploy the build directory to this environment and return its record."""
+        if build:
+            self.build()
+        files = self.validate(self.build_dir(build_dir))
+        self._pre_deploy_checks()
+        with self._lock():
+            self.history.mark_interrupted(self.environment)
+            live = self._live_entry()
+            deployment = Deployment(
+                id=new_deployment_id(), platform=self.platform.name,
+                environment=self.environment, version=self.project.version(), actor=actor(),
+            )
+            deployment.step("start", f"{len(files)} files, {files.total_bytes} bytes "
+                                     f"from {files.root}")
+            self.history.save(deployment)
+            self.output.step(f"deploying {len(files)} files to {self.environment} "
+                             f"({self.platform.name}) as {deployment.id}")
+            return self._run_deploy(deployment, files, live)
+
+    def _run_deploy(self, deployment: Deployment, files: SiteFiles,
+                    live: dict[str, Any] | None) -> Deployment:
+        started = time.monotonic()
+        activated = False
+        try:
+            outcome = self.platform.deploy(deployment, files, self.output.progress())
+            activated = True
+            deployment.release = outcome.release
+            deployment.url = outcome.url
+            deployment.platform_deploy_id = outcome.platform_deploy_id
+            deployment.files_deployed = outcome.files_deployed
+            deployment.bytes_uploaded = outcome.bytes_uploaded
+            deployment.rollback_available = live is not None
+            deployment.details.update(outcome.details)
+            self._health_check(deployment)
+        except BaseException as exc:
+            error = _as_error(exc)
+            deployment.status = Status.FAILED
+            deployment.error = error.to_dict()
+            deployment.step("failed", f"{error.code.value}: {error.message}")
+            self._recover(deployment, live, activated)
+            raise error from exc
+        else:
+            deployment.status = Status.SUCCESS
+            deployment.step("done", "deployment is live")
+            self._prune(deployment, live)
+        finally:
+            deployment.duration_ms = _ms_since(started)
+            self.history.save(deployment)
+        return deployment
+
+    def _recover(self, deployment: Deployment, live: dict[str, Any] | None,
+                 activated: bool) -> None:
+        """After a failure: put the previous release back live, or clean up a half release."""
+        try:
+            if not activated:
+                self.platform.discard(deployment.id)
+            elif self.settings.get("deployment.rollback_on_failure") and live:
+                self.platform.restore(live["release"])
+                deployment.step("rollback", f"restored {live['release']} after the failure")
+                deployment.details["rolled_back_to"] = live["id"]
+        except DevopsError as cleanup_error:
+            deployment.step("rollback", f"could not recover: {cleanup_error.message}")
+
+    def _health_check(self, deployment: Deployment) -> None:
+        check = self.settings.get("deployment.health_check") or {}
+        url = check.get("url") or deployment.url
+        if not check.get("enabled") or not url:
+            return
+        self.output.step(f"health check: {url}")
+        result = check_http(url, check)
+        deployment.details["health"] = result.to_dict()
+        deployment.step("health", f"{url}: {result.detail} after {result.attempts} attempt(s)")
+        if not result.healthy:
+            raise DevopsError(
+                ErrorCode.HEALTH_CHECK_FAILED,
+                f"Health check of {url} failed: {result.detail}",
+                "See `devops logs` for the deployment's steps; fix the site, then deploy again.",
+            )
+
+    def _pre_deploy_checks(self) -> None:
+        if self.settings.get("deployment.require_clean_git"):
+            require_clean_git(self.project)
+        for command in self.settings.get("deployment.pre_deploy") or []:
+            self.output.step(f"check: {command}")
+            run_project_command(self._context(), self.project, command,
+                                code=ErrorCode.CHECK_FAILED, json_mode=self.output.json_mode)
+
+    def _prune(self, deployment: Deployment, live: dict[str, Any] | None) -> None:
+        protect = {deployment.release} | ({live["release"]} if live else set())
+        removed = self.platform.prune(int(self.settings.get("deployment.keep_releases")),
+                                      {r for r in protect if r})
+        if removed:
+            deployment.step("prune", f"removed {len(removed)} old release(s): {', '.join(removed)}")
+
+    # -- rollback --------------------------------------------------------------------------
+
+    def rollback(self, to: str | None = None) -> Deployment:
+        """Make the previous good release live again (or the one deployment ``to`` names)."""
+        with self._lock():
+            self.history.mark_interrupted(self.environment)
+            live = self._live_entry()
+            target = self._rollback_target(to, live)
+            record = Deployment(
+                id=new_deployment_id(), platform=self.platform.name, action="rollback",
+                environment=self.environment, version=target["version"], actor=actor(),
+                release=target["release"], url=target.get("url"),
+                platform_deploy_id=target.get("platform_deploy_id"),
+                rollback_of=live["id"] if live else None,
+                details={"restored": target["id"]},
+            )
+            started = time.monotonic()
+            record.step("start", f"restoring {target['id']} (release {target['release']})")
+            try:
+                self.platform.restore(target["release"])
+            except DevopsError as error:
+                record.status = Status.FAILED
+                record.error = error.to_dict()
+                record.step("failed", error.message)
+                raise
+            else:
+                record.status = Status.SUCCESS
+                record.step("done", f"{target['id']} is live again")
+                self._set_status(target["id"], Status.SUCCESS, f"made live again by {record.id}")
+                if live and live["id"] != target["id"]:
+                    self._set_status(live["id"], Status.ROLLED_BACK, f"rolled back by {record.id}")
+            finally:
+                record.duration_ms = _ms_since(started)
+                self.history.save(record)
+            return record
+
+    def _rollback_target(self, to: str | None, live: dict[str, Any] | None) -> dict[str, Any]:
+        if to:
+            target = self.history.get(to).summary()
+            if target["environment"] != self.environment or target["action"] != "deploy" \
+                    or target["status"] not in (Status.SUCCESS.value, Status.ROLLED_BACK.value):
+                raise DevopsError(
+                    ErrorCode.ROLLBACK_UNAVAILABLE,
+                    f"{to} is not a successful deployment of {self.environment}",
+                    f"Pick a deployment of {self.environment} with status success or "
+                    f"rolled_back from `devops history --env {self.environment}`.",
+                )
+            if not self.platform.can_restore(target["release"]):
+                raise DevopsError(
+                    ErrorCode.ROLLBACK_UNAVAILABLE,
+                    f"The release of {to} no longer exists on the target (pruned)",
+                    "Deploy that version again instead, or raise deployment.keep_releases.",
+                )
+            return target
+        for entry in self.history.query(environment=self.environment, action="deploy",
+                                        status=Status.SUCCESS.value):
+            if live and entry["id"] >= live["id"]:
+                continue
+            if self.platform.can_restore(entry["release"]):
+                return entry
+        raise DevopsError(
+            ErrorCode.ROLLBACK_UNAVAILABLE,
+            f"No earlier successful deployment of {self.environment} to roll back to",
+            "Deploy a known-good version instead, or name one with --to <deployment id>.",
+        )
+
+    def _set_status(self, deployment_id: str, status: Status, why: str) -> None:
+        record = self.history.get(deployment_id)
+        if record.status != status:
+            record.status = status
+            record.step(status.value, why)
+            self.history.save(record)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What the target serves, what the records say it should, and whether they agree."""
+        live = self._live_entry()
+        release = self.platform.live_release()
+        running = self.history.latest(environment=self.environment,
+                                      status=Status.IN_PROGRESS.value)
+        expected = live["release"] if live else None
+        return {
+            "environment": self.environment,
+            "platform": self.platform.name,
+            "live_release": release,
+            "deployment": live,
+            "in_sync": release == expected,
+            "in_progress": running["id"] if running else None,
+            "target": self.platform.describe(),
+        }
+
+    def _live_entry(self) -> dict[str, Any] | None:
+        """The deploy record whose release the latest successful action made live."""
+        latest = self.history.latest(environment=self.environment, status=Status.SUCCESS.value)
+        if latest is None or latest["action"] == "deploy":
+            return latest
+        return self.history.get(self.history.get(latest["id"]).details["restored"]).summary()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _lock(self) -> FileLock:
+        return FileLock(
+            self.project.deploy_lock_path(self.environment),
+            timeout=float(self.settings.get("deployment.lock_timeout")),
+            owner=f"{actor()} (pid {os.getpid()})",
+        )
+
+    def _context(self) -> Any:
+        if self.context is None:
+            from invoke import Context  # noqa: PLC0415
+
+            self.context = Context()
+        return self.context
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _as_error(exc: BaseException) -> DevopsError:
+    if isinstance(exc, DevopsError):
+        return exc
+    if isinstance(exc, KeyboardInterrupt):
+        return DevopsError(ErrorCode.INTERRUPTED, "Interrupted by the user",
+                           "Run `devops status` to see what is live, then deploy again.")
+    return DevopsError(
+        ErrorCode.DEPLOY_FAILED,
+        f"Deploy failed: {type(exc).__name__}: {exc}",
+        "Run again with --debug for the traceback; the previous release is still live.",
+    )

@@ -1,0 +1,137 @@
+"""Crash-safe writes and inter-process locks: the only way this package changes a file.
+
+A write goes to a temporary file in the same directory, is fsynced, then renamed over the
+target, so a reader sees the old file or the new one and never half of either. A lock is
+an ``flock`` on a lock file; the kernel drops it when its process dies, so a killed deploy
+can never leave a lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import DevopsError, ErrorCode
+
+__all__ = ["atomic_write", "write_json", "read_json", "FileLock"]
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` in one step; on any failure the old file is untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            os.fchmod(tmp.fileno(), mode)
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable (POSIX keeps directory entries in the directory)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data: Any, mode: int = 0o644, indent: int | None = 2) -> None:
+    """Atomically write ``data`` as JSON (indented for people unless ``indent=None``)."""
+    separators = None if indent else (",", ":")
+    text = json.dumps(data, indent=indent, separators=separators, ensure_ascii=False) + "\n"
+    atomic_write(path, text.encode("utf-8"), mode)
+
+
+def read_json(path: Path) -> Any:
+    """Parse the JSON file at ``path`` (errors propagate: callers know what the file means)."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class FileLock:
+    """An exclusive, process-wide lock on ``path`` that waits up to ``timeout`` seconds.
+
+    ``owner`` is written into the lock file while it is held, so a process that has to wait
+    can say who it is waiting for.
+    """
+
+    _POLL_SECONDS = 0.05
+
+    def __init__(self, path: Path, timeout: float = 30.0, owner: str = "") -> None:
+        self.path = path
+        self.timeout = timeout
+        self.owner = owner or f"pid {os.getpid()}"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _read_owner(fd)
+                    os.close(fd)
+                    raise DevopsError(
+                        ErrorCode.LOCKED,
+                        f"{self.path.name} is locked by {holder or 'another process'}",
+                        "Wait for the other operation to finish, then run the command again.",
+                        lock=str(self.path),
+                        holder=holder,
+                    ) from None
+                time.sleep(self._POLL_SECONDS)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, self.owner.encode("utf-8"), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "FileLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    @staticmethod
+    def is_held(path: Path) -> bool:
+        """Whether some process (this one included) holds the lock on ``path`` right now."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the probe's own shared lock
+        return False
+
+
+def _read_owner(fd: int) -> str:
+    with contextlib.suppress(OSError):
+        return os.pread(fd, 512, 0).decode("utf-8", "replace").strip()
+    return ""  # pragma: no cover - pread on a file we just opened does not fail
+

@@ -1,0 +1,61 @@
+"""One error type for everything a user can get wrong or a target can refuse.
+
+Every failure that reaches a user carries a stable ``code`` (an agent can branch on it),
+a message saying what went wrong, and a ``fix`` saying what to do next. Errors are raised
+at the edge of the library and rendered exactly once, by :mod:`devops_tasks.output`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+__all__ = ["ErrorCode", "DevopsError"]
+
+
+class ErrorCode(str, enum.Enum):
+    """The stable, documented error codes. Never rename one; add new ones at the end."""
+
+    CONFIG_MISSING = "CONFIG_MISSING"
+    CONFIG_INVALID = "CONFIG_INVALID"
+    CONFIG_EXISTS = "CONFIG_EXISTS"
+    CREDENTIALS_MISSING = "CREDENTIALS_MISSING"
+    CREDENTIALS_INVALID = "CREDENTIALS_INVALID"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    NOT_FOUND = "NOT_FOUND"
+    LOCKED = "LOCKED"
+    VALIDATION_FAILED = "VALIDATION_FAILED"
+    BUILD_FAILED = "BUILD_FAILED"
+    CHECK_FAILED = "CHECK_FAILED"
+    DEPLOY_FAILED = "DEPLOY_FAILED"
+    HEALTH_CHECK_FAILED = "HEALTH_CHECK_FAILED"
+    ROLLBACK_UNAVAILABLE = "ROLLBACK_UNAVAILABLE"
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    INTERRUPTED = "INTERRUPTED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class DevopsError(Exception):
+    """A failure with a stable code, a message and a fix; safe to show to a user as is."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        fix: str,
+        **details: Any,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.fix = fix
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The failure as the JSON contract's fields (``success`` is added by the renderer)."""
+        return {
+            "error": self.message,
+            "code": self.code.value,
+            "fix": self.fix,
+            **self.details,
+        }

@@ -1,0 +1,248 @@
+"""The audit trail: one human-readable JSON record per deployment, plus an index.
+
+Records live in ``.devops/deployments/<id>.json``; ``index.json`` holds a compact summary of
+every record so that ``history`` and ``status`` never open thousands of files. Every write is
+atomic, and every change to the index happens under one lock, so concurrent deploys cannot
+lose a record or corrupt the index. The index can always be rebuilt from the records.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .durable import FileLock, read_json, write_json
+from .errors import DevopsError, ErrorCode
+from .redaction import redact, redact_data
+
+if TYPE_CHECKING:
+    from .project import Project
+
+__all__ = ["Status", "Deployment", "DeploymentHistory", "new_deployment_id"]
+
+INDEX_VERSION = 1
+# The summary fields copied into the index; everything a query filters or a table shows.
+INDEX_FIELDS = (
+    "id", "action", "timestamp", "platform", "environment", "status", "version",
+    "release", "url", "platform_deploy_id", "duration_ms",
+)
+
+
+class Status(str, enum.Enum):
+    IN_PROGRESS = "in_progress"
+    SUCCESS = "success"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    INTERRUPTED = "interrupted"
+
+
+def new_deployment_id() -> str:
+    """``dep_<epoch-ms>_<8 hex>``: sorts by time, unique across processes and hosts."""
+    return f"dep_{int(time.time() * 1000)}_{secrets.token_hex(4)}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Deployment:
+    """One deployment (or rollback) of one environment, as written to its record."""
+
+    id: str
+    platform: str
+    environment: str
+    action: str = "deploy"
+    timestamp: str = field(default_factory=_now)
+    status: Status = Status.IN_PROGRESS
+    version: str | None = None
+    actor: str | None = None
+    release: str | None = None
+    url: str | None = None
+    duration_ms: int | None = None
+    files_deployed: int | None = None
+    bytes_uploaded: int | None = None
+    rollback_available: bool = False
+    platform_deploy_id: str | None = None
+    rollback_of: str | None = None
+    error: dict[str, Any] | None = None
+    log: list[dict[str, str]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def step(self, step: str, message: str) -> None:
+        """Append a line to this deployment's step log (secret values are masked)."""
+        self.log.append({"time": _now(), "step": step, "message": redact(message)})
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return redact_data(data)
+
+    def result(self) -> dict[str, Any]:
+        """The record without its step log: what a deploy command reports (see ``logs``)."""
+        data = self.to_dict()
+        del data["log"]
+        return data
+
+    def summary(self) -> dict[str, Any]:
+        data = self.to_dict()
+        return {key: data[key] for key in INDEX_FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Deployment":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["status"] = Status(values.get("status", Status.IN_PROGRESS))
+        return cls(**values)
+
+
+class DeploymentHistory:
+    """A project's deployment records and their index."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.dir = project.deployments_dir
+        self.index_path = self.dir / "index.json"
+        self._lock_path = project.locks_dir / "history.lock"
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def save(self, deployment: Deployment) -> None:
+        """Write ``deployment``'s record and its index entry (create or update)."""
+        write_json(self._record_path(deployment.id), deployment.to_dict())
+        with FileLock(self._lock_path):
+            entries = self._load_index()
+            summary = deployment.summary()
+            for position in range(len(entries) - 1, -1, -1):
+                if entries[position]["id"] == deployment.id:
+                    entries[position] = summary
+                    break
+            else:
+                entries.append(summary)
+                entries.sort(key=lambda e: e["id"])
+            self._write_index(entries)
+
+    def mark_interrupted(self, environment: str) -> list[str]:
+        """Record every ``in_progress`` deployment of ``environment`` as interrupted.
+
+        Call only while holding that environment's deploy lock: then nothing can still be
+        running, so an ``in_progress`` record belongs to a process that died.
+        """
+        stale = [e["id"] for e in self._entries() if e["environment"] == environment
+                 and e["status"] == Status.IN_PROGRESS.value]
+        for deployment_id in stale:
+            deployment = self.get(deployment_id)
+            deployment.status = Status.INTERRUPTED
+            deployment.step("interrupted", "the process running this deployment stopped")
+            self.save(deployment)
+        return stale
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, deployment_id: str) -> Deployment:
+        """The full record of ``deployment_id``; NOT_FOUND with a fix when there is none."""
+        path = self._record_path(deployment_id)
+        try:
+            deployment = Deployment.from_dict(read_json(path))
+        except (FileNotFoundError, ValueError):
+            raise DevopsError(
+                ErrorCode.NOT_FOUND,
+                f"No deployment record {deployment_id!r}",
+                "Run `devops history` to list deployment ids.",
+            ) from None
+        deployment.status = Status(self._shown_status(deployment.status.value, deployment.environment))
+        return deployment
+
+    def query(
+        self,
+        *,
+        environment: str | None = None,
+        platform: str | None = None,
+        status: str | Iterable[str] | None = None,
+        action: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Index entries, newest first, filtered; in-progress ones that died show interrupted."""
+        wanted = {status} if isinstance(status, str) else set(status) if status else None
+        found: list[dict[str, Any]] = []
+        for entry in reversed(self._entries()):
+            shown = self._shown_status(entry["status"], entry["environment"])
+            if shown != entry["status"]:
+                entry = {**entry, "status": shown}
+            if (
+                (environment is None or entry["environment"] == environment)
+                and (platform is None or entry["platform"] == platform)
+                and (action is None or entry["action"] == action)
+                and (wanted is None or entry["status"] in wanted)
+            ):
+                found.append(entry)
+                if limit is not None and len(found) >= limit:
+                    break
+        return found
+
+    def latest(self, **filters: Any) -> dict[str, Any] | None:
+        """The newest index entry matching ``filters`` (see :meth:`query`), or ``None``."""
+        found = self.query(limit=1, **filters)
+        return found[0] if found else None
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _record_path(self, deployment_id: str) -> Path:
+        if not deployment_id.replace("_", "").isalnum():
+            raise DevopsError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{deployment_id!r} is not a deployment id",
+                "Deployment ids look like dep_1764111420000_ab12cd34; see `devops history`.",
+            )
+        return self.dir / f"{deployment_id}.json"
+
+    def _shown_status(self, status: str, environment: str) -> str:
+        """``interrupted`` for a record left ``in_progress`` by a process that has died.
+
+        A running deploy holds its environment's lock, and the kernel drops that lock when
+        the process dies; so ``in_progress`` with the lock free means nobody is running it.
+        """
+        if status == Status.IN_PROGRESS.value and not FileLock.is_held(
+            self.project.deploy_lock_path(environment)
+        ):
+            return Status.INTERRUPTED.value
+        return status
+
+    def _entries(self) -> list[dict[str, Any]]:
+        if not self.index_path.exists() and not self.dir.exists():
+            return []
+        return self._load_index()
+
+    def _load_index(self) -> list[dict[str, Any]]:
+        try:
+            index = read_json(self.index_path)
+            if index.get("version") == INDEX_VERSION:
+                return list(index["deployments"])
+        except (FileNotFoundError, ValueError, KeyError, AttributeError):
+            pass
+        return self._rebuild()
+
+    def _rebuild(self) -> list[dict[str, Any]]:
+        """The index made again from the records (it is only ever a cache of them)."""
+        entries = []
+        for path in sorted(self.dir.glob("dep_*.json")):
+            try:
+                entries.append(Deployment.from_dict(read_json(path)).summary())
+            except (ValueError, TypeError):
+                continue  # a foreign or damaged file is not a record; leave it be
+        return entries
+
+    def _write_index(self, entries: list[dict[str, Any]]) -> None:
+        write_json(self.index_path, {"version": INDEX_VERSION, "deployments": entries}, indent=None)
+
+    def rebuild_index(self) -> int:
+        """Rewrite the index from the records; returns how many records it holds."""
+        with FileLock(self._lock_path):
+            entries = self._rebuild()
+            self._write_index(entries)
+        return len(entries)

@@ -1,0 +1,172 @@
+"""Everything a command prints: one JSON object for programs, or short text for people.
+
+With ``--json`` stdout carries exactly one object, ``{"success": true, ...}`` or
+``{"success": false, "error", "code", "fix"}``, and nothing else: progress and build output
+go to stderr or nowhere. Without it, output is for people: aligned, coloured only on a
+terminal (``NO_COLOR`` is honoured), with progress bars only when stdout is a terminal.
+Every string passes through :mod:`devops_tasks.redaction` on its way out.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import IO, Any, Callable, Iterable, Mapping, Protocol
+
+from .errors import DevopsError
+from .redaction import redact, redact_data
+
+__all__ = ["Output", "Progress", "NullProgress", "HumanView"]
+
+HumanView = Callable[[Mapping[str, Any], "Output"], None]
+
+
+class Progress(Protocol):
+    """How long work reports itself; the engine never knows whether anyone is watching."""
+
+    def start(self, description: str, total: int) -> None: ...
+
+    def advance(self, amount: int = 1) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class NullProgress:
+    """Progress for nobody: JSON mode, pipes, CI logs."""
+
+    def start(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class _BarProgress:
+    """A rich progress bar on the terminal, started lazily for each phase."""
+
+    def __init__(self, console: Any) -> None:
+        self._console = console
+        self._bar: Any = None
+        self._task: Any = None
+
+    def start(self, description: str, total: int) -> None:
+        from rich.progress import Progress as RichProgress  # noqa: PLC0415
+
+        self.finish()
+        self._bar = RichProgress(console=self._console, transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(description, total=total or None)
+
+    def advance(self, amount: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, amount)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class Output:
+    """Where a command's results, steps and failures go, in JSON or for people."""
+
+    def __init__(self, json_mode: bool = False, stdout: IO[str] | None = None,
+                 stderr: IO[str] | None = None) -> None:
+        self.json_mode = json_mode
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self._console: Any = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return bool(getattr(self.stdout, "isatty", lambda: False)())
+
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console  # noqa: PLC0415 - rich costs ~40 ms; --list never pays it
+
+            # Off a terminal nobody resizes the window: never truncate ids in a pipe or log.
+            width = None if self.is_terminal else 200
+            self._console = Console(file=self.stdout, highlight=False, soft_wrap=True, width=width)
+        return self._console
+
+    # -- for people ------------------------------------------------------------------------
+
+    def step(self, message: str) -> None:
+        """A line about work in progress; silent in JSON mode."""
+        if not self.json_mode:
+            self.console.print(f"[dim]•[/dim] {_escape(redact(message))}")
+
+    def line(self, text: str = "", style: str | None = None) -> None:
+        self.console.print(_escape(redact(text)), style=style)
+
+    def fields(self, values: Mapping[str, Any]) -> None:
+        """``key  value`` lines, keys aligned, ``None`` values left out."""
+        shown = {k: v for k, v in values.items() if v is not None}
+        width = max((len(k) for k in shown), default=0)
+        for key, value in shown.items():
+            self.console.print(f"[bold]{key.ljust(width)}[/bold]  {_escape(redact(str(value)))}")
+
+    def table(self, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> None:
+        from rich.table import Table  # noqa: PLC0415
+
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for column in columns:
+            table.add_column(column, no_wrap=True)
+        for row in rows:
+            table.add_row(*(_escape(redact("" if row.get(c) is None else str(row.get(c))))
+                            for c in columns))
+        self.console.print(table)
+
+    def progress(self) -> Progress:
+        """A progress bar when a person watches a terminal, otherwise nothing."""
+        if self.json_mode or not self.is_terminal:
+            return NullProgress()
+        return _BarProgress(self.console)
+
+    # -- results ---------------------------------------------------------------------------
+
+    def success(self, payload: Mapping[str, Any], human: HumanView | None = None) -> None:
+        """Report a command's result: the JSON object, or the human view of it."""
+        if self.json_mode:
+            self._json({"success": True, **payload})
+        elif human is not None:
+            human(redact_data(dict(payload)), self)
+        else:
+            self.fields({k: v for k, v in payload.items() if not isinstance(v, (dict, list))})
+
+    def failure(self, error: DevopsError, debug: bool = False) -> None:
+        """Report a failure: the JSON object, or the message and fix on stderr."""
+        if debug:
+            self.stderr.write(redact("".join(traceback.format_exception(error))))
+        if self.json_mode:
+            self._json({"success": False, **error.to_dict()})
+            return
+        self.stderr.write(redact(f"Error [{error.code.value}]: {error.message}\n"))
+        for problem in error.details.get("problems", [])[1:]:
+            self.stderr.write(redact(f"  also: {_problem_text(problem)}\n"))
+        self.stderr.write(redact(f"Fix: {error.fix}\n"))
+
+    def _json(self, data: Mapping[str, Any]) -> None:
+        text = json.dumps(redact_data(data), ensure_ascii=False, default=str)
+        self.stdout.write(redact(text) + "\n")
+        self.stdout.flush()
+
+
+def _problem_text(problem: Mapping[str, Any]) -> str:
+    text = f"{problem.get('path') or '(top level)'}: {problem.get('message')}"
+    if problem.get("allowed") is not None:
+        text += f" (allowed: {', '.join(map(str, problem['allowed']))})"
+    return text
+
+
+def _escape(text: str) -> str:
+    """Text shown literally by rich, even when it contains ``[brackets]``."""
+    from rich.markup import escape  # noqa: PLC0415
+
+    return escape(text)

@@ -1,0 +1,39 @@
+"""The registry of deploy targets: the only place that maps a platform name to its code.
+
+Modules are imported only when their platform is used, so a target's SDK (boto3, the
+Google and Azure clients, paramiko) never slows down commands that do not need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DevopsError, ErrorCode
+from .base import DeployOutcome, Finding, Platform
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..project import Project
+
+__all__ = ["Platform", "Finding", "DeployOutcome", "AVAILABLE", "create"]
+
+#: name -> "module:Class", in the order ``devops --list`` shows them.
+AVAILABLE: dict[str, str] = {
+    "local": "devops_tasks.platforms.local:LocalPlatform",
+}
+
+
+def create(project: Project, settings: Settings, context: Any = None) -> Platform:
+    """The platform named by ``settings``, ready to use."""
+    name = settings.platform
+    if name not in AVAILABLE:
+        raise DevopsError(
+            ErrorCode.NOT_SUPPORTED,
+            f"Platform {name!r} is not available in this version of devops-tasks",
+            f"Use one of: {', '.join(AVAILABLE)} (set `platform` in .devops/config.json), "
+            "or upgrade devops-tasks.",
+        )
+    module_name, class_name = AVAILABLE[name].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(project, settings, context)

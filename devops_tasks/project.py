@@ -1,0 +1,88 @@
+"""Where a user's project lives and where this tool keeps its files inside it."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Project", "find_project", "actor"]
+
+STATE_DIR = ".devops"
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project root and the paths of everything devops-tasks keeps under ``.devops/``."""
+
+    root: Path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def config_path(self) -> Path:
+        return self.state_dir / "config.json"
+
+    @property
+    def deployments_dir(self) -> Path:
+        return self.state_dir / "deployments"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.state_dir / "locks"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.state_dir / "credentials.enc"
+
+    def resolve(self, path: str | os.PathLike[str]) -> Path:
+        """``path`` made absolute against the project root (absolute paths stay as they are)."""
+        return (self.root / path).resolve()
+
+    def deploy_lock_path(self, environment: str) -> Path:
+        """The lock that serialises deploys and rollbacks of one environment."""
+        return self.locks_dir / f"deploy-{environment}.lock"
+
+    def version(self) -> str | None:
+        """What is being deployed, as ``git describe`` says it; ``None`` outside a git repo."""
+        try:
+            described = subprocess.run(
+                ["git", "describe", "--tags", "--always", "--dirty"],
+                cwd=self.root,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if described.returncode != 0:
+            return None
+        return described.stdout.strip() or None
+
+
+def find_project(start: str | os.PathLike[str] | None = None) -> Project:
+    """The nearest directory at or above ``start`` holding ``.devops/config.json``.
+
+    Like git, this lets a command run from any subdirectory; with no config anywhere above,
+    the starting directory is the project (the built-in ``local`` target needs no config).
+    """
+    here = Path(start or os.getcwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / STATE_DIR / "config.json").is_file():
+            return Project(candidate)
+    return Project(here)
+
+
+def actor() -> str:
+    """Who is deploying, as ``user@host`` for the audit trail."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - no passwd entry in some containers
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"

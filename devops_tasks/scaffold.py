@@ -1,0 +1,72 @@
+"""``init``: a valid starting config from a template, and the right ``.gitignore`` lines."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigStore
+from .durable import atomic_write
+from .errors import DevopsError, ErrorCode
+from .project import Project
+
+__all__ = ["init_project", "template_names", "GITIGNORE_LINES"]
+
+#: What must never be committed: the encrypted secrets and the local target's releases.
+GITIGNORE_LINES = (".devops/credentials.enc", ".devops/local/", ".devops/locks/")
+
+
+def _templates_dir() -> Path:
+    """Templates ship inside the wheel; in a source checkout they sit at the repo top."""
+    packaged = Path(str(resources.files("devops_tasks"))) / "templates"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "templates"
+
+
+def template_names() -> list[str]:
+    return sorted(p.stem for p in _templates_dir().glob("*.json"))
+
+
+def init_project(project: Project, platform: str, environment: str | None = None,
+                 force: bool = False) -> dict[str, Any]:
+    """Write ``.devops/config.json`` for ``platform``; refuses to overwrite unless ``force``."""
+    store = ConfigStore(project)
+    if store.exists() and not force:
+        raise DevopsError(
+            ErrorCode.CONFIG_EXISTS,
+            f"{project.config_path} already exists",
+            "Keep it (see `devops config.show`), or pass --force to replace it.",
+        )
+    template = _templates_dir() / f"{platform}.json"
+    if not template.is_file():
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"No template for platform {platform!r}",
+            f"Choose one of: {', '.join(template_names())}.",
+        )
+    config = json.loads(template.read_text(encoding="utf-8"))
+    config["project"] = project.root.name
+    if environment:
+        config["environment"] = environment
+    store.write(config)
+    added = _ensure_gitignore(project.root / ".gitignore")
+    return {
+        "config": str(project.config_path),
+        "platform": platform,
+        "environment": config.get("environment", "production"),
+        "gitignore_added": added,
+        "next": f"devops deploy --dir {config.get('build', {}).get('dir', 'dist')}",
+    }
+
+
+def _ensure_gitignore(path: Path) -> list[str]:
+    """Append the lines ``.gitignore`` lacks; returns them (none when all were there)."""
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    present = {line.strip() for line in existing.splitlines()}
+    missing = [line for line in GITIGNORE_LINES if line not in present]
+    if missing:
+        separator = "" if not existing or existing.endswith("\n") else "\n"
+        block = "# devops-tasks: secrets and local releases\n" + "\n".join(missing) + "\n"
+        atomic_write(path, (existing + separator + block).encode("utf-8"))
+    return missing

@@ -1,0 +1,29 @@
+"""From an invoke ``Context`` and a task's flags to the library objects a task calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import ConfigStore, Settings
+from ..deployer import Deployer
+from ..output import Output
+from ..project import Project, find_project
+from ._command import option
+
+__all__ = ["project_for", "settings_for", "deployer_for"]
+
+
+def project_for(c: Any) -> Project:
+    return find_project(option(c, "project_dir"))
+
+
+def settings_for(c: Any, env: str | None, platform: str | None = None) -> Settings:
+    """Effective settings of ``--env`` (or ``devops.env``); ``platform`` forces a target."""
+    settings = ConfigStore(project_for(c)).settings(option(c, "env", env))
+    if platform and platform != settings.platform:
+        settings = Settings(settings.environment, {**settings.data, "platform": platform})
+    return settings
+
+
+def deployer_for(c: Any, out: Output, env: str | None, platform: str | None = None) -> Deployer:
+    return Deployer(project_for(c), settings_for(c, env, platform), c, out)

@@ -1,0 +1,60 @@
+"""``deploy``: ship the build directory; ``deploy`` alone uses the configured platform."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from invoke import Collection
+
+from ..output import Output
+from ..platforms import AVAILABLE
+from ._command import command
+from ._context import deployer_for
+
+HELP = {
+    "env": "Environment to deploy (default: `environment` in config, else production).",
+    "dir": "Directory to deploy (default: build.dir from config).",
+    "build": "Run build.command first.",
+}
+
+
+def show_deployment(result: Mapping[str, Any], out: Output) -> None:
+    out.line(f"{result['action'].capitalize()} {result['id']}: {result['status']}", style="bold green")
+    out.fields({
+        "environment": result["environment"],
+        "platform": result["platform"],
+        "release": result.get("release"),
+        "version": result.get("version"),
+        "url": result.get("url"),
+        "files": result.get("files_deployed"),
+        "bytes": result.get("bytes_uploaded"),
+        "duration": f"{result['duration_ms']} ms" if result.get("duration_ms") is not None else None,
+    })
+
+
+def _deploy(c: Any, out: Output, env: str | None, dir: str | None, build: bool,
+            platform: str | None) -> dict[str, Any]:
+    deployment = deployer_for(c, out, env, platform).deploy(build_dir=dir, build=build)
+    return deployment.result()
+
+
+@command(human=show_deployment, help=HELP)
+def configured(c, out, env=None, dir=None, build=False):  # type: ignore[no-untyped-def]
+    """Deploy to the platform configured for the environment."""
+    return _deploy(c, out, env, dir, build, None)
+
+
+def _platform_task(name: str) -> Any:
+    """``deploy.<name>``: one task per registered platform, all the same flow."""
+
+    def deploy_to(c, out, env=None, dir=None, build=False):  # type: ignore[no-untyped-def]
+        return _deploy(c, out, env, dir, build, name)
+
+    deploy_to.__doc__ = f"Deploy to the {name} target, whatever the config names."
+    return command(human=show_deployment, help=HELP, name=name)(deploy_to)
+
+
+ns = Collection("deploy")
+ns.add_task(configured, default=True)
+for _name in AVAILABLE:
+    ns.add_task(_platform_task(_name))

@@ -1,0 +1,116 @@
+"""Top-level tasks: init, build, status, history, logs, rollback."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..errors import DevopsError, ErrorCode
+from ..history import DeploymentHistory
+from ..output import Output
+from ..scaffold import init_project
+from ._command import command, option
+from ._context import deployer_for, project_for, settings_for
+from .deploy import show_deployment
+
+ENV_HELP = "Environment (default: `environment` in config, else production)."
+
+
+def _show_init(result: Mapping[str, Any], out: Output) -> None:
+    out.line(f"Created {result['config']} for {result['platform']} ({result['environment']}).",
+             style="bold green")
+    if result["gitignore_added"]:
+        out.line(f"Added to .gitignore: {', '.join(result['gitignore_added'])}")
+    out.line(f"Next: {result['next']}")
+
+
+@command(human=_show_init, help={
+    "platform": "Target platform (a template in templates/).",
+    "env": "Default environment written to the config (default production).",
+    "force": "Replace an existing .devops/config.json.",
+})
+def init(c, out, platform="local", env=None, force=False):  # type: ignore[no-untyped-def]
+    """Create .devops/config.json for a platform and protect secrets in .gitignore."""
+    return init_project(project_for(c), platform, env, force)
+
+
+@command(help={"env": ENV_HELP})
+def build(c, out, env=None):  # type: ignore[no-untyped-def]
+    """Run the configured build.command (streamed; its exit status is respected)."""
+    return deployer_for(c, out, env).build()
+
+
+def _show_status(result: Mapping[str, Any], out: Output) -> None:
+    deployment = result["deployment"] or {}
+    state = "in sync" if result["in_sync"] else "OUT OF SYNC with the records"
+    out.line(f"{result['environment']} ({result['platform']}): {state}",
+             style="bold green" if result["in_sync"] else "bold red")
+    out.fields({
+        "live release": result["live_release"] or "(nothing deployed)",
+        "deployment": deployment.get("id"),
+        "version": deployment.get("version"),
+        "deployed at": deployment.get("timestamp"),
+        "url": deployment.get("url"),
+        "in progress": result["in_progress"],
+    })
+
+
+@command(human=_show_status, help={"env": ENV_HELP})
+def status(c, out, env=None):  # type: ignore[no-untyped-def]
+    """Show what is live, what the records say should be, and whether they agree."""
+    return deployer_for(c, out, env).status()
+
+
+def _show_history(result: Mapping[str, Any], out: Output) -> None:
+    if not result["deployments"]:
+        out.line("No deployments yet. Run `devops deploy` to make the first one.")
+        return
+    out.table(result["deployments"],
+              ["id", "action", "environment", "platform", "status", "version", "timestamp"])
+
+
+@command(human=_show_history, help={
+    "env": "Only this environment.",
+    "platform": "Only this platform.",
+    "status": "Only this status (success, failed, rolled_back, in_progress, interrupted).",
+    "limit": "How many, newest first (default 20).",
+})
+def history(c, out, env=None, platform=None, status=None, limit=20):  # type: ignore[no-untyped-def]
+    """List deployments, newest first."""
+    entries = DeploymentHistory(project_for(c)).query(
+        environment=option(c, "env", env), platform=platform, status=status, limit=int(limit),
+    )
+    return {"count": len(entries), "deployments": entries}
+
+
+def _show_logs(result: Mapping[str, Any], out: Output) -> None:
+    out.line(f"{result['id']} ({result['status']})", style="bold")
+    for entry in result["log"]:
+        out.line(f"{entry['time']}  {entry['step']:<10} {entry['message']}")
+
+
+@command(human=_show_logs, help={
+    "id": "Deployment id (default: the latest of --env).",
+    "env": ENV_HELP,
+})
+def logs(c, out, id=None, env=None):  # type: ignore[no-untyped-def]
+    """Show the step-by-step log of a deployment."""
+    history = DeploymentHistory(project_for(c))
+    if id is None:
+        environment = settings_for(c, env).environment
+        latest = history.latest(environment=environment)
+        if latest is None:
+            raise DevopsError(ErrorCode.NOT_FOUND, f"No deployments of {environment} yet",
+                              "Deploy first with `devops deploy`, or pass --id.")
+        id = latest["id"]
+    record = history.get(id)
+    return {"id": record.id, "status": record.status.value, "error": record.error,
+            "log": record.to_dict()["log"]}
+
+
+@command(human=show_deployment, help={
+    "env": ENV_HELP,
+    "to": "Deployment id to make live (default: the previous good one).",
+})
+def rollback(c, out, env=None, to=None):  # type: ignore[no-untyped-def]
+    """Make the previous good release live again."""
+    return deployer_for(c, out, env).rollback(to).result()
