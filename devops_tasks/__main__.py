@@ -1,0 +1,5 @@
+"""``python -m devops_tasks``: the ``devops`` program."""
+
+from .cli import main
+
+main()

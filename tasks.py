@@ -1,0 +1,62 @@
+"""This repository's own tasks: the devops namespace, plus `test` and `demo` for contributors.
+
+`invoke --list` shows every devops task (`invoke deploy.local --env production` works
+here as in any project), and two more:
+
+    invoke demo   # a real deploy → status → rollback on the local target, no account needed
+    invoke test   # the whole test suite with coverage (what .ci/run runs)
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from invoke import task
+
+from devops_tasks import build_namespace
+
+HERE = Path(__file__).resolve().parent
+DEMO_DIR = HERE / ".demo"
+
+
+@task(help={"pytest_args": "Extra arguments for pytest, e.g. '-k history -x'."})
+def test(c, pytest_args=""):
+    """Run the whole test suite with coverage of devops_tasks."""
+    c.run(f"{sys.executable} -m pytest {pytest_args}", pty=False)
+
+
+@task
+def demo(c):
+    """Deploy examples/site twice on the local target, roll back, and show each step."""
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    shutil.copytree(HERE / "examples" / "site", DEMO_DIR)
+    page = DEMO_DIR / "public" / "index.html"
+    devops = f"{sys.executable} -m devops_tasks"
+    steps = [
+        "init --platform local",
+        "config.set build.dir public",
+        "deploy",
+        ("edit", "v1", "v2"),
+        "deploy",
+        "status",
+        "rollback",
+        "status",
+        "history",
+    ]
+    with c.cd(str(DEMO_DIR)):
+        for step in steps:
+            if isinstance(step, tuple):
+                _, old, new = step
+                page.write_text(page.read_text().replace(old, new))
+                print(f"\n$ (edit public/index.html: {old} -> {new})")
+                continue
+            print(f"\n$ devops {step}")
+            c.run(f"{devops} {step}", pty=False)
+    print(f"\nDone. Look around in {DEMO_DIR}/.devops (records, releases, the current link).")
+
+
+ns = build_namespace()
+ns.add_task(test)
+ns.add_task(demo)

@@ -1,0 +1,46 @@
+"""Shared fixtures: throwaway projects with a small site, and ways to run the CLI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from helpers import CliResult, write_site
+from invoke import Program
+
+from devops_tasks import __version__, build_namespace
+from devops_tasks.cli import DevopsConfig
+from devops_tasks.project import Project
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """An empty project directory (the current directory for the test) with a site in dist/."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    write_site(root / "dist")
+    monkeypatch.chdir(root)
+    for name in list(os.environ):
+        if name.startswith("DEVOPS"):
+            monkeypatch.delenv(name)
+    return Project(root)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run ``devops ARGS...`` in this process; returns exit code, stdout and stderr."""
+
+    def run(*args: str) -> CliResult:
+        program = Program(name="devops", binary="devops", version=__version__,
+                          namespace=build_namespace(), config_class=DevopsConfig)
+        capsys.readouterr()
+        try:
+            program.run(["devops", *args])
+            code = 0
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
