@@ -1,0 +1,100 @@
+"""The three ways in: the repo's tasks.py, the `devops` program, and a mounted collection."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from helpers import REPO, run_devops, write_site
+
+NAMESPACES = ("deploy.local", "config.set", "infra.show", "init", "build", "status",
+              "history", "logs", "rollback")
+HEAVY_MODULES = ("boto3", "botocore", "google.cloud", "azure", "paramiko", "fabric",
+                 "jsonschema", "requests", "rich")
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_invoke_list_in_the_repo_shows_every_namespace():
+    listing = _run([sys.executable, "-m", "invoke", "--list"], REPO).stdout
+    for name in (*NAMESPACES, "test", "demo"):
+        assert name in listing
+
+
+def test_devops_program_lists_every_namespace_without_a_tasks_file(tmp_path):
+    listing = run_devops("--list", cwd=tmp_path).stdout
+    for name in NAMESPACES:
+        assert name in listing
+
+
+def test_devops_program_reports_its_version(tmp_path):
+    from devops_tasks import __version__
+
+    assert __version__ in run_devops("--version", cwd=tmp_path).stdout
+
+
+def test_a_users_tasks_file_can_mount_the_collection_under_another_name(tmp_path):
+    (tmp_path / "tasks.py").write_text(textwrap.dedent("""
+        from invoke import Collection, task
+        import devops_tasks
+
+        @task
+        def hello(c):
+            print("hello")
+
+        ns = Collection(hello)
+        ns.add_collection(devops_tasks.namespace, "ops")
+    """))
+    write_site(tmp_path / "dist")
+    result = _run([sys.executable, "-m", "invoke", "ops.deploy.local", "--json"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "success"
+    assert (tmp_path / ".devops" / "local" / "production" / "current").is_symlink()
+
+
+def test_a_mounting_project_overrides_defaults_through_its_own_config(tmp_path):
+    (tmp_path / "tasks.py").write_text(
+        "from invoke import Collection\nimport devops_tasks\n"
+        "ns = Collection()\nns.add_collection(devops_tasks.namespace, 'ops')\n"
+    )
+    (tmp_path / "invoke.yaml").write_text("devops:\n  env: staging\n  json: true\n")
+    write_site(tmp_path / "dist")
+    result = _run([sys.executable, "-m", "invoke", "ops.deploy.local"], tmp_path)
+    assert json.loads(result.stdout)["environment"] == "staging"
+
+
+def test_listing_tasks_imports_no_sdk_or_heavy_library():
+    probe = textwrap.dedent(f"""
+        import sys
+        from invoke.main import program
+        program.run(["invoke", "--list"], exit=False)
+        heavy = [m for m in sys.modules if m.split(".")[0] in {HEAVY_MODULES!r}
+                 or m.startswith("google.cloud")]
+        print("HEAVY=" + ",".join(sorted(heavy)))
+    """)
+    output = _run([sys.executable, "-c", probe], REPO).stdout
+    assert output.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_a_local_deploy_imports_no_cloud_sdk(tmp_path):
+    write_site(tmp_path / "dist")
+    probe = textwrap.dedent("""
+        import sys
+        from devops_tasks.cli import program
+        try:
+            program.run(["devops", "deploy.local", "--json"])
+        except SystemExit:
+            pass
+        cloud = [m for m in sys.modules if m.split(".")[0] in ("boto3", "azure", "paramiko")
+                 or m.startswith("google.cloud")]
+        sys.stderr.write("CLOUD=" + ",".join(cloud))
+    """)
+    result = _run([sys.executable, "-c", probe], tmp_path)
+    assert json.loads(result.stdout)["success"] is True
+    assert result.stderr.strip().endswith("CLOUD=")
