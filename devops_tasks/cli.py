@@ -6,12 +6,14 @@ invoke; ``DEVOPS_*`` environment variables map onto that config the invoke way.
 
 from __future__ import annotations
 
-from invoke import Config, Program
+from invoke import Config, Exit, ParseError, Program
 
 from . import __version__
+from .errors import DevopsError, ErrorCode
+from .output import Output
 from .tasks import namespace
 
-__all__ = ["program", "main", "DevopsConfig"]
+__all__ = ["program", "main", "DevopsConfig", "DevopsProgram"]
 
 
 class DevopsConfig(Config):
@@ -21,7 +23,23 @@ class DevopsConfig(Config):
     env_prefix = "DEVOPS"
 
 
-program = Program(
+class DevopsProgram(Program):
+    """Invoke's ``Program``, except that with ``--json`` even a bad flag answers in JSON."""
+
+    def parse_tasks(self) -> None:
+        try:
+            super().parse_tasks()
+        except ParseError as error:
+            if "--json" not in self.argv:
+                raise
+            Output(json_mode=True).failure(DevopsError(
+                ErrorCode.INVALID_ARGUMENT, str(error),
+                "Run `devops --list`, or `devops --help <task>` for a task's flags.",
+            ))
+            raise Exit(code=1) from None
+
+
+program = DevopsProgram(
     name="devops",
     binary="devops",
     version=__version__,

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 from helpers import CliResult, write_site
-from invoke import Program
 
 from devops_tasks import __version__, build_namespace
-from devops_tasks.cli import DevopsConfig
+from devops_tasks.cli import DevopsConfig, DevopsProgram
 from devops_tasks.project import Project
 
 
@@ -32,7 +31,7 @@ def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     """Run ``devops ARGS...`` in this process; returns exit code, stdout and stderr."""
 
     def run(*args: str) -> CliResult:
-        program = Program(name="devops", binary="devops", version=__version__,
+        program = DevopsProgram(name="devops", binary="devops", version=__version__,
                           namespace=build_namespace(), config_class=DevopsConfig)
         capsys.readouterr()
         try:

@@ -228,7 +228,7 @@ _opened: list[str] | None = None
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if _opened is not None and event in ("open", "os.listdir", "os.scandir", "os.stat"):
+    if _opened is not None and event in ("open", "os.listdir", "os.scandir"):
         _opened.append(f"{event} {args[0]!r}")
 
 

@@ -98,3 +98,14 @@ def test_a_local_deploy_imports_no_cloud_sdk(tmp_path):
     result = _run([sys.executable, "-c", probe], tmp_path)
     assert json.loads(result.stdout)["success"] is True
     assert result.stderr.strip().endswith("CLOUD=")
+
+
+def test_devops_answers_a_bad_flag_in_json_when_json_was_asked_for(tmp_path):
+    result = run_devops("deploy.local", "--bogus", "--json", cwd=tmp_path)
+    assert result.exit_code == 1
+    assert result.json["code"] == "INVALID_ARGUMENT" and "--bogus" in result.json["error"]
+
+
+def test_devops_answers_an_unknown_task_in_plain_text_without_json(tmp_path):
+    result = run_devops("deploy.nowhere", cwd=tmp_path)
+    assert result.exit_code == 1 and result.stdout == "" and "deploy.nowhere" in result.stderr

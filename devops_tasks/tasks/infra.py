@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from invoke import Collection
 
+from ..output import Output
 from ..platforms import create
 from ._command import command
 from ._context import project_for, settings_for
@@ -13,17 +14,22 @@ from ._context import project_for, settings_for
 ENV_HELP = "Environment (default: `environment` in config, else production)."
 
 
+def _show_infra(result: Mapping[str, Any], out: Output) -> None:
+    out.fields({key: ", ".join(value) if isinstance(value, list) else value
+                for key, value in result["infra"].items()})
+
+
 def _platform(c: Any, env: str | None) -> Any:
     return create(project_for(c), settings_for(c, env), c)
 
 
-@command(help={"env": ENV_HELP})
+@command(human=_show_infra, help={"env": ENV_HELP})
 def show(c, out, env=None):  # type: ignore[no-untyped-def]
     """Describe the environment's target (paths, ids, releases)."""
     return {"infra": _platform(c, env).describe()}
 
 
-@command(help={"env": ENV_HELP})
+@command(human=_show_infra, help={"env": ENV_HELP})
 def up(c, out, env=None):  # type: ignore[no-untyped-def]
     """Create what the environment's target needs; safe to run again."""
     return {"infra": _platform(c, env).provision()}

@@ -1,0 +1,124 @@
+"""What people see without --json: short, aligned text; progress bars only on a terminal."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from devops_tasks.errors import DevopsError, ErrorCode
+from devops_tasks.output import NullProgress, Output
+from helpers import write_site
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_init_tells_what_it_created_and_the_next_command(project, cli):
+    out = cli("init").stdout
+    assert "Created" in out and "Next: devops deploy --dir dist" in out
+    assert ".devops/credentials.enc" in out
+
+
+def test_status_before_any_deploy_says_nothing_is_deployed(project, cli):
+    assert "(nothing deployed)" in cli("status").stdout
+
+
+def test_status_out_of_sync_is_called_out(project, cli):
+    cli("deploy", "--json")
+    (project.state_dir / "local/production/current").unlink()
+    assert "OUT OF SYNC" in cli("status").stdout
+
+
+def test_history_table_lists_full_ids(project, cli):
+    deployment_id = cli("deploy", "--json").json["id"]
+    out = cli("history").stdout
+    assert deployment_id in out and "status" in out.splitlines()[0]
+
+
+def test_history_when_empty_says_how_to_start(project, cli):
+    assert "No deployments yet" in cli("history").stdout
+
+
+def test_logs_show_one_line_per_step(project, cli):
+    cli("deploy", "--json")
+    lines = cli("logs").stdout.splitlines()
+    assert "(success)" in lines[0] and any("activate" in line for line in lines[1:])
+
+
+def test_rollback_prints_what_is_live_again(project, cli):
+    first = cli("deploy", "--json").json["id"]
+    write_site(Path("dist"), "v2")
+    cli("deploy", "--json")
+    out = cli("rollback").stdout
+    assert "Rollback" in out and first in out
+
+
+def test_config_views_print_json_people_can_paste(project, cli):
+    cli("init")
+    assert json.loads(cli("config.show").stdout)["platform"] == "local"
+    assert json.loads(cli("config.get", "deployment.keep_releases").stdout) == 5
+    assert json.loads(cli("config.export").stdout)["version"] == 1
+    assert "deployment.keep_releases = 4" in cli("config.set", "deployment.keep_releases", "4").stdout
+    assert "is valid" in cli("config.validate").stdout
+
+
+def test_config_export_to_a_file_says_where(project, cli, tmp_path):
+    cli("init")
+    assert "Wrote" in cli("config.export", "--output", str(tmp_path / "c.json")).stdout
+
+
+def test_infra_show_lists_the_target_fields(project, cli):
+    cli("deploy", "--json")
+    out = cli("infra.show").stdout
+    assert "platform" in out and "local" in out and "releases" in out
+
+
+def test_build_prints_the_command_and_its_duration(project, cli):
+    cli("init")
+    cli("config.set", "build.command", "true")
+    out = cli("build").stdout
+    assert "command" in out and "duration_ms" in out
+
+
+def test_config_errors_list_every_problem_with_also_lines(project, cli):
+    project.state_dir.mkdir()
+    project.config_path.write_text(json.dumps(
+        {"version": 1, "platform": "mars", "deployment": {"strategy": "yolo"}}))
+    err = cli("status").stderr
+    assert "Error [CONFIG_INVALID]" in err and "also:" in err and "allowed:" in err
+
+
+def test_progress_is_a_bar_on_a_terminal_and_nothing_elsewhere():
+    terminal = _Terminal()
+    bar = Output(stdout=terminal).progress()
+    bar.start("Packing files", total=10)
+    bar.advance(10)
+    bar.finish()
+    assert "Packing files" in terminal.getvalue()
+    assert isinstance(Output(stdout=io.StringIO()).progress(), NullProgress)
+    assert isinstance(Output(json_mode=True, stdout=terminal).progress(), NullProgress)
+
+
+def test_human_failure_with_debug_prints_the_traceback():
+    err = io.StringIO()
+    try:
+        raise DevopsError(ErrorCode.NOT_FOUND, "no such thing", "look elsewhere")
+    except DevopsError as error:
+        Output(stderr=err, stdout=io.StringIO()).failure(error, debug=True)
+    assert "Traceback" in err.getvalue() and "Fix: look elsewhere" in err.getvalue()
+
+
+def test_fields_leave_out_empty_values_and_align_keys():
+    stream = io.StringIO()
+    Output(stdout=stream).fields({"a": 1, "long key": "x", "none": None})
+    lines = stream.getvalue().splitlines()
+    assert lines == ["a         1", "long key  x"]
+
+
+def test_markup_in_values_is_shown_literally():
+    stream = io.StringIO()
+    Output(stdout=stream).line("[bold]not markup[/bold]")
+    assert stream.getvalue().strip() == "[bold]not markup[/bold]"
