@@ -9,6 +9,7 @@ lose a record or corrupt the index. The index can always be rebuilt from the rec
 from __future__ import annotations
 
 import enum
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
 __all__ = ["Status", "Deployment", "DeploymentHistory", "new_deployment_id"]
 
 INDEX_VERSION = 1
+_ID_PATTERN = re.compile(r"dep_[0-9]+_[0-9a-f]+", re.ASCII)
+# Fields that identify a record: never masked, or a secret that happens to occur inside an
+# id would break the link between a record, its index entry and its release.
+_IDENTITY_FIELDS = ("id", "timestamp", "status", "action", "environment", "platform",
+                    "release", "rollback_of")
 # The summary fields copied into the index; everything a query filters or a table shows.
 INDEX_FIELDS = (
     "id", "action", "timestamp", "platform", "environment", "status", "version",
@@ -79,9 +85,12 @@ class Deployment:
         self.log.append({"time": _now(), "step": step, "message": redact(message)})
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data, every free-text value with secrets masked."""
         data = asdict(self)
         data["status"] = self.status.value
-        return redact_data(data)
+        masked = redact_data(data)
+        masked.update({key: data[key] for key in _IDENTITY_FIELDS})
+        return masked
 
     def result(self) -> dict[str, Any]:
         """The record without its step log: what a deploy command reports (see ``logs``)."""
@@ -149,7 +158,7 @@ class DeploymentHistory:
         path = self._record_path(deployment_id)
         try:
             deployment = Deployment.from_dict(read_json(path))
-        except (FileNotFoundError, ValueError):
+        except (OSError, ValueError, TypeError, AttributeError):
             raise DevopsError(
                 ErrorCode.NOT_FOUND,
                 f"No deployment record {deployment_id!r}",
@@ -193,7 +202,7 @@ class DeploymentHistory:
     # -- internals -------------------------------------------------------------------------
 
     def _record_path(self, deployment_id: str) -> Path:
-        if not deployment_id.replace("_", "").isalnum():
+        if not _ID_PATTERN.fullmatch(deployment_id):
             raise DevopsError(
                 ErrorCode.INVALID_ARGUMENT,
                 f"{deployment_id!r} is not a deployment id",
@@ -214,18 +223,34 @@ class DeploymentHistory:
         return status
 
     def _entries(self) -> list[dict[str, Any]]:
-        if not self.index_path.exists() and not self.dir.exists():
-            return []
-        return self._load_index()
+        """The index for reading; a missing or damaged one is rebuilt and saved first."""
+        entries = self._read_index()
+        if entries is None:
+            if not self.dir.exists():
+                return []
+            self.rebuild_index()
+            entries = self._read_index() or []
+        return entries
 
     def _load_index(self) -> list[dict[str, Any]]:
+        """The index for a writer that already holds the history lock."""
+        entries = self._read_index()
+        return self._rebuild() if entries is None else entries
+
+    def _read_index(self) -> list[dict[str, Any]] | None:
+        """The index entries, or ``None`` when the file is missing, damaged or foreign."""
         try:
             index = read_json(self.index_path)
-            if index.get("version") == INDEX_VERSION:
-                return list(index["deployments"])
-        except (FileNotFoundError, ValueError, KeyError, AttributeError):
-            pass
-        return self._rebuild()
+        except (OSError, ValueError):
+            return None
+        if not isinstance(index, dict) or index.get("version") != INDEX_VERSION:
+            return None
+        entries = index.get("deployments")
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and set(INDEX_FIELDS) <= e.keys() for e in entries
+        ):
+            return None
+        return entries
 
     def _rebuild(self) -> list[dict[str, Any]]:
         """The index made again from the records (it is only ever a cache of them)."""
@@ -233,7 +258,7 @@ class DeploymentHistory:
         for path in sorted(self.dir.glob("dep_*.json")):
             try:
                 entries.append(Deployment.from_dict(read_json(path)).summary())
-            except (ValueError, TypeError):
+            except (OSError, ValueError, TypeError, AttributeError):
                 continue  # a foreign or damaged file is not a record; leave it be
         return entries
 

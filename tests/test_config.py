@@ -181,7 +181,9 @@ def test_read_of_an_unknown_nested_key_names_its_full_dotted_path(project: Proje
 def test_read_of_a_bad_value_inside_an_environment_override_names_its_path(
     project: Project,
 ) -> None:
-    write_config(project, {**MINIMAL, "environments": {"staging": {"deployment": {"strategy": "fast"}}}})
+    write_config(project, {
+        **MINIMAL, "environments": {"staging": {"deployment": {"strategy": "fast"}}},
+    })
 
     with pytest.raises(DevopsError) as caught:
         store_for(project).read()

@@ -362,7 +362,7 @@ def test_a_failed_acquire_does_not_disturb_the_holder(tmp_path: Path) -> None:
         assert path.read_text(encoding="utf-8") == "holder"
 
 
-# --------------------------------------------------------------------------- FileLock, two processes
+# ----------------------------------------------------------------------- FileLock, two processes
 
 HOLDER_SCRIPT = textwrap.dedent(
     """

@@ -136,7 +136,9 @@ def test_default_ignore_matches_whole_path_components_only() -> None:
 
 
 def test_scan_applies_a_custom_ignore_rule_to_posix_relative_paths(tmp_path: Path) -> None:
-    root = make_files(tmp_path / "dist", {"app.js": "x", "app.js.map": "x", "js/vendor.js.map": "x"})
+    root = make_files(tmp_path / "dist", {
+        "app.js": "x", "app.js.map": "x", "js/vendor.js.map": "x",
+    })
     seen: list[str] = []
 
     def ignore_maps(relative: str) -> bool:
@@ -222,6 +224,37 @@ def test_a_link_to_a_directory_outside_the_build_dir_is_refused(tmp_path: Path) 
 
     assert caught.value.code is ErrorCode.VALIDATION_FAILED
     assert "assets/keys" in caught.value.message
+
+
+def test_a_link_to_an_outside_directory_is_refused_before_anything_in_it_is_read(
+    tmp_path: Path,
+) -> None:
+    make_files(tmp_path / "home", {"notes/todo.txt": "x", ".ssh/id_rsa": "x"})
+    root = make_files(tmp_path / "dist", {"index.html": "x"})
+    (root / "home").symlink_to(tmp_path / "home", target_is_directory=True)
+    seen: list[str] = []
+
+    def recording_ignore(relative: str) -> bool:
+        seen.append(relative)
+        return False
+
+    with pytest.raises(DevopsError) as caught:
+        SiteFiles.scan(root, ignore=recording_ignore)
+
+    assert caught.value.code is ErrorCode.VALIDATION_FAILED
+    assert not [p for p in seen if p.startswith("home/")]
+
+
+def test_a_link_to_an_empty_directory_outside_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    root = make_files(tmp_path / "dist", {"index.html": "x"})
+    (root / "uploads").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+
+    with pytest.raises(DevopsError) as caught:
+        SiteFiles.scan(root)
+
+    assert caught.value.code is ErrorCode.VALIDATION_FAILED
+    assert "uploads" in caught.value.message
 
 
 def test_a_link_to_a_sibling_whose_name_starts_like_the_build_dir_is_refused(
@@ -340,7 +373,9 @@ def site_file(tmp_path: Path, name: str, content: bytes) -> SiteFile:
 def test_digest_defaults_to_sha256_of_the_content(tmp_path: Path) -> None:
     content = b"<h1>hello</h1>\n"
 
-    assert site_file(tmp_path, "index.html", content).digest() == hashlib.sha256(content).hexdigest()
+    digest = site_file(tmp_path, "index.html", content).digest()
+
+    assert digest == hashlib.sha256(content).hexdigest()
 
 
 def test_digest_with_sha1_matches_hashlib(tmp_path: Path) -> None:
