@@ -52,7 +52,8 @@ def _fsync_directory(directory: Path) -> None:
 def write_json(path: Path, data: Any, mode: int = 0o644, indent: int | None = 2) -> None:
     """Atomically write ``data`` as JSON (indented for people unless ``indent=None``)."""
     separators = None if indent else (",", ":")
-    text = json.dumps(data, indent=indent, separators=separators, ensure_ascii=False) + "\n"
+    text = json.dumps(data, indent=indent, separators=separators, ensure_ascii=False,
+                      allow_nan=False) + "\n"
     atomic_write(path, text.encode("utf-8"), mode)
 
 

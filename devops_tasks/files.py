@@ -90,6 +90,9 @@ class SiteFiles:
 
     @staticmethod
     def _walk(root: Path, ignore: IgnoreRule) -> Iterator[SiteFile]:
+        # The real paths from the root down to each directory: a link back to any of them
+        # is a loop that would repeat the same files forever.
+        ancestors: dict[str, frozenset[str]] = {str(root): frozenset({str(root)})}
         for directory, subdirs, names in os.walk(root, followlinks=True):
             base = Path(directory)
             relative_dir = base.relative_to(root).as_posix()
@@ -97,6 +100,14 @@ class SiteFiles:
             subdirs[:] = sorted(d for d in subdirs if not ignore(prefix + d))
             for name in subdirs:
                 _refuse_escape(root, base / name, prefix + name)
+                real = os.path.realpath(base / name)
+                if real in ancestors[directory]:
+                    raise DevopsError(
+                        ErrorCode.VALIDATION_FAILED,
+                        f"{prefix + name} is a link loop (it points back to {real})",
+                        "Remove the link from the build output, or replace it with a copy.",
+                    )
+                ancestors[os.path.join(directory, name)] = ancestors[directory] | {real}
             for name in names:
                 relative = prefix + name
                 if ignore(relative):

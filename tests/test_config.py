@@ -423,8 +423,6 @@ def test_set_on_a_broken_file_raises_config_invalid_and_does_not_repair_it(
     assert project.config_path.read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="bug: set accepts NaN for a number setting and writes "
-                   "non-standard JSON (NaN) into config.json")
 def test_set_refuses_nan_for_a_number_setting_and_leaves_file_unchanged(
     configured: Project,
 ) -> None:
@@ -437,9 +435,6 @@ def test_set_refuses_nan_for_a_number_setting_and_leaves_file_unchanged(
     assert configured.config_path.read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="bug: write() validates each environment with the "
-                   "process's DEVOPS__* overrides, so a stray CI variable blocks editing a "
-                   "valid file (only when the file has an environments section)")
 def test_set_of_a_valid_file_edit_does_not_depend_on_devops_environment_variables(
     project: Project,
 ) -> None:
@@ -671,8 +666,6 @@ def test_environment_variable_naming_an_unknown_setting_raises_config_invalid(
     assert caught.value.details["problems"][0]["path"] == "deployment.colour"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a DEVOPS__X=scalar plus DEVOPS__X__Y=... pair "
-                   "crashes with TypeError instead of raising CONFIG_INVALID")
 def test_conflicting_environment_variables_raise_config_invalid_not_a_crash(
     project: Project,
 ) -> None:
@@ -684,8 +677,6 @@ def test_conflicting_environment_variables_raise_config_invalid_not_a_crash(
     assert caught.value.code is ErrorCode.CONFIG_INVALID
 
 
-@pytest.mark.xfail(strict=True, reason="bug: DEVOPS__* values are JSON-typed with no fallback "
-                   "to the text where the schema wants a string (set() has that fallback)")
 def test_environment_variable_keeps_numeric_text_where_the_schema_wants_a_string(
     project: Project,
 ) -> None:

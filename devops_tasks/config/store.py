@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..durable import FileLock, write_json
 from ..errors import DevopsError, ErrorCode
@@ -101,11 +101,18 @@ class Settings:
 
 
 def parse_value(text: str) -> Any:
-    """A command-line or environment value, typed: JSON when it parses, else the string."""
+    """A command-line or environment value, typed: JSON when it parses, else the string.
+
+    ``NaN`` and ``Infinity`` stay text: they are not JSON, and no setting wants them.
+    """
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
     except ValueError:
         return text
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -250,7 +257,8 @@ class ConfigStore:
         """Check ``data`` in full, then replace the file atomically under the config lock."""
         self.check(data, "new config")
         for name in self.environment_names(data):
-            self.settings(name, data)  # every environment must still merge into valid settings
+            # every environment must still merge into valid settings (the file alone counts)
+            self.settings(name, data, use_environ=False)
         with FileLock(self.project.locks_dir / "config.lock"):
             write_json(self.path, data)
 
@@ -258,18 +266,24 @@ class ConfigStore:
     def environment_names(data: Mapping[str, Any]) -> list[str]:
         return sorted(data.get("environments", {}))
 
-    def settings(self, environment: str | None = None, data: dict[str, Any] | None = None) -> Settings:
+    def settings(self, environment: str | None = None, data: dict[str, Any] | None = None,
+                 *, use_environ: bool = True) -> Settings:
         """Effective settings for ``environment``: defaults < file < environments.<env> < env vars.
 
         With no config file at all, the built-in defaults (the ``local`` target) apply.
+        ``use_environ=False`` leaves the ``DEVOPS__*`` variables out (to judge the file alone).
         """
         if data is None:
             data = self.read() if self.exists() else {"version": 1, "platform": "local"}
-        name = environment or data.get("environment") or DEFAULT_ENVIRONMENT
+        overrides = self._environment_overrides() if use_environ else []
+        named = [raw for _, parts, raw in overrides if parts == ["environment"]]
+        name = environment or (named[0] if named else None) or data.get("environment") \
+            or DEFAULT_ENVIRONMENT
         base = {k: v for k, v in data.items() if k not in ("environments", "version", "project")}
         merged = deep_merge(DEFAULTS, base)
         merged = deep_merge(merged, data.get("environments", {}).get(name, {}))
-        merged = deep_merge(merged, self._environment_overrides())
+        for variable, parts, raw in overrides:
+            merged = _override(merged, variable, parts, raw)
         merged["environment"] = name
         problems = schema_problems({"version": 1, **merged})
         if problems:
@@ -283,18 +297,13 @@ class ConfigStore:
             merged["project"] = data["project"]
         return Settings(name, merged)
 
-    def _environment_overrides(self) -> dict[str, Any]:
-        """``DEVOPS__DEPLOYMENT__KEEP_RELEASES=3`` → ``{"deployment": {"keep_releases": 3}}``."""
-        overrides: dict[str, Any] = {}
-        for name, raw in sorted(self.environ.items()):
-            if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
-                continue
-            parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
-            node = overrides
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = parse_value(raw)
-        return overrides
+    def _environment_overrides(self) -> list[tuple[str, list[str], str]]:
+        """``DEVOPS__DEPLOYMENT__KEEP_RELEASES=3`` → ``("DEVOPS__…", ["deployment", "keep_releases"], "3")``."""
+        return [
+            (name, [p.lower() for p in name[len(ENV_PREFIX):].split("__")], raw)
+            for name, raw in sorted(self.environ.items())
+            if name.startswith(ENV_PREFIX) and name != ENV_PREFIX
+        ]
 
     def set(self, key: str, raw: str, environment: str | None = None) -> Any:
         """Set dotted ``key`` to ``raw`` (typed, see :func:`parse_value`) and write the file.
@@ -310,14 +319,36 @@ class ConfigStore:
                 "Name a setting like deployment.keep_releases or build.dir.",
             )
         parts = (["environments", environment] if environment else []) + key.split(".")
-        value = parse_value(raw)
-        candidate = _with_value(data, parts, value)
-        if value != raw and schema_problems(candidate) and not schema_problems(
-            _with_value(data, parts, raw)
-        ):
-            value, candidate = raw, _with_value(data, parts, raw)  # the schema wants the text
-        self.write(candidate)
+        value = _typed(raw, lambda v: _with_value(data, parts, v))
+        self.write(_with_value(data, parts, value))
         return value
+
+
+def _typed(raw: str, candidate: Callable[[Any], dict[str, Any]]) -> Any:
+    """``raw`` typed by :func:`parse_value`, unless the schema accepts only the text.
+
+    ``candidate(value)`` is the whole config with the value in place; ``project`` set to
+    ``2024`` stays the text "2024" because the schema wants a string there.
+    """
+    value = parse_value(raw)
+    if value != raw and schema_problems(candidate(value)) and not schema_problems(candidate(raw)):
+        return raw
+    return value
+
+
+def _override(merged: dict[str, Any], variable: str, parts: list[str], raw: str) -> dict[str, Any]:
+    """``merged`` with one environment variable's value laid at ``parts``."""
+    node: Any = merged
+    for depth, part in enumerate(parts[:-1]):
+        node = node.get(part, {})
+        if not isinstance(node, dict):
+            path = ".".join(parts[: depth + 1])
+            raise _invalid(
+                [Problem(path, f"is not an object, so {variable} cannot set a key inside it", node)],
+                f"environment variable {variable}",
+                f"Unset the variable that sets {path} to a single value, or {variable}.",
+            )
+    return _with_value(merged, parts, _typed(raw, lambda v: {"version": 1, **_with_value(merged, parts, v)}))
 
 
 def _with_value(data: dict[str, Any], parts: list[str], value: Any) -> dict[str, Any]:
