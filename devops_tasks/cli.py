@@ -26,6 +26,13 @@ class DevopsConfig(Config):
 class DevopsProgram(Program):
     """Invoke's ``Program``, except that with ``--json`` even a bad flag answers in JSON."""
 
+    def update_config(self, merge: bool = True) -> None:
+        """Also hand the text after ``--`` to tasks, as ``devops.remainder`` (secrets.exec)."""
+        super().update_config(merge=False)
+        overrides = dict(self.config._overrides)
+        overrides["devops"] = {**overrides.get("devops", {}), "remainder": self.core.remainder}
+        self.config.load_overrides(overrides, merge=merge)
+
     def parse_tasks(self) -> None:
         try:
             super().parse_tasks()

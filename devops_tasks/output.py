@@ -105,6 +105,15 @@ class Output:
     def line(self, text: str = "", style: str | None = None) -> None:
         self.console.print(_escape(redact(text)), style=style)
 
+    def raw(self, text: str) -> None:
+        """Text exactly as given (masked unless Revealed): for output meant for other programs."""
+        self.stdout.write(redact(text))
+        self.stdout.flush()
+
+    def warn(self, text: str) -> None:
+        """A warning for people, on stderr (also in JSON mode: stdout stays one object)."""
+        self.stderr.write(redact(f"warning: {text}\n"))
+
     def fields(self, values: Mapping[str, Any]) -> None:
         """``key  value`` lines, keys aligned, ``None`` values left out."""
         shown = {k: v for k, v in values.items() if v is not None}
@@ -153,8 +162,10 @@ class Output:
         self.stderr.write(redact(f"Fix: {error.fix}\n"))
 
     def _json(self, data: Mapping[str, Any]) -> None:
-        text = json.dumps(redact_data(data), ensure_ascii=False, default=str)
-        self.stdout.write(redact(text) + "\n")
+        # Every string is masked on its own, so a value the user asked to see (Revealed)
+        # is the only one that can come through.
+        text = json.dumps(redact_data(data), ensure_ascii=False, default=lambda o: redact(str(o)))
+        self.stdout.write(text + "\n")
         self.stdout.flush()
 
 

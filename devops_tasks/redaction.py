@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["register_secret", "redact", "redact_data", "MASK"]
+__all__ = ["register_secret", "redact", "redact_data", "MASK", "Revealed", "RedactingStream"]
 
 MASK = "••••••••"
 # Very short values would mask ordinary words and numbers; they are still never printed
@@ -27,9 +27,15 @@ def register_secret(value: str) -> None:
             _secrets.add(value)
 
 
+class Revealed(str):
+    """Text a person explicitly asked to see (``secrets.get --show``, ``secrets.export``)."""
+
+    __slots__ = ()
+
+
 def redact(text: str) -> str:
     """``text`` with every registered secret value replaced by a mask, longest first."""
-    if not _secrets:
+    if not _secrets or isinstance(text, Revealed):
         return text
     with _lock:
         values = sorted(_secrets, key=len, reverse=True)
@@ -42,9 +48,35 @@ def redact(text: str) -> str:
 def redact_data(data: Any) -> Any:
     """A copy of JSON-like ``data`` with every string (keys too) passed through :func:`redact`."""
     if isinstance(data, str):
-        return redact(data)
+        return redact(data)  # a Revealed value passes through unchanged
     if isinstance(data, dict):
         return {redact_data(k): redact_data(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
         return [redact_data(v) for v in data]
     return data
+
+
+class RedactingStream:
+    """A text stream that masks secrets in whole lines before passing them on.
+
+    Used for the output of commands we run with secrets in their environment: buffering to
+    the end of a line means a value split across two reads is still recognised.
+    """
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        complete, newline, self._pending = self._pending.rpartition("\n")
+        if newline:
+            self._target.write(redact(complete + newline))
+            self._target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._target.write(redact(self._pending))
+            self._pending = ""
+        self._target.flush()

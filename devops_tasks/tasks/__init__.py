@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from . import config, deploy, infra, ops
+from . import config, deploy, infra, ops, secrets
 
 __all__ = ["namespace", "DEFAULT_CONFIG"]
 
@@ -37,7 +37,7 @@ def build_namespace() -> Collection:
     namespace = Collection(
         ops.init, ops.build, ops.status, ops.history, ops.logs, ops.rollback,
     )
-    for module in (deploy, config, infra):
+    for module in (deploy, secrets, config, infra):
         namespace.add_collection(module.ns)
     namespace.configure(DEFAULT_CONFIG)
     return namespace

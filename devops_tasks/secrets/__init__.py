@@ -1,0 +1,36 @@
+"""Secrets: an encrypted local store, AWS Secrets Manager, and one way to open either.
+
+``secrets.mode`` in the config picks the backend; the schema only accepts modes that have
+one, so a mode that does not exist yet is a CONFIG_INVALID error, not a silent fallback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import TYPE_CHECKING, Mapping
+
+from .base import SHARED_SCOPE, SecretInfo, SecretsBackend, check_name
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..project import Project
+
+__all__ = ["SecretsBackend", "SecretInfo", "SHARED_SCOPE", "check_name", "open_backend",
+           "BACKENDS"]
+
+#: mode -> "module:Class"; backends import their SDKs lazily.
+BACKENDS = {
+    "local": "devops_tasks.secrets.local:LocalSecretsStore",
+    "aws": "devops_tasks.secrets.aws:AwsSecretsBackend",
+}
+
+
+def open_backend(project: Project, settings: Settings,
+                 environ: Mapping[str, str] | None = None) -> SecretsBackend:
+    """The backend ``secrets.mode`` names (``local`` by default)."""
+    options = settings.section("secrets")
+    mode = options.get("mode", "local")
+    module_name, class_name = BACKENDS[mode].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(project, options.get(mode, {}), os.environ if environ is None else environ)

@@ -1,0 +1,98 @@
+"""The interface every secrets backend implements (local file, AWS Secrets Manager, ...)."""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..errors import DevopsError, ErrorCode
+
+__all__ = ["SecretsBackend", "SecretInfo", "SHARED_SCOPE", "check_name", "scope_for"]
+
+SHARED_SCOPE = "_shared"
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def check_name(name: str) -> str:
+    """``name`` if it can be an environment variable (``secrets.exec`` exports them)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"{name!r} is not a valid secret name",
+            "Use letters, digits and underscores, not starting with a digit "
+            "(it becomes an environment variable), e.g. NETLIFY_AUTH_TOKEN.",
+        )
+    return name
+
+
+def scope_for(environment: str | None) -> str:
+    """The scope a secret is stored in: one environment, or shared by all of them."""
+    return environment or SHARED_SCOPE
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """What may be shown about a secret without its value."""
+
+    name: str
+    scope: str
+    updated: str | None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"name": self.name, "scope": self.scope, "updated": self.updated}
+
+
+class SecretsBackend(abc.ABC):
+    """Named secret values, each either shared or scoped to one environment.
+
+    Reads for an environment see its own secrets over the shared ones. A backend registers
+    every value it returns with :mod:`devops_tasks.redaction`.
+    """
+
+    name: str
+
+    @abc.abstractmethod
+    def get(self, name: str, environment: str | None = None) -> str | None:
+        """The value for ``environment`` (its own, else the shared one), or ``None``."""
+
+    @abc.abstractmethod
+    def set_many(self, values: Mapping[str, str], environment: str | None = None) -> None:
+        """Store all ``values`` in one step (all or none)."""
+
+    def set(self, name: str, value: str, environment: str | None = None) -> None:
+        self.set_many({name: value}, environment)
+
+    @abc.abstractmethod
+    def delete(self, name: str, environment: str | None = None) -> bool:
+        """Remove the secret from exactly that scope; False when it was not there."""
+
+    @abc.abstractmethod
+    def list(self, environment: str | None = None) -> list[SecretInfo]:
+        """Secrets visible to ``environment`` (shared ones and its own), by name."""
+
+    def values(self, environment: str | None = None) -> dict[str, str]:
+        """Every value visible to ``environment``, its own winning over shared ones."""
+        visible = {}
+        for info in self.list(environment):
+            value = self.get(info.name, environment)
+            if value is not None:
+                visible[info.name] = value
+        return visible
+
+    def create(self) -> dict[str, object]:
+        """Prepare the backend for first use (``secrets.init``)."""
+        raise DevopsError(
+            ErrorCode.NOT_SUPPORTED,
+            f"The {self.name} secrets backend needs no initialisation",
+            "Go ahead with `devops secrets.set NAME`.",
+        )
+
+    def rotate_key(self) -> dict[str, object]:
+        """Re-encrypt everything under a new master key; returns where the new key is."""
+        raise DevopsError(
+            ErrorCode.NOT_SUPPORTED,
+            f"The {self.name} secrets backend has no master key of ours to rotate",
+            "Rotate the key in the provider (e.g. the KMS key of AWS Secrets Manager).",
+        )

@@ -1,0 +1,217 @@
+"""Where the master key comes from, and the one place a new key is ever made.
+
+Sources, by what the secrets file asks for:
+
+* a raw 256-bit key: ``DEVOPS_MASTER_KEY`` (64 hex characters), else the key file named by
+  ``DEVOPS_MASTER_KEY_FILE``, else ``<config dir>/devops-tasks/keys/<key id>.key`` (found
+  by the key id in the file's header, so each project can have its own key);
+* a passphrase: ``DEVOPS_MASTER_PASSPHRASE``, stretched with Argon2id using the parameters
+  and salt in the file's header (never below :data:`ARGON2_FLOOR`).
+
+A missing key is an error. Nothing here invents a key to encrypt with, except
+:func:`create_key_file`, which ``secrets.init`` calls when a person asks for a new key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..durable import atomic_write
+from ..errors import DevopsError, ErrorCode
+from ..redaction import register_secret
+
+__all__ = [
+    "MasterKey", "KeySource", "ARGON2_DEFAULTS", "ARGON2_FLOOR", "key_id", "keys_dir",
+    "create_key_file", "for_new_file", "for_header", "missing_key_error",
+]
+
+KEY_BYTES = 32
+ENV_KEY = "DEVOPS_MASTER_KEY"
+ENV_PASSPHRASE = "DEVOPS_MASTER_PASSPHRASE"
+ENV_KEY_FILE = "DEVOPS_MASTER_KEY_FILE"
+
+#: Argon2id for new files: 64 MiB, 3 passes, 4 lanes (RFC 9106's second recommendation).
+ARGON2_DEFAULTS = {"memory_kib": 65536, "iterations": 3, "lanes": 4}
+#: A file asking for less than this is refused: cheaper guessing is not an option.
+ARGON2_FLOOR = {"memory_kib": 19456, "iterations": 2, "lanes": 1}
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """Where a key came from, for messages (never the key itself)."""
+
+    kind: str  # "raw" or "passphrase"
+    origin: str  # e.g. "DEVOPS_MASTER_KEY" or a key file path
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    """A 256-bit master key and where it came from."""
+
+    material: bytes
+    source: KeySource
+
+    @property
+    def id(self) -> str:
+        return key_id(self.material)
+
+    def __repr__(self) -> str:  # never show the material, not even in a traceback's locals
+        return f"MasterKey(id={self.id!r}, source={self.source!r})"
+
+
+def key_id(material: bytes) -> str:
+    """A short public fingerprint of a key: which key a file needs, without revealing it."""
+    return hmac.new(material, b"devops-tasks key id v1", hashlib.sha256).hexdigest()[:16]
+
+
+def keys_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/devops-tasks/keys`` (``~/.config/...``): outside every repository."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "devops-tasks" / "keys"
+
+
+def _raw_key(text: str, origin: str) -> MasterKey:
+    register_secret(text.strip())
+    try:
+        material = bytes.fromhex(text.strip())
+    except ValueError:
+        material = b""
+    if len(material) != KEY_BYTES:
+        raise DevopsError(
+            ErrorCode.MASTER_KEY_INVALID,
+            f"The master key from {origin} is not 64 hexadecimal characters (32 bytes)",
+            "Use a key made by `devops secrets.init`, or `python3 -c \"import secrets; "
+            "print(secrets.token_hex(32))\"`.",
+        )
+    return MasterKey(material, KeySource("raw", origin))
+
+
+def _read_key_file(path: Path) -> MasterKey:
+    try:
+        return _raw_key(path.read_text(encoding="ascii"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DevopsError(
+            ErrorCode.MASTER_KEY_MISSING,
+            f"Cannot read the key file {path}: {getattr(exc, 'strerror', None) or exc}",
+            f"Check that {path} exists and is readable by you (mode 0600).",
+        ) from None
+
+
+def create_key_file(environ: Mapping[str, str] | None = None) -> tuple[MasterKey, Path]:
+    """Make a new random key and save it, mode 0600, under :func:`keys_dir`."""
+    material = secrets.token_bytes(KEY_BYTES)
+    register_secret(material.hex())
+    directory = keys_dir(environ)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    path = directory / f"{key_id(material)}.key"
+    atomic_write(path, (material.hex() + "\n").encode("ascii"), mode=0o600)
+    return MasterKey(material, KeySource("raw", str(path))), path
+
+
+def _argon2(passphrase: str, params: Mapping[str, Any]) -> bytes:
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id  # noqa: PLC0415
+
+    return Argon2id(
+        salt=bytes.fromhex(params["salt"]),
+        length=KEY_BYTES,
+        iterations=int(params["iterations"]),
+        lanes=int(params["lanes"]),
+        memory_cost=int(params["memory_kib"]),
+    ).derive(passphrase.encode("utf-8"))
+
+
+def new_passphrase_kdf() -> dict[str, Any]:
+    """KDF parameters (with a fresh salt) for a new file under a passphrase."""
+    return {"name": "argon2id", **ARGON2_DEFAULTS, "salt": secrets.token_hex(16)}
+
+
+def _check_floor(kdf: Mapping[str, Any]) -> None:
+    for name, minimum in ARGON2_FLOOR.items():
+        value = kdf.get(name)
+        if not isinstance(value, int) or value < minimum:
+            raise DevopsError(
+                ErrorCode.SECRETS_TAMPERED,
+                f"The secrets file asks for Argon2id {name}={value!r}, below the floor of {minimum}",
+                "Restore .devops/credentials.enc from a backup; it was altered.",
+            )
+
+
+def _passphrase_key(environ: Mapping[str, str], params: Mapping[str, Any]) -> MasterKey | None:
+    passphrase = environ.get(ENV_PASSPHRASE)
+    if not passphrase:
+        return None
+    register_secret(passphrase)
+    _check_floor(params)
+    material = _argon2(passphrase, params)
+    register_secret(material.hex())
+    return MasterKey(material, KeySource("passphrase", ENV_PASSPHRASE))
+
+
+def _raw_from_environment(environ: Mapping[str, str]) -> MasterKey | None:
+    if environ.get(ENV_KEY):
+        return _raw_key(environ[ENV_KEY], ENV_KEY)
+    if environ.get(ENV_KEY_FILE):
+        return _read_key_file(Path(environ[ENV_KEY_FILE]).expanduser())
+    return None
+
+
+def for_new_file(environ: Mapping[str, str], prefix: str = "DEVOPS_") -> tuple[MasterKey, dict[str, Any]]:
+    """The key (and KDF header) for a new file: a raw key first, then a passphrase.
+
+    ``prefix="DEVOPS_NEW_"`` reads ``DEVOPS_NEW_MASTER_KEY`` / ``..._PASSPHRASE`` /
+    ``..._KEY_FILE`` instead, for ``rotate-key``.
+    """
+    names = {ENV_KEY: prefix + "MASTER_KEY", ENV_PASSPHRASE: prefix + "MASTER_PASSPHRASE",
+             ENV_KEY_FILE: prefix + "MASTER_KEY_FILE"}
+    view = {ours: environ[theirs] for ours, theirs in names.items() if environ.get(theirs)}
+    raw = _raw_from_environment(view)
+    if raw is not None:
+        return raw, {"name": "none"}
+    kdf = new_passphrase_kdf()
+    key = _passphrase_key(view, kdf)
+    if key is None:
+        raise missing_key_error(passphrase=False)
+    return key, kdf
+
+
+def for_header(environ: Mapping[str, str], header: Mapping[str, Any]) -> MasterKey:
+    """The master key an existing file asks for: a passphrase, or a raw key (env, key file)."""
+    kdf = header.get("kdf") or {}
+    if kdf.get("name") == "argon2id":
+        key = _passphrase_key(environ, kdf)
+        if key is None:
+            raise missing_key_error(passphrase=True)
+        return key
+    key = _raw_from_environment(environ)
+    if key is None:
+        candidate = keys_dir(environ) / f"{header.get('key_id')}.key"
+        if candidate.is_file():
+            key = _read_key_file(candidate)
+    if key is None:
+        raise missing_key_error(passphrase=False)
+    return key
+
+
+def missing_key_error(passphrase: bool) -> DevopsError:
+    if passphrase:
+        return DevopsError(
+            ErrorCode.MASTER_KEY_MISSING,
+            "The secrets file is locked with a passphrase and DEVOPS_MASTER_PASSPHRASE is not set",
+            "Set DEVOPS_MASTER_PASSPHRASE (e.g. `read -rs DEVOPS_MASTER_PASSPHRASE; export "
+            "DEVOPS_MASTER_PASSPHRASE`) and run the command again.",
+        )
+    return DevopsError(
+        ErrorCode.MASTER_KEY_MISSING,
+        "No master key: DEVOPS_MASTER_KEY, DEVOPS_MASTER_PASSPHRASE and DEVOPS_MASTER_KEY_FILE "
+        "are unset and no key file matches",
+        "Run `devops secrets.init` to create a key file, or set DEVOPS_MASTER_KEY "
+        "(64 hex characters) or DEVOPS_MASTER_PASSPHRASE. Nothing was written.",
+    )

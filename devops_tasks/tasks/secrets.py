@@ -1,0 +1,184 @@
+"""``secrets.*``: set, read, list, delete, rotate, import, export and use secrets."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from invoke import Collection
+
+from ..errors import DevopsError, ErrorCode
+from ..output import Output
+from ..redaction import MASK, RedactingStream, Revealed, register_secret
+from ..secrets import SecretsBackend, check_name, open_backend
+from ._command import command, option
+from ._context import project_for, settings_for
+
+ENV_HELP = "Scope to one environment (default: shared by all environments)."
+
+
+def _backend(c: Any) -> SecretsBackend:
+    project = project_for(c)
+    return open_backend(project, settings_for(c, None))
+
+
+def _scope(c: Any, env: str | None) -> str | None:
+    return env or None
+
+
+def mask(value: str) -> str:
+    """``nfp_••••••••z123`` for long values; short ones show nothing at all."""
+    return f"{value[:4]}{MASK}{value[-4:]}" if len(value) >= 16 else MASK
+
+
+def _read_value(out: Output, value: str | None) -> str:
+    """The value from the argument, stdin (``-`` or piped), or a prompt without echo."""
+    if value is not None and value != "-":
+        out.warn("a value given on the command line is kept in your shell history; "
+                 "pipe it on stdin or let the prompt ask for it instead")
+        return value
+    if value == "-" or not sys.stdin.isatty():
+        text = sys.stdin.read()
+        return text[:-1] if text.endswith("\n") else text
+    return getpass.getpass("Value (not echoed): ")
+
+
+def _show_done(result: Mapping[str, Any], out: Output) -> None:
+    out.line(result["message"], style="green")
+
+
+@command(human=_show_done)
+def init(c, out):  # type: ignore[no-untyped-def]
+    """Create the encrypted secrets file and, unless a key is set, a new key file (0600)."""
+    created = _backend(c).create()
+    where = created["key_source"]
+    return {**created, "message": f"Created {created['path']} (key {created['key_id']}, from {where})"}
+
+
+@command(name="set", human=_show_done, help={
+    "name": "Secret name (letters, digits, underscores).",
+    "value": "The value (lands in shell history!); omit it to be prompted, or pipe it on stdin.",
+    "env": ENV_HELP,
+})
+def set_(c, out, name, value=None, env=None):  # type: ignore[no-untyped-def]
+    """Store a secret (encrypted; the file is never left half-written)."""
+    check_name(name)
+    secret = _read_value(out, value)
+    register_secret(secret)
+    _backend(c).set(name, secret, _scope(c, env))
+    scope = env or "all environments"
+    return {"name": name, "environment": env, "message": f"Stored {name} ({scope})"}
+
+
+def _show_get(result: Mapping[str, Any], out: Output) -> None:
+    out.raw(result["value"] + "\n")
+
+
+@command(human=_show_get, help={
+    "name": "Secret name.", "env": "Environment whose value to read (its own, else shared).",
+    "show": "Print the value itself instead of a masked form.",
+})
+def get(c, out, name, env=None, show=False):  # type: ignore[no-untyped-def]
+    """Read a secret, masked unless --show."""
+    value = _backend(c).get(check_name(name), _scope(c, env))
+    if value is None:
+        raise DevopsError(ErrorCode.NOT_FOUND, f"No secret {name}" + (f" for {env}" if env else ""),
+                          f"Store it with `devops secrets.set {name}`; see `devops secrets.list`.")
+    return {"name": name, "environment": env, "masked": not show,
+            "value": Revealed(value) if show else mask(value)}
+
+
+def _show_list(result: Mapping[str, Any], out: Output) -> None:
+    if not result["secrets"]:
+        out.line("No secrets yet. Add one with `devops secrets.set NAME`.")
+        return
+    out.table(result["secrets"], ["name", "scope", "updated"])
+
+
+@command(name="list", human=_show_list, help={"env": "Show what this environment sees."})
+def list_(c, out, env=None):  # type: ignore[no-untyped-def]
+    """List secret names and when they changed (never values)."""
+    infos = _backend(c).list(_scope(c, env))
+    return {"count": len(infos), "secrets": [i.to_dict() for i in infos]}
+
+
+@command(human=_show_done, help={"name": "Secret name.", "env": ENV_HELP})
+def delete(c, out, name, env=None):  # type: ignore[no-untyped-def]
+    """Delete a secret from one scope."""
+    if not _backend(c).delete(check_name(name), _scope(c, env)):
+        raise DevopsError(ErrorCode.NOT_FOUND, f"No secret {name}" + (f" in {env}" if env else ""),
+                          "See `devops secrets.list` (use --env for environment-scoped ones).")
+    return {"name": name, "environment": env, "message": f"Deleted {name}"}
+
+
+@command(name="rotate-key")
+def rotate_key(c, out):  # type: ignore[no-untyped-def]
+    """Re-encrypt every secret under a new master key (DEVOPS_NEW_MASTER_* or a new key file)."""
+    return _backend(c).rotate_key()
+
+
+@command(name="import", human=_show_done, help={"file": "A .env file.", "env": ENV_HELP})
+def import_(c, out, file, env=None):  # type: ignore[no-untyped-def]
+    """Import every KEY=VALUE of a .env file in one atomic write."""
+    from dotenv import dotenv_values  # noqa: PLC0415
+
+    path = Path(file)
+    if not path.is_file():
+        raise DevopsError(ErrorCode.NOT_FOUND, f"No file {file}", "Check the path of the .env file.")
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    for name, value in values.items():
+        check_name(name)
+        register_secret(value)
+    _backend(c).set_many(values, _scope(c, env))
+    return {"imported": sorted(values), "count": len(values), "environment": env,
+            "message": f"Imported {len(values)} secret(s) from {file}"}
+
+
+def _show_export(result: Mapping[str, Any], out: Output) -> None:
+    out.raw(result["text"])
+
+
+@command(human=_show_export, help={
+    "format": "env (KEY='value' lines) or json.",
+    "env": "Export what this environment sees (its own over shared ones).",
+})
+def export(c, out, format="env", env=None):  # type: ignore[no-untyped-def]
+    """Print every secret in plain text (explicit; mind where the output goes)."""
+    if format not in ("env", "json"):
+        raise DevopsError(ErrorCode.INVALID_ARGUMENT, f"Unknown format {format!r}",
+                          "Use --format env or --format json.")
+    values = _backend(c).values(_scope(c, env))
+    out.warn("this prints secret values in plain text")
+    text = (json.dumps(values, indent=2, ensure_ascii=False) + "\n" if format == "json"
+            else "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()))
+    return {"format": format, "count": len(values),
+            "secrets": {k: Revealed(v) for k, v in values.items()}, "text": Revealed(text)}
+
+
+@command(name="exec", help={
+    "command": "The command to run (or give it after --, with the devops program).",
+    "env": "Use what this environment sees (its own secrets over shared ones).",
+})
+def exec_(c, out, command=None, env=None):  # type: ignore[no-untyped-def]
+    """Run a command with the secrets in its environment; nothing is written anywhere."""
+    to_run = command or option(c, "remainder")
+    if not to_run:
+        raise DevopsError(ErrorCode.INVALID_ARGUMENT, "No command to run",
+                          "Give it after --: `devops secrets.exec -- ./deploy.sh`, or with --command.")
+    values = _backend(c).values(_scope(c, env))
+    stdout = sys.stderr if out.json_mode else sys.stdout
+    result = c.run(to_run, env=values, warn=True, pty=False, in_stream=False,
+                   out_stream=RedactingStream(stdout), err_stream=RedactingStream(sys.stderr))
+    if result.failed:
+        raise DevopsError(ErrorCode.COMMAND_FAILED,
+                          f"The command exited with status {result.exited}",
+                          "See its output above; the secrets were only in its environment.",
+                          exit_status=result.exited)
+    return {"exit_status": result.exited, "secrets": sorted(values)}
+
+
+ns = Collection("secrets", init, set_, get, list_, delete, rotate_key, import_, export, exec_)
