@@ -13,6 +13,17 @@ from devops_tasks.cli import DevopsConfig, DevopsProgram
 from devops_tasks.project import Project
 
 
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the machine's DEVOPS_* variables, key files or AWS credentials."""
+    for name in list(os.environ):
+        if name.startswith(("DEVOPS", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     """An empty project directory (the current directory for the test) with a site in dist/."""
@@ -20,9 +31,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     root.mkdir()
     write_site(root / "dist")
     monkeypatch.chdir(root)
-    for name in list(os.environ):
-        if name.startswith("DEVOPS"):
-            monkeypatch.delenv(name)
     return Project(root)
 
 

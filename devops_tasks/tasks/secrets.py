@@ -139,7 +139,10 @@ def import_(c, out, file, env=None):  # type: ignore[no-untyped-def]
 
 
 def _show_export(result: Mapping[str, Any], out: Output) -> None:
-    out.raw(result["text"])
+    values = result["secrets"]
+    out.raw(Revealed(json.dumps(values, indent=2, ensure_ascii=False) + "\n"
+                     if result["format"] == "json"
+                     else "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())))
 
 
 @command(human=_show_export, help={
@@ -153,10 +156,8 @@ def export(c, out, format="env", env=None):  # type: ignore[no-untyped-def]
                           "Use --format env or --format json.")
     values = _backend(c).values(_scope(c, env))
     out.warn("this prints secret values in plain text")
-    text = (json.dumps(values, indent=2, ensure_ascii=False) + "\n" if format == "json"
-            else "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()))
     return {"format": format, "count": len(values),
-            "secrets": {k: Revealed(v) for k, v in values.items()}, "text": Revealed(text)}
+            "secrets": {k: Revealed(v) for k, v in values.items()}}
 
 
 @command(name="exec", help={
