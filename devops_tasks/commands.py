@@ -1,36 +1,56 @@
-"""Running the project's own shell commands: the build and pre-deploy checks.
+"""Running the user's own shell commands: the build, pre-deploy checks and ``secrets.exec``.
 
-Output streams live to the person watching; in JSON mode it goes to stderr so stdout keeps
-its one object. The exit status is respected: a failing command stops the deploy.
+Output streams live to the person watching (in JSON mode to stderr, so stdout keeps its one
+object), with known secret values masked. The exit status is respected: a failing command
+stops the deploy.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import DevopsError, ErrorCode
-from .project import Project
+from .project import Project  # noqa: TC001 - used at run time by require_clean_git
+from .redaction import RedactingStream
 
-__all__ = ["run_project_command", "require_clean_git"]
+__all__ = ["run_command", "require_clean_git", "child_environment"]
 
 _TAIL_CHARS = 2000
+#: Never handed to a child process: the keys that unlock every secret.
+_KEY_VARIABLES = ("DEVOPS_MASTER_KEY", "DEVOPS_MASTER_PASSPHRASE", "DEVOPS_MASTER_KEY_FILE",
+                  "DEVOPS_NEW_MASTER_KEY", "DEVOPS_NEW_MASTER_PASSPHRASE",
+                  "DEVOPS_NEW_MASTER_KEY_FILE")
 
 
-def run_project_command(
-    context: Any, project: Project, command: str, *, code: ErrorCode, json_mode: bool
-) -> str:
-    """Run ``command`` in the project root through invoke; returns the tail of its output."""
-    with context.cd(str(project.root)):
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment minus the master key variables, plus ``extra``."""
+    inherited = {k: v for k, v in os.environ.items() if k not in _KEY_VARIABLES}
+    return {**inherited, **(extra or {})}
+
+
+def run_command(
+    context: Any, command: str, *, cwd: str, code: ErrorCode, json_mode: bool,
+    env: Mapping[str, str] | None = None,
+) -> Any:
+    """Run ``command`` in ``cwd`` through invoke, output streamed and masked; returns the result.
+
+    A non-zero exit raises ``code`` with the exit status and the tail of the output.
+    """
+    with context.cd(cwd):
         result = context.run(
             command,
             warn=True,
             pty=False,
             in_stream=False,
-            out_stream=sys.stderr if json_mode else None,
+            env=child_environment(env),
+            replace_env=True,
+            out_stream=RedactingStream(sys.stderr if json_mode else sys.stdout),
+            err_stream=RedactingStream(sys.stderr),
         )
-    output = ((result.stdout or "") + (result.stderr or ""))[-_TAIL_CHARS:]
+    output = ((result.stdout or "") + (result.stderr or ""))[-_TAIL_CHARS:]  # masked on output
     if result.failed:
         raise DevopsError(
             code,
@@ -39,7 +59,7 @@ def run_project_command(
             exit_status=result.exited,
             output_tail=output,
         )
-    return output
+    return result
 
 
 def require_clean_git(project: Project) -> None:

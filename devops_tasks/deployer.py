@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import platforms
-from .commands import require_clean_git, run_project_command
+from .commands import require_clean_git, run_command
 from .config import Settings
 from .durable import FileLock
 from .errors import DevopsError, ErrorCode
@@ -71,8 +71,8 @@ class Deployer:
             )
         self.output.step(f"building: {command}")
         started = time.monotonic()
-        run_project_command(self._context(), self.project, command,
-                            code=ErrorCode.BUILD_FAILED, json_mode=self.output.json_mode)
+        run_command(self._context(), command, cwd=str(self.project.root),
+                    code=ErrorCode.BUILD_FAILED, json_mode=self.output.json_mode)
         return {"command": command, "duration_ms": _ms_since(started)}
 
     def deploy(self, build_dir: str | None = None, build: bool = False) -> Deployment:
@@ -160,8 +160,8 @@ class Deployer:
             require_clean_git(self.project)
         for command in self.settings.get("deployment.pre_deploy") or []:
             self.output.step(f"check: {command}")
-            run_project_command(self._context(), self.project, command,
-                                code=ErrorCode.CHECK_FAILED, json_mode=self.output.json_mode)
+            run_command(self._context(), command, cwd=str(self.project.root),
+                        code=ErrorCode.CHECK_FAILED, json_mode=self.output.json_mode)
 
     def _prune(self, deployment: Deployment, live: dict[str, Any] | None) -> None:
         protect = {deployment.release} | ({live["release"]} if live else set())

@@ -29,16 +29,31 @@ TASK_ARGS = {
     "config.import": ["imported.json", "--force"],
     "init": ["--force"],
     "build": [],
+    "secrets.set": ["TOKEN", "--value", "new-token-value"],
+    "secrets.get": ["TOKEN"],
+    "secrets.delete": ["TOKEN"],
+    "secrets.import": ["secrets.env"],
+    "secrets.exec": ["--command", "true"],
+}
+# Tasks that cannot succeed in that project, and why (they must still answer in JSON).
+EXPECTED_FAILURES = {
+    "build": "no build.command is configured",
+    "secrets.init": "the secrets file exists already",
 }
 
 
 @pytest.mark.parametrize("task_name", sorted(namespace.task_names))
-def test_every_task_prints_exactly_one_json_object_with_success(project, cli, task_name):
+def test_every_task_prints_exactly_one_json_object_with_success(project, cli, task_name,
+                                                                 monkeypatch):
+    monkeypatch.setenv("DEVOPS_MASTER_KEY", "ab" * 32)
     deploy_twice(cli)
+    cli("secrets.set", "TOKEN", "--value", "token-value", "--json")
+    Path("secrets.env").write_text("IMPORTED=1\n")
     Path("imported.json").write_text(json.dumps({"version": 1, "platform": "local"}))
     result = cli(task_name, *TASK_ARGS.get(task_name, []), "--json")
     payload = result.json
     assert result.exit_code == (0 if payload["success"] else 1)
+    assert payload["success"] is (task_name not in EXPECTED_FAILURES), payload
     if not payload["success"]:
         assert payload["code"] and payload["error"] and payload["fix"]
 

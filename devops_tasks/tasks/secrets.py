@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ from invoke import Collection
 
 from ..errors import DevopsError, ErrorCode
 from ..output import Output
-from ..redaction import MASK, RedactingStream, Revealed, register_secret
+from ..commands import run_command
+from ..redaction import MASK, Revealed, register_secret
 from ..secrets import SecretsBackend, check_name, open_backend
 from ._command import command, option
 from ._context import project_for, settings_for
@@ -75,7 +77,8 @@ def set_(c, out, name, value=None, env=None):  # type: ignore[no-untyped-def]
 
 
 def _show_get(result: Mapping[str, Any], out: Output) -> None:
-    out.raw(result["value"] + "\n")
+    value = result["value"]
+    out.raw(Revealed(value + "\n") if isinstance(value, Revealed) else value + "\n")
 
 
 @command(human=_show_get, help={
@@ -171,14 +174,8 @@ def exec_(c, out, command=None, env=None):  # type: ignore[no-untyped-def]
         raise DevopsError(ErrorCode.INVALID_ARGUMENT, "No command to run",
                           "Give it after --: `devops secrets.exec -- ./deploy.sh`, or with --command.")
     values = _backend(c).values(_scope(c, env))
-    stdout = sys.stderr if out.json_mode else sys.stdout
-    result = c.run(to_run, env=values, warn=True, pty=False, in_stream=False,
-                   out_stream=RedactingStream(stdout), err_stream=RedactingStream(sys.stderr))
-    if result.failed:
-        raise DevopsError(ErrorCode.COMMAND_FAILED,
-                          f"The command exited with status {result.exited}",
-                          "See its output above; the secrets were only in its environment.",
-                          exit_status=result.exited)
+    result = run_command(c, to_run, cwd=os.getcwd(), code=ErrorCode.COMMAND_FAILED,
+                         json_mode=out.json_mode, env=values)
     return {"exit_status": result.exited, "secrets": sorted(values)}
 
 

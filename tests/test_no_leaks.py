@@ -1,0 +1,100 @@
+"""No secret value ever leaves the process: not in output, errors, tracebacks or records.
+
+Distinctive values are stored, then every task runs — succeeding and failing, in JSON and
+for people, with --debug — and everything printed or written under .devops/ is searched.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devops_tasks import namespace
+
+MASTER_KEY = "5eed" * 16
+SECRETS = {
+    "NETLIFY_AUTH_TOKEN": "nfp_CANARYtoken0123456789abcdef",
+    "DB_PASSWORD": "pässwörd-CANARY-秘密-4242",
+    "SHORTISH": "CANARY42",
+}
+# Explicit reveals are the only exceptions: `secrets.get --show` and `secrets.export`.
+REVEALING = {"secrets.export"}
+
+
+def _args(task: str) -> list[str]:
+    return {
+        "config.get": ["build.command"],
+        "config.set": ["deployment.keep_releases", "4"],
+        "config.import": ["imported.json", "--force"],
+        "init": ["--force"],
+        "secrets.set": ["DB_PASSWORD", "--value", SECRETS["DB_PASSWORD"]],
+        "secrets.get": ["NETLIFY_AUTH_TOKEN"],
+        "secrets.delete": ["SHORTISH"],
+        "secrets.import": ["leak.env"],
+        "secrets.exec": ["--command", 'echo "$NETLIFY_AUTH_TOKEN $DB_PASSWORD"; env'],
+    }.get(task, [])
+
+
+FAILING_RUNS = [
+    # a value offered where the schema refuses it: the error echoes the bad value
+    ["config.set", "deployment.strategy", SECRETS["NETLIFY_AUTH_TOKEN"]],
+    # a build that prints secrets and fails: output and output_tail
+    ["deploy", "--build"],
+    ["secrets.set", "bad-name", "--value", SECRETS["DB_PASSWORD"]],
+    ["secrets.exec", "--command", 'echo "$DB_PASSWORD" >&2; exit 3'],
+    ["rollback", "--to", "dep_1_00000000"],
+    ["logs", "--id", "../../etc"],
+]
+
+
+@pytest.fixture
+def seeded(project, cli, monkeypatch):
+    monkeypatch.setenv("DEVOPS_MASTER_KEY", MASTER_KEY)
+    monkeypatch.setenv("DEVOPS_MASTER_PASSPHRASE", "CANARY-passphrase-unused")
+    assert cli("init", "--json").json["success"]
+    for name, value in SECRETS.items():
+        assert cli("secrets.set", name, "--value", value, "--json").json["success"]
+    Path("leak.env").write_text(f"IMPORTED={SECRETS['DB_PASSWORD']}x\n")
+    Path("imported.json").write_text(json.dumps({"version": 1, "platform": "local"}))
+    cli("config.set", "build.command",
+        'echo "building with $(cat leak.env)"; printenv DEVOPS_MASTER_KEY; exit 1', "--json")
+    return project
+
+
+def _everything_written(project) -> str:
+    chunks = []
+    for path in sorted(project.state_dir.rglob("*")):
+        if path.is_file():
+            chunks.append(path.read_bytes().decode("utf-8", "replace"))
+    return "\n".join(chunks)
+
+
+def _assert_clean(text: str, where: str) -> None:
+    for value in [*SECRETS.values(), MASTER_KEY, "CANARY-passphrase-unused"]:
+        assert value not in text, f"{value!r} leaked in {where}"
+    assert "CANARY" not in text.replace("CANARY-passphrase", ""), f"part of a secret in {where}"
+
+
+@pytest.mark.parametrize("mode", [["--json"], [], ["--json", "--debug"], ["--debug"]])
+def test_no_task_prints_or_writes_a_secret_value(seeded, cli, mode):
+    printed = []
+    for task in sorted(namespace.task_names):
+        if task in REVEALING:
+            continue
+        result = cli(task, *_args(task), *mode)
+        printed.append(f"== {task}\n{result.stdout}\n{result.stderr}")
+    for run in FAILING_RUNS:
+        result = cli(*run, *mode)
+        assert result.exit_code == 1, run
+        printed.append(f"== {run[0]}\n{result.stdout}\n{result.stderr}")
+    _assert_clean("\n".join(printed), f"output ({' '.join(mode) or 'human'})")
+    _assert_clean(_everything_written(seeded), ".devops/")
+
+
+def test_the_canaries_are_really_there_to_find(seeded, cli):
+    """The search above can fail: the values are stored and reachable on explicit request."""
+    shown = cli("secrets.get", "DB_PASSWORD", "--show", "--json").json["value"]
+    assert shown == SECRETS["DB_PASSWORD"]
+    assert SECRETS["NETLIFY_AUTH_TOKEN"] in cli("secrets.export").stdout
