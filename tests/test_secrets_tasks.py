@@ -212,3 +212,14 @@ def test_rotate_key_on_a_backend_without_our_key_is_not_supported(project, cli):
     with pytest.raises(Exception) as failure:
         Bare().create()
     assert failure.value.code.value == "NOT_SUPPORTED"
+
+
+def test_set_with_nothing_on_stdin_refuses_rather_than_storing_empty(keyed, cli, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert cli("secrets.set", "TOKEN", "--json").json["code"] == "INVALID_ARGUMENT"
+    assert not keyed.credentials_path.exists()
+
+
+def test_an_empty_value_can_be_stored_on_purpose(keyed, cli):
+    cli("secrets.set", "EMPTY", "--value", "", "--json")
+    assert cli("secrets.get", "EMPTY", "--show", "--json").json["value"] == ""

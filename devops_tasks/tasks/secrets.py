@@ -45,6 +45,10 @@ def _read_value(out: Output, value: str | None) -> str:
         return value
     if value == "-" or not sys.stdin.isatty():
         text = sys.stdin.read()
+        if not text:  # most likely no value was piped at all: never store "" by accident
+            raise DevopsError(ErrorCode.INVALID_ARGUMENT, "No value on stdin",
+                              "Pipe the value in (`printf %s \"$VALUE\" | devops secrets.set NAME`), "
+                              "or pass --value '' to store an empty value on purpose.")
         return text[:-1] if text.endswith("\n") else text
     return getpass.getpass("Value (not echoed): ")
 
