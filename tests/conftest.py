@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import moto_server
 import pytest
 from helpers import CliResult, write_site
+
+from devops_tasks import redaction
 
 from devops_tasks import __version__, build_namespace
 from devops_tasks.cli import DevopsConfig, DevopsProgram
@@ -22,6 +26,34 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_redaction_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values one test registers as secret must not mask another test's output."""
+    monkeypatch.setattr(redaction, "_secrets", set())
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """One moto server for the whole session; a missing emulator fails, it never skips."""
+    server = moto_server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_url: str, isolated_environment: None,
+            monkeypatch: pytest.MonkeyPatch) -> str:
+    """A clean emulator and fake credentials pointing boto3 at it; returns its URL."""
+    moto_server.reset(moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    return moto_url
 
 
 @pytest.fixture

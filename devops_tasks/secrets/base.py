@@ -9,7 +9,8 @@ from typing import Mapping
 
 from ..errors import DevopsError, ErrorCode
 
-__all__ = ["SecretsBackend", "SecretInfo", "SHARED_SCOPE", "check_name", "scope_for"]
+__all__ = ["SecretsBackend", "SecretInfo", "SHARED_SCOPE", "check_name", "check_value",
+           "scope_for"]
 
 SHARED_SCOPE = "_shared"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -27,9 +28,33 @@ def check_name(name: str) -> str:
     return name
 
 
+_ENVIRONMENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
 def scope_for(environment: str | None) -> str:
     """The scope a secret is stored in: one environment, or shared by all of them."""
-    return environment or SHARED_SCOPE
+    if environment is None:
+        return SHARED_SCOPE
+    if not _ENVIRONMENT.fullmatch(environment):
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"{environment!r} is not an environment name",
+            "Environment names are lower-case letters, digits, - and _ (e.g. production).",
+        )
+    return environment
+
+
+def check_value(value: object) -> str:
+    """``value`` if it is text that can be stored (UTF-8 encodable)."""
+    if not isinstance(value, str):
+        raise DevopsError(ErrorCode.INVALID_ARGUMENT, "A secret value must be text",
+                          "Pass the value as a string.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DevopsError(ErrorCode.INVALID_ARGUMENT, "The secret value is not valid Unicode text",
+                          "Check the encoding of the value (lone surrogates cannot be stored).") from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -59,7 +84,8 @@ class SecretsBackend(abc.ABC):
 
     @abc.abstractmethod
     def set_many(self, values: Mapping[str, str], environment: str | None = None) -> None:
-        """Store all ``values`` in one step (all or none)."""
+        """Store all ``values``: every one is checked before any is written, and the write is
+        atomic where the store allows it (the local file: all or none)."""
 
     def set(self, name: str, value: str, environment: str | None = None) -> None:
         self.set_many({name: value}, environment)

@@ -28,7 +28,7 @@ from ..redaction import register_secret
 
 __all__ = [
     "MasterKey", "KeySource", "ARGON2_DEFAULTS", "ARGON2_FLOOR", "key_id", "keys_dir",
-    "create_key_file", "for_new_file", "for_header", "missing_key_error",
+    "create_key_file", "for_new_file", "for_header", "missing_key_error", "key_configured",
 ]
 
 KEY_BYTES = 32
@@ -40,6 +40,9 @@ ENV_KEY_FILE = "DEVOPS_MASTER_KEY_FILE"
 ARGON2_DEFAULTS = {"memory_kib": 65536, "iterations": 3, "lanes": 4}
 #: A file asking for less than this is refused: cheaper guessing is not an option.
 ARGON2_FLOOR = {"memory_kib": 19456, "iterations": 2, "lanes": 1}
+#: ...or for more than this: a doctored file must not make every command take minutes.
+ARGON2_CEILING = {"memory_kib": 4 * 1024 * 1024, "iterations": 64, "lanes": 64}
+_MIN_SALT_BYTES = 16
 
 
 @dataclass(frozen=True)
@@ -133,15 +136,26 @@ def new_passphrase_kdf() -> dict[str, Any]:
     return {"name": "argon2id", **ARGON2_DEFAULTS, "salt": secrets.token_hex(16)}
 
 
-def _check_floor(kdf: Mapping[str, Any]) -> None:
-    for name, minimum in ARGON2_FLOOR.items():
-        value = kdf.get(name)
-        if not isinstance(value, int) or value < minimum:
-            raise DevopsError(
-                ErrorCode.SECRETS_TAMPERED,
-                f"The secrets file asks for Argon2id {name}={value!r}, below the floor of {minimum}",
-                "Restore .devops/credentials.enc from a backup; it was altered.",
-            )
+def _check_kdf(kdf: Mapping[str, Any]) -> None:
+    """Refuse Argon2id parameters outside [floor, ceiling] and salts that are not 16+ bytes."""
+    problems = []
+    for name, low in ARGON2_FLOOR.items():
+        value, high = kdf.get(name), ARGON2_CEILING[name]
+        if not isinstance(value, int) or value < low:
+            problems.append(f"{name}={value!r}, below the floor of {low}")
+        elif value > high:
+            problems.append(f"{name}={value!r}, above the ceiling of {high}")
+    try:
+        if len(bytes.fromhex(kdf.get("salt"))) < _MIN_SALT_BYTES:
+            problems.append("a salt under 16 bytes")
+    except (TypeError, ValueError):
+        problems.append("a salt that is not hexadecimal")
+    if problems:
+        raise DevopsError(
+            ErrorCode.SECRETS_TAMPERED,
+            f"The secrets file asks for Argon2id with {', '.join(problems)}",
+            "Restore .devops/credentials.enc from a backup; it was altered.",
+        )
 
 
 def _passphrase_key(environ: Mapping[str, str], params: Mapping[str, Any]) -> MasterKey | None:
@@ -149,7 +163,7 @@ def _passphrase_key(environ: Mapping[str, str], params: Mapping[str, Any]) -> Ma
     if not passphrase:
         return None
     register_secret(passphrase)
-    _check_floor(params)
+    _check_kdf(params)
     material = _argon2(passphrase, params)
     register_secret(material.hex())
     return MasterKey(material, KeySource("passphrase", ENV_PASSPHRASE))
@@ -169,17 +183,35 @@ def for_new_file(environ: Mapping[str, str], prefix: str = "DEVOPS_") -> tuple[M
     ``prefix="DEVOPS_NEW_"`` reads ``DEVOPS_NEW_MASTER_KEY`` / ``..._PASSPHRASE`` /
     ``..._KEY_FILE`` instead, for ``rotate-key``.
     """
-    names = {ENV_KEY: prefix + "MASTER_KEY", ENV_PASSPHRASE: prefix + "MASTER_PASSPHRASE",
-             ENV_KEY_FILE: prefix + "MASTER_KEY_FILE"}
+    names = _prefixed(prefix)
     view = {ours: environ[theirs] for ours, theirs in names.items() if environ.get(theirs)}
-    raw = _raw_from_environment(view)
-    if raw is not None:
-        return raw, {"name": "none"}
-    kdf = new_passphrase_kdf()
-    key = _passphrase_key(view, kdf)
+    try:
+        raw = _raw_from_environment(view)
+        kdf = {"name": "none"} if raw is not None else new_passphrase_kdf()
+        key = raw or _passphrase_key(view, kdf)
+    except DevopsError as error:
+        raise DevopsError(error.code, _relabel(error.message, names), error.fix) from None
     if key is None:
         raise missing_key_error(passphrase=False)
-    return key, kdf
+    origin = names.get(key.source.origin, key.source.origin)
+    return MasterKey(key.material, KeySource(key.source.kind, origin)), kdf
+
+
+def _prefixed(prefix: str) -> dict[str, str]:
+    """Our variable names -> the ones to read (``DEVOPS_NEW_MASTER_KEY`` for rotation)."""
+    return {ENV_KEY: prefix + "MASTER_KEY", ENV_PASSPHRASE: prefix + "MASTER_PASSPHRASE",
+            ENV_KEY_FILE: prefix + "MASTER_KEY_FILE"}
+
+
+def _relabel(message: str, names: Mapping[str, str]) -> str:
+    for ours, theirs in names.items():
+        message = message.replace(ours, theirs) if ours != theirs else message
+    return message
+
+
+def key_configured(environ: Mapping[str, str], prefix: str = "DEVOPS_") -> bool:
+    """Whether any key variable (with ``prefix``) is set: then it must work, not be replaced."""
+    return any(environ.get(name) for name in _prefixed(prefix).values())
 
 
 def for_header(environ: Mapping[str, str], header: Mapping[str, Any]) -> MasterKey:

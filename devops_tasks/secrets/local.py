@@ -9,7 +9,7 @@ from ..durable import FileLock, atomic_write
 from ..errors import DevopsError, ErrorCode
 from ..project import Project
 from . import keys
-from .base import SHARED_SCOPE, SecretInfo, SecretsBackend, check_name, scope_for
+from .base import SHARED_SCOPE, SecretInfo, SecretsBackend, check_name, check_value, scope_for
 from .vault import Entry, Vault, now
 
 __all__ = ["LocalSecretsStore"]
@@ -47,15 +47,18 @@ class LocalSecretsStore(SecretsBackend):
                     ErrorCode.CONFIG_EXISTS, f"{self.path} already exists",
                     "Keep using it; `devops secrets.rotate-key` changes its key.",
                 )
-            try:
-                master, kdf = keys.for_new_file(self.environ)
-                key_file = None
-            except DevopsError:
-                master, key_file = keys.create_key_file(self.environ)
-                kdf = {"name": "none"}
+            master, kdf, key_file = self._new_key("DEVOPS_")
             self._write(Vault.new(master, kdf))
         return {"path": str(self.path), "key_id": master.id,
                 "key_source": str(key_file) if key_file else master.source.origin}
+
+    def _new_key(self, prefix: str) -> tuple[keys.MasterKey, dict[str, Any], Any]:
+        """The key the ``<prefix>MASTER_*`` variables give, or (none set) a new key file."""
+        if keys.key_configured(self.environ, prefix):
+            master, kdf = keys.for_new_file(self.environ, prefix)
+            return master, kdf, None
+        master, key_file = keys.create_key_file(self.environ)
+        return master, {"name": "none"}, key_file
 
     def _write(self, vault: Vault) -> None:
         atomic_write(self.path, vault.to_bytes(), mode=FILE_MODE)
@@ -74,22 +77,25 @@ class LocalSecretsStore(SecretsBackend):
     # -- the backend interface -------------------------------------------------------------
 
     def get(self, name: str, environment: str | None = None) -> str | None:
+        check_name(name)
         vault = self.open()
         if vault is None:
             return None
         for scope in _scopes(environment):
-            entry = vault.entries.get(scope, {}).get(check_name(name))
+            entry = vault.entries.get(scope, {}).get(name)
             if entry is not None:
                 return entry.value
         return None
 
     def set_many(self, values: Mapping[str, str], environment: str | None = None) -> None:
-        for name in values:
+        for name, value in values.items():
             check_name(name)
+            check_value(value)
+        scope = scope_for(environment)
         stamp = now()
 
         def store(vault: Vault) -> None:
-            scoped = vault.entries.setdefault(scope_for(environment), {})
+            scoped = vault.entries.setdefault(scope, {})
             for name, value in values.items():
                 scoped[name] = Entry(value, stamp)
 
@@ -97,6 +103,7 @@ class LocalSecretsStore(SecretsBackend):
 
     def delete(self, name: str, environment: str | None = None) -> bool:
         check_name(name)
+        scope_for(environment)
         if self.open() is None:
             return False
 
@@ -132,12 +139,7 @@ class LocalSecretsStore(SecretsBackend):
             if old is None:
                 raise DevopsError(ErrorCode.NOT_FOUND, f"There is no {self.path} to rotate",
                                   "Create it with `devops secrets.init` or `devops secrets.set`.")
-            try:
-                master, kdf = keys.for_new_file(self.environ, prefix="DEVOPS_NEW_")
-                key_file = None
-            except DevopsError:
-                master, key_file = keys.create_key_file(self.environ)
-                kdf = {"name": "none"}
+            master, kdf, key_file = self._new_key("DEVOPS_NEW_")
             fresh = Vault.new(master, kdf)
             fresh.entries = old.entries
             self._write(fresh)
@@ -160,7 +162,7 @@ class LocalSecretsStore(SecretsBackend):
 
 def _scopes(environment: str | None) -> list[str]:
     """Where to look for ``environment``'s secrets, most specific first."""
-    return [environment, SHARED_SCOPE] if environment else [SHARED_SCOPE]
+    return [scope_for(environment), SHARED_SCOPE] if environment else [SHARED_SCOPE]
 
 
 def _after_rotation(old: keys.MasterKey, key_file: Any) -> str:

@@ -212,6 +212,8 @@ def _parse(raw: bytes) -> dict[str, Any]:
             "Upgrade devops-tasks (`pip install -U devops-tasks`) to read newer files.",
         )
     wrong = [k for k, kind in _SHAPE.items() if not isinstance(body.get(k), kind)]
+    if "names" not in wrong and not all(isinstance(n, str) for n in body["names"]):
+        wrong.append("names")
     if wrong:
         raise DevopsError(
             ErrorCode.SECRETS_CORRUPT,
@@ -231,11 +233,15 @@ def _decrypt_entries(sealed: Mapping[str, Any], data_key: bytes) -> dict[str, di
             nonce, ciphertext = _unb64(item["nonce"]), _unb64(item["ciphertext"])
         except (ValueError, TypeError, KeyError, binascii.Error) as exc:
             raise _tampered(f"entry {scope}/{name} is malformed") from exc
-        value = _try_decrypt(aead, nonce, ciphertext, _entry_aad(scope, name))
+        try:
+            aad = _entry_aad(scope, name)
+        except UnicodeEncodeError as exc:
+            raise _tampered("an entry has a name that is not text") from exc
+        value = _try_decrypt(aead, nonce, ciphertext, aad)
         if value is None:
             for other_scope, other_name, _ in slots:
-                if (other_scope, other_name) != (scope, name) and _try_decrypt(
-                        aead, nonce, ciphertext, _entry_aad(other_scope, other_name)) is not None:
+                if (other_scope, other_name) != (scope, name) and _try_decrypt_as(
+                        aead, nonce, ciphertext, other_scope, other_name) is not None:
                     raise DevopsError(
                         ErrorCode.SECRET_MOVED,
                         f"The value stored as {scope}/{name} was encrypted for "
@@ -246,6 +252,14 @@ def _decrypt_entries(sealed: Mapping[str, Any], data_key: bytes) -> dict[str, di
         register_secret(value)
         opened.setdefault(scope, {})[name] = Entry(value, str(item.get("updated", "")))
     return opened
+
+
+def _try_decrypt_as(aead: Any, nonce: bytes, ciphertext: bytes, scope: str, name: str) -> str | None:
+    try:
+        aad = _entry_aad(scope, name)
+    except UnicodeEncodeError:
+        return None
+    return _try_decrypt(aead, nonce, ciphertext, aad)
 
 
 def _try_decrypt(aead: Any, nonce: bytes, ciphertext: bytes, aad: bytes) -> str | None:
