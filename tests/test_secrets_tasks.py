@@ -223,3 +223,16 @@ def test_set_with_nothing_on_stdin_refuses_rather_than_storing_empty(keyed, cli,
 def test_an_empty_value_can_be_stored_on_purpose(keyed, cli):
     cli("secrets.set", "EMPTY", "--value", "", "--json")
     assert cli("secrets.get", "EMPTY", "--show", "--json").json["value"] == ""
+
+
+def test_the_tasks_work_the_same_with_aws_secrets_manager(project, cli, aws_env):
+    cli("init", "--json")
+    cli("config.set", "secrets.mode", "aws", "--json")
+    assert cli("secrets.set", "TOKEN", "--value", "aws-held-value", "--env", "staging",
+               "--json").json["success"]
+    assert cli("secrets.get", "TOKEN", "--env", "staging", "--show", "--json").json[
+        "value"] == "aws-held-value"
+    assert [s["scope"] for s in cli("secrets.list", "--env", "staging", "--json").json[
+        "secrets"]] == ["staging"]
+    assert not project.credentials_path.exists()
+    assert cli("secrets.rotate-key", "--json").json["code"] == "NOT_SUPPORTED"
