@@ -42,17 +42,19 @@ class Deployer:
     # -- deploy ----------------------------------------------------------------------------
 
     def validate(self, build_dir: Path) -> SiteFiles:
-        """Every problem with the target's settings at once, then the files to ship."""
+        """Every problem with the target's settings and the files at once, then the files."""
         findings = self.platform.validate()
+        files = SiteFiles.scan(build_dir, self.platform.ignore)
+        findings += self.platform.validate_files(files)
         if findings:
             raise DevopsError(
                 ErrorCode.VALIDATION_FAILED,
-                f"{len(findings)} problem(s) with the {self.platform.name} settings: "
+                f"{len(findings)} problem(s) before deploying to {self.platform.name}: "
                 + "; ".join(f.message for f in findings),
-                " ".join(f.fix for f in findings),
+                " ".join(dict.fromkeys(f.fix for f in findings)),
                 problems=[f.to_dict() for f in findings],
             )
-        return SiteFiles.scan(build_dir, self.platform.ignore)
+        return files
 
     def build_dir(self, override: str | None) -> Path:
         """``--dir`` (relative to where the user stands) or ``build.dir`` (relative to the project)."""
@@ -98,24 +100,33 @@ class Deployer:
     def _run_deploy(self, deployment: Deployment, files: SiteFiles,
                     live: dict[str, Any] | None) -> Deployment:
         started = time.monotonic()
+        blue_green = self.settings.get("deployment.strategy") == "blue-green"
+        release: str | None = None
         activated = False
         try:
-            outcome = self.platform.deploy(deployment, files, self.output.progress())
-            activated = True
-            deployment.release = outcome.release
+            outcome = self.platform.deploy(deployment, files, self.output.progress(),
+                                           publish=not blue_green)
+            release = deployment.release = outcome.release
             deployment.url = outcome.url
             deployment.platform_deploy_id = outcome.platform_deploy_id
             deployment.files_deployed = outcome.files_deployed
             deployment.bytes_uploaded = outcome.bytes_uploaded
             deployment.rollback_available = live is not None
             deployment.details.update(outcome.details)
-            self._health_check(deployment)
+            if not outcome.published:
+                # blue-green: prove the new release on its own URL before it takes traffic
+                if outcome.preview_url:
+                    self._health_check(deployment, outcome.preview_url, "draft")
+                self.platform.restore(outcome.release)
+                deployment.step("publish", f"{outcome.release} is live")
+            activated = True
+            self._health_check(deployment, None, "live")
         except BaseException as exc:
             error = _as_error(exc)
             deployment.status = Status.FAILED
             deployment.error = error.to_dict()
             deployment.step("failed", f"{error.code.value}: {error.message}")
-            self._recover(deployment, live, activated)
+            self._recover(deployment, release, live, activated)
             raise error from exc
         else:
             deployment.status = Status.SUCCESS
@@ -126,12 +137,13 @@ class Deployer:
             self.history.save(deployment)
         return deployment
 
-    def _recover(self, deployment: Deployment, live: dict[str, Any] | None,
-                 activated: bool) -> None:
+    def _recover(self, deployment: Deployment, release: str | None,
+                 live: dict[str, Any] | None, activated: bool) -> None:
         """After a failure: put the previous release back live, or clean up a half release."""
         try:
             if not activated:
-                self.platform.discard(deployment.id)
+                self.platform.discard(release or deployment.id)
+                deployment.step("recover", "nothing went live; the previous release still serves")
             elif self.settings.get("deployment.rollback_on_failure") and live:
                 self.platform.restore(live["release"])
                 deployment.step("rollback", f"restored {live['release']} after the failure")
@@ -139,19 +151,20 @@ class Deployer:
         except DevopsError as cleanup_error:
             deployment.step("rollback", f"could not recover: {cleanup_error.message}")
 
-    def _health_check(self, deployment: Deployment) -> None:
+    def _health_check(self, deployment: Deployment, url: str | None, stage: str) -> None:
+        """Check ``url`` (live: the configured URL, else the deployment's) if checks are on."""
         check = self.settings.get("deployment.health_check") or {}
-        url = check.get("url") or deployment.url
+        url = url or check.get("url") or deployment.url
         if not check.get("enabled") or not url:
             return
-        self.output.step(f"health check: {url}")
+        self.output.step(f"health check ({stage}): {url}")
         result = check_http(url, check)
-        deployment.details["health"] = result.to_dict()
-        deployment.step("health", f"{url}: {result.detail} after {result.attempts} attempt(s)")
+        deployment.details[f"health_{stage}"] = result.to_dict()
+        deployment.step("health", f"{stage} {url}: {result.detail} after {result.attempts} attempt(s)")
         if not result.healthy:
             raise DevopsError(
                 ErrorCode.HEALTH_CHECK_FAILED,
-                f"Health check of {url} failed: {result.detail}",
+                f"Health check of the {stage} release at {url} failed: {result.detail}",
                 "See `devops logs` for the deployment's steps; fix the site, then deploy again.",
             )
 

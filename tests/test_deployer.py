@@ -57,7 +57,7 @@ def health(url: str, **extra) -> dict:
 def test_passing_health_check_is_recorded(project, health_server):
     deployment = make_deployer(project, deployment=health(health_server.url)).deploy()
     assert deployment.status is Status.SUCCESS
-    assert deployment.details["health"]["healthy"] is True
+    assert deployment.details["health_live"]["healthy"] is True
 
 
 def test_failing_health_check_restores_the_previous_release(project, health_server):
@@ -99,7 +99,7 @@ def test_unreachable_health_url_fails_after_the_configured_retries(project):
         make_deployer(project, deployment=check).deploy()
     assert failure.value.code is ErrorCode.HEALTH_CHECK_FAILED
     record = DeploymentHistory(project).latest(environment="production")
-    assert DeploymentHistory(project).get(record["id"]).details["health"]["attempts"] == 3
+    assert DeploymentHistory(project).get(record["id"]).details["health_live"]["attempts"] == 3
 
 
 def test_pre_deploy_command_failure_stops_before_any_record(project):
@@ -203,3 +203,20 @@ def test_redeploying_writes_a_new_release_each_time(project):
     second = deployer.deploy()
     assert first.release != second.release
     assert deployer.platform.live_release() == second.release
+
+
+def test_blue_green_on_the_local_target_switches_only_after_the_upload(project):
+    deployer = make_deployer(project, deployment={"strategy": "blue-green"})
+    deployment = deployer.deploy()
+    assert [e["step"] for e in deployment.log] == ["start", "upload", "publish", "done"]
+    assert deployer.platform.live_release() == deployment.release
+
+
+def test_a_strategy_the_target_cannot_do_is_refused_before_anything_happens(project, monkeypatch):
+    from devops_tasks.platforms.local import LocalPlatform
+
+    monkeypatch.setattr(LocalPlatform, "strategies", frozenset({"rolling"}))
+    with pytest.raises(DevopsError) as failure:
+        make_deployer(project, deployment={"strategy": "canary"}).deploy()
+    assert failure.value.code is ErrorCode.VALIDATION_FAILED
+    assert "rolling" in failure.value.fix and DeploymentHistory(project).query() == []

@@ -11,10 +11,12 @@ import abc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..errors import DevopsError, ErrorCode
 from ..files import IgnoreRule, default_ignore
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..credentials import Credentials
     from ..files import SiteFiles
     from ..history import Deployment
     from ..output import Progress
@@ -40,6 +42,10 @@ class DeployOutcome:
 
     release: str
     url: str | None = None
+    #: Where the release can be seen before it is published (a draft's own URL).
+    preview_url: str | None = None
+    #: False when deployed with ``publish=False`` and not yet live.
+    published: bool = True
     platform_deploy_id: str | None = None
     files_deployed: int = 0
     bytes_uploaded: int = 0
@@ -54,19 +60,47 @@ class Platform(abc.ABC):
     #: Which build-dir files this target never receives.
     ignore: ClassVar[IgnoreRule] = staticmethod(default_ignore)
 
-    def __init__(self, project: Project, settings: Settings, context: Any = None) -> None:
+    #: Strategies this target can carry out (others are refused by ``validate``).
+    strategies: ClassVar[frozenset[str]] = frozenset({"rolling", "blue-green", "canary"})
+
+    def __init__(self, project: Project, settings: Settings, context: Any = None,
+                 credentials: Credentials | None = None) -> None:
         self.project = project
         self.settings = settings
         self.context = context  # invoke's Context, for targets that run local commands
         self.options = settings.section(self.name)
+        self._credentials = credentials
+
+    @property
+    def credentials(self) -> Credentials:
+        """Where this target's tokens and keys come from (see :mod:`devops_tasks.credentials`)."""
+        if self._credentials is None:
+            from ..credentials import Credentials  # noqa: PLC0415
+
+            self._credentials = Credentials(self.project, self.settings)
+        return self._credentials
 
     def validate(self) -> list[Finding]:
         """Every problem with this target's settings, found without touching the network."""
+        strategy = self.settings.get("deployment.strategy")
+        if strategy not in self.strategies:
+            return [Finding(
+                f"The {self.name} target cannot do a {strategy} deployment",
+                f"Set deployment.strategy to one of: {', '.join(sorted(self.strategies))}.",
+            )]
+        return []
+
+    def validate_files(self, files: SiteFiles) -> list[Finding]:
+        """Every reason this target would refuse these files (limits, names)."""
         return []
 
     @abc.abstractmethod
-    def deploy(self, deployment: Deployment, files: SiteFiles, progress: Progress) -> DeployOutcome:
-        """Put ``files`` in place as a new release and make it live."""
+    def deploy(self, deployment: Deployment, files: SiteFiles, progress: Progress,
+               publish: bool = True) -> DeployOutcome:
+        """Put ``files`` in place as a new release; make it live unless ``publish`` is False.
+
+        An unpublished release is made live later with :meth:`restore`.
+        """
 
     @abc.abstractmethod
     def restore(self, release: str) -> None:
@@ -91,6 +125,26 @@ class Platform(abc.ABC):
         """What the target is, for ``status`` and ``infra.show``."""
         return {"platform": self.name}
 
-    def provision(self) -> dict[str, Any]:
-        """Create what the target needs (``infra.up``); returns what now exists."""
-        return self.describe()
+    def provision(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Create what the target needs (``infra.up``).
+
+        Returns what now exists, and settings to store in the config (dotted key -> value),
+        e.g. the id of a site it created.
+        """
+        return self.describe(), {}
+
+    def remote_history(self, limit: int) -> list[dict[str, Any]]:
+        """The target's own record of deployments, newest first (``history --remote``)."""
+        raise self._unsupported("keeps no deployment list of its own", "history")
+
+    def trigger_build(self, wait: bool) -> dict[str, Any]:
+        """Start a build on the target's side (``build --remote``)."""
+        raise self._unsupported("does not build remotely", "build (without --remote)")
+
+    def deployment_log(self, platform_deploy_id: str) -> dict[str, Any]:
+        """What the target says about one deployment (for ``logs``); empty if nothing."""
+        return {}
+
+    def _unsupported(self, what: str, instead: str) -> DevopsError:
+        return DevopsError(ErrorCode.NOT_SUPPORTED, f"The {self.name} target {what}",
+                           f"Use `devops {instead}` instead.")

@@ -27,17 +27,20 @@ class LocalPlatform(Platform):
         self.root = self.project.resolve(self.options.get("root", default_root))
         self.engine = ReleaseEngine(LocalConnection(self.context), str(self.root))
 
-    def deploy(self, deployment: Deployment, files: SiteFiles, progress: Progress) -> DeployOutcome:
+    def deploy(self, deployment: Deployment, files: SiteFiles, progress: Progress,
+               publish: bool = True) -> DeployOutcome:
         release = deployment.id
         self.engine.upload(release, files, progress)
         deployment.step("upload", f"copied {len(files)} files to {self.engine.release_path(release)}")
-        self.engine.activate(release)
-        deployment.step("activate", f"current -> releases/{release}")
+        if publish:
+            self.engine.activate(release)
+            deployment.step("activate", f"current -> releases/{release}")
         return DeployOutcome(
             release=release,
             files_deployed=len(files),
             bytes_uploaded=files.total_bytes,
             rollback_available=True,
+            published=publish,
             details={"path": str(self.root / "current")},
         )
 
@@ -64,6 +67,6 @@ class LocalPlatform(Platform):
             "releases": self.engine.releases(),
         }
 
-    def provision(self) -> dict[str, Any]:
+    def provision(self) -> tuple[dict[str, Any], dict[str, Any]]:
         (self.root / "releases").mkdir(parents=True, exist_ok=True)
-        return self.describe()
+        return self.describe(), {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..config import ConfigStore, Settings
@@ -10,7 +11,7 @@ from ..output import Output
 from ..project import Project, find_project
 from ._command import option
 
-__all__ = ["project_for", "settings_for", "deployer_for"]
+__all__ = ["project_for", "settings_for", "deployer_for", "store_settings"]
 
 
 def project_for(c: Any) -> Project:
@@ -23,6 +24,19 @@ def settings_for(c: Any, env: str | None, platform: str | None = None) -> Settin
     if platform and platform != settings.platform:
         settings = Settings(settings.environment, {**settings.data, "platform": platform})
     return settings
+
+
+def store_settings(project: Project, environment: str, updates: dict[str, Any]) -> None:
+    """Save settings a target created (a site id...) for ``environment``.
+
+    They go in the base settings when ``environment`` is the default one, else under
+    ``environments.<environment>``.
+    """
+    store = ConfigStore(project)
+    default = store.settings(None, store.read(), use_environ=False).environment
+    scope = None if environment == default else environment
+    for key, value in updates.items():
+        store.set(key, json.dumps(value), scope)
 
 
 def deployer_for(c: Any, out: Output, env: str | None, platform: str | None = None) -> Deployer:

@@ -9,7 +9,7 @@ from invoke import Collection
 from ..output import Output
 from ..platforms import create
 from ._command import command
-from ._context import project_for, settings_for
+from ._context import project_for, settings_for, store_settings
 
 ENV_HELP = "Environment (default: `environment` in config, else production)."
 
@@ -32,7 +32,11 @@ def show(c, out, env=None):  # type: ignore[no-untyped-def]
 @command(human=_show_infra, help={"env": ENV_HELP})
 def up(c, out, env=None):  # type: ignore[no-untyped-def]
     """Create what the environment's target needs; safe to run again."""
-    return {"infra": _platform(c, env).provision()}
+    platform = _platform(c, env)
+    infra, updates = platform.provision()
+    if updates:
+        store_settings(project_for(c), platform.settings.environment, updates)
+    return {"infra": infra, "config_updated": sorted(updates)}
 
 
 ns = Collection("infra", show, up)
