@@ -39,6 +39,7 @@ TASK_ARGS = {
 EXPECTED_FAILURES = {
     "build": "no build.command is configured",
     "secrets.init": "the secrets file exists already",
+    "deploy.netlify": "the project has no netlify.site_id (nor a token)",
 }
 
 

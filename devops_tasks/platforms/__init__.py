@@ -21,6 +21,7 @@ __all__ = ["Platform", "Finding", "DeployOutcome", "AVAILABLE", "create"]
 #: name -> "module:Class", in the order ``devops --list`` shows them.
 AVAILABLE: dict[str, str] = {
     "local": "devops_tasks.platforms.local:LocalPlatform",
+    "netlify": "devops_tasks.platforms.netlify:NetlifyPlatform",
 }
 
 

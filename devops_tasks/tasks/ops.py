@@ -33,10 +33,15 @@ def init(c, out, platform="local", env=None, force=False):  # type: ignore[no-un
     return init_project(project_for(c), platform, env, force)
 
 
-@command(help={"env": ENV_HELP})
-def build(c, out, env=None):  # type: ignore[no-untyped-def]
+@command(help={
+    "env": ENV_HELP,
+    "remote": "Build on the platform's side instead (e.g. a Netlify build or build hook).",
+    "wait": "With --remote: wait until the remote build finishes.",
+})
+def build(c, out, env=None, remote=False, wait=False):  # type: ignore[no-untyped-def]
     """Run the configured build.command (streamed; its exit status is respected)."""
-    return deployer_for(c, out, env).build()
+    deployer = deployer_for(c, out, env)
+    return deployer.platform.trigger_build(wait) if remote else deployer.build()
 
 
 def _show_status(result: Mapping[str, Any], out: Output) -> None:
@@ -73,13 +78,26 @@ def _show_history(result: Mapping[str, Any], out: Output) -> None:
     "platform": "Only this platform.",
     "status": "Only this status (success, failed, rolled_back, in_progress, interrupted).",
     "limit": "How many, newest first (default 20).",
+    "remote": "Also ask the platform for its own deploy list and merge it in.",
 })
-def history(c, out, env=None, platform=None, status=None, limit=20):  # type: ignore[no-untyped-def]
+def history(c, out, env=None, platform=None, status=None, limit=20,  # type: ignore[no-untyped-def]
+            remote=False):
     """List deployments, newest first."""
     entries = DeploymentHistory(project_for(c)).query(
         environment=option(c, "env", env), platform=platform, status=status, limit=int(limit),
     )
-    return {"count": len(entries), "deployments": entries}
+    result: dict[str, Any] = {"count": len(entries), "deployments": entries}
+    if remote:
+        target = deployer_for(c, out, env).platform
+        result["remote"] = merge_remote(target.remote_history(int(limit)), entries)
+    return result
+
+
+def merge_remote(remote: list[dict[str, Any]], local: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The platform's deploys, each with the local record that made it (if any)."""
+    by_platform_id = {e["platform_deploy_id"]: e["id"] for e in local if e.get("platform_deploy_id")}
+    return [{**item, "deployment": by_platform_id.get(item.get("platform_deploy_id"))}
+            for item in remote]
 
 
 def _show_logs(result: Mapping[str, Any], out: Output) -> None:
@@ -103,8 +121,12 @@ def logs(c, out, id=None, env=None):  # type: ignore[no-untyped-def]
                               "Deploy first with `devops deploy`, or pass --id.")
         id = latest["id"]
     record = history.get(id)
-    return {"id": record.id, "status": record.status.value, "error": record.error,
-            "log": record.to_dict()["log"]}
+    result = {"id": record.id, "status": record.status.value, "error": record.error,
+              "log": record.to_dict()["log"]}
+    if record.platform_deploy_id:
+        target = deployer_for(c, out, record.environment, record.platform).platform
+        result["remote"] = target.deployment_log(record.platform_deploy_id)
+    return result
 
 
 @command(human=show_deployment, help={

@@ -1,0 +1,269 @@
+"""Netlify: file-digest deploys through the REST API, the way Netlify's own clients do them.
+
+Every file of the build directory is hashed (SHA1, in parallel) and the deploy is created
+with the ``{path: sha1}`` map; Netlify answers with the digests it does not have yet, and
+only those are uploaded — once per digest, concurrently. An unchanged site uploads nothing.
+Netlify switches a deploy live atomically when it is ready; a draft deploy (blue-green)
+stays off the live URL until it is published with ``restore``, which is also how a
+rollback puts an earlier deploy back.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import os
+import re
+import time
+from collections import Counter
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DevopsError, ErrorCode
+from ..redaction import register_secret
+from .base import DeployOutcome, Finding, Platform
+from .netlify_api import DEFAULT_API_URL, NetlifyApi
+
+if TYPE_CHECKING:
+    from ..files import SiteFile, SiteFiles
+    from ..history import Deployment
+    from ..output import Progress
+
+__all__ = ["NetlifyPlatform", "netlify_ignore"]
+
+TOKEN = "NETLIFY_AUTH_TOKEN"
+BUILD_HOOK = "NETLIFY_BUILD_HOOK"
+DEFAULT_CONCURRENCY = 32  # the official CLI uploads 5 at a time
+FILES_PER_DIRECTORY = 54_000  # Netlify refuses a deploy with more in one directory
+ASYNC_THRESHOLD = 1_000  # files; larger deploys are created with async and polled
+_SITE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_SITE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}(\.[a-z0-9-]+)*")
+
+
+def netlify_ignore(relative: str) -> bool:
+    """Netlify's own rules: no dotfiles but ``.well-known``, no node_modules, no __MACOSX."""
+    parts = relative.split("/")
+    return any(
+        (part.startswith(".") and part != ".well-known") or part in ("node_modules", "__MACOSX")
+        for part in parts
+    )
+
+
+class NetlifyPlatform(Platform):
+    name = "netlify"
+    ignore = staticmethod(netlify_ignore)
+    strategies = frozenset({"rolling", "blue-green"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.site_id: str | None = self.options.get("site_id")
+        self.concurrency = int(self.options.get("concurrency", DEFAULT_CONCURRENCY))
+        self.poll_interval = float(self.options.get("poll_interval", 1.0))
+        self.deploy_timeout = float(self.options.get("deploy_timeout", 1800))
+        self._api: NetlifyApi | None = None
+
+    @property
+    def api(self) -> NetlifyApi:
+        if self._api is None:
+            token = self.credentials.require(TOKEN, "deploying to Netlify")
+            url = self.options.get("api_url") or os.environ.get("NETLIFY_API_URL") or DEFAULT_API_URL
+            self._api = NetlifyApi(token, url, pool_size=self.concurrency)
+        return self._api
+
+    # -- checks before any network call ----------------------------------------------------
+
+    def validate(self) -> list[Finding]:
+        findings = super().validate()
+        if not self.site_id:
+            findings.append(Finding(
+                "netlify.site_id is not set",
+                "Create the site with `devops infra.up`, or set its id: "
+                "`devops config.set netlify.site_id <API ID from Site configuration>`.",
+            ))
+        elif not (_SITE_ID.fullmatch(self.site_id) or _SITE_NAME.fullmatch(self.site_id)):
+            findings.append(Finding(
+                f"netlify.site_id {self.site_id!r} is neither a site id (a UUID) nor a site name",
+                "Copy the API ID from the site's Site configuration page in Netlify.",
+            ))
+        if not 1 <= self.concurrency <= 256:
+            findings.append(Finding(f"netlify.concurrency {self.concurrency} is out of range",
+                                    "Use 1 to 256 parallel uploads (default 32)."))
+        return findings
+
+    def validate_files(self, files: SiteFiles) -> list[Finding]:
+        per_directory = Counter(str(PurePosixPath(f.path).parent) for f in files)
+        return [
+            Finding(f"{directory} holds {count} files; Netlify allows {FILES_PER_DIRECTORY} "
+                    "per directory", "Split the directory into subdirectories.")
+            for directory, count in sorted(per_directory.items()) if count > FILES_PER_DIRECTORY
+        ]
+
+    # -- deploy ----------------------------------------------------------------------------
+
+    def deploy(self, deployment: Deployment, files: SiteFiles, progress: Progress,
+               publish: bool = True) -> DeployOutcome:
+        site_id = self._site_id()
+        digests = self._digests(files, progress)
+        created = self.api.create_deploy(
+            site_id, {"/" + path: sha for path, (sha, _) in digests.items()},
+            draft=not publish, asynchronous=len(files) > ASYNC_THRESHOLD,
+            title=deployment.version or deployment.id,
+        )
+        deploy_id = str(created["id"])
+        deployment.platform_deploy_id = deploy_id
+        deployment.step("create", f"Netlify deploy {deploy_id} for {len(files)} files")
+        if created.get("state") == "preparing" or created.get("required") is None:
+            created = self._wait(deploy_id, {"prepared", "uploading", "processing", "ready"},
+                                 "prepared")
+        required = set(created.get("required") or [])
+        uploads = _one_path_per_digest(digests, required)
+        deployment.step("upload", f"{len(uploads)} of {len(files)} files changed; uploading them")
+        uploaded = self._upload(deploy_id, uploads, files, progress)
+        ready = self._wait(deploy_id, {"ready"}, "ready")
+        deployment.step("ready", f"deploy {deploy_id} is ready"
+                                 + ("" if publish else " as a draft (not live yet)"))
+        return DeployOutcome(
+            release=deploy_id,
+            url=ready.get("ssl_url") or ready.get("url"),
+            preview_url=ready.get("deploy_ssl_url") or ready.get("deploy_url"),
+            platform_deploy_id=deploy_id,
+            files_deployed=len(files),
+            bytes_uploaded=uploaded,
+            rollback_available=True,
+            published=publish,
+            details={"files_uploaded": len(uploads), "admin_url": ready.get("admin_url"),
+                     "deploy_url": ready.get("deploy_ssl_url")},
+        )
+
+    def _site_id(self) -> str:
+        if not self.site_id:
+            raise DevopsError(ErrorCode.CONFIG_INVALID, "netlify.site_id is not set",
+                              "Run `devops infra.up` to create the site, or set netlify.site_id.")
+        return self.site_id
+
+    def _digests(self, files: SiteFiles, progress: Progress) -> dict[str, tuple[str, SiteFile]]:
+        """``path -> (sha1, file)``, hashed on several threads (hashlib releases the GIL)."""
+        progress.start("Hashing files", total=len(files))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+            shas = list(pool.map(lambda f: f.digest("sha1"), files))
+        progress.advance(len(files))
+        progress.finish()
+        return {f.path: (sha, f) for f, sha in zip(files, shas)}
+
+    def _upload(self, deploy_id: str, uploads: list[SiteFile], files: SiteFiles,
+                progress: Progress) -> int:
+        total = sum(f.size for f in uploads)
+        progress.start("Uploading", total=total)
+
+        def put(site_file: SiteFile) -> int:
+            self.api.upload_file(deploy_id, site_file.path, site_file.source.read_bytes())
+            progress.advance(site_file.size)
+            return site_file.size
+
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                return sum(pool.map(put, uploads))
+        finally:
+            progress.finish()
+
+    def _wait(self, deploy_id: str, states: set[str], goal: str) -> dict[str, Any]:
+        """Poll the deploy until it reaches one of ``states``; its error_message on error."""
+        deadline = time.monotonic() + self.deploy_timeout
+        while True:
+            deploy = self.api.get_deploy(deploy_id)
+            state = deploy.get("state")
+            if state in states:
+                return deploy
+            if state in ("error", "rejected"):
+                raise DevopsError(
+                    ErrorCode.DEPLOY_FAILED,
+                    f"Netlify deploy {deploy_id} failed: {deploy.get('error_message') or state}",
+                    "Fix what the message names and deploy again; the live site was not changed.",
+                    netlify_deploy=deploy_id,
+                )
+            if time.monotonic() >= deadline:
+                raise DevopsError(
+                    ErrorCode.DEPLOY_FAILED,
+                    f"Netlify deploy {deploy_id} was not {goal} after {self.deploy_timeout:.0f} s "
+                    f"(state {state})",
+                    "Check the deploy in the Netlify UI; raise netlify.deploy_timeout for very "
+                    "large sites.", netlify_deploy=deploy_id,
+                )
+            time.sleep(self.poll_interval)
+
+    # -- going live, back, and looking -----------------------------------------------------
+
+    def restore(self, release: str) -> None:
+        self.api.restore(self._site_id(), release)
+
+    def can_restore(self, release: str) -> bool:
+        try:
+            return self.api.get_deploy(release).get("state") == "ready"
+        except DevopsError as error:
+            if error.code is ErrorCode.NOT_FOUND:
+                return False
+            raise
+
+    def live_release(self) -> str | None:
+        published = self.api.get_site(self._site_id()).get("published_deploy") or {}
+        return published.get("id")
+
+    def describe(self) -> dict[str, Any]:
+        site = self.api.get_site(self._site_id())
+        published = site.get("published_deploy") or {}
+        return {
+            "platform": self.name, "site_id": site.get("id"), "name": site.get("name"),
+            "url": site.get("ssl_url") or site.get("url"), "admin_url": site.get("admin_url"),
+            "published_deploy": published.get("id"), "state": published.get("state"),
+        }
+
+    def provision(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self.site_id:
+            return self.describe(), {}
+        site = self.api.create_site(self.options.get("site_name"))
+        self.site_id = str(site["id"])
+        return {**self.describe(), "created": True}, {"netlify.site_id": self.site_id}
+
+    def remote_history(self, limit: int) -> list[dict[str, Any]]:
+        return [
+            {"platform_deploy_id": d.get("id"), "state": d.get("state"),
+             "created_at": d.get("created_at"), "published_at": d.get("published_at"),
+             "title": d.get("title"), "context": d.get("context"),
+             "url": d.get("deploy_ssl_url"), "error_message": d.get("error_message")}
+            for d in self.api.list_deploys(self._site_id(), per_page=limit)
+        ]
+
+    def trigger_build(self, wait: bool) -> dict[str, Any]:
+        hook = self.options.get("build_hook") or self.credentials.lookup(BUILD_HOOK)
+        if hook:
+            register_secret(hook)  # a build hook URL lets anyone build: treat it as a secret
+            self.api.trigger_hook(hook)
+            return {"triggered": "build hook", "waited": False}
+        build = self.api.create_build(self._site_id())
+        while wait and not build.get("done"):
+            time.sleep(self.poll_interval)
+            build = self.api.get_build(str(build["id"]))
+        if wait and build.get("error"):
+            raise DevopsError(ErrorCode.BUILD_FAILED,
+                              f"Netlify build {build['id']} failed: {build['error']}",
+                              "See the build log in the Netlify UI, fix it, and build again.")
+        return {"triggered": "api", "build_id": build.get("id"), "deploy_id": build.get("deploy_id"),
+                "done": bool(build.get("done")), "error": build.get("error")}
+
+    def deployment_log(self, platform_deploy_id: str) -> dict[str, Any]:
+        deploy = self.api.get_deploy(platform_deploy_id)
+        keys = ("id", "state", "created_at", "updated_at", "published_at", "error_message",
+                "deploy_ssl_url", "context", "title")
+        return {key: deploy.get(key) for key in keys}
+
+
+def _one_path_per_digest(digests: dict[str, tuple[str, SiteFile]],
+                         required: set[str]) -> list[SiteFile]:
+    """For every digest Netlify asked for, the first file that has it (one upload each)."""
+    chosen: dict[str, SiteFile] = {}
+    for sha, site_file in digests.values():
+        if sha in required and sha not in chosen:
+            chosen[sha] = site_file
+    return list(chosen.values())
+
+

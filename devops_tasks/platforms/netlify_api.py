@@ -1,0 +1,147 @@
+"""A small client for the Netlify REST API endpoints devops-tasks uses.
+
+Paths, methods, bodies and status codes follow Netlify's OpenAPI spec (``swagger.yml``);
+the base URL is ``NETLIFY_API_URL`` (as netlify-cli honours it) or the public API. Every
+failure becomes a :class:`~devops_tasks.errors.DevopsError` with a fix; the token is sent
+only in the ``Authorization`` header and never appears in a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import DevopsError, ErrorCode
+from ..http import session
+
+__all__ = ["NetlifyApi", "DEFAULT_API_URL"]
+
+DEFAULT_API_URL = "https://api.netlify.com/api/v1"
+
+
+class NetlifyApi:
+    """One authenticated, retrying session against one Netlify API base URL."""
+
+    def __init__(self, token: str, api_url: str = DEFAULT_API_URL, pool_size: int = 32) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.http = session(pool_size=pool_size, headers={"Authorization": f"Bearer {token}"})
+
+    # -- sites -----------------------------------------------------------------------------
+
+    def get_site(self, site_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/sites/{quote(site_id, safe='')}", what=f"site {site_id}")
+
+    def create_site(self, name: str | None) -> dict[str, Any]:
+        return self._call("POST", "/sites", json={"name": name} if name else {}, ok=(200, 201),
+                          what="a new site")
+
+    # -- deploys ---------------------------------------------------------------------------
+
+    def create_deploy(self, site_id: str, files: dict[str, str], *, draft: bool,
+                      asynchronous: bool, title: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"files": files, "draft": draft, "async": asynchronous}
+        if title:
+            body["title"] = title
+        return self._call("POST", f"/sites/{quote(site_id, safe='')}/deploys", json=body,
+                          what="a new deploy")
+
+    def get_deploy(self, deploy_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/deploys/{quote(deploy_id, safe='')}",
+                          what=f"deploy {deploy_id}")
+
+    def list_deploys(self, site_id: str, per_page: int) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"/sites/{quote(site_id, safe='')}/deploys",
+                               params={"page": 1, "per_page": per_page}, what="the deploys"))
+
+    def upload_file(self, deploy_id: str, path: str, content: bytes) -> dict[str, Any]:
+        """PUT one file's bytes; ``path`` is the site path without its leading slash."""
+        return self._call(
+            "PUT", f"/deploys/{quote(deploy_id, safe='')}/files/{quote(path, safe='/')}",
+            data=content, headers={"Content-Type": "application/octet-stream"},
+            what=f"upload of {path}",
+        )
+
+    def restore(self, site_id: str, deploy_id: str) -> dict[str, Any]:
+        """Publish ``deploy_id`` (Netlify calls it restore): rollback and draft publishing."""
+        return self._call(
+            "POST", f"/sites/{quote(site_id, safe='')}/deploys/{quote(deploy_id, safe='')}/restore",
+            ok=(200, 201), what=f"publishing deploy {deploy_id}",
+        )
+
+    # -- builds ----------------------------------------------------------------------------
+
+    def create_build(self, site_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/sites/{quote(site_id, safe='')}/builds", json={},
+                          what="a new build")
+
+    def get_build(self, build_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/builds/{quote(build_id, safe='')}", what=f"build {build_id}")
+
+    def trigger_hook(self, hook_url: str) -> None:
+        """POST to a build hook URL (a secret URL: it is never shown in messages)."""
+        self._call("POST", hook_url, absolute=True, ok=(200, 201, 202, 204), json=None,
+                   what="the build hook")
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, what: str, ok: tuple[int, ...] = (200,),
+              absolute: bool = False, **kwargs: Any) -> Any:
+        import requests  # noqa: PLC0415
+
+        url = path if absolute else self.api_url + path
+        try:
+            response = self.http.request(method, url, **kwargs)
+        except requests.RequestException as exc:
+            raise DevopsError(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                f"Could not reach the Netlify API for {what}: {type(exc).__name__}",
+                "Check the network (and NETLIFY_API_URL if you set it), then run the command "
+                "again; nothing was published.",
+            ) from None
+        if response.status_code in ok:
+            return response.json() if response.content else {}
+        raise _failure(response.status_code, _message(response), what)
+
+
+def _message(response: Any) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200].strip()
+    return str(data.get("message") or data.get("error") or data)[:300] if isinstance(data, dict) \
+        else str(data)[:300]
+
+
+def _failure(status: int, message: str, what: str) -> DevopsError:
+    said = f" ({message})" if message else ""
+    if status == 401:
+        return DevopsError(
+            ErrorCode.CREDENTIALS_INVALID,
+            f"Netlify rejected the token for {what}{said}",
+            "Create a new personal access token (Netlify: User settings > Applications) and store "
+            "it with `devops secrets.set NETLIFY_AUTH_TOKEN`, or export NETLIFY_AUTH_TOKEN.",
+        )
+    if status == 403:
+        return DevopsError(
+            ErrorCode.CREDENTIALS_INVALID,
+            f"The Netlify token may not access {what}{said}",
+            "Use a token of a team member who can deploy this site.",
+        )
+    if status == 404:
+        return DevopsError(
+            ErrorCode.NOT_FOUND, f"Netlify has no {what}{said}",
+            "Check netlify.site_id (`devops config.get netlify.site_id`), or create the site "
+            "with `devops infra.up`.",
+        )
+    if status == 429 or status >= 500:
+        return DevopsError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            f"Netlify kept answering HTTP {status} for {what}, even after retries{said}",
+            "Wait a few minutes and deploy again; the live site was not changed.",
+            http_status=status,
+        )
+    return DevopsError(
+        ErrorCode.DEPLOY_FAILED, f"Netlify refused {what}: HTTP {status}{said}",
+        "Check the message above; fix the files or settings it names and deploy again.",
+        http_status=status,
+    )
