@@ -200,7 +200,8 @@ class Deployer:
                 details={"restored": target["id"]},
             )
             started = time.monotonic()
-            record.step("start", f"restoring {target['id']} (release {target['release']})")
+            name = target["id"] or f"release {target['release']}"
+            record.step("start", f"restoring {name} (release {target['release']})")
             try:
                 self.platform.restore(target["release"])
             except DevopsError as error:
@@ -210,9 +211,10 @@ class Deployer:
                 raise
             else:
                 record.status = Status.SUCCESS
-                record.step("done", f"{target['id']} is live again")
-                self._set_status(target["id"], Status.SUCCESS, f"made live again by {record.id}")
-                if live and live["id"] != target["id"]:
+                record.step("done", f"{name} is live again")
+                if target["id"]:
+                    self._set_status(target["id"], Status.SUCCESS, f"made live again by {record.id}")
+                if live and live["id"] != target["id"] and live["action"] == "deploy":
                     self._set_status(live["id"], Status.ROLLED_BACK, f"rolled back by {record.id}")
             finally:
                 record.duration_ms = _ms_since(started)
@@ -220,6 +222,8 @@ class Deployer:
             return record
 
     def _rollback_target(self, to: str | None, live: dict[str, Any] | None) -> dict[str, Any]:
+        if to and not to.startswith("dep_"):
+            return self._platform_release_target(to)
         if to:
             target = self.history.get(to).summary()
             if target["environment"] != self.environment or target["action"] != "deploy" \
@@ -248,6 +252,21 @@ class Deployer:
             f"No earlier successful deployment of {self.environment} to roll back to",
             "Deploy a known-good version instead, or name one with --to <deployment id>.",
         )
+
+    def _platform_release_target(self, release: str) -> dict[str, Any]:
+        """``--to`` naming the platform's own id (a Netlify deploy id, say), recorded or not."""
+        for entry in self.history.query(environment=self.environment, action="deploy"):
+            if release in (entry.get("platform_deploy_id"), entry.get("release")):
+                return self._rollback_target(entry["id"], None)
+        if not self.platform.can_restore(release):
+            raise DevopsError(
+                ErrorCode.ROLLBACK_UNAVAILABLE,
+                f"{release} is neither a deployment id nor a release the {self.platform.name} "
+                "target can restore",
+                f"Pick an id from `devops history --env {self.environment} --remote`.",
+            )
+        return {"id": None, "release": release, "version": None, "url": None,
+                "platform_deploy_id": release}
 
     def _set_status(self, deployment_id: str, status: Status, why: str) -> None:
         record = self.history.get(deployment_id)
@@ -280,7 +299,9 @@ class Deployer:
         latest = self.history.latest(environment=self.environment, status=Status.SUCCESS.value)
         if latest is None or latest["action"] == "deploy":
             return latest
-        return self.history.get(self.history.get(latest["id"]).details["restored"]).summary()
+        restored = self.history.get(latest["id"]).details.get("restored")
+        # a rollback to a release made outside devops-tasks is its own live entry
+        return self.history.get(restored).summary() if restored else latest
 
     # -- helpers ---------------------------------------------------------------------------
 
