@@ -6,8 +6,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import json
+
 import moto_server
 import pytest
+from fake_netlify import FakeNetlify
 from helpers import CliResult, write_site
 
 from devops_tasks import redaction
@@ -83,3 +86,31 @@ def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def netlify_server() -> Iterator[FakeNetlify]:
+    """One spec-following fake Netlify API on 127.0.0.1 for the whole session."""
+    server = FakeNetlify().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def netlify(netlify_server: FakeNetlify, project: Project,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNetlify]:
+    """A project configured for a fresh site on the fake; every request must follow the spec."""
+    netlify_server.reset()
+    site = netlify_server.add_site("my-site")
+    monkeypatch.setenv("NETLIFY_AUTH_TOKEN", netlify_server.token)
+    monkeypatch.setenv("NETLIFY_API_URL", netlify_server.api_url)
+    project.state_dir.mkdir(exist_ok=True)
+    project.config_path.write_text(json.dumps({
+        "version": 1, "platform": "netlify",
+        "netlify": {"site_id": site["id"], "poll_interval": 0.01},
+    }))
+    netlify_server.site = site  # type: ignore[attr-defined]
+    yield netlify_server
+    assert netlify_server.violations == [], "requests that the Netlify spec does not allow"

@@ -39,11 +39,9 @@ class NetlifyApi:
 
     def create_deploy(self, site_id: str, files: dict[str, str], *, draft: bool,
                       asynchronous: bool, title: str | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"files": files, "draft": draft, "async": asynchronous}
-        if title:
-            body["title"] = title
+        body = {"files": files, "draft": draft, "async": asynchronous}
         return self._call("POST", f"/sites/{quote(site_id, safe='')}/deploys", json=body,
-                          what="a new deploy")
+                          params={"title": title} if title else None, what="a new deploy")
 
     def get_deploy(self, deploy_id: str) -> dict[str, Any]:
         return self._call("GET", f"/deploys/{quote(deploy_id, safe='')}",
@@ -71,7 +69,7 @@ class NetlifyApi:
     # -- builds ----------------------------------------------------------------------------
 
     def create_build(self, site_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/sites/{quote(site_id, safe='')}/builds", json={},
+        return self._call("POST", f"/sites/{quote(site_id, safe='')}/builds",
                           what="a new build")
 
     def get_build(self, build_id: str) -> dict[str, Any]:
