@@ -305,3 +305,50 @@ def test_logs_include_what_netlify_says(netlify, cli):
 
 def test_remote_history_on_the_local_target_is_not_supported(project, cli):
     assert cli("history", "--remote", "--json").json["code"] == "NOT_SUPPORTED"
+
+
+def test_an_upload_that_fails_for_good_stops_the_others(netlify, cli):
+    for n in range(40):
+        Path(f"dist/page{n}.html").write_text(f"page {n}")
+    netlify.inject("PUT", FILES_PATH, status=422, body={"code": 422, "message": "bad file"})
+    cli("config.set", "netlify.concurrency", "1", "--json")
+    result = deploy(cli)
+    assert result["code"] == "DEPLOY_FAILED" and "bad file" in result["error"]
+    assert len(puts(netlify)) < 42
+
+
+def test_a_site_id_that_is_neither_uuid_nor_name_is_refused(netlify, cli):
+    cli("config.set", "netlify.site_id", "Not A Site!", "--json")
+    assert "neither a site id" in deploy(cli)["error"]
+
+
+def test_rollback_to_an_unknown_netlify_deploy_is_unavailable(netlify, cli):
+    deploy(cli)
+    result = cli("rollback", "--to", "5f0000000000000000000000", "--json").json
+    assert result["code"] == "ROLLBACK_UNAVAILABLE"
+
+
+def test_infra_up_with_an_existing_site_changes_nothing(netlify, cli):
+    up = cli("infra.up", "--json").json
+    assert up["config_updated"] == [] and up["infra"]["site_id"] == netlify.site["id"]
+    assert not [r for r in netlify.requests if r.method == "POST"]
+
+
+def test_a_failed_remote_build_is_build_failed(netlify, cli, monkeypatch):
+    from devops_tasks.platforms.netlify_api import NetlifyApi
+
+    monkeypatch.setattr(NetlifyApi, "get_build",
+                        lambda self, build_id: {"id": build_id, "done": True, "error": "exit 2"})
+    result = cli("build", "--remote", "--wait", "--json").json
+    assert result["code"] == "BUILD_FAILED" and "exit 2" in result["error"]
+
+
+def test_an_unreachable_api_is_service_unavailable(project, cli, monkeypatch):
+    monkeypatch.setenv("NETLIFY_AUTH_TOKEN", "token")
+    monkeypatch.setenv("NETLIFY_API_URL", "http://127.0.0.1:9/api/v1")
+    original = http.default_policy
+    monkeypatch.setattr(http, "default_policy", lambda **kw: original(**{"connect": 0, **kw}))
+    project.state_dir.mkdir()
+    project.config_path.write_text(json.dumps(
+        {"version": 1, "platform": "netlify", "netlify": {"site_id": "my-site"}}))
+    assert cli("status", "--json").json["code"] == "SERVICE_UNAVAILABLE"

@@ -118,7 +118,7 @@ class NetlifyPlatform(Platform):
         required = set(created.get("required") or [])
         uploads = _one_path_per_digest(digests, required)
         deployment.step("upload", f"{len(uploads)} of {len(files)} files changed; uploading them")
-        uploaded = self._upload(deploy_id, uploads, files, progress)
+        uploaded = self._upload(deploy_id, uploads, progress)
         ready = self._wait(deploy_id, {"ready"}, "ready")
         deployment.step("ready", f"deploy {deploy_id} is ready"
                                  + ("" if publish else " as a draft (not live yet)"))
@@ -150,8 +150,8 @@ class NetlifyPlatform(Platform):
         progress.finish()
         return {f.path: (sha, f) for f, sha in zip(files, shas)}
 
-    def _upload(self, deploy_id: str, uploads: list[SiteFile], files: SiteFiles,
-                progress: Progress) -> int:
+    def _upload(self, deploy_id: str, uploads: list[SiteFile], progress: Progress) -> int:
+        """PUT each file on ``concurrency`` threads; the first failure stops the rest."""
         total = sum(f.size for f in uploads)
         progress.start("Uploading", total=total)
 
@@ -160,11 +160,17 @@ class NetlifyPlatform(Platform):
             progress.advance(site_file.size)
             return site_file.size
 
-        try:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                return sum(pool.map(put, uploads))
-        finally:
-            progress.finish()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            futures = [pool.submit(put, site_file) for site_file in uploads]
+            done, pending = concurrent.futures.wait(
+                futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+            for future in pending:  # one upload failed for good: do not send the rest
+                future.cancel()
+        progress.finish()
+        failed = next((f.exception() for f in done if f.exception() is not None), None)
+        if failed is not None:
+            raise failed
+        return sum(f.result() for f in futures)
 
     def _wait(self, deploy_id: str, states: set[str], goal: str) -> dict[str, Any]:
         """Poll the deploy until it reaches one of ``states``; its error_message on error."""

@@ -1,0 +1,100 @@
+"""The retry policy every provider shares: what is retried, and how long it waits."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import pytest
+from urllib3.exceptions import ProtocolError
+from urllib3.response import HTTPResponse
+
+from devops_tasks.http import RETRY_STATUSES, default_policy, session
+
+
+def response(status: int, **headers: str) -> HTTPResponse:
+    return HTTPResponse(status=status, headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+
+def test_retry_after_in_seconds_is_honoured():
+    assert default_policy().get_retry_after(response(429, Retry_After="7")) == 7
+
+
+def test_retry_after_as_an_http_date_is_honoured():
+    when = email.utils.formatdate(time.time() + 20, usegmt=True)
+    assert 18 <= default_policy().get_retry_after(response(429, Retry_After=when)) <= 20
+
+
+def test_x_ratelimit_reset_in_epoch_seconds_is_honoured():
+    reset = str(int(time.time()) + 12)
+    assert 10 <= default_policy().get_retry_after(response(429, X_RateLimit_Reset=reset)) <= 12
+
+
+def test_the_longer_of_both_headers_wins():
+    reset = str(int(time.time()) + 30)
+    wait = default_policy().get_retry_after(response(429, Retry_After="2", X_RateLimit_Reset=reset))
+    assert wait >= 28
+
+
+def test_a_429_without_headers_waits_at_least_the_floor():
+    assert default_policy(rate_limit_floor=1.5).get_retry_after(response(429)) == 1.5
+
+
+def test_a_reset_in_the_past_waits_the_floor_not_zero():
+    past = str(int(time.time()) - 100)
+    assert default_policy().get_retry_after(response(429, X_RateLimit_Reset=past)) == 1.0
+
+
+def test_a_huge_wait_is_capped():
+    assert default_policy(rate_limit_cap=60).get_retry_after(response(429, Retry_After="86400")) == 60
+
+
+def test_garbage_headers_fall_back_to_the_floor():
+    policy = default_policy()
+    assert policy.get_retry_after(response(429, Retry_After="soon", X_RateLimit_Reset="x")) == 1.0
+
+
+def test_a_503_without_retry_after_uses_backoff_not_a_fixed_wait():
+    assert default_policy().get_retry_after(response(503)) is None
+
+
+@pytest.mark.parametrize("status", sorted(RETRY_STATUSES))
+def test_rate_limits_and_server_errors_are_retried_for_any_method(status):
+    for method in ("GET", "PUT", "POST", "DELETE"):
+        assert default_policy().is_retry(method, status)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+def test_client_errors_are_never_retried(status):
+    assert not default_policy().is_retry("PUT", status, has_retry_after=True)
+
+
+def test_the_policy_keeps_its_bounds_when_urllib3_copies_it():
+    policy = default_policy(rate_limit_floor=0.2, rate_limit_cap=9).increment("GET", "/x")
+    assert (policy.rate_limit_floor, policy.rate_limit_cap) == (0.2, 9)
+
+
+def test_backoff_has_jitter():
+    policy = default_policy()
+    for _ in range(3):
+        policy = policy.increment("GET", "/x", error=ProtocolError("reset", ConnectionResetError()))
+    assert len({policy.get_backoff_time() for _ in range(20)}) > 1
+
+
+def test_the_session_times_out_every_request_by_default(monkeypatch):
+    import requests
+
+    seen = {}
+
+    def fake_send(self, request, **kwargs):
+        seen.update(kwargs)
+        raise requests.ConnectionError("stop here")
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", fake_send)
+    with pytest.raises(requests.ConnectionError):
+        session().get("http://127.0.0.1:9/")
+    assert seen["timeout"] == (10.0, 120.0)
+
+
+def test_the_session_identifies_itself():
+    assert session().headers["User-Agent"].startswith("devops-tasks/")
