@@ -1029,18 +1029,10 @@ class FakeNetlify:
         if deploy["state"] not in ("new", "preparing", "prepared", "uploading"):
             raise _ApiError(422, f"deploy {deploy['id']} is {deploy['state']}; "
                                  "it can no longer be updated")
-        if "draft" in body:
-            deploy["draft"] = bool(body["draft"])
-        if "branch" in body:
-            deploy["branch"] = body["branch"] or None
-        site = self.sites[deploy["site_id"]]
-        main_branch = (site.get("build_settings") or {}).get("repo_branch") or "main"
-        if deploy["draft"]:
-            deploy["context"] = "deploy-preview"
-        elif deploy["branch"] and deploy["branch"] != main_branch:
-            deploy["context"] = "branch-deploy"
-        else:
-            deploy["context"] = "production"
+        # draft/branch (so the context) are fixed when the deploy is created: netlify-cli
+        # creates a draft with {"draft": true}, then PUTs the files with "draft": false.
+        if body.get("framework"):
+            deploy["framework"] = body["framework"]
         if c.query.get("commit_ref"):
             deploy["commit_ref"] = c.query["commit_ref"]
         if "files" in body:

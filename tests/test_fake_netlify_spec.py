@@ -447,6 +447,22 @@ def test_draft_deploys_are_served_as_previews_but_not_published(
     assert requests.get(site["url"] + "/", timeout=5).status_code == 404
 
 
+def test_a_draft_stays_a_draft_when_its_files_are_put(nf: FakeNetlify,
+                                                       api: requests.Session) -> None:
+    """netlify-cli creates {"draft": true}, then PUTs the files with "draft": false."""
+    site = nf.add_site("s")
+    url = f"{nf.api_url}/sites/{site['id']}/deploys"
+    deploy = api.post(url, params={"title": "t"}, json={"draft": True}).json()
+    assert deploy["state"] == "new" and deploy["context"] == "deploy-preview"
+    deploy = api.put(f"{url}/{deploy['id']}", json={"files": {"index.html": sha1(b"d")},
+                                                    "async": False, "draft": False}).json()
+    assert deploy["draft"] is True and deploy["required"] == [sha1(b"d")]
+    assert upload(api, nf, deploy["id"], "index.html", b"d").status_code == 200
+    assert api.get(f"{url}/{deploy['id']}").json()["state"] == "ready"
+    assert nf.sites[site["id"]]["published_deploy"] is None
+    assert nf.violations == []
+
+
 def test_a_branch_deploy_is_not_published(nf: FakeNetlify, api: requests.Session) -> None:
     site = nf.add_site("s")
     deploy = deploy_site(api, nf, site["id"], {"/index.html": b"b"}, branch="feature")
@@ -492,7 +508,10 @@ def test_blobs_are_shared_across_sites(nf: FakeNetlify, api: requests.Session) -
 
 def test_site_lookup_by_name_also_matches_an_id(nf: FakeNetlify, api: requests.Session) -> None:
     a, b = nf.add_site("alpha-site"), nf.add_site("beta-site")
-    names = lambda **q: [s["name"] for s in api.get(f"{nf.api_url}/sites", params=q).json()]  # noqa: E731
+
+    def names(**query: Any) -> list[str]:
+        return [s["name"] for s in api.get(f"{nf.api_url}/sites", params=query).json()]
+
     assert names(name="site") == ["alpha-site", "beta-site"]
     assert names(name="beta") == ["beta-site"]
     assert names(name=a["id"]) == ["alpha-site"]
