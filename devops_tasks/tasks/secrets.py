@@ -23,13 +23,9 @@ from ._context import project_for, settings_for
 ENV_HELP = "Scope to one environment (default: shared by all environments)."
 
 
-def _backend(c: Any) -> SecretsBackend:
-    project = project_for(c)
-    return open_backend(project, settings_for(c, None))
-
-
-def _scope(c: Any, env: str | None) -> str | None:
-    return env or None
+def _backend(c: Any, env: str | None = None) -> SecretsBackend:
+    """The backend ``secrets.mode`` names for ``env`` (a mode may differ per environment)."""
+    return open_backend(project_for(c), settings_for(c, env))
 
 
 def mask(value: str) -> str:
@@ -75,7 +71,7 @@ def set_(c, out, name, value=None, env=None):  # type: ignore[no-untyped-def]
     check_name(name)
     secret = _read_value(out, value)
     register_secret(secret)
-    _backend(c).set(name, secret, _scope(c, env))
+    _backend(c, env).set(name, secret, env or None)
     scope = env or "all environments"
     return {"name": name, "environment": env, "message": f"Stored {name} ({scope})"}
 
@@ -91,7 +87,7 @@ def _show_get(result: Mapping[str, Any], out: Output) -> None:
 })
 def get(c, out, name, env=None, show=False):  # type: ignore[no-untyped-def]
     """Read a secret, masked unless --show."""
-    value = _backend(c).get(check_name(name), _scope(c, env))
+    value = _backend(c, env).get(check_name(name), env or None)
     if value is None:
         raise DevopsError(ErrorCode.NOT_FOUND, f"No secret {name}" + (f" for {env}" if env else ""),
                           f"Store it with `devops secrets.set {name}`; see `devops secrets.list`.")
@@ -109,14 +105,14 @@ def _show_list(result: Mapping[str, Any], out: Output) -> None:
 @command(name="list", human=_show_list, help={"env": "Show what this environment sees."})
 def list_(c, out, env=None):  # type: ignore[no-untyped-def]
     """List secret names and when they changed (never values)."""
-    infos = _backend(c).list(_scope(c, env))
+    infos = _backend(c, env).list(env or None)
     return {"count": len(infos), "secrets": [i.to_dict() for i in infos]}
 
 
 @command(human=_show_done, help={"name": "Secret name.", "env": ENV_HELP})
 def delete(c, out, name, env=None):  # type: ignore[no-untyped-def]
     """Delete a secret from one scope."""
-    if not _backend(c).delete(check_name(name), _scope(c, env)):
+    if not _backend(c, env).delete(check_name(name), env or None):
         raise DevopsError(ErrorCode.NOT_FOUND, f"No secret {name}" + (f" in {env}" if env else ""),
                           "See `devops secrets.list` (use --env for environment-scoped ones).")
     return {"name": name, "environment": env, "message": f"Deleted {name}"}
@@ -140,7 +136,7 @@ def import_(c, out, file, env=None):  # type: ignore[no-untyped-def]
     for name, value in values.items():
         check_name(name)
         register_secret(value)
-    _backend(c).set_many(values, _scope(c, env))
+    _backend(c, env).set_many(values, env or None)
     return {"imported": sorted(values), "count": len(values), "environment": env,
             "message": f"Imported {len(values)} secret(s) from {file}"}
 
@@ -161,7 +157,7 @@ def export(c, out, format="env", env=None):  # type: ignore[no-untyped-def]
     if format not in ("env", "json"):
         raise DevopsError(ErrorCode.INVALID_ARGUMENT, f"Unknown format {format!r}",
                           "Use --format env or --format json.")
-    values = _backend(c).values(_scope(c, env))
+    values = _backend(c, env).values(env or None)
     out.warn("this prints secret values in plain text")
     return {"format": format, "count": len(values),
             "secrets": {k: Revealed(v) for k, v in values.items()}}
@@ -177,7 +173,7 @@ def exec_(c, out, command=None, env=None):  # type: ignore[no-untyped-def]
     if not to_run:
         raise DevopsError(ErrorCode.INVALID_ARGUMENT, "No command to run",
                           "Give it after --: `devops secrets.exec -- ./deploy.sh`, or with --command.")
-    values = _backend(c).values(_scope(c, env))
+    values = _backend(c, env).values(env or None)
     result = run_command(c, to_run, cwd=os.getcwd(), code=ErrorCode.COMMAND_FAILED,
                          json_mode=out.json_mode, env=values)
     return {"exit_status": result.exited, "secrets": sorted(values)}
