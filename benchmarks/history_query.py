@@ -22,10 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from devops_tasks.durable import write_json
 from devops_tasks.history import Deployment, DeploymentHistory, Status
@@ -44,14 +45,16 @@ def make_deployments(count: int, seed: int = 1, end_ms: int | None = None) -> li
         epoch_ms = start_ms + n * 60_000
         action = "rollback" if rng.random() < 0.05 else "deploy"
         status = rng.choices(
-            (Status.SUCCESS, Status.FAILED, Status.ROLLED_BACK), weights=(85, 10, 5))[0]
+            (Status.SUCCESS, Status.FAILED, Status.ROLLED_BACK), weights=(85, 10, 5)
+        )[0]
         deployment = Deployment(
             id=f"dep_{epoch_ms}_{rng.getrandbits(32):08x}",
             platform=rng.choice(PLATFORMS),
             environment=rng.choices(ENVIRONMENTS, weights=(50, 35, 15))[0],
             action=action,
             timestamp=datetime.fromtimestamp(epoch_ms / 1000, timezone.utc)
-            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),  # as history._now()
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),  # as history._now()
             status=status,
             version=f"v1.{n // 100}.{n % 100}",
             actor="deployer@ci",
@@ -64,8 +67,11 @@ def make_deployments(count: int, seed: int = 1, end_ms: int | None = None) -> li
         )
         deployment.step("start", f"{deployment.files_deployed} files from dist")
         if status is Status.FAILED:
-            deployment.error = {"error": "upload refused", "code": "DEPLOY_FAILED",
-                                "fix": "Check the target's credentials."}
+            deployment.error = {
+                "error": "upload refused",
+                "code": "DEPLOY_FAILED",
+                "fix": "Check the target's credentials.",
+            }
             deployment.step("failed", "DEPLOY_FAILED: upload refused")
         else:
             deployment.step("done", "deployment is live")
@@ -73,16 +79,16 @@ def make_deployments(count: int, seed: int = 1, end_ms: int | None = None) -> li
     return deployments
 
 
-def build_history(root: Path, count: int,
-                  end_ms: int | None = None) -> tuple[DeploymentHistory, float, float]:
+def build_history(
+    root: Path, count: int, end_ms: int | None = None
+) -> tuple[DeploymentHistory, float, float]:
     """Write the records and the index; returns the history and both setup times in s."""
     history = DeploymentHistory(Project(root))
     deployments = make_deployments(count, end_ms=end_ms)
     started = time.perf_counter()
     # write_json fsyncs each file and the directory; threads overlap those waits.
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda d: write_json(history._record_path(d.id), d.to_dict()),
-                      deployments))
+        list(pool.map(lambda d: write_json(history._record_path(d.id), d.to_dict()), deployments))
     records_s = time.perf_counter() - started
     started = time.perf_counter()
     indexed = history.rebuild_index()
@@ -109,12 +115,20 @@ def run_cli(args: list[str], cwd: Path, runs: int) -> tuple[float, float, str]:
     for _ in range(runs):
         started = time.perf_counter()
         completed = subprocess.run(
-            [sys.executable, "-m", "devops_tasks", *args], cwd=cwd, env=env,
-            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
+            [sys.executable, "-m", "devops_tasks", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
         samples.append((time.perf_counter() - started) * 1000)
         if completed.returncode != 0:
-            raise SystemExit(f"devops {' '.join(args)} failed: {completed.stdout}{completed.stderr}")
+            raise SystemExit(
+                f"devops {' '.join(args)} failed: {completed.stdout}{completed.stderr}"
+            )
         stdout = completed.stdout
     return min(samples), statistics.median(samples), stdout
 
@@ -139,33 +153,48 @@ def main() -> None:
                 raise SystemExit(f"{label}: unexpected result {result!r}")
             rows.append((label, best, median, f"x{args.repeat}"))
 
-        bench("query(limit=10)", lambda: history.query(limit=10),
-              lambda r: len(r) == min(10, args.records))
-        bench("query(environment='production', status='success', limit=10)",
-              lambda: history.query(environment="production", status="success", limit=10),
-              lambda r: all(e["environment"] == "production" and e["status"] == "success"
-                            for e in r))
-        bench("latest(environment='production')",
-              lambda: history.latest(environment="production"),
-              lambda r: r is None or r["environment"] == "production")
-        bench("query(environment='nowhere')  [full scan, no match]",
-              lambda: history.query(environment="nowhere"), lambda r: r == [])
+        bench(
+            "query(limit=10)",
+            lambda: history.query(limit=10),
+            lambda r: len(r) == min(10, args.records),
+        )
+        bench(
+            "query(environment='production', status='success', limit=10)",
+            lambda: history.query(environment="production", status="success", limit=10),
+            lambda r: all(e["environment"] == "production" and e["status"] == "success" for e in r),
+        )
+        bench(
+            "latest(environment='production')",
+            lambda: history.latest(environment="production"),
+            lambda r: r is None or r["environment"] == "production",
+        )
+        bench(
+            "query(environment='nowhere')  [full scan, no match]",
+            lambda: history.query(environment="nowhere"),
+            lambda r: r == [],
+        )
 
         best, median, stdout = run_cli(["history", "--limit", "10", "--json"], root, args.cli_runs)
         shown = json.loads(stdout)
         if not shown["success"] or shown["count"] != min(10, args.records):
             raise SystemExit(f"devops history returned {stdout!r}")
-        rows.append(("devops history --limit 10 --json  [subprocess]", best, median,
-                     f"x{args.cli_runs}"))
+        rows.append(
+            ("devops history --limit 10 --json  [subprocess]", best, median, f"x{args.cli_runs}")
+        )
         best, median, _ = run_cli(["--version"], root, args.cli_runs)
-        rows.append(("devops --version  [subprocess, startup only]", best, median,
-                     f"x{args.cli_runs}"))
+        rows.append(
+            ("devops --version  [subprocess, startup only]", best, median, f"x{args.cli_runs}")
+        )
 
-    print(f"devops-tasks history benchmark: {args.records} records, "
-          f"index.json {index_kib:,.0f} KiB, Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPU(s)")
-    print(f"setup: records written in {records_s:.1f} s, "
-          f"index rebuilt from them in {index_s * 1000:.0f} ms")
+    print(
+        f"devops-tasks history benchmark: {args.records} records, "
+        f"index.json {index_kib:,.0f} KiB, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPU(s)"
+    )
+    print(
+        f"setup: records written in {records_s:.1f} s, "
+        f"index rebuilt from them in {index_s * 1000:.0f} ms"
+    )
     width = max(len(row[0]) for row in rows)
     print(f"{'operation':<{width}}  {'min ms':>8}  {'median ms':>9}  runs")
     print(f"{'-' * width}  {'-' * 8}  {'-' * 9}  ----")

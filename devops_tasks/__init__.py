@@ -8,6 +8,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .tasks import build_namespace, namespace  # noqa: E402 - __version__ first, for hatch
+from .tasks import build_namespace, namespace
 
-__all__ = ["namespace", "build_namespace", "__version__"]
+__all__ = ["__version__", "build_namespace", "namespace"]

@@ -13,7 +13,7 @@ from .errors import DevopsError, ErrorCode
 from .output import Output
 from .tasks import namespace
 
-__all__ = ["program", "main", "DevopsConfig", "DevopsProgram"]
+__all__ = ["DevopsConfig", "DevopsProgram", "main", "program"]
 
 
 class DevopsConfig(Config):
@@ -39,10 +39,13 @@ class DevopsProgram(Program):
         except ParseError as error:
             if "--json" not in self.argv:
                 raise
-            Output(json_mode=True).failure(DevopsError(
-                ErrorCode.INVALID_ARGUMENT, str(error),
-                "Run `devops --list`, or `devops --help <task>` for a task's flags.",
-            ))
+            Output(json_mode=True).failure(
+                DevopsError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    str(error),
+                    "Run `devops --list`, or `devops --help <task>` for a task's flags.",
+                )
+            )
             raise Exit(code=1) from None
 
 

@@ -10,19 +10,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import DevopsError, ErrorCode
-from .project import Project  # noqa: TC001 - used at run time by require_clean_git
+from .project import Project
 from .redaction import RedactingStream
 
-__all__ = ["run_command", "require_clean_git", "child_environment"]
+__all__ = ["child_environment", "require_clean_git", "run_command"]
 
 _TAIL_CHARS = 2000
 #: Never handed to a child process: the keys that unlock every secret.
-_KEY_VARIABLES = ("DEVOPS_MASTER_KEY", "DEVOPS_MASTER_PASSPHRASE", "DEVOPS_MASTER_KEY_FILE",
-                  "DEVOPS_NEW_MASTER_KEY", "DEVOPS_NEW_MASTER_PASSPHRASE",
-                  "DEVOPS_NEW_MASTER_KEY_FILE")
+_KEY_VARIABLES = (
+    "DEVOPS_MASTER_KEY",
+    "DEVOPS_MASTER_PASSPHRASE",
+    "DEVOPS_MASTER_KEY_FILE",
+    "DEVOPS_NEW_MASTER_KEY",
+    "DEVOPS_NEW_MASTER_PASSPHRASE",
+    "DEVOPS_NEW_MASTER_KEY_FILE",
+)
 
 
 def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -32,7 +38,12 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def run_command(
-    context: Any, command: str, *, cwd: str, code: ErrorCode, json_mode: bool,
+    context: Any,
+    command: str,
+    *,
+    cwd: str,
+    code: ErrorCode,
+    json_mode: bool,
     env: Mapping[str, str] | None = None,
 ) -> Any:
     """Run ``command`` in ``cwd`` through invoke, output streamed and masked; returns the result.
@@ -65,7 +76,10 @@ def run_command(
 def require_clean_git(project: Project) -> None:
     """Refuse to deploy uncommitted work, so every release maps to a commit."""
     status = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=project.root, capture_output=True, text=True,
+        ["git", "status", "--porcelain"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
         check=False,
     )
     if status.returncode != 0:

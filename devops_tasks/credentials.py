@@ -9,7 +9,8 @@ is registered as secret, so it cannot appear in any output.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from .errors import DevopsError, ErrorCode
 from .redaction import register_secret
@@ -25,9 +26,13 @@ __all__ = ["Credentials"]
 class Credentials:
     """Looks up named credentials for one environment of one project."""
 
-    def __init__(self, project: Project, settings: Settings,
-                 environ: Mapping[str, str] | None = None,
-                 backend: Callable[[], SecretsBackend] | None = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        settings: Settings,
+        environ: Mapping[str, str] | None = None,
+        backend: Callable[[], SecretsBackend] | None = None,
+    ) -> None:
         self.environment = settings.environment
         self.environ = os.environ if environ is None else environ
         self._backend_factory = backend or (lambda: _open(project, settings, self.environ))

@@ -20,7 +20,7 @@ from .errors import DevopsError, ErrorCode
 from .files import SiteFiles
 from .health import check_http
 from .history import Deployment, DeploymentHistory, Status, new_deployment_id
-from .output import NullProgress, Output
+from .output import Output
 from .project import Project, actor
 
 __all__ = ["Deployer"]
@@ -29,8 +29,13 @@ __all__ = ["Deployer"]
 class Deployer:
     """Deploys, rolls back and reports on one environment of one project."""
 
-    def __init__(self, project: Project, settings: Settings, context: Any = None,
-                 output: Output | None = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        settings: Settings,
+        context: Any = None,
+        output: Output | None = None,
+    ) -> None:
         self.project = project
         self.settings = settings
         self.environment = settings.environment
@@ -57,7 +62,7 @@ class Deployer:
         return files
 
     def build_dir(self, override: str | None) -> Path:
-        """``--dir`` (relative to where the user stands) or ``build.dir`` (relative to the project)."""
+        """``--dir`` (relative to the current directory), or ``build.dir`` (to the project)."""
         if override:
             return Path(override).resolve()
         return self.project.resolve(self.settings.get("build.dir"))
@@ -73,8 +78,13 @@ class Deployer:
             )
         self.output.step(f"building: {command}")
         started = time.monotonic()
-        run_command(self._context(), command, cwd=str(self.project.root),
-                    code=ErrorCode.BUILD_FAILED, json_mode=self.output.json_mode)
+        run_command(
+            self._context(),
+            command,
+            cwd=str(self.project.root),
+            code=ErrorCode.BUILD_FAILED,
+            json_mode=self.output.json_mode,
+        )
         return {"command": command, "duration_ms": _ms_since(started)}
 
     def deploy(self, build_dir: str | None = None, build: bool = False) -> Deployment:
@@ -87,25 +97,33 @@ class Deployer:
             self.history.mark_interrupted(self.environment)
             live = self._live_entry()
             deployment = Deployment(
-                id=new_deployment_id(), platform=self.platform.name,
-                environment=self.environment, version=self.project.version(), actor=actor(),
+                id=new_deployment_id(),
+                platform=self.platform.name,
+                environment=self.environment,
+                version=self.project.version(),
+                actor=actor(),
             )
-            deployment.step("start", f"{len(files)} files, {files.total_bytes} bytes "
-                                     f"from {files.root}")
+            deployment.step(
+                "start", f"{len(files)} files, {files.total_bytes} bytes from {files.root}"
+            )
             self.history.save(deployment)
-            self.output.step(f"deploying {len(files)} files to {self.environment} "
-                             f"({self.platform.name}) as {deployment.id}")
+            self.output.step(
+                f"deploying {len(files)} files to {self.environment} "
+                f"({self.platform.name}) as {deployment.id}"
+            )
             return self._run_deploy(deployment, files, live)
 
-    def _run_deploy(self, deployment: Deployment, files: SiteFiles,
-                    live: dict[str, Any] | None) -> Deployment:
+    def _run_deploy(
+        self, deployment: Deployment, files: SiteFiles, live: dict[str, Any] | None
+    ) -> Deployment:
         started = time.monotonic()
         blue_green = self.settings.get("deployment.strategy") == "blue-green"
         release: str | None = None
         activated = False
         try:
-            outcome = self.platform.deploy(deployment, files, self.output.progress(),
-                                           publish=not blue_green)
+            outcome = self.platform.deploy(
+                deployment, files, self.output.progress(), publish=not blue_green
+            )
             release = deployment.release = outcome.release
             deployment.url = outcome.url
             deployment.platform_deploy_id = outcome.platform_deploy_id
@@ -137,8 +155,13 @@ class Deployer:
             self.history.save(deployment)
         return deployment
 
-    def _recover(self, deployment: Deployment, release: str | None,
-                 live: dict[str, Any] | None, activated: bool) -> None:
+    def _recover(
+        self,
+        deployment: Deployment,
+        release: str | None,
+        live: dict[str, Any] | None,
+        activated: bool,
+    ) -> None:
         """After a failure: put the previous release back live, or clean up a half release."""
         try:
             if not activated:
@@ -160,7 +183,9 @@ class Deployer:
         self.output.step(f"health check ({stage}): {url}")
         result = check_http(url, check)
         deployment.details[f"health_{stage}"] = result.to_dict()
-        deployment.step("health", f"{stage} {url}: {result.detail} after {result.attempts} attempt(s)")
+        deployment.step(
+            "health", f"{stage} {url}: {result.detail} after {result.attempts} attempt(s)"
+        )
         if not result.healthy:
             raise DevopsError(
                 ErrorCode.HEALTH_CHECK_FAILED,
@@ -173,13 +198,19 @@ class Deployer:
             require_clean_git(self.project)
         for command in self.settings.get("deployment.pre_deploy") or []:
             self.output.step(f"check: {command}")
-            run_command(self._context(), command, cwd=str(self.project.root),
-                        code=ErrorCode.CHECK_FAILED, json_mode=self.output.json_mode)
+            run_command(
+                self._context(),
+                command,
+                cwd=str(self.project.root),
+                code=ErrorCode.CHECK_FAILED,
+                json_mode=self.output.json_mode,
+            )
 
     def _prune(self, deployment: Deployment, live: dict[str, Any] | None) -> None:
         protect = {deployment.release} | ({live["release"]} if live else set())
-        removed = self.platform.prune(int(self.settings.get("deployment.keep_releases")),
-                                      {r for r in protect if r})
+        removed = self.platform.prune(
+            int(self.settings.get("deployment.keep_releases")), {r for r in protect if r}
+        )
         if removed:
             deployment.step("prune", f"removed {len(removed)} old release(s): {', '.join(removed)}")
 
@@ -192,9 +223,14 @@ class Deployer:
             live = self._live_entry()
             target = self._rollback_target(to, live)
             record = Deployment(
-                id=new_deployment_id(), platform=self.platform.name, action="rollback",
-                environment=self.environment, version=target["version"], actor=actor(),
-                release=target["release"], url=target.get("url"),
+                id=new_deployment_id(),
+                platform=self.platform.name,
+                action="rollback",
+                environment=self.environment,
+                version=target["version"],
+                actor=actor(),
+                release=target["release"],
+                url=target.get("url"),
                 platform_deploy_id=target.get("platform_deploy_id"),
                 rollback_of=live["id"] if live else None,
                 details={"restored": target["id"]},
@@ -213,7 +249,9 @@ class Deployer:
                 record.status = Status.SUCCESS
                 record.step("done", f"{name} is live again")
                 if target["id"]:
-                    self._set_status(target["id"], Status.SUCCESS, f"made live again by {record.id}")
+                    self._set_status(
+                        target["id"], Status.SUCCESS, f"made live again by {record.id}"
+                    )
                 if live and live["id"] != target["id"] and live["action"] == "deploy":
                     self._set_status(live["id"], Status.ROLLED_BACK, f"rolled back by {record.id}")
             finally:
@@ -226,8 +264,11 @@ class Deployer:
             return self._platform_release_target(to)
         if to:
             target = self.history.get(to).summary()
-            if target["environment"] != self.environment or target["action"] != "deploy" \
-                    or target["status"] not in (Status.SUCCESS.value, Status.ROLLED_BACK.value):
+            if (
+                target["environment"] != self.environment
+                or target["action"] != "deploy"
+                or target["status"] not in (Status.SUCCESS.value, Status.ROLLED_BACK.value)
+            ):
                 raise DevopsError(
                     ErrorCode.ROLLBACK_UNAVAILABLE,
                     f"{to} is not a successful deployment of {self.environment}",
@@ -241,8 +282,9 @@ class Deployer:
                     "Deploy that version again instead, or raise deployment.keep_releases.",
                 )
             return target
-        for entry in self.history.query(environment=self.environment, action="deploy",
-                                        status=Status.SUCCESS.value):
+        for entry in self.history.query(
+            environment=self.environment, action="deploy", status=Status.SUCCESS.value
+        ):
             if live and entry["id"] >= live["id"]:
                 continue
             if self.platform.can_restore(entry["release"]):
@@ -265,8 +307,13 @@ class Deployer:
                 "target can restore",
                 f"Pick an id from `devops history --env {self.environment} --remote`.",
             )
-        return {"id": None, "release": release, "version": None, "url": None,
-                "platform_deploy_id": release}
+        return {
+            "id": None,
+            "release": release,
+            "version": None,
+            "url": None,
+            "platform_deploy_id": release,
+        }
 
     def _set_status(self, deployment_id: str, status: Status, why: str) -> None:
         record = self.history.get(deployment_id)
@@ -281,8 +328,7 @@ class Deployer:
         """What the target serves, what the records say it should, and whether they agree."""
         live = self._live_entry()
         release = self.platform.live_release()
-        running = self.history.latest(environment=self.environment,
-                                      status=Status.IN_PROGRESS.value)
+        running = self.history.latest(environment=self.environment, status=Status.IN_PROGRESS.value)
         expected = live["release"] if live else None
         return {
             "environment": self.environment,
@@ -328,8 +374,11 @@ def _as_error(exc: BaseException) -> DevopsError:
     if isinstance(exc, DevopsError):
         return exc
     if isinstance(exc, KeyboardInterrupt):
-        return DevopsError(ErrorCode.INTERRUPTED, "Interrupted by the user",
-                           "Run `devops status` to see what is live, then deploy again.")
+        return DevopsError(
+            ErrorCode.INTERRUPTED,
+            "Interrupted by the user",
+            "Run `devops status` to see what is live, then deploy again.",
+        )
     return DevopsError(
         ErrorCode.DEPLOY_FAILED,
         f"Deploy failed: {type(exc).__name__}: {exc}",

@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import DevopsError, ErrorCode
 
-__all__ = ["atomic_write", "write_json", "read_json", "FileLock"]
+__all__ = ["FileLock", "atomic_write", "read_json", "write_json"]
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -52,8 +52,10 @@ def _fsync_directory(directory: Path) -> None:
 def write_json(path: Path, data: Any, mode: int = 0o644, indent: int | None = 2) -> None:
     """Atomically write ``data`` as JSON (indented for people unless ``indent=None``)."""
     separators = None if indent else (",", ":")
-    text = json.dumps(data, indent=indent, separators=separators, ensure_ascii=False,
-                      allow_nan=False) + "\n"
+    text = (
+        json.dumps(data, indent=indent, separators=separators, ensure_ascii=False, allow_nan=False)
+        + "\n"
+    )
     atomic_write(path, text.encode("utf-8"), mode)
 
 
@@ -108,7 +110,7 @@ class FileLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         self.acquire()
         return self
 
@@ -135,4 +137,3 @@ def _read_owner(fd: int) -> str:
     with contextlib.suppress(OSError):
         return os.pread(fd, 512, 0).decode("utf-8", "replace").strip()
     return ""  # pragma: no cover - pread on a file we just opened does not fail
-

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-__all__ = ["ErrorCode", "DevopsError"]
+__all__ = ["DevopsError", "ErrorCode"]
 
 
 class ErrorCode(str, enum.Enum):

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .errors import DevopsError, ErrorCode
 
-__all__ = ["SiteFile", "SiteFiles", "IgnoreRule", "default_ignore"]
+__all__ = ["IgnoreRule", "SiteFile", "SiteFiles", "default_ignore"]
 
 IgnoreRule = Callable[[str], bool]
 """Takes a path relative to the build dir (POSIX separators); True means skip it."""
@@ -69,7 +69,7 @@ class SiteFiles:
         return iter(self.files)
 
     @classmethod
-    def scan(cls, root: Path, ignore: IgnoreRule = default_ignore) -> "SiteFiles":
+    def scan(cls, root: Path, ignore: IgnoreRule = default_ignore) -> SiteFiles:
         """Every deployable file under ``root``; raises VALIDATION_FAILED for what cannot ship."""
         root = root.resolve()
         if not root.is_dir():

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 __all__ = ["HealthResult", "check_http"]
 
@@ -17,8 +18,12 @@ class HealthResult:
     detail: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"healthy": self.healthy, "url": self.url, "attempts": self.attempts,
-                "detail": self.detail}
+        return {
+            "healthy": self.healthy,
+            "url": self.url,
+            "attempts": self.attempts,
+            "detail": self.detail,
+        }
 
 
 def check_http(

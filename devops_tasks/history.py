@@ -12,10 +12,11 @@ import enum
 import re
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from .durable import FileLock, read_json, write_json
 from .errors import DevopsError, ErrorCode
@@ -24,18 +25,35 @@ from .redaction import redact, redact_data
 if TYPE_CHECKING:
     from .project import Project
 
-__all__ = ["Status", "Deployment", "DeploymentHistory", "new_deployment_id"]
+__all__ = ["Deployment", "DeploymentHistory", "Status", "new_deployment_id"]
 
 INDEX_VERSION = 1
 _ID_PATTERN = re.compile(r"dep_[0-9]+_[0-9a-f]+", re.ASCII)
 # Fields that identify a record: never masked, or a secret that happens to occur inside an
 # id would break the link between a record, its index entry and its release.
-_IDENTITY_FIELDS = ("id", "timestamp", "status", "action", "environment", "platform",
-                    "release", "rollback_of")
+_IDENTITY_FIELDS = (
+    "id",
+    "timestamp",
+    "status",
+    "action",
+    "environment",
+    "platform",
+    "release",
+    "rollback_of",
+)
 # The summary fields copied into the index; everything a query filters or a table shows.
 INDEX_FIELDS = (
-    "id", "action", "timestamp", "platform", "environment", "status", "version",
-    "release", "url", "platform_deploy_id", "duration_ms",
+    "id",
+    "action",
+    "timestamp",
+    "platform",
+    "environment",
+    "status",
+    "version",
+    "release",
+    "url",
+    "platform_deploy_id",
+    "duration_ms",
 )
 
 
@@ -103,7 +121,7 @@ class Deployment:
         return {key: data[key] for key in INDEX_FIELDS}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Deployment":
+    def from_dict(cls, data: dict[str, Any]) -> Deployment:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["status"] = Status(values.get("status", Status.IN_PROGRESS))
@@ -142,8 +160,11 @@ class DeploymentHistory:
         Call only while holding that environment's deploy lock: then nothing can still be
         running, so an ``in_progress`` record belongs to a process that died.
         """
-        stale = [e["id"] for e in self._entries() if e["environment"] == environment
-                 and e["status"] == Status.IN_PROGRESS.value]
+        stale = [
+            e["id"]
+            for e in self._entries()
+            if e["environment"] == environment and e["status"] == Status.IN_PROGRESS.value
+        ]
         for deployment_id in stale:
             deployment = self.get(deployment_id)
             deployment.status = Status.INTERRUPTED
@@ -164,7 +185,9 @@ class DeploymentHistory:
                 f"No deployment record {deployment_id!r}",
                 "Run `devops history` to list deployment ids.",
             ) from None
-        deployment.status = Status(self._shown_status(deployment.status.value, deployment.environment))
+        deployment.status = Status(
+            self._shown_status(deployment.status.value, deployment.environment)
+        )
         return deployment
 
     def query(

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import requests
     from urllib3.response import BaseHTTPResponse
 
-__all__ = ["RetryPolicy", "session", "USER_AGENT", "DEFAULT_TIMEOUT"]
+__all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "RetryPolicy", "session"]
 
 USER_AGENT = f"devops-tasks/{__version__} (+https://pypi.org/project/devops-tasks/)"
 #: (connect, read) seconds for every request that does not say otherwise.
@@ -32,22 +32,28 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 class RetryPolicy(Retry):
     """urllib3's ``Retry``, taught ``X-RateLimit-Reset`` and bounded waits for 429."""
 
-    def __init__(self, *args: Any, rate_limit_floor: float = 1.0,
-                 rate_limit_cap: float = 60.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, rate_limit_floor: float = 1.0, rate_limit_cap: float = 60.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.rate_limit_floor = rate_limit_floor
         self.rate_limit_cap = rate_limit_cap
 
-    def new(self, **kwargs: Any) -> "RetryPolicy":
+    def new(self, **kwargs: Any) -> RetryPolicy:
         kwargs.setdefault("rate_limit_floor", self.rate_limit_floor)
         kwargs.setdefault("rate_limit_cap", self.rate_limit_cap)
         return super().new(**kwargs)
 
     def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
         """Seconds to wait: the longest the server asks for, kept within [floor, cap] for 429."""
-        asked = [w for w in (_retry_after(response.headers.get("Retry-After")),
-                             _reset_in(response.headers.get("X-RateLimit-Reset")))
-                 if w is not None]
+        asked = [
+            w
+            for w in (
+                _retry_after(response.headers.get("Retry-After")),
+                _reset_in(response.headers.get("X-RateLimit-Reset")),
+            )
+            if w is not None
+        ]
         if response.status == 429:
             return min(max(max(asked, default=0.0), self.rate_limit_floor), self.rate_limit_cap)
         return min(max(asked), self.rate_limit_cap) if asked else None
@@ -75,18 +81,26 @@ def _reset_in(value: str | None) -> float | None:
 def default_policy(**overrides: Any) -> RetryPolicy:
     """The retry policy every provider uses unless it has a reason not to."""
     options: dict[str, Any] = {
-        "total": 10, "connect": 5, "read": 5, "status": 8, "other": 0,
+        "total": 10,
+        "connect": 5,
+        "read": 5,
+        "status": 8,
+        "other": 0,
         "status_forcelist": RETRY_STATUSES,
         "allowed_methods": None,  # retry any method: a 429/5xx or reset means "not done"
-        "backoff_factor": 0.5, "backoff_max": 30.0, "backoff_jitter": 0.5,
-        "respect_retry_after_header": True, "raise_on_status": False,
+        "backoff_factor": 0.5,
+        "backoff_max": 30.0,
+        "backoff_jitter": 0.5,
+        "respect_retry_after_header": True,
+        "raise_on_status": False,
     }
     options.update(overrides)
     return RetryPolicy(**options)
 
 
-def session(policy: RetryPolicy | None = None, pool_size: int = 32,
-            headers: dict[str, str] | None = None) -> requests.Session:
+def session(
+    policy: RetryPolicy | None = None, pool_size: int = 32, headers: dict[str, str] | None = None
+) -> requests.Session:
     """A session that retries by ``policy`` and times out every request by default."""
     import requests  # noqa: PLC0415 - ~60 ms; only commands that use the network pay it
     from requests.adapters import HTTPAdapter  # noqa: PLC0415
@@ -97,8 +111,9 @@ def session(policy: RetryPolicy | None = None, pool_size: int = 32,
             return super().request(method, url, *args, **kwargs)
 
     http = _TimeoutSession()
-    adapter = HTTPAdapter(max_retries=policy or default_policy(), pool_connections=4,
-                          pool_maxsize=pool_size)
+    adapter = HTTPAdapter(
+        max_retries=policy or default_policy(), pool_connections=4, pool_maxsize=pool_size
+    )
     http.mount("http://", adapter)
     http.mount("https://", adapter)
     http.headers["User-Agent"] = USER_AGENT

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from typing import IO, Any, Callable, Iterable, Mapping, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO, Any, Protocol
 
 from .errors import DevopsError
 from .redaction import redact, redact_data
 
-__all__ = ["Output", "Progress", "NullProgress", "HumanView"]
+__all__ = ["HumanView", "NullProgress", "Output", "Progress"]
 
 HumanView = Callable[[Mapping[str, Any], "Output"], None]
 
@@ -74,8 +75,9 @@ class _BarProgress:
 class Output:
     """Where a command's results, steps and failures go, in JSON or for people."""
 
-    def __init__(self, json_mode: bool = False, stdout: IO[str] | None = None,
-                 stderr: IO[str] | None = None) -> None:
+    def __init__(
+        self, json_mode: bool = False, stdout: IO[str] | None = None, stderr: IO[str] | None = None
+    ) -> None:
         self.json_mode = json_mode
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
@@ -128,8 +130,9 @@ class Output:
         for column in columns:
             table.add_column(column, no_wrap=True)
         for row in rows:
-            table.add_row(*(_escape(redact("" if row.get(c) is None else str(row.get(c))))
-                            for c in columns))
+            table.add_row(
+                *(_escape(redact("" if row.get(c) is None else str(row.get(c)))) for c in columns)
+            )
         self.console.print(table)
 
     def progress(self) -> Progress:

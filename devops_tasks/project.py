@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Project", "find_project", "actor"]
+__all__ = ["Project", "actor", "find_project"]
 
 STATE_DIR = ".devops"
 

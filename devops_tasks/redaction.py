@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["register_secret", "redact", "redact_data", "MASK", "Revealed", "RedactingStream"]
+__all__ = ["MASK", "RedactingStream", "Revealed", "redact", "redact_data", "register_secret"]
 
 MASK = "••••••••"
 # Very short values would mask ordinary words and numbers; they are still never printed

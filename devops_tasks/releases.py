@@ -105,7 +105,8 @@ class ReleaseEngine:
         self._run(
             f"test -d {shlex.quote(self.release_path(release))}"
             f" && ln -sfn {shlex.quote('releases/' + release)} {quoted_tmp}"
-            f" && {{ mv -Tf {quoted_tmp} {current} 2>/dev/null || mv -hf {quoted_tmp} {current}; }}",
+            f" && {{ mv -Tf {quoted_tmp} {current} 2>/dev/null"
+            f" || mv -hf {quoted_tmp} {current}; }}",
             f"switch current to release {release}",
         )
 

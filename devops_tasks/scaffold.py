@@ -12,7 +12,7 @@ from .durable import atomic_write
 from .errors import DevopsError, ErrorCode
 from .project import Project
 
-__all__ = ["init_project", "template_names", "GITIGNORE_LINES"]
+__all__ = ["GITIGNORE_LINES", "init_project", "template_names"]
 
 #: What must never be committed: the encrypted secrets and the local target's releases.
 GITIGNORE_LINES = (".devops/credentials.enc", ".devops/local/", ".devops/locks/")
@@ -28,8 +28,9 @@ def template_names() -> list[str]:
     return sorted(p.stem for p in _templates_dir().glob("*.json"))
 
 
-def init_project(project: Project, platform: str, environment: str | None = None,
-                 force: bool = False) -> dict[str, Any]:
+def init_project(
+    project: Project, platform: str, environment: str | None = None, force: bool = False
+) -> dict[str, Any]:
     """Write ``.devops/config.json`` for ``platform``; refuses to overwrite unless ``force``."""
     store = ConfigStore(project)
     if store.exists() and not force:

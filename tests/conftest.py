@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-
-import json
 
 import moto_server
 import pytest
 from fake_netlify import FakeNetlify
 from helpers import CliResult, write_site
 
-from devops_tasks import redaction
-
-from devops_tasks import __version__, build_namespace
+from devops_tasks import __version__, build_namespace, redaction
 from devops_tasks.cli import DevopsConfig, DevopsProgram
 from devops_tasks.project import Project
 
@@ -48,8 +45,7 @@ def moto_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws_env(moto_url: str, isolated_environment: None,
-            monkeypatch: pytest.MonkeyPatch) -> str:
+def aws_env(moto_url: str, isolated_environment: None, monkeypatch: pytest.MonkeyPatch) -> str:
     """A clean emulator and fake credentials pointing boto3 at it; returns its URL."""
     moto_server.reset(moto_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -74,8 +70,13 @@ def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     """Run ``devops ARGS...`` in this process; returns exit code, stdout and stderr."""
 
     def run(*args: str) -> CliResult:
-        program = DevopsProgram(name="devops", binary="devops", version=__version__,
-                          namespace=build_namespace(), config_class=DevopsConfig)
+        program = DevopsProgram(
+            name="devops",
+            binary="devops",
+            version=__version__,
+            namespace=build_namespace(),
+            config_class=DevopsConfig,
+        )
         capsys.readouterr()
         try:
             program.run(["devops", *args])
@@ -99,18 +100,24 @@ def netlify_server() -> Iterator[FakeNetlify]:
 
 
 @pytest.fixture
-def netlify(netlify_server: FakeNetlify, project: Project,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNetlify]:
+def netlify(
+    netlify_server: FakeNetlify, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeNetlify]:
     """A project configured for a fresh site on the fake; every request must follow the spec."""
     netlify_server.reset()
     site = netlify_server.add_site("my-site")
     monkeypatch.setenv("NETLIFY_AUTH_TOKEN", netlify_server.token)
     monkeypatch.setenv("NETLIFY_API_URL", netlify_server.api_url)
     project.state_dir.mkdir(exist_ok=True)
-    project.config_path.write_text(json.dumps({
-        "version": 1, "platform": "netlify",
-        "netlify": {"site_id": site["id"], "poll_interval": 0.01},
-    }))
+    project.config_path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "platform": "netlify",
+                "netlify": {"site_id": site["id"], "poll_interval": 0.01},
+            }
+        )
+    )
     netlify_server.site = site  # type: ignore[attr-defined]
     yield netlify_server
     assert netlify_server.violations == [], "requests that the Netlify spec does not allow"

@@ -28,6 +28,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import json
@@ -83,11 +84,12 @@ def load_spec() -> dict[str, Any]:
     with _spec_lock:
         if _spec is None:
             if not SPEC_PATH.is_file():
-                raise RuntimeError(f"Netlify OpenAPI spec not found at {SPEC_PATH} "
-                                   "(set NETLIFY_OPENAPI_SPEC)")
+                raise RuntimeError(
+                    f"Netlify OpenAPI spec not found at {SPEC_PATH} (set NETLIFY_OPENAPI_SPEC)"
+                )
             loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
             with SPEC_PATH.open("rb") as fh:
-                _spec = yaml.load(fh, Loader=loader)  # noqa: S506 (a safe loader)
+                _spec = yaml.load(fh, Loader=loader)
         return _spec
 
 
@@ -106,7 +108,7 @@ def compile_template(template: str) -> tuple[re.Pattern[str], list[str]]:
     out = ["^"]
     pos = 0
     for m in re.finditer(r"\{([^}/]+)\}", template):
-        out.append(re.escape(template[pos:m.start()]))
+        out.append(re.escape(template[pos : m.start()]))
         name = m.group(1)
         names.append(name)
         out.append("(.+)" if name in GREEDY_PARAMS else "([^/]+)")
@@ -193,16 +195,27 @@ def spec_operation(method: str, api_path: str) -> tuple[str | None, dict[str, An
             return template, {"_path_item": item, **op}, ""
     allowed = sorted({m.upper() for _, item in matches for m in item if m in HTTP_METHODS})
     templates = ", ".join(t for t, _ in matches)
-    return None, None, (f"the spec has no {method.upper()} operation for {templates} "
-                        f"(it declares {', '.join(allowed) or 'nothing'})")
+    return (
+        None,
+        None,
+        (
+            f"the spec has no {method.upper()} operation for {templates} "
+            f"(it declares {', '.join(allowed) or 'nothing'})"
+        ),
+    )
 
 
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def check_request(method: str, api_path: str, query_names: list[str] | set[str],
-                  content_type: str | None, body: bytes) -> list[str]:
+def check_request(
+    method: str,
+    api_path: str,
+    query_names: list[str] | set[str],
+    content_type: str | None,
+    body: bytes,
+) -> list[str]:
     """Every way one request (path relative to /api/v1, raw) breaks the spec, as messages."""
     where = f"{method.upper()} {API_PREFIX}{api_path}"
     template, op, problem = spec_operation(method, api_path)
@@ -218,18 +231,19 @@ def check_request(method: str, api_path: str, query_names: list[str] | set[str],
         if name not in declared_query:
             problems.append(
                 f"{where}: query parameter {name!r} is not declared by {op_id} ({template}); "
-                f"declared: {sorted(declared_query) or 'none'}")
+                f"declared: {sorted(declared_query) or 'none'}"
+            )
 
     if not body:
         return problems
     media = _media_type(content_type)
     consumes = [c.lower() for c in (op.get("consumes") or index.spec.get("consumes") or [])]
     if not media:
-        problems.append(f"{where}: request has a body but no Content-Type; {op_id} consumes "
-                        f"{consumes}")
+        problems.append(
+            f"{where}: request has a body but no Content-Type; {op_id} consumes {consumes}"
+        )
     elif consumes and media not in consumes:
-        problems.append(f"{where}: Content-Type {media!r} is not one {op_id} consumes "
-                        f"({consumes})")
+        problems.append(f"{where}: Content-Type {media!r} is not one {op_id} consumes ({consumes})")
     if media != "application/json" and not media.endswith("+json"):
         return problems
     try:
@@ -241,9 +255,11 @@ def check_request(method: str, api_path: str, query_names: list[str] | set[str],
     if not body_params:
         if data not in ({}, [], None):
             keys = sorted(data) if isinstance(data, dict) else type(data).__name__
-            problems.append(f"{where}: {op_id} declares no body parameter (inputs: "
-                            f"{sorted(p['name'] for p in params if p.get('in') != 'path')}), "
-                            f"but the request sends a JSON body {keys}")
+            problems.append(
+                f"{where}: {op_id} declares no body parameter (inputs: "
+                f"{sorted(p['name'] for p in params if p.get('in') != 'path')}), "
+                f"but the request sends a JSON body {keys}"
+            )
         return problems
     schema = index.resolve(body_params[0].get("schema", {}))
     ref = body_params[0].get("schema", {}).get("$ref", "")
@@ -256,8 +272,10 @@ def check_request(method: str, api_path: str, query_names: list[str] | set[str],
         schema_name += " items"
         objects = [item for item in data if isinstance(item, dict)]
     else:
-        problems.append(f"{where}: JSON body is a {type(data).__name__}, {op_id} expects "
-                        f"{schema.get('type', 'object')}")
+        problems.append(
+            f"{where}: JSON body is a {type(data).__name__}, {op_id} expects "
+            f"{schema.get('type', 'object')}"
+        )
         return problems
     allowed = index.properties(schema)
     if allowed is None:
@@ -265,8 +283,10 @@ def check_request(method: str, api_path: str, query_names: list[str] | set[str],
     for obj in objects:
         for key in obj:
             if key not in allowed:
-                problems.append(f"{where}: body key {key!r} is not a property of {schema_name} "
-                                f"({op_id}); allowed: {sorted(allowed)}")
+                problems.append(
+                    f"{where}: body key {key!r} is not a property of {schema_name} "
+                    f"({op_id}); allowed: {sorted(allowed)}"
+                )
     return problems
 
 
@@ -299,8 +319,10 @@ _HANDLERS: dict[tuple[str, str], str] = {
 ROUTES: tuple[tuple[str, str], ...] = tuple(_HANDLERS)
 
 _ROUTE_TABLE = sorted(
-    ((method, template, *compile_template(template), handler)
-     for (method, template), handler in _HANDLERS.items()),
+    (
+        (method, template, *compile_template(template), handler)
+        for (method, template), handler in _HANDLERS.items()
+    ),
     key=lambda r: -_literal_segments(r[1]),
 )
 
@@ -309,20 +331,21 @@ _ROUTE_TABLE = sorted(
 # Records and errors
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class RecordedRequest:
     """One request as the fake received it (and, once answered, what it answered)."""
 
     method: str
-    path: str                       # raw path, without the query
+    path: str  # raw path, without the query
     query: dict[str, str]
-    headers: dict[str, str]         # lower-case names
+    headers: dict[str, str]  # lower-case names
     body: bytes
-    json: Any = None                # parsed JSON body, or None
-    route: str | None = None        # the ROUTES template that served it (api routes only)
-    status: int | None = None       # None: no response (dropped, or still running)
-    response: Any = None            # parsed JSON response body, or None
-    injected: bool = False          # answered (or dropped) by an inject() fault
+    json: Any = None  # parsed JSON body, or None
+    route: str | None = None  # the ROUTES template that served it (api routes only)
+    status: int | None = None  # None: no response (dropped, or still running)
+    response: Any = None  # parsed JSON response body, or None
+    injected: bool = False  # answered (or dropped) by an inject() fault
     time: float = field(default_factory=time.time)
 
 
@@ -379,6 +402,7 @@ _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # HTTP plumbing
 # ---------------------------------------------------------------------------------------------
 
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -403,28 +427,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        try:
+        with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
         with self.server.connections_lock:
             self.server.connections.add(self.connection)
 
     def finish(self) -> None:
         with self.server.connections_lock:
             self.server.connections.discard(self.connection)
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _any(self) -> None:
         try:
             self.server.fake._handle(self)
-        except (ConnectionError, socket.timeout, BrokenPipeError):
+        except (TimeoutError, ConnectionError, BrokenPipeError):
             self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _any
@@ -463,9 +483,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise ConnectionError("connection closed inside the body")
         return data
 
-    def send_payload(self, status: int, payload: Any = None, *, raw: bytes | None = None,
-                     content_type: str = "application/json",
-                     headers: dict[str, str] | None = None) -> None:
+    def send_payload(
+        self,
+        status: int,
+        payload: Any = None,
+        *,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if raw is None:
             raw = b"" if payload is None else json.dumps(payload).encode()
         self.send_response(status)
@@ -482,15 +508,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def drop(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 # ---------------------------------------------------------------------------------------------
 # The fake
 # ---------------------------------------------------------------------------------------------
+
 
 class FakeNetlify:
     """An in-process fake of the Netlify API (see the module docstring)."""
@@ -520,19 +545,38 @@ class FakeNetlify:
 
         created = _now()
         self.user: dict[str, Any] = {
-            "id": _object_id(), "uid": _object_id(), "full_name": "Fake User",
-            "avatar_url": None, "email": "fake-user@example.invalid", "affiliate_id": "",
-            "site_count": 0, "created_at": created, "last_login": created,
-            "login_providers": ["email"], "onboarding_progress": {"slides": "done"},
+            "id": _object_id(),
+            "uid": _object_id(),
+            "full_name": "Fake User",
+            "avatar_url": None,
+            "email": "fake-user@example.invalid",
+            "affiliate_id": "",
+            "site_count": 0,
+            "created_at": created,
+            "last_login": created,
+            "login_providers": ["email"],
+            "onboarding_progress": {"slides": "done"},
         }
         self.account: dict[str, Any] = {
-            "id": _object_id(), "name": "Fake Team", "slug": "fake-team", "type": "team",
-            "capabilities": {"sites": {"included": 500, "used": 0},
-                             "collaborators": {"included": 1, "used": 1}},
-            "billing_name": "Fake Team", "billing_email": "fake-user@example.invalid",
-            "billing_details": "", "billing_period": "monthly", "payment_method_id": None,
-            "type_name": "Starter", "type_id": "starter", "owner_ids": [self.user["id"]],
-            "roles_allowed": ["Owner"], "created_at": created, "updated_at": created,
+            "id": _object_id(),
+            "name": "Fake Team",
+            "slug": "fake-team",
+            "type": "team",
+            "capabilities": {
+                "sites": {"included": 500, "used": 0},
+                "collaborators": {"included": 1, "used": 1},
+            },
+            "billing_name": "Fake Team",
+            "billing_email": "fake-user@example.invalid",
+            "billing_details": "",
+            "billing_period": "monthly",
+            "payment_method_id": None,
+            "type_name": "Starter",
+            "type_id": "starter",
+            "owner_ids": [self.user["id"]],
+            "roles_allowed": ["Owner"],
+            "created_at": created,
+            "updated_at": created,
         }
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -546,8 +590,12 @@ class FakeNetlify:
         port = server.server_address[1]
         self.base = f"http://127.0.0.1:{port}"
         self.api_url = self.base + API_PREFIX
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                  name=f"fake-netlify-{port}", daemon=True)
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-netlify-{port}",
+            daemon=True,
+        )
         self._server, self._thread = server, thread
         thread.start()
         return self
@@ -561,10 +609,8 @@ class FakeNetlify:
         with server.connections_lock:
             connections = list(server.connections)
         for conn in connections:  # idle keep-alive connections: end their threads now
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         server.server_close()
         if thread is not None:
             thread.join(timeout=5)
@@ -578,8 +624,16 @@ class FakeNetlify:
     def reset(self) -> None:
         """Forget all state and faults; knobs back to defaults (ready_after_polls=1, ...)."""
         with self._lock:
-            for store in (self.sites, self.deploys, self.builds, self.build_hooks, self.blobs,
-                          self._deploy_files, self._deploy_meta, self._build_meta):
+            for store in (
+                self.sites,
+                self.deploys,
+                self.builds,
+                self.build_hooks,
+                self.blobs,
+                self._deploy_files,
+                self._deploy_meta,
+                self._build_meta,
+            ):
                 store.clear()
             for seq in (self.uploads, self.requests, self.violations, self._faults):
                 seq.clear()
@@ -590,9 +644,17 @@ class FakeNetlify:
 
     # -- test controls --------------------------------------------------------------------
 
-    def inject(self, method: str, path_pattern: str, *, status: int | None = None,
-               times: int = 1, headers: dict[str, str] | None = None,
-               body: dict[str, Any] | None = None, drop: bool = False) -> None:
+    def inject(
+        self,
+        method: str,
+        path_pattern: str,
+        *,
+        status: int | None = None,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        drop: bool = False,
+    ) -> None:
         """The next ``times`` matching requests get ``status`` (or are dropped).
 
         ``method`` "*" matches any method. ``path_pattern`` is searched (re.search) in the raw
@@ -603,8 +665,17 @@ class FakeNetlify:
         if times < 1:
             raise ValueError("times must be >= 1")
         with self._lock:
-            self._faults.append(_Fault(method.upper(), re.compile(path_pattern), status, times,
-                                       dict(headers or {}), body, drop))
+            self._faults.append(
+                _Fault(
+                    method.upper(),
+                    re.compile(path_pattern),
+                    status,
+                    times,
+                    dict(headers or {}),
+                    body,
+                    drop,
+                )
+            )
 
     @staticmethod
     def rate_limit_headers(seconds: float) -> dict[str, str]:
@@ -630,8 +701,7 @@ class FakeNetlify:
             site.update(fields)
             return site
 
-    def add_build_hook(self, site_id: str, title: str = "hook",
-                       branch: str | None = None) -> str:
+    def add_build_hook(self, site_id: str, title: str = "hook", branch: str | None = None) -> str:
         """Create a build hook on a site; returns its URL (POST to it, no auth, to build)."""
         with self._lock:
             if site_id not in self.sites:
@@ -668,9 +738,15 @@ class FakeNetlify:
         with self._lock:
             self.requests.append(rec)
             if is_api:
-                self.violations.extend(check_request(
-                    h.command, path[len(API_PREFIX):], query_names,
-                    headers.get("content-type"), body))
+                self.violations.extend(
+                    check_request(
+                        h.command,
+                        path[len(API_PREFIX) :],
+                        query_names,
+                        headers.get("content-type"),
+                        body,
+                    )
+                )
             fault = self._take_fault(h.command, path)
         if fault is not None:
             rec.injected = True
@@ -692,16 +768,16 @@ class FakeNetlify:
         content_type = "application/json"
         try:
             if is_api:
-                status, payload, extra = self._api(h.command, path[len(API_PREFIX):], query,
-                                                   parsed, body, headers, rec)
+                status, payload, extra = self._api(
+                    h.command, path[len(API_PREFIX) :], query, parsed, body, headers, rec
+                )
             else:
                 status, payload, raw, content_type = self._outside(h.command, path, query)
         except _ApiError as exc:
             status, payload = exc.status, {"code": exc.status, "message": exc.message}
-        except Exception as exc:  # a bug in the fake: fail the test loudly, keep serving
+        except Exception as exc:  # noqa: BLE001 - a bug in the fake: fail the test loudly
             with self._lock:
-                self.violations.append(f"FakeNetlify internal error on {h.command} {path}: "
-                                       f"{exc!r}")
+                self.violations.append(f"FakeNetlify internal error on {h.command} {path}: {exc!r}")
             status, payload = 500, {"code": 500, "message": f"FakeNetlify bug: {exc!r}"}
         rec.status, rec.response = status, payload
         h.send_payload(status, payload, raw=raw, content_type=content_type, headers=extra)
@@ -715,9 +791,16 @@ class FakeNetlify:
                 return fault
         return None
 
-    def _api(self, method: str, api_path: str, query: dict[str, str], parsed: Any,
-             body: bytes, headers: dict[str, str],
-             rec: RecordedRequest) -> tuple[int, Any, dict[str, str]]:
+    def _api(
+        self,
+        method: str,
+        api_path: str,
+        query: dict[str, str],
+        parsed: Any,
+        body: bytes,
+        headers: dict[str, str],
+        rec: RecordedRequest,
+    ) -> tuple[int, Any, dict[str, str]]:
         auth = headers.get("authorization", "")
         scheme, _, value = auth.partition(" ")
         if scheme.lower() != "bearer" or value.strip() != self.token:
@@ -729,7 +812,7 @@ class FakeNetlify:
             if m is None:
                 continue
             rec.route = template
-            params = {n: unquote(v) for n, v in zip(names, m.groups())}
+            params = {n: unquote(v) for n, v in zip(names, m.groups(), strict=False)}
             ctx = _Ctx(method, params, query, parsed, body, headers)
             if body and parsed is None and "json" in _media_type(headers.get("content-type")):
                 raise _ApiError(400, "request body is not valid JSON")
@@ -742,8 +825,9 @@ class FakeNetlify:
             return status, payload, extra
         raise _ApiError(404, "Not Found")
 
-    def _outside(self, method: str, path: str,
-                 query: dict[str, str]) -> tuple[int, Any, bytes | None, str]:
+    def _outside(
+        self, method: str, path: str, query: dict[str, str]
+    ) -> tuple[int, Any, bytes | None, str]:
         parts = path.split("/")
         if path.startswith("/telemetry"):
             return 200, {}, None, "application/json"
@@ -753,7 +837,8 @@ class FakeNetlify:
             if len(parts) >= 3 and parts[1] == "preview":
                 return self._serve_content("preview", parts[2], "/".join(parts[3:]))
             if re.fullmatch(r"/site/[^/]+/integrations/safe", path) or re.fullmatch(
-                    r"/team/[^/]+/integrations/installations/meta/[^/]+", path):
+                r"/team/[^/]+/integrations/installations/meta/[^/]+", path
+            ):
                 return 200, [], None, "application/json"
         if method == "POST" and len(parts) == 3 and parts[1] == "build_hooks":
             with self._lock:
@@ -761,13 +846,17 @@ class FakeNetlify:
                 if hook is None:
                     raise _ApiError(404, "Not Found")
                 branch = query.get("trigger_branch") or hook.get("branch")
-                self._new_build(hook["site_id"], branch=branch,
-                                title=query.get("trigger_title") or f"Build hook: {hook['title']}")
+                self._new_build(
+                    hook["site_id"],
+                    branch=branch,
+                    title=query.get("trigger_title") or f"Build hook: {hook['title']}",
+                )
             return 200, None, b"", "text/plain"
         raise _ApiError(404, "Not Found")
 
-    def _serve_content(self, kind: str, ident: str,
-                       rest: str) -> tuple[int, Any, bytes | None, str]:
+    def _serve_content(
+        self, kind: str, ident: str, rest: str
+    ) -> tuple[int, Any, bytes | None, str]:
         rel = unquote(rest)
         if rel == "" or rel.endswith("/"):
             rel += "index.html"
@@ -793,20 +882,46 @@ class FakeNetlify:
         now = _now()
         live = f"{self.base}/live/{sid}"
         site: dict[str, Any] = {
-            "id": sid, "state": "current", "plan": "nf_team_dev", "name": name,
-            "custom_domain": None, "domain_aliases": [], "branch_deploy_custom_domain": None,
-            "deploy_preview_custom_domain": None, "password": None, "notification_email": None,
-            "url": live, "ssl_url": live, "admin_url": f"{self.base}/app/sites/{name}",
-            "screenshot_url": None, "created_at": now, "updated_at": now,
-            "user_id": self.user["id"], "ssl": False, "force_ssl": False, "managed_dns": True,
-            "deploy_url": live, "published_deploy": None,
-            "account_id": self.account["id"], "account_name": self.account["name"],
-            "account_slug": self.account["slug"], "git_provider": None, "deploy_hook": None,
-            "capabilities": {}, "processing_settings": {"html": {"pretty_urls": True}},
-            "build_settings": {"cmd": "", "dir": "", "functions_dir": "", "env": {},
-                               "repo_branch": "main", "allowed_branches": ["main"],
-                               "stop_builds": False},
-            "build_image": "noble", "functions_region": "us-east-2",
+            "id": sid,
+            "state": "current",
+            "plan": "nf_team_dev",
+            "name": name,
+            "custom_domain": None,
+            "domain_aliases": [],
+            "branch_deploy_custom_domain": None,
+            "deploy_preview_custom_domain": None,
+            "password": None,
+            "notification_email": None,
+            "url": live,
+            "ssl_url": live,
+            "admin_url": f"{self.base}/app/sites/{name}",
+            "screenshot_url": None,
+            "created_at": now,
+            "updated_at": now,
+            "user_id": self.user["id"],
+            "ssl": False,
+            "force_ssl": False,
+            "managed_dns": True,
+            "deploy_url": live,
+            "published_deploy": None,
+            "account_id": self.account["id"],
+            "account_name": self.account["name"],
+            "account_slug": self.account["slug"],
+            "git_provider": None,
+            "deploy_hook": None,
+            "capabilities": {},
+            "processing_settings": {"html": {"pretty_urls": True}},
+            "build_settings": {
+                "cmd": "",
+                "dir": "",
+                "functions_dir": "",
+                "env": {},
+                "repo_branch": "main",
+                "allowed_branches": ["main"],
+                "stop_builds": False,
+            },
+            "build_image": "noble",
+            "functions_region": "us-east-2",
             "prevent_non_git_prod_deploys": False,
         }
         self.sites[sid] = site
@@ -826,8 +941,15 @@ class FakeNetlify:
             raise _ApiError(404, "Not Found")
         return deploy
 
-    def _new_deploy(self, site: dict[str, Any], *, draft: bool, branch: str | None,
-                    title: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _new_deploy(
+        self,
+        site: dict[str, Any],
+        *,
+        draft: bool,
+        branch: str | None,
+        title: str | None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         did = _object_id()
         now = _now()
         preview = f"{self.base}/preview/{did}"
@@ -839,14 +961,35 @@ class FakeNetlify:
         else:
             context = "production"
         deploy: dict[str, Any] = {
-            "id": did, "site_id": site["id"], "user_id": self.user["id"], "build_id": None,
-            "state": "new", "name": site["name"], "url": site["url"], "ssl_url": site["ssl_url"],
-            "admin_url": site["admin_url"], "deploy_url": preview, "deploy_ssl_url": preview,
-            "screenshot_url": None, "review_id": None, "draft": draft, "required": [],
-            "required_functions": [], "error_message": None, "branch": branch,
-            "commit_ref": None, "commit_url": None, "skipped": False, "created_at": now,
-            "updated_at": now, "published_at": None, "title": title, "context": context,
-            "locked": False, "review_url": None, "framework": None,
+            "id": did,
+            "site_id": site["id"],
+            "user_id": self.user["id"],
+            "build_id": None,
+            "state": "new",
+            "name": site["name"],
+            "url": site["url"],
+            "ssl_url": site["ssl_url"],
+            "admin_url": site["admin_url"],
+            "deploy_url": preview,
+            "deploy_ssl_url": preview,
+            "screenshot_url": None,
+            "review_id": None,
+            "draft": draft,
+            "required": [],
+            "required_functions": [],
+            "error_message": None,
+            "branch": branch,
+            "commit_ref": None,
+            "commit_url": None,
+            "skipped": False,
+            "created_at": now,
+            "updated_at": now,
+            "published_at": None,
+            "title": title,
+            "context": context,
+            "locked": False,
+            "review_url": None,
+            "framework": None,
         }
         deploy.update(extra or {})
         self.deploys[did] = deploy
@@ -857,8 +1000,8 @@ class FakeNetlify:
     def _set_files(self, deploy: dict[str, Any], body: dict[str, Any]) -> None:
         files = body.get("files")
         if not isinstance(files, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) and _SHA1.match(v)
-                for k, v in files.items()):
+            isinstance(k, str) and isinstance(v, str) and _SHA1.match(v) for k, v in files.items()
+        ):
             raise _ApiError(422, "files must map each path to the SHA1 hex digest of its content")
         manifest = {_file_key(k): v.lower() for k, v in files.items()}
         did = deploy["id"]
@@ -926,9 +1069,14 @@ class FakeNetlify:
 
     def _new_hook(self, site_id: str, title: str, branch: str | None) -> dict[str, Any]:
         hid = _object_id()
-        hook = {"id": hid, "title": title, "branch": branch,
-                "url": f"{self.base}/build_hooks/{hid}", "site_id": site_id,
-                "created_at": _now()}
+        hook = {
+            "id": hid,
+            "title": title,
+            "branch": branch,
+            "url": f"{self.base}/build_hooks/{hid}",
+            "site_id": site_id,
+            "created_at": _now(),
+        }
         self.build_hooks[hid] = hook
         return hook
 
@@ -941,8 +1089,14 @@ class FakeNetlify:
             self._deploy_files[deploy["id"]] = dict(self._deploy_files[published["id"]])
         bid = _object_id()
         deploy["build_id"] = bid
-        build = {"id": bid, "deploy_id": deploy["id"], "sha": None, "done": False,
-                 "error": None, "created_at": _now()}
+        build = {
+            "id": bid,
+            "deploy_id": deploy["id"],
+            "sha": None,
+            "done": False,
+            "error": None,
+            "created_at": _now(),
+        }
         self.builds[bid] = build
         self._build_meta[bid] = {"site_id": site_id, "gets": 0}
         return build
@@ -956,7 +1110,7 @@ class FakeNetlify:
             raise _ApiError(400, "page and per_page must be integers") from exc
         if page < 1 or per_page < 1:
             raise _ApiError(400, "page and per_page must be positive")
-        return items[(page - 1) * per_page: page * per_page]
+        return items[(page - 1) * per_page : page * per_page]
 
     # -- /api/v1 handlers (called with the lock held) ---------------------------------------
 
@@ -978,8 +1132,13 @@ class FakeNetlify:
         if any(s["name"] == name for s in self.sites.values()):
             raise _ApiError(422, f"name {name!r} is already taken")
         site = self._new_site(name)
-        for key in ("custom_domain", "password", "notification_email", "force_ssl",
-                    "processing_settings"):
+        for key in (
+            "custom_domain",
+            "password",
+            "notification_email",
+            "force_ssl",
+            "processing_settings",
+        ):
             if key in body:
                 site[key] = body[key]
         return 201, site
@@ -1012,8 +1171,13 @@ class FakeNetlify:
         branch = body.get("branch") or None
         # The spec takes `title` as a query parameter; a body `title` is a recorded violation.
         title = c.query.get("title") or body.get("title")
-        deploy = self._new_deploy(site, draft=draft, branch=branch, title=title,
-                                  extra={"framework": body.get("framework")})
+        deploy = self._new_deploy(
+            site,
+            draft=draft,
+            branch=branch,
+            title=title,
+            extra={"framework": body.get("framework")},
+        )
         if "files" in body:
             self._set_files(deploy, body)
         return 200, deploy
@@ -1027,8 +1191,9 @@ class FakeNetlify:
         deploy = self._deploy(c.params["deploy_id"], self._site(c.params["site_id"]))
         body = c.json if isinstance(c.json, dict) else {}
         if deploy["state"] not in ("new", "preparing", "prepared", "uploading"):
-            raise _ApiError(422, f"deploy {deploy['id']} is {deploy['state']}; "
-                                 "it can no longer be updated")
+            raise _ApiError(
+                422, f"deploy {deploy['id']} is {deploy['state']}; it can no longer be updated"
+            )
         # draft/branch (so the context) are fixed when the deploy is created: netlify-cli
         # creates a draft with {"draft": true}, then PUTs the files with "draft": false.
         if body.get("framework"):
@@ -1047,8 +1212,11 @@ class FakeNetlify:
     def _restore_site_deploy(self, c: _Ctx) -> tuple[int, Any]:
         deploy = self._deploy(c.params["deploy_id"], self._site(c.params["site_id"]))
         if deploy["state"] != "ready":
-            raise _ApiError(422, f"deploy {deploy['id']} is {deploy['state']}, not ready; "
-                                 "only ready deploys can be published")
+            raise _ApiError(
+                422,
+                f"deploy {deploy['id']} is {deploy['state']}, not ready; "
+                "only ready deploys can be published",
+            )
         self._publish(deploy)
         return 201, deploy
 
@@ -1064,28 +1232,39 @@ class FakeNetlify:
     def _upload_deploy_file(self, c: _Ctx) -> tuple[int, Any]:
         deploy = self._deploy(c.params["deploy_id"])
         key = _file_key(c.params["path"])
-        sha = hashlib.sha1(c.body).hexdigest()  # noqa: S324 (Netlify's content digest)
+        sha = hashlib.sha1(c.body).hexdigest()
         expected = self._deploy_files[deploy["id"]].get(key)
         if expected is None:
             raise _ApiError(422, f"{key} is not a file of deploy {deploy['id']}")
         if expected != sha:
-            raise _ApiError(422, f"SHA1 of the uploaded body for {key} is {sha}, but the "
-                                 f"deploy lists {expected}")
+            raise _ApiError(
+                422,
+                f"SHA1 of the uploaded body for {key} is {sha}, but the deploy lists {expected}",
+            )
         if "size" in c.query and c.query["size"] != str(len(c.body)):
             raise _ApiError(422, f"size={c.query['size']} but the body has {len(c.body)} bytes")
         if deploy["state"] in ("ready", "error"):
-            raise _ApiError(422, f"deploy {deploy['id']} is {deploy['state']}; "
-                                 "it no longer accepts files")
+            raise _ApiError(
+                422, f"deploy {deploy['id']} is {deploy['state']}; it no longer accepts files"
+            )
         self.blobs[sha] = c.body
         self.uploads.append((deploy["id"], key, sha))
         self._advance(deploy, poll=False)
-        return 200, {"id": key, "path": key, "sha": sha, "mime_type": _mime(key),
-                     "size": len(c.body)}
+        return 200, {
+            "id": key,
+            "path": key,
+            "sha": sha,
+            "mime_type": _mime(key),
+            "size": len(c.body),
+        }
 
     def _list_site_builds(self, c: _Ctx) -> tuple[int, Any]:
         site = self._site(c.params["site_id"])
-        builds = [b for bid, b in reversed(list(self.builds.items()))
-                  if self._build_meta[bid]["site_id"] == site["id"]]
+        builds = [
+            b
+            for bid, b in reversed(list(self.builds.items()))
+            if self._build_meta[bid]["site_id"] == site["id"]
+        ]
         return 200, self._page(builds, c.query)
 
     def _create_site_build(self, c: _Ctx) -> tuple[int, Any]:
@@ -1120,8 +1299,9 @@ class FakeNetlify:
     def _create_build_hook(self, c: _Ctx) -> tuple[int, Any]:
         site = self._site(c.params["site_id"])
         body = c.json if isinstance(c.json, dict) else {}
-        return 201, self._new_hook(site["id"], body.get("title") or "hook",
-                                   body.get("branch") or None)
+        return 201, self._new_hook(
+            site["id"], body.get("title") or "hook", body.get("branch") or None
+        )
 
     def _list_accounts(self, c: _Ctx) -> tuple[int, Any]:
         return 200, [self.account]

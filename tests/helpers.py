@@ -37,12 +37,17 @@ def write_site(root: Path, version: str = "v1") -> Path:
     return root
 
 
-def run_devops(*args: str, cwd: Path, env: dict[str, str] | None = None,
-               timeout: float = 120) -> CliResult:
+def run_devops(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> CliResult:
     """Run the installed ``devops`` program in a new process."""
     completed = subprocess.run(
         [sys.executable, "-m", "devops_tasks", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
     )
     return CliResult(completed.returncode, completed.stdout, completed.stderr)

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MotoServer", "start", "reset"]
+__all__ = ["MotoServer", "reset", "start"]
 
 STARTUP_TIMEOUT = 20.0
 _ATTEMPTS = 3  # a free port can be taken by someone else before moto binds it
@@ -77,7 +77,9 @@ def _start_once(timeout: float) -> MotoServer:
         # The same interpreter (so the same venv) as the tests; no shell, no PATH lookup.
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     server = MotoServer(url, process, log_path)
     deadline = time.monotonic() + timeout
@@ -100,11 +102,10 @@ def _start_once(timeout: float) -> MotoServer:
 def start(timeout: float = STARTUP_TIMEOUT) -> MotoServer:
     """Start moto and wait until it answers; raises (never skips) if it cannot."""
     try:
-        import moto.server  # noqa: F401, PLC0415  (a clear error before spawning anything)
+        import moto.server  # noqa: F401  (a clear error before spawning anything)
     except ImportError as exc:
         raise RuntimeError(
-            f"moto[server] is not installed in {sys.executable}: "
-            "pip install -e '.[test]'"
+            f"moto[server] is not installed in {sys.executable}: pip install -e '.[test]'"
         ) from exc
     errors = []
     for _ in range(_ATTEMPTS):

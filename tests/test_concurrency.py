@@ -7,9 +7,10 @@ import os
 import subprocess
 import sys
 
+from helpers import CliResult, write_site
+
 from devops_tasks.history import DeploymentHistory
 from devops_tasks.project import Project
-from helpers import CliResult, write_site
 
 PROCESSES = 8
 
@@ -17,9 +18,15 @@ PROCESSES = 8
 def test_eight_concurrent_deploys_lose_no_record_and_leave_a_valid_index(tmp_path):
     write_site(tmp_path / "dist")
     workers = [
-        subprocess.Popen([sys.executable, "-m", "devops_tasks", "deploy.local", "--json"],
-                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, text=True, env=os.environ.copy())
+        subprocess.Popen(
+            [sys.executable, "-m", "devops_tasks", "deploy.local", "--json"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=os.environ.copy(),
+        )
         for _ in range(PROCESSES)
     ]
     results = []
@@ -42,16 +49,36 @@ def test_eight_concurrent_deploys_lose_no_record_and_leave_a_valid_index(tmp_pat
 def test_eight_concurrent_secrets_set_processes_store_all_eight(tmp_path):
     env = {**os.environ, "DEVOPS_MASTER_KEY": "ab" * 32}
     workers = [
-        subprocess.Popen([sys.executable, "-m", "devops_tasks", "secrets.set", f"TOKEN_{n}",
-                          "--value", f"value-{n}", "--json"],
-                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, text=True, env=env)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "devops_tasks",
+                "secrets.set",
+                f"TOKEN_{n}",
+                "--value",
+                f"value-{n}",
+                "--json",
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
         for n in range(PROCESSES)
     ]
     for worker in workers:
         out, err = worker.communicate(timeout=180)
         assert CliResult(worker.returncode, out, err).json["success"], err
-    listed = subprocess.run([sys.executable, "-m", "devops_tasks", "secrets.list", "--json"],
-                            cwd=tmp_path, capture_output=True, text=True, env=env, check=True)
+    listed = subprocess.run(
+        [sys.executable, "-m", "devops_tasks", "secrets.list", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     names = [s["name"] for s in json.loads(listed.stdout)["secrets"]]
     assert names == [f"TOKEN_{n}" for n in range(PROCESSES)]

@@ -67,8 +67,7 @@ def configured(project: Project) -> Project:
 
 
 def test_read_returns_the_file_content_when_it_is_valid(project: Project) -> None:
-    data = {"version": 1, "platform": "ssh", "project": "shop",
-            "deployment": {"keep_releases": 3}}
+    data = {"version": 1, "platform": "ssh", "project": "shop", "deployment": {"keep_releases": 3}}
     write_config(project, data)
 
     assert store_for(project).read() == data
@@ -160,9 +159,7 @@ def test_read_of_an_unknown_top_level_key_names_it_and_lists_the_known_keys(
     [problem] = error.details["problems"]
     assert problem["path"] == "colour"
     assert problem["value"] == "red"
-    assert {"platform", "deployment", "build", "environments", "version"} <= set(
-        problem["allowed"]
-    )
+    assert {"platform", "deployment", "build", "environments", "version"} <= set(problem["allowed"])
     assert "colour" not in problem["allowed"]
 
 
@@ -181,9 +178,13 @@ def test_read_of_an_unknown_nested_key_names_its_full_dotted_path(project: Proje
 def test_read_of_a_bad_value_inside_an_environment_override_names_its_path(
     project: Project,
 ) -> None:
-    write_config(project, {
-        **MINIMAL, "environments": {"staging": {"deployment": {"strategy": "fast"}}},
-    })
+    write_config(
+        project,
+        {
+            **MINIMAL,
+            "environments": {"staging": {"deployment": {"strategy": "fast"}}},
+        },
+    )
 
     with pytest.raises(DevopsError) as caught:
         store_for(project).read()
@@ -240,7 +241,9 @@ def test_config_invalid_error_serialises_code_and_problems_for_the_json_contract
 
 def test_problem_to_dict_omits_allowed_when_nothing_specific_is_allowed() -> None:
     assert Problem("build.dir", "must be of type string", 3).to_dict() == {
-        "path": "build.dir", "message": "must be of type string", "value": 3,
+        "path": "build.dir",
+        "message": "must be of type string",
+        "value": 3,
     }
 
 
@@ -274,7 +277,8 @@ def test_write_refuses_invalid_data_and_creates_no_file(project: Project) -> Non
 
 
 def test_write_refuses_while_the_config_lock_is_held_and_leaves_file_unchanged(
-    configured: Project, monkeypatch: pytest.MonkeyPatch,
+    configured: Project,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     before = configured.config_path.read_bytes()
     monkeypatch.setattr(store_module, "FileLock", functools.partial(FileLock, timeout=0.1))
@@ -390,7 +394,8 @@ def test_set_refuses_an_invalid_environment_name_and_leaves_file_unchanged(
 
 @pytest.mark.parametrize("key", ["", ".", "deployment.", ".keep_releases", "deployment..x"])
 def test_set_refuses_a_key_that_is_not_a_dotted_name_and_leaves_file_unchanged(
-    configured: Project, key: str,
+    configured: Project,
+    key: str,
 ) -> None:
     before = configured.config_path.read_bytes()
 
@@ -450,7 +455,8 @@ def test_set_of_a_valid_file_edit_does_not_depend_on_devops_environment_variable
 
 
 def test_import_file_writes_a_valid_file_when_there_is_no_config(
-    project: Project, tmp_path: Path,
+    project: Project,
+    tmp_path: Path,
 ) -> None:
     source = tmp_path / "exported.json"
     source.write_text(json.dumps({**MINIMAL, "project": "shop"}), encoding="utf-8")
@@ -461,7 +467,8 @@ def test_import_file_writes_a_valid_file_when_there_is_no_config(
 
 
 def test_import_file_refuses_to_replace_an_existing_config_without_force(
-    configured: Project, tmp_path: Path,
+    configured: Project,
+    tmp_path: Path,
 ) -> None:
     before = configured.config_path.read_bytes()
     source = tmp_path / "exported.json"
@@ -476,7 +483,8 @@ def test_import_file_refuses_to_replace_an_existing_config_without_force(
 
 
 def test_import_file_with_force_replaces_an_existing_config(
-    configured: Project, tmp_path: Path,
+    configured: Project,
+    tmp_path: Path,
 ) -> None:
     source = tmp_path / "exported.json"
     source.write_text(json.dumps({"version": 1, "platform": "netlify"}), encoding="utf-8")
@@ -487,7 +495,8 @@ def test_import_file_with_force_replaces_an_existing_config(
 
 
 def test_import_file_of_an_invalid_config_raises_config_invalid_and_leaves_file_unchanged(
-    configured: Project, tmp_path: Path,
+    configured: Project,
+    tmp_path: Path,
 ) -> None:
     before = configured.config_path.read_bytes()
     source = tmp_path / "exported.json"
@@ -502,7 +511,8 @@ def test_import_file_of_an_invalid_config_raises_config_invalid_and_leaves_file_
 
 
 def test_import_file_of_malformed_json_names_the_source_and_leaves_file_unchanged(
-    configured: Project, tmp_path: Path,
+    configured: Project,
+    tmp_path: Path,
 ) -> None:
     before = configured.config_path.read_bytes()
     source = tmp_path / "exported.json"
@@ -517,7 +527,8 @@ def test_import_file_of_malformed_json_names_the_source_and_leaves_file_unchange
 
 
 def test_import_file_of_a_missing_source_raises_not_found(
-    project: Project, tmp_path: Path,
+    project: Project,
+    tmp_path: Path,
 ) -> None:
     with pytest.raises(DevopsError) as caught:
         store_for(project).import_file(tmp_path / "nope.json")
@@ -551,11 +562,14 @@ def test_settings_lay_the_file_over_the_defaults_key_by_key(project: Project) ->
 
 
 def test_settings_of_a_named_environment_deep_merge_its_overrides(project: Project) -> None:
-    write_config(project, {
-        **MINIMAL,
-        "deployment": {"strategy": "canary", "keep_releases": 9},
-        "environments": {"staging": {"deployment": {"keep_releases": 2}}},
-    })
+    write_config(
+        project,
+        {
+            **MINIMAL,
+            "deployment": {"strategy": "canary", "keep_releases": 9},
+            "environments": {"staging": {"deployment": {"keep_releases": 2}}},
+        },
+    )
 
     settings = store_for(project).settings("staging")
 
@@ -565,20 +579,26 @@ def test_settings_of_a_named_environment_deep_merge_its_overrides(project: Proje
 
 
 def test_settings_of_another_environment_ignore_overrides_of_staging(project: Project) -> None:
-    write_config(project, {
-        **MINIMAL,
-        "environments": {"staging": {"deployment": {"keep_releases": 2}}},
-    })
+    write_config(
+        project,
+        {
+            **MINIMAL,
+            "environments": {"staging": {"deployment": {"keep_releases": 2}}},
+        },
+    )
 
     assert store_for(project).settings("production").get("deployment.keep_releases") == 5
 
 
 def test_settings_use_the_file_environment_when_none_is_named(project: Project) -> None:
-    write_config(project, {
-        **MINIMAL,
-        "environment": "staging",
-        "environments": {"staging": {"build": {"dir": "out"}}},
-    })
+    write_config(
+        project,
+        {
+            **MINIMAL,
+            "environment": "staging",
+            "environments": {"staging": {"build": {"dir": "out"}}},
+        },
+    )
 
     settings = store_for(project).settings()
 
@@ -605,10 +625,13 @@ def test_environment_variable_overrides_a_nested_setting_typed(project: Project)
 
 
 def test_environment_variable_wins_over_an_environment_override(project: Project) -> None:
-    write_config(project, {
-        **MINIMAL,
-        "environments": {"staging": {"deployment": {"strategy": "canary"}}},
-    })
+    write_config(
+        project,
+        {
+            **MINIMAL,
+            "environments": {"staging": {"deployment": {"strategy": "canary"}}},
+        },
+    )
     environ = {"DEVOPS__DEPLOYMENT__STRATEGY": "blue-green"}
 
     settings = store_for(project, environ).settings("staging")
@@ -624,8 +647,12 @@ def test_environment_variable_overrides_apply_without_a_config_file(project: Pro
 
 
 def test_environment_variables_without_the_devops_prefix_are_ignored(project: Project) -> None:
-    environ = {"DEVOPS_DEPLOYMENT__KEEP_RELEASES": "3", "DEPLOYMENT__KEEP_RELEASES": "3",
-               "DEVOPS__": "x", "PATH": "/bin"}
+    environ = {
+        "DEVOPS_DEPLOYMENT__KEEP_RELEASES": "3",
+        "DEPLOYMENT__KEEP_RELEASES": "3",
+        "DEVOPS__": "x",
+        "PATH": "/bin",
+    }
 
     settings = store_for(project, environ).settings()
 
@@ -633,7 +660,8 @@ def test_environment_variables_without_the_devops_prefix_are_ignored(project: Pr
 
 
 def test_store_reads_os_environ_when_no_environ_is_given(
-    project: Project, monkeypatch: pytest.MonkeyPatch,
+    project: Project,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("DEVOPS__DEPLOYMENT__KEEP_RELEASES", "4")
 
@@ -744,8 +772,12 @@ def test_parse_value_types_json_and_keeps_anything_else_as_text(text: str, expec
     assert type(value) is type(expected)
 
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.text() | st.floats(
-    allow_nan=False, allow_infinity=False
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False)
 )
 
 
@@ -779,7 +811,10 @@ def test_deep_merge_merges_nested_mappings_and_replaces_everything_else() -> Non
     override = {"a": {"y": [3]}, "c": 5, "d": {"new": True}}
 
     assert deep_merge(base, override) == {
-        "a": {"x": 1, "y": [3]}, "b": 1, "c": 5, "d": {"new": True},
+        "a": {"x": 1, "y": [3]},
+        "b": 1,
+        "c": 5,
+        "d": {"new": True},
     }
 
 
@@ -796,8 +831,12 @@ def test_deep_merge_leaves_both_inputs_untouched_and_shares_no_containers() -> N
 
 
 keys = st.text(alphabet="abcde", min_size=1, max_size=3)
-leaves = st.none() | st.booleans() | st.integers() | st.text(max_size=5) | st.lists(
-    st.integers(), max_size=3
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=5)
+    | st.lists(st.integers(), max_size=3)
 )
 nested_dicts = st.recursive(
     st.dictionaries(keys, leaves, max_size=4),
@@ -835,7 +874,8 @@ def test_deep_merge_onto_an_empty_base_gives_the_override(data: dict[str, Any]) 
 @given(nested_dicts, nested_dicts)
 @hsettings(max_examples=100, deadline=None)
 def test_deep_merge_every_leaf_of_the_override_wins(
-    base: dict[str, Any], override: dict[str, Any],
+    base: dict[str, Any],
+    override: dict[str, Any],
 ) -> None:
     merged = deep_merge(base, override)
 
@@ -846,7 +886,8 @@ def test_deep_merge_every_leaf_of_the_override_wins(
 @given(nested_dicts, nested_dicts)
 @hsettings(max_examples=100, deadline=None)
 def test_deep_merge_keeps_every_base_key_the_override_does_not_name(
-    base: dict[str, Any], override: dict[str, Any],
+    base: dict[str, Any],
+    override: dict[str, Any],
 ) -> None:
     merged = deep_merge(base, override)
 

@@ -8,20 +8,20 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import write_site
 
 from devops_tasks.config import ConfigStore
 from devops_tasks.deployer import Deployer
 from devops_tasks.durable import FileLock
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.history import Deployment, DeploymentHistory, Status
-from helpers import write_site
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     status = 200
     body = b"ok healthy"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.send_response(type(self).status)
         self.end_headers()
         self.wfile.write(type(self).body)
@@ -50,8 +50,16 @@ def make_deployer(project, environ=None, **overrides) -> Deployer:
 
 
 def health(url: str, **extra) -> dict:
-    return {"health_check": {"enabled": True, "url": url, "retries": 1, "interval": 0,
-                             "timeout": 2, **extra}}
+    return {
+        "health_check": {
+            "enabled": True,
+            "url": url,
+            "retries": 1,
+            "interval": 0,
+            "timeout": 2,
+            **extra,
+        }
+    }
 
 
 def test_passing_health_check_is_recorded(project, health_server):
@@ -74,7 +82,9 @@ def test_failing_health_check_restores_the_previous_release(project, health_serv
     assert DeploymentHistory(project).get(latest["id"]).details["rolled_back_to"] == good.id
 
 
-def test_failing_health_check_without_rollback_on_failure_leaves_new_release(project, health_server):
+def test_failing_health_check_without_rollback_on_failure_leaves_new_release(
+    project, health_server
+):
     make_deployer(project).deploy()
     health_server.status = 500
     settings = health(health_server.url)
@@ -149,7 +159,7 @@ def test_a_record_left_in_progress_is_marked_interrupted_by_the_next_deploy(proj
 
 def test_rollback_skips_releases_that_were_pruned(project):
     deployer = make_deployer(project, deployment={"keep_releases": 1})
-    first, second, third = (deployer.deploy() for _ in range(3))
+    first, second, _ = (deployer.deploy() for _ in range(3))
     assert not deployer.platform.can_restore(first.id)
     assert deployer.rollback().release == second.id
 

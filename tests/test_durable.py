@@ -16,8 +16,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -104,7 +104,8 @@ def test_atomic_write_leaves_no_temporary_file_behind(tmp_path: Path) -> None:
 
 
 def test_atomic_write_keeps_the_old_file_when_the_rename_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     target = tmp_path / "out.txt"
     target.write_bytes(b"old")
@@ -122,7 +123,8 @@ def test_atomic_write_keeps_the_old_file_when_the_rename_fails(
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails_midway(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     target = tmp_path / "out.txt"
     target.write_bytes(b"old")
@@ -140,7 +142,8 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails_midway(
 
 
 def test_atomic_write_cleans_up_even_when_interrupted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     target = tmp_path / "out.txt"
     target.write_bytes(b"old")
@@ -158,7 +161,8 @@ def test_atomic_write_cleans_up_even_when_interrupted(
 
 
 def test_atomic_write_does_not_create_the_file_when_the_first_write_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def failing_replace(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
@@ -172,8 +176,9 @@ def test_atomic_write_does_not_create_the_file_when_the_first_write_fails(
 
 
 @given(st.binary(max_size=4096))
-@hsettings(max_examples=50, deadline=None,
-           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_atomic_write_round_trips_any_bytes(tmp_path: Path, data: bytes) -> None:
     target = tmp_path / "prop.bin"
 
@@ -216,7 +221,7 @@ def test_write_json_stores_non_ascii_text_as_utf8_not_escapes(tmp_path: Path) ->
     write_json(target, {"name": "café ☕"})
 
     raw = target.read_bytes()
-    assert "café ☕".encode("utf-8") in raw
+    assert "café ☕".encode() in raw
     assert b"\\u" not in raw
 
 
@@ -389,7 +394,9 @@ def hold_lock() -> Iterator:
     def start(path: Path, owner: str, hold_seconds: float = 60.0) -> subprocess.Popen[str]:
         process = subprocess.Popen(
             [sys.executable, "-c", HOLDER_SCRIPT, str(path), owner, str(hold_seconds)],
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
         )
         started.append(process)
         assert process.stdout is not None
@@ -407,7 +414,8 @@ def hold_lock() -> Iterator:
 
 
 def test_lock_held_by_another_process_refuses_with_locked_naming_the_holder(
-    tmp_path: Path, hold_lock,
+    tmp_path: Path,
+    hold_lock,
 ) -> None:
     path = tmp_path / "deploy-production.lock"
     hold_lock(path, "deploy by alice@ci")
@@ -424,7 +432,8 @@ def test_lock_held_by_another_process_refuses_with_locked_naming_the_holder(
 
 
 def test_is_held_is_true_while_another_process_holds_the_lock(
-    tmp_path: Path, hold_lock,
+    tmp_path: Path,
+    hold_lock,
 ) -> None:
     path = tmp_path / "deploy.lock"
     hold_lock(path, "other")
@@ -446,7 +455,8 @@ def test_kernel_releases_the_lock_when_its_holder_is_killed(tmp_path: Path, hold
 
 
 def test_waiting_acquire_gets_the_lock_once_the_other_process_releases_it(
-    tmp_path: Path, hold_lock,
+    tmp_path: Path,
+    hold_lock,
 ) -> None:
     path = tmp_path / "deploy.lock"
     hold_lock(path, "short job", hold_seconds=0.3)

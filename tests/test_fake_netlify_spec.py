@@ -28,11 +28,12 @@ API = "/api/v1"
 # Fixtures and helpers
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with fake_netlify.SPEC_PATH.open("rb") as fh:
-        return yaml.load(fh, Loader=loader)  # noqa: S506 (a safe loader)
+        return yaml.load(fh, Loader=loader)
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +60,23 @@ def api(nf: FakeNetlify) -> Iterator[requests.Session]:
 
 
 def sha1(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()  # noqa: S324
+    return hashlib.sha1(data).hexdigest()
 
 
-def upload(api: requests.Session, nf: FakeNetlify, deploy_id: str, path: str,
-           data: bytes) -> requests.Response:
-    return api.put(f"{nf.api_url}/deploys/{deploy_id}/files/{path.lstrip('/')}", data=data,
-                   headers={"Content-Type": "application/octet-stream"}, timeout=10)
+def upload(
+    api: requests.Session, nf: FakeNetlify, deploy_id: str, path: str, data: bytes
+) -> requests.Response:
+    return api.put(
+        f"{nf.api_url}/deploys/{deploy_id}/files/{path.lstrip('/')}",
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=10,
+    )
 
 
-def deploy_site(api: requests.Session, nf: FakeNetlify, site_id: str,
-                files: dict[str, bytes], **body: Any) -> dict[str, Any]:
+def deploy_site(
+    api: requests.Session, nf: FakeNetlify, site_id: str, files: dict[str, bytes], **body: Any
+) -> dict[str, Any]:
     """Create a deploy, upload what it requires, poll until it settles; the final deploy."""
     manifest = {path: sha1(data) for path, data in files.items()}
     r = api.post(f"{nf.api_url}/sites/{site_id}/deploys", json={"files": manifest, **body})
@@ -102,8 +109,14 @@ def template_regex(template: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-_TYPES: dict[str, Any] = {"string": str, "boolean": bool, "integer": int,
-                          "number": (int, float), "array": list, "object": dict}
+_TYPES: dict[str, Any] = {
+    "string": str,
+    "boolean": bool,
+    "integer": int,
+    "number": (int, float),
+    "array": list,
+    "object": dict,
+}
 
 
 def conformance_problems(spec: dict[str, Any], value: Any, schema: Any, where: str) -> list[str]:
@@ -121,8 +134,10 @@ def conformance_problems(spec: dict[str, Any], value: Any, schema: Any, where: s
         props.update(resolve(spec, part).get("properties") or {})
     kind = schema.get("type") or ("object" if props else None)
     expected = _TYPES.get(kind) if kind else None
-    if expected is not None and (not isinstance(value, expected)
-                                 or (kind in ("integer", "number") and isinstance(value, bool))):
+    if expected is not None and (
+        not isinstance(value, expected)
+        or (kind in ("integer", "number") and isinstance(value, bool))
+    ):
         return [f"{where}: {type(value).__name__} where the spec says {kind}"]
     if isinstance(value, list):
         for i, item in enumerate(value):
@@ -143,7 +158,7 @@ def response_problems(spec: dict[str, Any], rec: fake_netlify.RecordedRequest) -
     where = f"{rec.method} {rec.path} -> {rec.status}"
     if rec.route is None:
         return [f"{where}: served by no ROUTES entry"]
-    if not template_regex(rec.route).fullmatch(rec.path[len(API):]):
+    if not template_regex(rec.route).fullmatch(rec.path[len(API) :]):
         return [f"{where}: recorded route {rec.route} does not match the path"]
     op = spec["paths"][rec.route][rec.method.lower()]
     responses = op["responses"]
@@ -162,17 +177,20 @@ def response_problems(spec: dict[str, Any], rec: fake_netlify.RecordedRequest) -
 # ROUTES against the spec
 # ---------------------------------------------------------------------------------------------
 
+
 def test_every_route_exists_in_the_spec_with_that_method(spec: dict[str, Any]) -> None:
     assert spec["basePath"] == API == fake_netlify.API_PREFIX
     assert len(set(ROUTES)) == len(ROUTES)
     for method, template in ROUTES:
         assert template in spec["paths"], f"{template} is not a path in the spec"
         assert method.lower() in spec["paths"][template], (
-            f"the spec has no {method} for {template}: {sorted(spec['paths'][template])}")
+            f"the spec has no {method} for {template}: {sorted(spec['paths'][template])}"
+        )
 
 
-def test_a_scripted_session_conforms_to_the_spec(spec: dict[str, Any], nf: FakeNetlify,
-                                                 api: requests.Session) -> None:
+def test_a_scripted_session_conforms_to_the_spec(
+    spec: dict[str, Any], nf: FakeNetlify, api: requests.Session
+) -> None:
     url = nf.api_url
     page_a, page_b, page_c = b"<h1>A</h1>", b"<h1>B</h1>", b"<h1>C</h1>"
 
@@ -188,10 +206,16 @@ def test_a_scripted_session_conforms_to_the_spec(spec: dict[str, Any], nf: FakeN
     assert api.get(f"{url}/accounts/{account['slug']}/env", params={"site_id": sid}).json() == []
 
     # A synchronous deploy: three paths, two digests.
-    files = {"/index.html": sha1(page_a), "/about/index.html": sha1(page_b),
-             "/copy.html": sha1(page_a)}
-    r = api.post(f"{url}/sites/{sid}/deploys", params={"title": "first"},
-                 json={"files": files, "draft": False})
+    files = {
+        "/index.html": sha1(page_a),
+        "/about/index.html": sha1(page_b),
+        "/copy.html": sha1(page_a),
+    }
+    r = api.post(
+        f"{url}/sites/{sid}/deploys",
+        params={"title": "first"},
+        json={"files": files, "draft": False},
+    )
     assert r.status_code == 200
     first = r.json()
     assert first["state"] == "uploading"
@@ -210,12 +234,13 @@ def test_a_scripted_session_conforms_to_the_spec(spec: dict[str, Any], nf: FakeN
     assert requests.get(live + "/copy.html", timeout=5).content == page_a
 
     # The way netlify-cli deploys: create an empty deploy, then PUT the files (async).
-    r = api.post(f"{url}/sites/{sid}/deploys", params={"title": "second"},
-                 json={"draft": False})
+    r = api.post(f"{url}/sites/{sid}/deploys", params={"title": "second"}, json={"draft": False})
     second = r.json()
     assert second["state"] == "new"
-    r = api.put(f"{url}/sites/{sid}/deploys/{second['id']}",
-                json={"files": {"index.html": sha1(page_c)}, "async": True, "draft": False})
+    r = api.put(
+        f"{url}/sites/{sid}/deploys/{second['id']}",
+        json={"files": {"index.html": sha1(page_c)}, "async": True, "draft": False},
+    )
     assert r.status_code == 200 and r.json()["state"] == "preparing"
     prepared = api.get(f"{url}/sites/{sid}/deploys/{second['id']}").json()
     assert prepared["state"] == "prepared" and prepared["required"] == [sha1(page_c)]
@@ -231,8 +256,7 @@ def test_a_scripted_session_conforms_to_the_spec(spec: dict[str, Any], nf: FakeN
     assert api.get(f"{url}/sites/{sid}").json()["published_deploy"]["id"] == first["id"]
     assert requests.get(live, timeout=5).content == page_a
 
-    third = api.post(f"{url}/sites/{sid}/deploys",
-                     json={"files": {"/x.html": sha1(b"x")}}).json()
+    third = api.post(f"{url}/sites/{sid}/deploys", json={"files": {"/x.html": sha1(b"x")}}).json()
     r = api.post(f"{url}/deploys/{third['id']}/cancel")
     assert r.status_code == 201 and r.json()["state"] == "error"
 
@@ -253,8 +277,7 @@ def test_a_scripted_session_conforms_to_the_spec(spec: dict[str, Any], nf: FakeN
     assert {(r.method, r.route) for r in served} == set(ROUTES), "the session must cover ROUTES"
 
 
-def test_the_spec_checker_catches_an_invented_route(nf: FakeNetlify,
-                                                    api: requests.Session) -> None:
+def test_the_spec_checker_catches_an_invented_route(nf: FakeNetlify, api: requests.Session) -> None:
     site = nf.add_site("s")
     r = api.get(f"{nf.api_url}/sites/{site['id']}/invented")
     assert r.status_code == 404
@@ -262,41 +285,44 @@ def test_the_spec_checker_catches_an_invented_route(nf: FakeNetlify,
     assert "no path template" in nf.violations[0]
 
 
-def test_the_spec_checker_catches_a_method_the_spec_lacks(nf: FakeNetlify,
-                                                          api: requests.Session) -> None:
+def test_the_spec_checker_catches_a_method_the_spec_lacks(
+    nf: FakeNetlify, api: requests.Session
+) -> None:
     r = api.delete(f"{nf.api_url}/deploys/abc/files/index.html")
     assert r.status_code == 404
     assert len(nf.violations) == 1 and "no DELETE operation" in nf.violations[0]
 
 
-def test_the_spec_checker_catches_an_invented_body_key(nf: FakeNetlify,
-                                                       api: requests.Session) -> None:
+def test_the_spec_checker_catches_an_invented_body_key(
+    nf: FakeNetlify, api: requests.Session
+) -> None:
     site = nf.add_site("s")
-    r = api.post(f"{nf.api_url}/sites/{site['id']}/deploys",
-                 json={"files": {}, "frobnicate": True})
+    r = api.post(f"{nf.api_url}/sites/{site['id']}/deploys", json={"files": {}, "frobnicate": True})
     assert r.status_code == 200  # recorded, not rejected
     assert len(nf.violations) == 1
     assert "'frobnicate'" in nf.violations[0] and "deployFiles" in nf.violations[0]
 
 
-def test_the_spec_checker_catches_an_invented_query_parameter(nf: FakeNetlify,
-                                                              api: requests.Session) -> None:
+def test_the_spec_checker_catches_an_invented_query_parameter(
+    nf: FakeNetlify, api: requests.Session
+) -> None:
     assert api.get(f"{nf.api_url}/sites", params={"colour": "red"}).status_code == 200
     assert len(nf.violations) == 1 and "'colour'" in nf.violations[0]
 
 
-def test_title_belongs_in_the_query_not_the_deploy_body(nf: FakeNetlify,
-                                                        api: requests.Session) -> None:
+def test_title_belongs_in_the_query_not_the_deploy_body(
+    nf: FakeNetlify, api: requests.Session
+) -> None:
     site = nf.add_site("s")
-    api.post(f"{nf.api_url}/sites/{site['id']}/deploys", params={"title": "ok"},
-             json={"files": {}})
+    api.post(f"{nf.api_url}/sites/{site['id']}/deploys", params={"title": "ok"}, json={"files": {}})
     assert nf.violations == []
     api.post(f"{nf.api_url}/sites/{site['id']}/deploys", json={"files": {}, "title": "no"})
     assert len(nf.violations) == 1 and "'title'" in nf.violations[0]
 
 
-def test_create_build_takes_query_parameters_not_json(nf: FakeNetlify,
-                                                      api: requests.Session) -> None:
+def test_create_build_takes_query_parameters_not_json(
+    nf: FakeNetlify, api: requests.Session
+) -> None:
     site = nf.add_site("s")
     api.post(f"{nf.api_url}/sites/{site['id']}/builds", params={"clear_cache": "true"})
     assert nf.violations == []
@@ -306,12 +332,17 @@ def test_create_build_takes_query_parameters_not_json(nf: FakeNetlify,
 
 
 def test_an_upload_without_octet_stream_content_type_is_a_violation(
-        nf: FakeNetlify, api: requests.Session) -> None:
+    nf: FakeNetlify, api: requests.Session
+) -> None:
     site = nf.add_site("s")
-    deploy = api.post(f"{nf.api_url}/sites/{site['id']}/deploys",
-                      json={"files": {"/a": sha1(b"a")}}).json()
-    r = api.put(f"{nf.api_url}/deploys/{deploy['id']}/files/a", data=b"a",
-                headers={"Content-Type": "text/plain"})
+    deploy = api.post(
+        f"{nf.api_url}/sites/{site['id']}/deploys", json={"files": {"/a": sha1(b"a")}}
+    ).json()
+    r = api.put(
+        f"{nf.api_url}/deploys/{deploy['id']}/files/a",
+        data=b"a",
+        headers={"Content-Type": "text/plain"},
+    )
     assert r.status_code == 200
     assert len(nf.violations) == 1 and "application/octet-stream" in nf.violations[0]
 
@@ -320,6 +351,7 @@ def test_an_upload_without_octet_stream_content_type_is_a_violation(
 # Transport: chunked bodies, keep-alive, faults, concurrency, auth
 # ---------------------------------------------------------------------------------------------
 
+
 def test_a_chunked_upload_without_content_length_is_stored(nf: FakeNetlify) -> None:
     site = nf.add_site("s")
     data = bytes(range(256)) * 800  # 200 KiB
@@ -327,15 +359,26 @@ def test_a_chunked_upload_without_content_length_is_stored(nf: FakeNetlify) -> N
     conn = http.client.HTTPConnection("127.0.0.1", int(nf.base.rsplit(":", 1)[1]), timeout=10)
     auth = {"Authorization": f"Bearer {nf.token}"}
     try:
-        conn.request("POST", f"{API}/sites/{site['id']}/deploys", body=json.dumps(body),
-                     headers={**auth, "Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            f"{API}/sites/{site['id']}/deploys",
+            body=json.dumps(body),
+            headers={**auth, "Content-Type": "application/json"},
+        )
         deploy = json.loads(conn.getresponse().read())
 
-        chunks = (data[i:i + 7000] for i in range(0, len(data), 7000))
-        conn.request("PUT", f"{API}/deploys/{deploy['id']}/files/assets/big%20file.bin",
-                     body=chunks, encode_chunked=True,
-                     headers={**auth, "Content-Type": "application/octet-stream",
-                              "Transfer-Encoding": "chunked"})
+        chunks = (data[i : i + 7000] for i in range(0, len(data), 7000))
+        conn.request(
+            "PUT",
+            f"{API}/deploys/{deploy['id']}/files/assets/big%20file.bin",
+            body=chunks,
+            encode_chunked=True,
+            headers={
+                **auth,
+                "Content-Type": "application/octet-stream",
+                "Transfer-Encoding": "chunked",
+            },
+        )
         response = conn.getresponse()
         result = json.loads(response.read())
         assert response.status == 200, result
@@ -354,8 +397,7 @@ def test_a_chunked_upload_without_content_length_is_stored(nf: FakeNetlify) -> N
     assert nf.violations == []
 
 
-def test_an_injected_429_carries_rate_limit_headers(nf: FakeNetlify,
-                                                    api: requests.Session) -> None:
+def test_an_injected_429_carries_rate_limit_headers(nf: FakeNetlify, api: requests.Session) -> None:
     before = time.time()
     nf.inject("GET", r"^/api/v1/sites$", status=429, times=2, headers=nf.rate_limit_headers(3))
     for _ in range(2):
@@ -382,8 +424,9 @@ def test_injected_faults_are_consumed_in_order(nf: FakeNetlify, api: requests.Se
 
 def test_an_injected_drop_closes_the_connection(nf: FakeNetlify, api: requests.Session) -> None:
     site = nf.add_site("s")
-    deploy = api.post(f"{nf.api_url}/sites/{site['id']}/deploys",
-                      json={"files": {"/a.txt": sha1(b"a")}}).json()  # warms a keep-alive conn
+    deploy = api.post(
+        f"{nf.api_url}/sites/{site['id']}/deploys", json={"files": {"/a.txt": sha1(b"a")}}
+    ).json()  # warms a keep-alive conn
     nf.inject("PUT", r"/files/", drop=True)
     with pytest.raises(requests.ConnectionError):
         upload(api, nf, deploy["id"], "a.txt", b"a")
@@ -398,26 +441,33 @@ def test_fifty_concurrent_uploads_are_all_stored(nf: FakeNetlify) -> None:
     site = nf.add_site("s")
     contents = {f"/files/{i:02d}.txt": f"file {i}\n".encode() * (i + 1) for i in range(50)}
     headers = {"Authorization": f"Bearer {nf.token}"}
-    deploy = requests.post(f"{nf.api_url}/sites/{site['id']}/deploys", headers=headers,
-                           json={"files": {p: sha1(d) for p, d in contents.items()}},
-                           timeout=10).json()
+    deploy = requests.post(
+        f"{nf.api_url}/sites/{site['id']}/deploys",
+        headers=headers,
+        json={"files": {p: sha1(d) for p, d in contents.items()}},
+        timeout=10,
+    ).json()
     assert len(deploy["required"]) == 50
     barrier = threading.Barrier(50)
 
     def put(item: tuple[str, bytes]) -> int:
         path, data = item
         barrier.wait(timeout=10)
-        return requests.put(f"{nf.api_url}/deploys/{deploy['id']}/files{path}", data=data,
-                            headers={**headers, "Content-Type": "application/octet-stream"},
-                            timeout=10).status_code
+        return requests.put(
+            f"{nf.api_url}/deploys/{deploy['id']}/files{path}",
+            data=data,
+            headers={**headers, "Content-Type": "application/octet-stream"},
+            timeout=10,
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         statuses = list(pool.map(put, contents.items()))
     assert statuses == [200] * 50
     assert sorted(path for _, path, _ in nf.uploads) == sorted(contents)
     assert all(nf.blobs[sha1(d)] == d for d in contents.values())
-    state = requests.get(f"{nf.api_url}/deploys/{deploy['id']}", headers=headers,
-                         timeout=10).json()["state"]
+    state = requests.get(
+        f"{nf.api_url}/deploys/{deploy['id']}", headers=headers, timeout=10
+    ).json()["state"]
     assert state == "ready"
     assert nf.violations == []
 
@@ -427,8 +477,9 @@ def test_api_requests_need_the_bearer_token(nf: FakeNetlify) -> None:
         r = requests.get(f"{nf.api_url}/sites", headers=headers, timeout=5)
         assert r.status_code == 401
         assert r.json() == {"code": 401, "message": "Access Denied"}
-    r = requests.get(f"{nf.api_url}/sites", headers={"Authorization": f"bearer {nf.token}"},
-                     timeout=5)
+    r = requests.get(
+        f"{nf.api_url}/sites", headers={"Authorization": f"bearer {nf.token}"}, timeout=5
+    )
     assert r.status_code == 200
 
 
@@ -436,8 +487,10 @@ def test_api_requests_need_the_bearer_token(nf: FakeNetlify) -> None:
 # Behaviour
 # ---------------------------------------------------------------------------------------------
 
+
 def test_draft_deploys_are_served_as_previews_but_not_published(
-        nf: FakeNetlify, api: requests.Session) -> None:
+    nf: FakeNetlify, api: requests.Session
+) -> None:
     site = nf.add_site("s")
     deploy = deploy_site(api, nf, site["id"], {"/index.html": b"draft"}, draft=True)
     assert deploy["state"] == "ready" and deploy["context"] == "deploy-preview"
@@ -447,15 +500,18 @@ def test_draft_deploys_are_served_as_previews_but_not_published(
     assert requests.get(site["url"] + "/", timeout=5).status_code == 404
 
 
-def test_a_draft_stays_a_draft_when_its_files_are_put(nf: FakeNetlify,
-                                                       api: requests.Session) -> None:
+def test_a_draft_stays_a_draft_when_its_files_are_put(
+    nf: FakeNetlify, api: requests.Session
+) -> None:
     """netlify-cli creates {"draft": true}, then PUTs the files with "draft": false."""
     site = nf.add_site("s")
     url = f"{nf.api_url}/sites/{site['id']}/deploys"
     deploy = api.post(url, params={"title": "t"}, json={"draft": True}).json()
     assert deploy["state"] == "new" and deploy["context"] == "deploy-preview"
-    deploy = api.put(f"{url}/{deploy['id']}", json={"files": {"index.html": sha1(b"d")},
-                                                    "async": False, "draft": False}).json()
+    deploy = api.put(
+        f"{url}/{deploy['id']}",
+        json={"files": {"index.html": sha1(b"d")}, "async": False, "draft": False},
+    ).json()
     assert deploy["draft"] is True and deploy["required"] == [sha1(b"d")]
     assert upload(api, nf, deploy["id"], "index.html", b"d").status_code == 200
     assert api.get(f"{url}/{deploy['id']}").json()["state"] == "ready"
@@ -489,8 +545,9 @@ def test_ready_after_polls_and_fail_next_deploy(nf: FakeNetlify, api: requests.S
 
 def test_upload_errors(nf: FakeNetlify, api: requests.Session) -> None:
     site = nf.add_site("s")
-    deploy = api.post(f"{nf.api_url}/sites/{site['id']}/deploys",
-                      json={"files": {"/a.txt": sha1(b"a")}}).json()
+    deploy = api.post(
+        f"{nf.api_url}/sites/{site['id']}/deploys", json={"files": {"/a.txt": sha1(b"a")}}
+    ).json()
     assert upload(api, nf, "0" * 24, "a.txt", b"a").status_code == 404
     r = upload(api, nf, deploy["id"], "a.txt", b"not a")
     assert r.status_code == 422 and "SHA1" in r.json()["message"]
@@ -501,8 +558,9 @@ def test_upload_errors(nf: FakeNetlify, api: requests.Session) -> None:
 def test_blobs_are_shared_across_sites(nf: FakeNetlify, api: requests.Session) -> None:
     one, two = nf.add_site("one"), nf.add_site("two")
     deploy_site(api, nf, one["id"], {"/index.html": b"same"})
-    r = api.post(f"{nf.api_url}/sites/{two['id']}/deploys",
-                 json={"files": {"/index.html": sha1(b"same")}})
+    r = api.post(
+        f"{nf.api_url}/sites/{two['id']}/deploys", json={"files": {"/index.html": sha1(b"same")}}
+    )
     assert r.json()["required"] == [] and r.json()["state"] == "processing"
 
 
@@ -543,11 +601,11 @@ def test_a_build_hook_url_creates_a_build(nf: FakeNetlify, api: requests.Session
 def test_cli_support_routes_and_unknown_routes(nf: FakeNetlify, api: requests.Session) -> None:
     site = nf.add_site("s")
     assert requests.get(f"{nf.base}/site/{site['id']}/integrations/safe", timeout=5).json() == []
-    r = requests.get(f"{nf.base}/team/fake-team/integrations/installations/meta/{site['id']}",
-                     timeout=5)
+    r = requests.get(
+        f"{nf.base}/team/fake-team/integrations/installations/meta/{site['id']}", timeout=5
+    )
     assert r.json() == []
-    assert requests.post(f"{nf.base}/telemetry/api/v1/track", json={"a": 1},
-                         timeout=5).json() == {}
+    assert requests.post(f"{nf.base}/telemetry/api/v1/track", json={"a": 1}, timeout=5).json() == {}
     assert requests.get(f"{nf.base}/telemetry/x", timeout=5).json() == {}
     assert api.get(f"{nf.api_url}/accounts/{nf.account['id']}/env").json() == []
     assert api.get(f"{nf.api_url}/accounts/someone-else/env").status_code == 404
@@ -566,8 +624,15 @@ def test_reset_forgets_everything(nf: FakeNetlify, api: requests.Session) -> Non
     nf.fail_next_deploy = "x"
     api.get(f"{nf.api_url}/nope")
     nf.reset()
-    assert (nf.sites, nf.deploys, nf.builds, nf.blobs, nf.uploads, nf.requests,
-            nf.violations) == ({}, {}, {}, {}, [], [], [])
+    assert (nf.sites, nf.deploys, nf.builds, nf.blobs, nf.uploads, nf.requests, nf.violations) == (
+        {},
+        {},
+        {},
+        {},
+        [],
+        [],
+        [],
+    )
     assert (nf.ready_after_polls, nf.fail_next_deploy) == (1, None)
     assert api.get(f"{nf.api_url}/sites").json() == []
 
@@ -580,8 +645,12 @@ def test_start_and_stop_are_fast_idempotent_and_local() -> None:
         assert fake.base.startswith("http://127.0.0.1:")
         assert fake.api_url == fake.base + API
         session = requests.Session()
-        assert session.get(fake.api_url + "/sites", headers={"Authorization": "Bearer t"},
-                           timeout=5).json() == []
+        assert (
+            session.get(
+                fake.api_url + "/sites", headers={"Authorization": "Bearer t"}, timeout=5
+            ).json()
+            == []
+        )
     finally:
         fake.stop()
         fake.stop()

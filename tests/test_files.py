@@ -40,21 +40,34 @@ def paths(site: SiteFiles) -> list[str]:
 
 
 def test_scan_lists_every_file_with_sorted_posix_relative_paths(tmp_path: Path) -> None:
-    root = make_files(tmp_path / "dist", {
-        "z.txt": "z", "index.html": "<h1>hi</h1>", "css/site.css": "body{}",
-        "assets/img/logo.svg": "<svg/>", "a/b/c/d.txt": "deep",
-    })
+    root = make_files(
+        tmp_path / "dist",
+        {
+            "z.txt": "z",
+            "index.html": "<h1>hi</h1>",
+            "css/site.css": "body{}",
+            "assets/img/logo.svg": "<svg/>",
+            "a/b/c/d.txt": "deep",
+        },
+    )
 
     site = SiteFiles.scan(root)
 
-    assert paths(site) == sorted([
-        "z.txt", "index.html", "css/site.css", "assets/img/logo.svg", "a/b/c/d.txt",
-    ])
+    assert paths(site) == sorted(
+        [
+            "z.txt",
+            "index.html",
+            "css/site.css",
+            "assets/img/logo.svg",
+            "a/b/c/d.txt",
+        ]
+    )
 
 
 def test_scan_records_each_file_size_and_the_total(tmp_path: Path) -> None:
-    root = make_files(tmp_path / "dist", {"a.txt": b"12345", "sub/b.bin": b"\x00" * 1000,
-                                          "empty.txt": b""})
+    root = make_files(
+        tmp_path / "dist", {"a.txt": b"12345", "sub/b.bin": b"\x00" * 1000, "empty.txt": b""}
+    )
 
     site = SiteFiles.scan(root)
 
@@ -88,11 +101,18 @@ def test_scan_of_the_project_fixture_site_lists_its_two_files(project) -> None:
     assert paths(site) == ["css/site.css", "index.html"]
 
 
-@given(st.dictionaries(st.from_regex(r"[a-z]{1,8}(/[a-z]{1,8}){0,2}\.txt", fullmatch=True),
-                       st.binary(max_size=64), min_size=1, max_size=8))
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z]{1,8}(/[a-z]{1,8}){0,2}\.txt", fullmatch=True),
+        st.binary(max_size=64),
+        min_size=1,
+        max_size=8,
+    )
+)
 @hsettings(max_examples=30, deadline=None)
 def test_scan_finds_exactly_the_files_written_and_their_total_size(
-    tmp_path_factory: pytest.TempPathFactory, files: dict[str, bytes],
+    tmp_path_factory: pytest.TempPathFactory,
+    files: dict[str, bytes],
 ) -> None:
     # directory names never end in .txt, so no generated path is both a file and a dir
     root = make_files(tmp_path_factory.mktemp("site"), files)
@@ -106,10 +126,19 @@ def test_scan_finds_exactly_the_files_written_and_their_total_size(
 # --------------------------------------------------------------------------- ignoring
 
 
-@pytest.mark.parametrize("litter", [
-    ".git/config", ".git/objects/ab/cdef", ".DS_Store", "css/.DS_Store",
-    "__MACOSX/._index.html", "Thumbs.db", ".hg/store", ".svn/entries",
-])
+@pytest.mark.parametrize(
+    "litter",
+    [
+        ".git/config",
+        ".git/objects/ab/cdef",
+        ".DS_Store",
+        "css/.DS_Store",
+        "__MACOSX/._index.html",
+        "Thumbs.db",
+        ".hg/store",
+        ".svn/entries",
+    ],
+)
 def test_scan_skips_version_control_metadata_and_os_litter(tmp_path: Path, litter: str) -> None:
     root = make_files(tmp_path / "dist", {"index.html": "x", litter: "junk"})
 
@@ -117,12 +146,21 @@ def test_scan_skips_version_control_metadata_and_os_litter(tmp_path: Path, litte
 
 
 def test_scan_keeps_dotfiles_that_are_not_litter(tmp_path: Path) -> None:
-    root = make_files(tmp_path / "dist", {
-        ".well-known/security.txt": "x", ".gitignore": "x", ".github/x.yml": "x", "_headers": "x",
-    })
+    root = make_files(
+        tmp_path / "dist",
+        {
+            ".well-known/security.txt": "x",
+            ".gitignore": "x",
+            ".github/x.yml": "x",
+            "_headers": "x",
+        },
+    )
 
     assert paths(SiteFiles.scan(root)) == [
-        ".github/x.yml", ".gitignore", ".well-known/security.txt", "_headers",
+        ".github/x.yml",
+        ".gitignore",
+        ".well-known/security.txt",
+        "_headers",
     ]
 
 
@@ -136,9 +174,14 @@ def test_default_ignore_matches_whole_path_components_only() -> None:
 
 
 def test_scan_applies_a_custom_ignore_rule_to_posix_relative_paths(tmp_path: Path) -> None:
-    root = make_files(tmp_path / "dist", {
-        "app.js": "x", "app.js.map": "x", "js/vendor.js.map": "x",
-    })
+    root = make_files(
+        tmp_path / "dist",
+        {
+            "app.js": "x",
+            "app.js.map": "x",
+            "js/vendor.js.map": "x",
+        },
+    )
     seen: list[str] = []
 
     def ignore_maps(relative: str) -> bool:
@@ -153,8 +196,9 @@ def test_scan_applies_a_custom_ignore_rule_to_posix_relative_paths(tmp_path: Pat
 
 
 def test_scan_does_not_descend_into_an_ignored_directory(tmp_path: Path) -> None:
-    root = make_files(tmp_path / "dist", {"index.html": "x", "drafts/a.html": "x",
-                                          "drafts/deep/b.html": "x"})
+    root = make_files(
+        tmp_path / "dist", {"index.html": "x", "drafts/a.html": "x", "drafts/deep/b.html": "x"}
+    )
     seen: list[str] = []
 
     def ignore_drafts(relative: str) -> bool:
@@ -400,25 +444,32 @@ def test_digest_with_an_unknown_algorithm_raises(tmp_path: Path) -> None:
 
 
 @given(st.binary(max_size=2048), st.sampled_from(["sha1", "sha256", "md5"]))
-@hsettings(max_examples=50, deadline=None,
-           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_digest_matches_hashlib_for_any_content(
-    tmp_path: Path, content: bytes, algorithm: str,
+    tmp_path: Path,
+    content: bytes,
+    algorithm: str,
 ) -> None:
     expected = hashlib.new(algorithm, content).hexdigest()
 
     assert site_file(tmp_path, "prop.bin", content).digest(algorithm) == expected
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ("index.html", "text/html"),
-    ("css/site.css", "text/css"),
-    ("img/logo.png", "image/png"),
-    ("data/feed.json", "application/json"),
-    ("download.bin.unknownext", "application/octet-stream"),
-    ("LICENSE", "application/octet-stream"),
-])
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("index.html", "text/html"),
+        ("css/site.css", "text/css"),
+        ("img/logo.png", "image/png"),
+        ("data/feed.json", "application/json"),
+        ("download.bin.unknownext", "application/octet-stream"),
+        ("LICENSE", "application/octet-stream"),
+    ],
+)
 def test_content_type_is_guessed_from_the_name_with_a_binary_fallback(
-    path: str, expected: str,
+    path: str,
+    expected: str,
 ) -> None:
     assert SiteFile(path, Path("/unused"), 0).content_type == expected

@@ -1,4 +1,4 @@
-"""The deployment history: records, the index, queries, interrupted deploys, secrets, concurrency."""
+"""Deployment history: records, the index, queries, interrupted deploys, secrets, concurrency."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import multiprocessing
 import re
 import secrets
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -58,8 +57,12 @@ def make(
 ) -> Deployment:
     """A deployment whose id sorts by ``n`` (``n`` stands in for the time it started)."""
     return Deployment(
-        id=f"dep_{1_700_000_000_000 + n}_{n:08x}", platform=platform, environment=environment,
-        status=status, action=action, **fields,
+        id=f"dep_{1_700_000_000_000 + n}_{n:08x}",
+        platform=platform,
+        environment=environment,
+        status=status,
+        action=action,
+        **fields,
     )
 
 
@@ -86,7 +89,7 @@ class HeldByAnotherProcess:
         self.release = _MP.Event()
         self.child = _MP.Process(target=_hold_lock, args=(str(path), self.held, self.release))
 
-    def __enter__(self) -> "HeldByAnotherProcess":
+    def __enter__(self) -> HeldByAnotherProcess:
         self.child.start()
         assert self.held.wait(10), "the child process never took the lock"
         return self
@@ -104,8 +107,11 @@ def _save_many(root: str, worker: int, count: int, start: Any, ids: Any) -> None
     saved = []
     for n in range(count):
         deployment = Deployment(
-            id=new_deployment_id(), platform="local", environment=f"env{worker}",
-            status=Status.SUCCESS, version=f"v{n}",
+            id=new_deployment_id(),
+            platform="local",
+            environment=f"env{worker}",
+            status=Status.SUCCESS,
+            version=f"v{n}",
         )
         history.save(deployment)
         saved.append(deployment.id)
@@ -143,7 +149,8 @@ def test_new_deployment_id_is_dep_epoch_ms_8_hex_unique_and_sorts_by_time() -> N
 
 
 def test_save_creates_record_and_index_entry_then_second_save_updates_not_duplicates(
-    project: Project, history: DeploymentHistory,
+    project: Project,
+    history: DeploymentHistory,
 ) -> None:
     deployment = make(1, status=Status.IN_PROGRESS, version="v1")
     deployment.step("start", "3 files")
@@ -196,8 +203,7 @@ def test_query_filters_by_environment_platform_status_action_and_limit_newest_fi
     assert ids(status="failed") == [6, 3]
     assert ids(status=["failed", "rolled_back"]) == [6, 3, 2]
     assert ids(action="rollback") == [5]
-    assert ids(environment="production", platform="local", status="success",
-               action="deploy") == [1]
+    assert ids(environment="production", platform="local", status="success", action="deploy") == [1]
     assert ids(limit=2) == [6, 5]
     assert ids(environment="production", limit=3) == [6, 5, 2]
     assert ids(environment="nowhere") == []
@@ -205,7 +211,8 @@ def test_query_filters_by_environment_platform_status_action_and_limit_newest_fi
 
 
 def test_query_of_an_empty_project_is_empty_and_creates_nothing(
-    project: Project, history: DeploymentHistory,
+    project: Project,
+    history: DeploymentHistory,
 ) -> None:
     assert history.query() == []
     assert history.latest() is None
@@ -230,12 +237,24 @@ def test_get_of_an_unknown_id_raises_not_found(history: DeploymentHistory) -> No
     assert "devops history" in raised.value.fix
 
 
-@pytest.mark.parametrize("bad_id", [
-    "../etc/passwd", "../../outside", "dep_1/../../outside", "/etc/passwd", "dep_1.json",
-    "dep 1", "", "..",
-])
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "../etc/passwd",
+        "../../outside",
+        "dep_1/../../outside",
+        "/etc/passwd",
+        "dep_1.json",
+        "dep 1",
+        "",
+        "..",
+    ],
+)
 def test_get_of_a_malformed_id_raises_invalid_argument_and_opens_no_file(
-    tmp_path: Path, history: DeploymentHistory, bad_id: str, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    history: DeploymentHistory,
+    bad_id: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     history.save(make(1))
     # A perfectly valid record outside the deployments directory: it must never be read.
@@ -248,16 +267,22 @@ def test_get_of_a_malformed_id_raises_invalid_argument_and_opens_no_file(
     assert opened == []
 
 
-@pytest.mark.parametrize("damage", [
-    pytest.param(lambda path: path.unlink(), id="deleted"),
-    pytest.param(lambda path: path.write_bytes(b"\xff\xfe\x00garbage{{"), id="garbage-bytes"),
-    pytest.param(lambda path: path.write_text('{"version": 1, "deploy'), id="truncated"),
-    pytest.param(lambda path: path.write_text("[]"), id="not-an-object"),
-    pytest.param(lambda path: path.write_text('{"version": 99, "deployments": []}'),
-                 id="unknown-version"),
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda path: path.unlink(), id="deleted"),
+        pytest.param(lambda path: path.write_bytes(b"\xff\xfe\x00garbage{{"), id="garbage-bytes"),
+        pytest.param(lambda path: path.write_text('{"version": 1, "deploy'), id="truncated"),
+        pytest.param(lambda path: path.write_text("[]"), id="not-an-object"),
+        pytest.param(
+            lambda path: path.write_text('{"version": 99, "deployments": []}'), id="unknown-version"
+        ),
+    ],
+)
 def test_missing_or_corrupt_index_is_rebuilt_from_the_records(
-    project: Project, history: DeploymentHistory, damage: Any,
+    project: Project,
+    history: DeploymentHistory,
+    damage: Any,
 ) -> None:
     for n in (1, 2, 3):
         history.save(make(n, status=Status.FAILED if n == 2 else Status.SUCCESS))
@@ -273,7 +298,8 @@ def test_missing_or_corrupt_index_is_rebuilt_from_the_records(
 
 
 def test_rebuild_index_returns_the_record_count_and_rewrites_the_index(
-    project: Project, history: DeploymentHistory,
+    project: Project,
+    history: DeploymentHistory,
 ) -> None:
     for n in range(1, 6):
         history.save(make(n))
@@ -282,7 +308,9 @@ def test_rebuild_index_returns_the_record_count_and_rewrites_the_index(
     (project.deployments_dir / "dep_9_broken.json").write_text("{ not json")
 
     assert history.rebuild_index() == 5
-    assert [e["id"] for e in read_index(project)["deployments"]] == [make(n).id for n in range(1, 6)]
+    assert [e["id"] for e in read_index(project)["deployments"]] == [
+        make(n).id for n in range(1, 6)
+    ]
     assert len(history.query()) == 5
 
 
@@ -290,7 +318,8 @@ def test_rebuild_index_returns_the_record_count_and_rewrites_the_index(
 
 
 def test_in_progress_record_shows_interrupted_when_nobody_holds_the_deploy_lock(
-    project: Project, history: DeploymentHistory,
+    project: Project,
+    history: DeploymentHistory,
 ) -> None:
     history.save(make(1, status=Status.IN_PROGRESS))
     # The lock file exists but nobody holds it: exactly what a killed deploy leaves behind.
@@ -308,7 +337,8 @@ def test_in_progress_record_shows_interrupted_when_nobody_holds_the_deploy_lock(
 
 
 def test_in_progress_record_stays_in_progress_while_another_process_holds_the_deploy_lock(
-    project: Project, history: DeploymentHistory,
+    project: Project,
+    history: DeploymentHistory,
 ) -> None:
     history.save(make(1, status=Status.IN_PROGRESS))
     history.save(make(2, environment="staging", status=Status.IN_PROGRESS))
@@ -324,7 +354,8 @@ def test_in_progress_record_stays_in_progress_while_another_process_holds_the_de
 
 
 def test_mark_interrupted_persists_interrupted_with_a_step_log_line(
-    project: Project, history: DeploymentHistory,
+    project: Project,
+    history: DeploymentHistory,
 ) -> None:
     history.save(make(1, status=Status.IN_PROGRESS))
     history.save(make(2, status=Status.SUCCESS))
@@ -339,8 +370,7 @@ def test_mark_interrupted_persists_interrupted_with_a_step_log_line(
     assert record["log"][-1]["step"] == "interrupted"
     assert "stopped" in record["log"][-1]["message"]
     entries = {e["id"]: e["status"] for e in read_index(project)["deployments"]}
-    assert entries == {make(1).id: "interrupted", make(2).id: "success",
-                       make(3).id: "in_progress"}
+    assert entries == {make(1).id: "interrupted", make(2).id: "success", make(3).id: "in_progress"}
     assert json.loads((project.deployments_dir / f"{make(2).id}.json").read_text())["log"] == []
 
 
@@ -360,12 +390,15 @@ def test_step_masks_registered_secrets_in_log_messages() -> None:
 
 
 def test_to_dict_masks_registered_secrets_everywhere_and_nothing_saved_holds_them(
-    project: Project, history: DeploymentHistory,
+    project: Project,
+    history: DeploymentHistory,
 ) -> None:
     secret = f"pw-{secrets.token_hex(12)}"
     register_secret(secret)
     deployment = make(
-        1, url=f"https://{secret}@example.com", version=f"v1-{secret}",
+        1,
+        url=f"https://{secret}@example.com",
+        version=f"v1-{secret}",
         error={"error": f"denied for {secret}", "code": "DEPLOY_FAILED"},
         details={"headers": [f"Authorization: Bearer {secret}"], secret: {"nested": secret}},
     )
@@ -374,8 +407,7 @@ def test_to_dict_masks_registered_secrets_everywhere_and_nothing_saved_holds_the
     data = deployment.to_dict()
     assert secret not in json.dumps(data)
     assert data["url"] == f"https://{MASK}@example.com"
-    assert data["details"] == {"headers": [f"Authorization: Bearer {MASK}"],
-                               MASK: {"nested": MASK}}
+    assert data["details"] == {"headers": [f"Authorization: Bearer {MASK}"], MASK: {"nested": MASK}}
     assert data["log"][-1]["step"] == MASK
     assert data["id"] == deployment.id and data["status"] == "success"
     assert secret not in json.dumps(deployment.summary())
@@ -389,7 +421,8 @@ def test_to_dict_masks_registered_secrets_everywhere_and_nothing_saved_holds_the
 
 
 def test_8_processes_saving_25_deployments_each_at_once_keep_all_200_in_records_and_index(
-    project: Project, history: DeploymentHistory,
+    project: Project,
+    history: DeploymentHistory,
 ) -> None:
     workers, per_worker = 8, 25
     start, ids = _MP.Event(), _MP.Queue()
@@ -417,7 +450,8 @@ def test_8_processes_saving_25_deployments_each_at_once_keep_all_200_in_records_
 
 
 def test_save_waits_for_the_history_lock_before_touching_the_index(
-    project: Project, history: DeploymentHistory,
+    project: Project,
+    history: DeploymentHistory,
 ) -> None:
     history.save(make(1))
     done = _MP.Event()
@@ -442,7 +476,9 @@ def test_save_waits_for_the_history_lock_before_touching_the_index(
 
 @pytest.mark.parametrize("which", ["index", "damaged-record"])
 def test_get_of_a_json_file_that_is_not_a_record_raises_not_found(
-    project: Project, history: DeploymentHistory, which: str,
+    project: Project,
+    history: DeploymentHistory,
+    which: str,
 ) -> None:
     history.save(make(1))
     deployment_id = "index"
@@ -455,7 +491,8 @@ def test_get_of_a_json_file_that_is_not_a_record_raises_not_found(
 
 
 def test_rebuild_skips_a_record_file_holding_json_that_is_not_an_object(
-    project: Project, history: DeploymentHistory,
+    project: Project,
+    history: DeploymentHistory,
 ) -> None:
     history.save(make(1))
     (project.deployments_dir / "dep_1700000000002_00000002.json").write_text("[]\n")
@@ -464,7 +501,8 @@ def test_rebuild_skips_a_record_file_holding_json_that_is_not_an_object(
 
 
 def test_resaving_a_deployment_whose_id_contains_a_secret_keeps_one_index_entry(
-    project: Project, history: DeploymentHistory,
+    project: Project,
+    history: DeploymentHistory,
 ) -> None:
     deployment = Deployment(id=new_deployment_id(), platform="local", environment="production")
     register_secret(deployment.id.rsplit("_", 1)[1])  # e.g. a short hex/PIN secret value

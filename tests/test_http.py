@@ -46,7 +46,9 @@ def test_a_reset_in_the_past_waits_the_floor_not_zero():
 
 
 def test_a_huge_wait_is_capped():
-    assert default_policy(rate_limit_cap=60).get_retry_after(response(429, Retry_After="86400")) == 60
+    assert (
+        default_policy(rate_limit_cap=60).get_retry_after(response(429, Retry_After="86400")) == 60
+    )
 
 
 def test_garbage_headers_fall_back_to_the_floor():

@@ -6,9 +6,10 @@ import io
 import json
 from pathlib import Path
 
+from helpers import write_site
+
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.output import NullProgress, Output
-from helpers import write_site
 
 
 class _Terminal(io.StringIO):
@@ -61,7 +62,9 @@ def test_config_views_print_json_people_can_paste(project, cli):
     assert json.loads(cli("config.show").stdout)["platform"] == "local"
     assert json.loads(cli("config.get", "deployment.keep_releases").stdout) == 5
     assert json.loads(cli("config.export").stdout)["version"] == 1
-    assert "deployment.keep_releases = 4" in cli("config.set", "deployment.keep_releases", "4").stdout
+    assert (
+        "deployment.keep_releases = 4" in cli("config.set", "deployment.keep_releases", "4").stdout
+    )
     assert "is valid" in cli("config.validate").stdout
 
 
@@ -85,8 +88,9 @@ def test_build_prints_the_command_and_its_duration(project, cli):
 
 def test_config_errors_list_every_problem_with_also_lines(project, cli):
     project.state_dir.mkdir()
-    project.config_path.write_text(json.dumps(
-        {"version": 1, "platform": "mars", "deployment": {"strategy": "yolo"}}))
+    project.config_path.write_text(
+        json.dumps({"version": 1, "platform": "mars", "deployment": {"strategy": "yolo"}})
+    )
     err = cli("status").stderr
     assert "Error [CONFIG_INVALID]" in err and "also:" in err and "allowed:" in err
 

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import write_site
 
 from devops_tasks import http
 from devops_tasks.platforms import netlify as netlify_module
-from helpers import write_site
 
 FILES_PATH = r"/deploys/[^/]+/files/"
 
@@ -18,9 +18,13 @@ FILES_PATH = r"/deploys/[^/]+/files/"
 def quick_rate_limits(monkeypatch):
     """Honour the server's wait, but never less than 50 ms (not 1 s) in tests."""
     original = http.default_policy
-    monkeypatch.setattr(http, "default_policy",
-                        lambda **kw: original(**{"rate_limit_floor": 0.05, "backoff_factor": 0.01,
-                                                 "backoff_jitter": 0.01, **kw}))
+    monkeypatch.setattr(
+        http,
+        "default_policy",
+        lambda **kw: original(
+            **{"rate_limit_floor": 0.05, "backoff_factor": 0.01, "backoff_jitter": 0.01, **kw}
+        ),
+    )
 
 
 def deploy(cli, *args):
@@ -87,8 +91,9 @@ def test_a_429_storm_on_uploads_is_waited_out_without_extra_uploads(netlify, cli
 
 
 def test_a_429_on_creating_the_deploy_is_retried(netlify, cli):
-    netlify.inject("POST", r"/sites/[^/]+/deploys$", status=429,
-                   headers=netlify.rate_limit_headers(0))
+    netlify.inject(
+        "POST", r"/sites/[^/]+/deploys$", status=429, headers=netlify.rate_limit_headers(0)
+    )
     assert deploy(cli)["success"]
 
 
@@ -105,8 +110,12 @@ def test_a_dropped_connection_during_an_upload_is_retried(netlify, cli):
 
 
 def test_a_422_is_never_retried(netlify, cli):
-    netlify.inject("POST", r"/sites/[^/]+/deploys$", status=422,
-                   body={"code": 422, "message": "files is invalid"})
+    netlify.inject(
+        "POST",
+        r"/sites/[^/]+/deploys$",
+        status=422,
+        body={"code": 422, "message": "files is invalid"},
+    )
     result = deploy(cli)
     assert result["code"] == "DEPLOY_FAILED" and "files is invalid" in result["error"]
     creates = [r for r in netlify.requests if r.method == "POST" and r.path.endswith("/deploys")]
@@ -152,8 +161,12 @@ def test_the_create_request_carries_the_digest_map(netlify, cli):
 
 def test_blue_green_deploys_a_draft_checks_it_then_publishes(netlify, cli):
     cli("config.set", "deployment.strategy", "blue-green", "--json")
-    cli("config.set", "deployment.health_check", json.dumps(
-        {"enabled": True, "expect_text": "v1", "retries": 0}), "--json")
+    cli(
+        "config.set",
+        "deployment.health_check",
+        json.dumps({"enabled": True, "expect_text": "v1", "retries": 0}),
+        "--json",
+    )
     result = deploy(cli)
     assert result["success"]
     create = next(r for r in netlify.requests if r.method == "POST" and r.path.endswith("/deploys"))
@@ -166,8 +179,12 @@ def test_blue_green_deploys_a_draft_checks_it_then_publishes(netlify, cli):
 def test_blue_green_with_a_failing_draft_leaves_production_untouched(netlify, cli):
     first = deploy(cli)
     cli("config.set", "deployment.strategy", "blue-green", "--json")
-    cli("config.set", "deployment.health_check", json.dumps(
-        {"enabled": True, "expect_text": "v1", "retries": 0}), "--json")
+    cli(
+        "config.set",
+        "deployment.health_check",
+        json.dumps({"enabled": True, "expect_text": "v1", "retries": 0}),
+        "--json",
+    )
     write_site(Path("dist"), "v2")
     result = deploy(cli)
     assert result["code"] == "HEALTH_CHECK_FAILED" and "draft" in result["error"]
@@ -179,8 +196,12 @@ def test_blue_green_with_a_failing_draft_leaves_production_untouched(netlify, cl
 
 def test_a_failing_check_after_publishing_restores_the_previous_deploy(netlify, cli):
     first = deploy(cli)
-    cli("config.set", "deployment.health_check", json.dumps(
-        {"enabled": True, "expect_text": "v1", "retries": 0}), "--json")
+    cli(
+        "config.set",
+        "deployment.health_check",
+        json.dumps({"enabled": True, "expect_text": "v1", "retries": 0}),
+        "--json",
+    )
     write_site(Path("dist"), "v2")
     assert deploy(cli)["code"] == "HEALTH_CHECK_FAILED"
     assert netlify.sites[netlify.site["id"]]["published_deploy"]["id"] == first["release"]
@@ -266,8 +287,12 @@ def test_too_many_files_in_one_directory_is_refused(netlify, cli, monkeypatch):
 
 
 def test_infra_up_creates_the_site_and_stores_its_id(netlify, cli):
-    cli("config.set", "netlify", json.dumps({"site_name": "brand-new", "poll_interval": 0.01}),
-        "--json")
+    cli(
+        "config.set",
+        "netlify",
+        json.dumps({"site_name": "brand-new", "poll_interval": 0.01}),
+        "--json",
+    )
     up = cli("infra.up", "--json").json
     assert up["infra"]["created"] is True and up["config_updated"] == ["netlify.site_id"]
     site_id = cli("config.get", "netlify.site_id", "--json").json["value"]
@@ -337,8 +362,11 @@ def test_infra_up_with_an_existing_site_changes_nothing(netlify, cli):
 def test_a_failed_remote_build_is_build_failed(netlify, cli, monkeypatch):
     from devops_tasks.platforms.netlify_api import NetlifyApi
 
-    monkeypatch.setattr(NetlifyApi, "get_build",
-                        lambda self, build_id: {"id": build_id, "done": True, "error": "exit 2"})
+    monkeypatch.setattr(
+        NetlifyApi,
+        "get_build",
+        lambda self, build_id: {"id": build_id, "done": True, "error": "exit 2"},
+    )
     result = cli("build", "--remote", "--wait", "--json").json
     assert result["code"] == "BUILD_FAILED" and "exit 2" in result["error"]
 
@@ -349,6 +377,7 @@ def test_an_unreachable_api_is_service_unavailable(project, cli, monkeypatch):
     original = http.default_policy
     monkeypatch.setattr(http, "default_policy", lambda **kw: original(**{"connect": 0, **kw}))
     project.state_dir.mkdir()
-    project.config_path.write_text(json.dumps(
-        {"version": 1, "platform": "netlify", "netlify": {"site_id": "my-site"}}))
+    project.config_path.write_text(
+        json.dumps({"version": 1, "platform": "netlify", "netlify": {"site_id": "my-site"}})
+    )
     assert cli("status", "--json").json["code"] == "SERVICE_UNAVAILABLE"

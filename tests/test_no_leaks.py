@@ -58,8 +58,12 @@ def seeded(project, cli, monkeypatch):
         assert cli("secrets.set", name, "--value", value, "--json").json["success"]
     Path("leak.env").write_text(f"IMPORTED={SECRETS['DB_PASSWORD']}x\n")
     Path("imported.json").write_text(json.dumps({"version": 1, "platform": "local"}))
-    cli("config.set", "build.command",
-        'echo "building with $(cat leak.env)"; printenv DEVOPS_MASTER_KEY; exit 1', "--json")
+    cli(
+        "config.set",
+        "build.command",
+        'echo "building with $(cat leak.env)"; printenv DEVOPS_MASTER_KEY; exit 1',
+        "--json",
+    )
     return project
 
 

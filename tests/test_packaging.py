@@ -10,15 +10,34 @@ from pathlib import Path
 
 from helpers import REPO, run_devops, write_site
 
-NAMESPACES = ("deploy.local", "config.set", "infra.show", "init", "build", "status",
-              "history", "logs", "rollback")
-HEAVY_MODULES = ("boto3", "botocore", "google.cloud", "azure", "paramiko", "fabric",
-                 "jsonschema", "requests", "rich")
+NAMESPACES = (
+    "deploy.local",
+    "config.set",
+    "infra.show",
+    "init",
+    "build",
+    "status",
+    "history",
+    "logs",
+    "rollback",
+)
+HEAVY_MODULES = (
+    "boto3",
+    "botocore",
+    "google.cloud",
+    "azure",
+    "paramiko",
+    "fabric",
+    "jsonschema",
+    "requests",
+    "rich",
+)
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
 
 
 def test_invoke_list_in_the_repo_shows_every_namespace():
@@ -40,7 +59,8 @@ def test_devops_program_reports_its_version(tmp_path):
 
 
 def test_a_users_tasks_file_can_mount_the_collection_under_another_name(tmp_path):
-    (tmp_path / "tasks.py").write_text(textwrap.dedent("""
+    (tmp_path / "tasks.py").write_text(
+        textwrap.dedent("""
         from invoke import Collection, task
         import devops_tasks
 
@@ -50,7 +70,8 @@ def test_a_users_tasks_file_can_mount_the_collection_under_another_name(tmp_path
 
         ns = Collection(hello)
         ns.add_collection(devops_tasks.namespace, "ops")
-    """))
+    """)
+    )
     write_site(tmp_path / "dist")
     result = _run([sys.executable, "-m", "invoke", "ops.deploy.local", "--json"], tmp_path)
     assert result.returncode == 0, result.stderr

@@ -9,16 +9,13 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import moto_server
 import pytest
 
 from devops_tasks.config.store import Settings
-from devops_tasks import redaction
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.project import Project
 from devops_tasks.redaction import MASK, redact
@@ -31,17 +28,23 @@ from devops_tasks.secrets.local import LocalSecretsStore
 
 @pytest.fixture
 def aws_backend(aws_env: str, tmp_path: Path) -> AwsSecretsBackend:
-    return AwsSecretsBackend(Project(tmp_path), {"endpoint_url": aws_env, "region": "us-east-1"},
-                             environ=os.environ)
+    return AwsSecretsBackend(
+        Project(tmp_path), {"endpoint_url": aws_env, "region": "us-east-1"}, environ=os.environ
+    )
 
 
 @pytest.fixture(params=["local", "aws"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> SecretsBackend:
     if request.param == "aws":
         return request.getfixturevalue("aws_backend")
-    return LocalSecretsStore(Project(tmp_path), {}, environ={
-        "DEVOPS_MASTER_KEY": "ab" * 32, "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
-    })
+    return LocalSecretsStore(
+        Project(tmp_path),
+        {},
+        environ={
+            "DEVOPS_MASTER_KEY": "ab" * 32,
+            "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
+        },
+    )
 
 
 @pytest.fixture
@@ -152,7 +155,10 @@ def test_list_shows_names_scopes_and_updated_never_values(backend: SecretsBacken
 
     seen = backend.list("production")
     assert [(i.name, i.scope) for i in seen] == [
-        ("ALPHA", SHARED_SCOPE), ("BRAVO", "production"), ("CHARLIE", "production")]
+        ("ALPHA", SHARED_SCOPE),
+        ("BRAVO", "production"),
+        ("CHARLIE", "production"),
+    ]
     for info in seen:
         assert info.updated is not None and ISO_UTC.fullmatch(info.updated), info.updated
         stamp = datetime.strptime(info.updated, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
@@ -161,16 +167,24 @@ def test_list_shows_names_scopes_and_updated_never_values(backend: SecretsBacken
     shown = repr(seen) + repr([i.to_dict() for i in seen])
     assert not any(v in shown for v in ["alpha-value", "bravo-shared", "bravo-prod", "charlie"])
     assert [(i.name, i.scope) for i in backend.list()] == [
-        ("ALPHA", SHARED_SCOPE), ("BRAVO", SHARED_SCOPE)]
+        ("ALPHA", SHARED_SCOPE),
+        ("BRAVO", SHARED_SCOPE),
+    ]
     assert [(i.name, i.scope) for i in backend.list("staging")] == [
-        ("ALPHA", SHARED_SCOPE), ("BRAVO", SHARED_SCOPE)]
+        ("ALPHA", SHARED_SCOPE),
+        ("BRAVO", SHARED_SCOPE),
+    ]
 
 
 def test_values_returns_what_an_environment_sees(backend: SecretsBackend) -> None:
     backend.set_many({"ALPHA": "alpha", "BRAVO": "bravo-shared", "EMPTY": ""})
     backend.set_many({"BRAVO": "bravo-prod", "CHARLIE": "charlie"}, "production")
     assert backend.values("production") == {
-        "ALPHA": "alpha", "BRAVO": "bravo-prod", "CHARLIE": "charlie", "EMPTY": ""}
+        "ALPHA": "alpha",
+        "BRAVO": "bravo-prod",
+        "CHARLIE": "charlie",
+        "EMPTY": "",
+    }
     assert backend.values() == {"ALPHA": "alpha", "BRAVO": "bravo-shared", "EMPTY": ""}
     assert backend.values("staging") == backend.values()
 
@@ -208,9 +222,9 @@ def test_invalid_names_are_invalid_argument(backend: SecretsBackend, bad: str) -
 
 
 @pytest.mark.parametrize("bad", BAD_NAMES[:3])
-def test_invalid_names_are_invalid_argument_in_an_empty_store(request: pytest.FixtureRequest,
-                                                              backend: SecretsBackend,
-                                                              bad: str) -> None:
+def test_invalid_names_are_invalid_argument_in_an_empty_store(
+    request: pytest.FixtureRequest, backend: SecretsBackend, bad: str
+) -> None:
     _fails(ErrorCode.INVALID_ARGUMENT, backend.get, bad)
 
 
@@ -222,14 +236,18 @@ def test_aws_rotate_key_is_not_supported(aws_backend: AwsSecretsBackend) -> None
     _fails(ErrorCode.NOT_SUPPORTED, aws_backend.create)
 
 
-def test_aws_secret_names_use_the_prefix(aws_backend: AwsSecretsBackend, aws: Any,
-                                         tmp_path: Path) -> None:
+def test_aws_secret_names_use_the_prefix(
+    aws_backend: AwsSecretsBackend, aws: Any, tmp_path: Path
+) -> None:
     aws_backend.set("TOKEN", "shared ✓")
     aws_backend.set_many({"TOKEN": "prod", "EMPTY": ""}, "production")
     prefix = f"devops-tasks/{tmp_path.name}/"
     names = sorted(s["Name"] for s in aws.list_secrets()["SecretList"])
-    assert names == [f"{prefix}_shared/TOKEN", f"{prefix}production/EMPTY",
-                     f"{prefix}production/TOKEN"]
+    assert names == [
+        f"{prefix}_shared/TOKEN",
+        f"{prefix}production/EMPTY",
+        f"{prefix}production/TOKEN",
+    ]
     # Stored as is, so other AWS consumers read the same text; "" in the binary channel.
     assert aws.get_secret_value(SecretId=f"{prefix}_shared/TOKEN")["SecretString"] == "shared ✓"
     empty = aws.get_secret_value(SecretId=f"{prefix}production/EMPTY")
@@ -245,7 +263,9 @@ def test_aws_custom_prefix_and_foreign_secrets(aws_env: str, aws: Any, tmp_path:
     aws.create_secret(Name="team/app/_shared/NESTED/DEEPER", SecretString="x")
     aws.create_secret(Name="team/app/_sharedX/TOKEN", SecretString="x")
     assert {s["Name"] for s in aws.list_secrets()["SecretList"]} >= {
-        "team/app/_shared/TOKEN", "team/app-two/_shared/TOKEN"}
+        "team/app/_shared/TOKEN",
+        "team/app-two/_shared/TOKEN",
+    }
     assert [(i.name, i.scope) for i in mine.list()] == [("TOKEN", SHARED_SCOPE)]
     assert mine.values() == {"TOKEN": "mine"} and other.values() == {"TOKEN": "theirs"}
 
@@ -256,8 +276,9 @@ def test_aws_list_paginates(aws_backend: AwsSecretsBackend, aws: Any) -> None:
     assert [i.name for i in aws_backend.list()] == [f"K{i:03d}" for i in range(130)]
 
 
-def test_aws_value_set_then_deleted_can_be_set_again(aws_backend: AwsSecretsBackend,
-                                                     aws: Any) -> None:
+def test_aws_value_set_then_deleted_can_be_set_again(
+    aws_backend: AwsSecretsBackend, aws: Any
+) -> None:
     aws_backend.set("TOKEN", "first", "production")
     assert aws_backend.delete("TOKEN", "production") is True
     assert aws_backend.get("TOKEN", "production") is None
@@ -266,8 +287,9 @@ def test_aws_value_set_then_deleted_can_be_set_again(aws_backend: AwsSecretsBack
     assert [i.name for i in aws_backend.list("production")] == ["TOKEN"]
 
 
-def test_aws_secret_scheduled_for_deletion_is_restored_by_set(aws_backend: AwsSecretsBackend,
-                                                              aws: Any) -> None:
+def test_aws_secret_scheduled_for_deletion_is_restored_by_set(
+    aws_backend: AwsSecretsBackend, aws: Any
+) -> None:
     aws_backend.set("TOKEN", "old")
     secret_id = aws_backend.secret_id("TOKEN", SHARED_SCOPE)
     aws.delete_secret(SecretId=secret_id, RecoveryWindowInDays=7)  # e.g. from the console
@@ -291,21 +313,27 @@ def test_aws_value_limit_is_65536_utf8_bytes(aws_backend: AwsSecretsBackend) -> 
     assert aws_backend.get("FITS") == fits
 
 
-def test_aws_missing_credentials(aws_backend: AwsSecretsBackend, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_aws_missing_credentials(
+    aws_backend: AwsSecretsBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "missing"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "missing-config"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata wait
-    for action, args in [(aws_backend.get, ("TOKEN",)), (aws_backend.set, ("TOKEN", "v")),
-                         (aws_backend.list, ()), (aws_backend.delete, ("TOKEN",))]:
+    for action, args in [
+        (aws_backend.get, ("TOKEN",)),
+        (aws_backend.set, ("TOKEN", "v")),
+        (aws_backend.list, ()),
+        (aws_backend.delete, ("TOKEN",)),
+    ]:
         error = _fails(ErrorCode.CREDENTIALS_MISSING, action, *args)
         assert "AWS_ACCESS_KEY_ID" in error.fix and "AWS_PROFILE" in error.fix
 
 
-def test_aws_unknown_profile_is_credentials_missing(aws_env: str, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_aws_unknown_profile_is_credentials_missing(
+    aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
@@ -315,8 +343,9 @@ def test_aws_unknown_profile_is_credentials_missing(aws_env: str, tmp_path: Path
 
 
 @pytest.mark.parametrize("aws_code", ["AccessDeniedException", "UnrecognizedClientException"])
-def test_aws_refused_credentials_are_credentials_invalid(aws_backend: AwsSecretsBackend,
-                                                         aws_code: str) -> None:
+def test_aws_refused_credentials_are_credentials_invalid(
+    aws_backend: AwsSecretsBackend, aws_code: str
+) -> None:
     from botocore.stub import Stubber
 
     with Stubber(aws_backend._client()) as stub:
@@ -348,12 +377,16 @@ def test_aws_errors_never_carry_the_value(aws_backend: AwsSecretsBackend) -> Non
     secret_id = aws_backend.secret_id("TOKEN", SHARED_SCOPE)
     with Stubber(aws_backend._client()) as stub:
         stub.add_response("describe_secret", {"Name": secret_id}, {"SecretId": secret_id})
-        stub.add_client_error("put_secret_value", "InternalServiceError",
-                              f"could not store {value}", 500)
+        stub.add_client_error(
+            "put_secret_value", "InternalServiceError", f"could not store {value}", 500
+        )
         with pytest.raises(DevopsError) as caught:
             aws_backend.set("TOKEN", value)
     error = caught.value
-    assert error.code is ErrorCode.SERVICE_UNAVAILABLE and error.details["aws_error"] == "InternalServiceError"
+    assert (
+        error.code is ErrorCode.SERVICE_UNAVAILABLE
+        and error.details["aws_error"] == "InternalServiceError"
+    )
     assert value not in str(error.to_dict()) and value not in repr(error)
     assert error.__cause__ is None and error.__suppress_context__
 
@@ -367,20 +400,29 @@ def test_aws_bad_environment_name_is_invalid_argument(aws_backend: AwsSecretsBac
 
 def test_aws_region_and_prefix_options(tmp_path: Path, aws_env: str) -> None:
     project = Project(tmp_path / "my site")
-    backend = AwsSecretsBackend(project, {}, environ={"AWS_REGION": "eu-west-1",
-                                                      "AWS_DEFAULT_REGION": "us-west-2"})
+    backend = AwsSecretsBackend(
+        project, {}, environ={"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2"}
+    )
     assert backend.region == "eu-west-1" and backend.prefix == "devops-tasks/my-site/"
-    assert AwsSecretsBackend(project, {}, environ={"AWS_DEFAULT_REGION": "us-west-2"}).region \
+    assert (
+        AwsSecretsBackend(project, {}, environ={"AWS_DEFAULT_REGION": "us-west-2"}).region
         == "us-west-2"
+    )
     assert AwsSecretsBackend(project, {}, environ={}).region == "us-east-1"
-    assert AwsSecretsBackend(project, {"region": "ap-south-1"},
-                             environ={"AWS_REGION": "eu-west-1"}).region == "ap-south-1"
+    assert (
+        AwsSecretsBackend(
+            project, {"region": "ap-south-1"}, environ={"AWS_REGION": "eu-west-1"}
+        ).region
+        == "ap-south-1"
+    )
     _fails(ErrorCode.CONFIG_INVALID, AwsSecretsBackend, project, {"prefix": "bad prefix"}, {})
 
 
 def test_open_backend_gives_the_aws_backend(aws_env: str, tmp_path: Path) -> None:
-    settings = Settings("production", {"secrets": {
-        "mode": "aws", "aws": {"endpoint_url": aws_env, "prefix": "cfg/"}}})
+    settings = Settings(
+        "production",
+        {"secrets": {"mode": "aws", "aws": {"endpoint_url": aws_env, "prefix": "cfg/"}}},
+    )
     backend = open_backend(Project(tmp_path), settings)
     assert isinstance(backend, AwsSecretsBackend) and backend.prefix == "cfg/"
     backend.set("TOKEN", "from config")
@@ -394,15 +436,19 @@ def test_aws_partial_failure_says_what_was_stored(aws_backend: AwsSecretsBackend
         stub.add_client_error("describe_secret", "ResourceNotFoundException", "", 400)
         stub.add_response("create_secret", {"Name": "x"}, None)
         stub.add_client_error("describe_secret", "AccessDeniedException", "not allowed", 400)
-        error = _fails(ErrorCode.CREDENTIALS_INVALID, aws_backend.set_many,
-                       {"FIRST": "one", "SECOND": "two", "THIRD": "three"})
+        error = _fails(
+            ErrorCode.CREDENTIALS_INVALID,
+            aws_backend.set_many,
+            {"FIRST": "one", "SECOND": "two", "THIRD": "three"},
+        )
     assert error.details["stored"] == ["FIRST"]
     assert error.details["not_stored"] == ["SECOND", "THIRD"]
     assert "FIRST" in error.fix
 
 
-def test_aws_write_races_are_retried_then_given_up(aws_backend: AwsSecretsBackend,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_aws_write_races_are_retried_then_given_up(
+    aws_backend: AwsSecretsBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from botocore.stub import Stubber
 
     naps: list[float] = []
@@ -419,33 +465,34 @@ def test_aws_write_races_are_retried_then_given_up(aws_backend: AwsSecretsBacken
         # a force-deleted name AWS has not finished purging: retried, then a clear error
         for _ in range(8):
             stub.add_client_error("describe_secret", "ResourceNotFoundException", "", 400)
-            stub.add_client_error("create_secret", "InvalidRequestException",
-                                  "already scheduled for deletion", 400)
+            stub.add_client_error(
+                "create_secret", "InvalidRequestException", "already scheduled for deletion", 400
+            )
         error = _fails(ErrorCode.SERVICE_UNAVAILABLE, aws_backend.set, "TOKEN", "value")
     assert error.details["aws_error"] == "InvalidRequestException"
     assert len(naps) == 9 and max(naps) <= 2.0
 
 
 def test_aws_secrets_made_elsewhere_in_binary(aws_backend: AwsSecretsBackend, aws: Any) -> None:
-    aws.create_secret(Name=aws_backend.secret_id("TEXT", SHARED_SCOPE),
-                      SecretBinary="text ✓".encode())
-    aws.create_secret(Name=aws_backend.secret_id("BLOB", SHARED_SCOPE),
-                      SecretBinary=b"\xff\xfe\x00")
+    aws.create_secret(
+        Name=aws_backend.secret_id("TEXT", SHARED_SCOPE), SecretBinary="text ✓".encode()
+    )
+    aws.create_secret(
+        Name=aws_backend.secret_id("BLOB", SHARED_SCOPE), SecretBinary=b"\xff\xfe\x00"
+    )
     assert aws_backend.get("TEXT") == "text ✓"
     _fails(ErrorCode.SECRETS_CORRUPT, aws_backend.get, "BLOB")
 
 
 @pytest.mark.parametrize("value", [12345, None, b"bytes", "lone \ud800 surrogate"])
 def test_aws_values_must_be_text(aws_backend: AwsSecretsBackend, value: Any) -> None:
-    error = _fails(ErrorCode.INVALID_ARGUMENT, aws_backend.set_many,
-                   {"GOOD": "fine", "BAD": value})
+    error = _fails(ErrorCode.INVALID_ARGUMENT, aws_backend.set_many, {"GOOD": "fine", "BAD": value})
     assert "BAD" in error.message and "12345" not in error.message
     assert aws_backend.list() == []
 
 
 def test_aws_too_long_names_are_refused(aws_env: str, tmp_path: Path) -> None:
-    backend = AwsSecretsBackend(Project(tmp_path), {"prefix": "p" * 240 + "/"},
-                                environ=os.environ)
+    backend = AwsSecretsBackend(Project(tmp_path), {"prefix": "p" * 240 + "/"}, environ=os.environ)
     backend.set("SHORT", "fits")  # 241 + 8 + 5 = 254 characters
     error = _fails(ErrorCode.INVALID_ARGUMENT, backend.set, "MUCH_LONGER", "value")
     assert "shorter" in error.fix

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from devops_tasks import redaction
 from devops_tasks.durable import FileLock
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.project import Project
@@ -58,8 +57,14 @@ def fill(store: LocalSecretsStore) -> None:
 
 
 def all_values(store: LocalSecretsStore) -> dict[str, str]:
-    return {**store.values(), **{f"production/{k}": v for k, v in store.values("production").items()
-                                 if k in PRODUCTION_VALUES}}
+    return {
+        **store.values(),
+        **{
+            f"production/{k}": v
+            for k, v in store.values("production").items()
+            if k in PRODUCTION_VALUES
+        },
+    }
 
 
 EXPECTED = {**VALUES, **{f"production/{k}": v for k, v in PRODUCTION_VALUES.items()}}
@@ -88,8 +93,11 @@ def test_set_without_any_key_is_master_key_missing_and_writes_nothing(project, x
     assert error_code(store.set, "A", "value") is ErrorCode.MASTER_KEY_MISSING
     assert not store.path.exists()
     assert not keys_dir.exists()
-    assert [p for p in project.state_dir.rglob("*")
-            if p.is_file() and project.locks_dir not in p.parents] == []
+    assert [
+        p
+        for p in project.state_dir.rglob("*")
+        if p.is_file() and project.locks_dir not in p.parents
+    ] == []
 
 
 def test_reading_when_there_is_no_file_needs_no_key(project, xdg):
@@ -101,13 +109,18 @@ def test_reading_when_there_is_no_file_needs_no_key(project, xdg):
     assert not store.path.exists()
 
 
-@pytest.mark.parametrize("malformed", [
-    pytest.param("not-a-key", id="not-hex"),
-    pytest.param("ab" * 31, id="31-bytes"),
-    pytest.param("ab" * 33, id="33-bytes"),
-    pytest.param("zz" * 32, id="64-non-hex-characters"),
-])
-def test_a_malformed_devops_master_key_is_master_key_invalid_and_writes_nothing(project, xdg, keys_dir, malformed):
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        pytest.param("not-a-key", id="not-hex"),
+        pytest.param("ab" * 31, id="31-bytes"),
+        pytest.param("ab" * 33, id="33-bytes"),
+        pytest.param("zz" * 32, id="64-non-hex-characters"),
+    ],
+)
+def test_a_malformed_devops_master_key_is_master_key_invalid_and_writes_nothing(
+    project, xdg, keys_dir, malformed
+):
     store = LocalSecretsStore(project, {}, {**xdg, "DEVOPS_MASTER_KEY": malformed})
 
     assert error_code(store.set, "A", "value") is ErrorCode.MASTER_KEY_INVALID
@@ -118,7 +131,10 @@ def test_a_malformed_devops_master_key_is_master_key_invalid_and_writes_nothing(
 def test_a_malformed_devops_master_key_is_invalid_when_reading_an_existing_file(project, xdg):
     store_with(project, **with_key(xdg, secrets.token_hex(32))).set("A", "value")
 
-    assert error_code(store_with(project, **with_key(xdg, "ab" * 31)).get, "A") is ErrorCode.MASTER_KEY_INVALID
+    assert (
+        error_code(store_with(project, **with_key(xdg, "ab" * 31)).get, "A")
+        is ErrorCode.MASTER_KEY_INVALID
+    )
 
 
 def test_a_master_key_with_surrounding_whitespace_is_accepted(project, xdg):
@@ -132,8 +148,11 @@ def test_a_master_key_with_surrounding_whitespace_is_accepted(project, xdg):
 def passphrase_file(tmp_path_factory) -> bytes:
     """One file locked with PASSPHRASE and holding A (one Argon2id derivation)."""
     root = tmp_path_factory.mktemp("passphrase")
-    made = LocalSecretsStore(Project(root), {}, {"DEVOPS_MASTER_PASSPHRASE": PASSPHRASE,
-                                                 "XDG_CONFIG_HOME": str(root / "xdg")})
+    made = LocalSecretsStore(
+        Project(root),
+        {},
+        {"DEVOPS_MASTER_PASSPHRASE": PASSPHRASE, "XDG_CONFIG_HOME": str(root / "xdg")},
+    )
     made.set("A", "passphrase-protected-value")
     return made.path.read_bytes()
 
@@ -151,7 +170,8 @@ def test_a_passphrase_file_round_trips(passphrase_store):
 
 
 def test_a_passphrase_file_records_argon2id_with_a_salt_and_parameters_at_or_above_the_floor(
-        passphrase_store):
+    passphrase_store,
+):
     kdf = header(passphrase_store)["kdf"]
 
     assert kdf["name"] == "argon2id"
@@ -169,20 +189,27 @@ def test_a_wrong_passphrase_is_master_key_wrong_and_writes_nothing(project, xdg,
     assert passphrase_store.path.read_bytes() == before
 
 
-def test_a_passphrase_file_without_a_passphrase_is_master_key_missing(project, xdg, passphrase_store):
+def test_a_passphrase_file_without_a_passphrase_is_master_key_missing(
+    project, xdg, passphrase_store
+):
     store = LocalSecretsStore(project, {}, {**xdg, "DEVOPS_MASTER_KEY": secrets.token_hex(32)})
 
     assert error_code(store.get, "A") is ErrorCode.MASTER_KEY_MISSING
 
 
-def test_devops_master_key_file_is_used_for_new_and_existing_files(project, xdg, keys_dir, tmp_path):
+def test_devops_master_key_file_is_used_for_new_and_existing_files(
+    project, xdg, keys_dir, tmp_path
+):
     hex_key = secrets.token_hex(32)
     key_file = tmp_path / "my.key"
     key_file.write_text(hex_key + "\n")
     key_file.chmod(0o600)
     store_with(project, **xdg, DEVOPS_MASTER_KEY_FILE=str(key_file)).set("A", "from-a-key-file")
 
-    assert store_with(project, **xdg, DEVOPS_MASTER_KEY_FILE=str(key_file)).get("A") == "from-a-key-file"
+    assert (
+        store_with(project, **xdg, DEVOPS_MASTER_KEY_FILE=str(key_file)).get("A")
+        == "from-a-key-file"
+    )
     assert store_with(project, **with_key(xdg, hex_key)).get("A") == "from-a-key-file"
     assert header(store_with(project, **xdg))["key_id"] == keys.key_id(bytes.fromhex(hex_key))
     assert not keys_dir.exists()
@@ -196,7 +223,9 @@ def test_a_devops_master_key_file_that_does_not_exist_is_master_key_missing(proj
 
 
 def test_devops_master_key_wins_over_a_passphrase_for_a_new_file(project, xdg):
-    store = store_with(project, **with_key(xdg, secrets.token_hex(32)), DEVOPS_MASTER_PASSPHRASE=PASSPHRASE)
+    store = store_with(
+        project, **with_key(xdg, secrets.token_hex(32)), DEVOPS_MASTER_PASSPHRASE=PASSPHRASE
+    )
     store.set("A", "value")
 
     assert header(store)["kdf"] == {"name": "none"}
@@ -205,7 +234,9 @@ def test_devops_master_key_wins_over_a_passphrase_for_a_new_file(project, xdg):
 # -- create --------------------------------------------------------------------------------
 
 
-def test_create_without_a_key_makes_a_private_key_file_and_a_private_secrets_file(project, xdg, keys_dir):
+def test_create_without_a_key_makes_a_private_key_file_and_a_private_secrets_file(
+    project, xdg, keys_dir
+):
     created = LocalSecretsStore(project, {}, xdg).create()
 
     key_file = Path(created["key_source"])
@@ -245,7 +276,9 @@ def test_create_refuses_when_the_file_exists_and_changes_nothing(project, xdg, k
     assert sorted(keys_dir.iterdir()) == key_files
 
 
-def test_create_with_a_malformed_devops_master_key_is_invalid_and_makes_nothing(project, xdg, keys_dir):
+def test_create_with_a_malformed_devops_master_key_is_invalid_and_makes_nothing(
+    project, xdg, keys_dir
+):
     store = store_with(project, **xdg, DEVOPS_MASTER_KEY="not-a-key")
 
     assert error_code(store.create) is ErrorCode.MASTER_KEY_INVALID
@@ -271,7 +304,9 @@ def test_set_many_with_one_invalid_name_stores_none_of_them(project, xdg):
     assert store.path.read_bytes() == before
 
 
-def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary_file(project, xdg, monkeypatch):
+def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary_file(
+    project, xdg, monkeypatch
+):
     store = store_with(project, **with_key(xdg, secrets.token_hex(32)))
     store.set("A", "kept")
     before = store.path.read_bytes()
@@ -285,7 +320,9 @@ def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary_file(pro
     monkeypatch.undo()
 
     assert store.path.read_bytes() == before
-    assert [p.name for p in store.path.parent.iterdir() if p != project.locks_dir] == ["credentials.enc"]
+    assert [p.name for p in store.path.parent.iterdir() if p != project.locks_dir] == [
+        "credentials.enc"
+    ]
 
 
 # -- rotate_key ----------------------------------------------------------------------------
@@ -307,17 +344,24 @@ def test_after_rotation_the_new_key_file_reads_every_value(project, xdg, key_fil
     new_file = Path(rotated["key_source"])
     assert new_file.name == f"{rotated['key_id']}.key" and mode_of(new_file) == 0o600
     assert all_values(LocalSecretsStore(project, {}, xdg)) == EXPECTED
-    assert all_values(store_with(project, **with_key(xdg, new_file.read_text().strip()))) == EXPECTED
+    assert (
+        all_values(store_with(project, **with_key(xdg, new_file.read_text().strip()))) == EXPECTED
+    )
 
 
 def test_after_rotation_the_old_key_is_master_key_wrong(project, xdg, key_file_store):
     store, old_key, _ = key_file_store
     store.rotate_key()
 
-    assert error_code(store_with(project, **with_key(xdg, old_key)).get, "A") is ErrorCode.MASTER_KEY_WRONG
+    assert (
+        error_code(store_with(project, **with_key(xdg, old_key)).get, "A")
+        is ErrorCode.MASTER_KEY_WRONG
+    )
 
 
-def test_rotation_deletes_and_reports_the_old_key_file_in_the_keys_directory(xdg, key_file_store, keys_dir):
+def test_rotation_deletes_and_reports_the_old_key_file_in_the_keys_directory(
+    xdg, key_file_store, keys_dir
+):
     store, _, old_file = key_file_store
     rotated = store.rotate_key()
 
@@ -344,8 +388,10 @@ def test_rotation_changes_the_data_key_and_every_ciphertext(project, xdg, key_fi
     assert new_body["key_id"] == rotated["key_id"]
     # the old data key does not open a single value of the new file
     with pytest.raises(DevopsError):
-        Vault.from_bytes(store.path.read_bytes(), lambda h: keys.MasterKey(
-            bytes.fromhex(old_key), keys.KeySource("raw", "old")))
+        Vault.from_bytes(
+            store.path.read_bytes(),
+            lambda h: keys.MasterKey(bytes.fromhex(old_key), keys.KeySource("raw", "old")),
+        )
 
 
 def test_rotation_keeps_each_secrets_updated_time(key_file_store):
@@ -360,13 +406,18 @@ def test_rotation_to_devops_new_master_key_from_devops_master_key(project, xdg, 
     old_key, new_key = secrets.token_hex(32), secrets.token_hex(32)
     fill(store_with(project, **with_key(xdg, old_key)))
 
-    rotated = store_with(project, **with_key(xdg, old_key), DEVOPS_NEW_MASTER_KEY=new_key).rotate_key()
+    rotated = store_with(
+        project, **with_key(xdg, old_key), DEVOPS_NEW_MASTER_KEY=new_key
+    ).rotate_key()
 
     assert rotated["key_id"] == keys.key_id(bytes.fromhex(new_key))
     assert rotated["retired_key_file"] is None
     assert "DEVOPS_MASTER_KEY" in rotated["next"]
     assert all_values(store_with(project, **with_key(xdg, new_key))) == EXPECTED
-    assert error_code(store_with(project, **with_key(xdg, old_key)).get, "A") is ErrorCode.MASTER_KEY_WRONG
+    assert (
+        error_code(store_with(project, **with_key(xdg, old_key)).get, "A")
+        is ErrorCode.MASTER_KEY_WRONG
+    )
     assert not keys_dir.exists()
 
 
@@ -409,7 +460,9 @@ def test_rotate_with_the_wrong_key_is_master_key_wrong_and_changes_nothing(proje
     assert store.path.read_bytes() == before
 
 
-def test_rotate_with_a_malformed_devops_new_master_key_is_invalid_and_changes_nothing(project, xdg, keys_dir):
+def test_rotate_with_a_malformed_devops_new_master_key_is_invalid_and_changes_nothing(
+    project, xdg, keys_dir
+):
     old_key = secrets.token_hex(32)
     fill(store_with(project, **with_key(xdg, old_key)))
     store = store_with(project, **with_key(xdg, old_key), DEVOPS_NEW_MASTER_KEY="not-a-key")
@@ -425,7 +478,9 @@ def test_rotate_with_a_malformed_devops_new_master_key_is_invalid_and_changes_no
 WRITERS = 8
 
 
-def _set_one_secret(root: str, environ: dict[str, str], index: int, start: Any, failures: Any) -> None:
+def _set_one_secret(
+    root: str, environ: dict[str, str], index: int, start: Any, failures: Any
+) -> None:
     """A writer process: its own store, waiting for all the others before it writes."""
     try:
         store = LocalSecretsStore(Project(Path(root)), {}, environ)
@@ -440,8 +495,12 @@ def test_eight_processes_setting_different_secrets_at_once_all_end_up_stored(pro
     environ = with_key(xdg, secrets.token_hex(32))
     context = multiprocessing.get_context("fork")
     start, failures = context.Barrier(WRITERS), context.Queue()
-    writers = [context.Process(target=_set_one_secret, args=(str(project.root), environ, i, start, failures))
-               for i in range(WRITERS)]
+    writers = [
+        context.Process(
+            target=_set_one_secret, args=(str(project.root), environ, i, start, failures)
+        )
+        for i in range(WRITERS)
+    ]
     for writer in writers:
         writer.start()
     for writer in writers:
@@ -450,7 +509,8 @@ def test_eight_processes_setting_different_secrets_at_once_all_end_up_stored(pro
     reported = [failures.get_nowait() for _ in range(failures.qsize())]
     assert [w.exitcode for w in writers] == [0] * WRITERS, reported
     assert store_with(project, **environ).values() == {
-        f"SECRET_{i}": f"value-of-writer-{i}" for i in range(WRITERS)}
+        f"SECRET_{i}": f"value-of-writer-{i}" for i in range(WRITERS)
+    }
 
 
 HOLD_SECONDS = 0.8
@@ -467,8 +527,11 @@ with FileLock(Path(sys.argv[1]), owner="test holder"):
 
 def hold_lock(store: LocalSecretsStore, seconds: float) -> subprocess.Popen:
     """Another process holding the store's lock for ``seconds``; returns once it holds it."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store.lock_path), str(seconds)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store.lock_path), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     assert FileLock.is_held(store.lock_path)
     return holder
@@ -488,7 +551,9 @@ def test_a_set_waits_for_another_process_holding_the_lock_then_succeeds(project,
     assert store.get("A") == "after"
 
 
-def test_a_set_is_locked_when_the_lock_is_held_past_the_timeout_and_writes_nothing(project, xdg, monkeypatch):
+def test_a_set_is_locked_when_the_lock_is_held_past_the_timeout_and_writes_nothing(
+    project, xdg, monkeypatch
+):
     store = store_with(project, **with_key(xdg, secrets.token_hex(32)))
     store.set("A", "before")
     before = store.path.read_bytes()

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import run_devops
 
 KEY = "ab" * 32
@@ -28,7 +27,8 @@ def test_set_without_any_key_is_master_key_missing_and_writes_nothing(project, c
     assert result.json["code"] == "MASTER_KEY_MISSING" and "secrets.init" in result.json["fix"]
     assert not project.credentials_path.exists()
     assert not (project.state_dir / "locks").exists() or not any(
-        p.suffix == ".enc" for p in project.state_dir.rglob("*"))
+        p.suffix == ".enc" for p in project.state_dir.rglob("*")
+    )
 
 
 def test_init_creates_the_file_and_a_key_file_then_refuses_twice(project, cli):
@@ -87,7 +87,10 @@ def test_environment_scoped_value_wins_over_shared(keyed, cli):
     cli("secrets.set", "TOKEN", "--value", "prod-value", "--env", "production", "--json")
     get = lambda *a: cli("secrets.get", "TOKEN", "--show", *a, "--json").json["value"]  # noqa: E731
     assert (get("--env", "production"), get("--env", "staging"), get()) == (
-        "prod-value", "shared-value", "shared-value")
+        "prod-value",
+        "shared-value",
+        "shared-value",
+    )
 
 
 def test_list_shows_names_scopes_and_times_but_no_values(keyed, cli):
@@ -108,9 +111,13 @@ def test_delete_removes_one_scope_and_reports_unknown(keyed, cli):
     cli("secrets.set", "TOKEN", "--value", "shared-value", "--json")
     cli("secrets.set", "TOKEN", "--value", "prod-value", "--env", "production", "--json")
     assert cli("secrets.delete", "TOKEN", "--env", "production", "--json").json["success"]
-    assert cli("secrets.get", "TOKEN", "--env", "production", "--show", "--json").json[
-        "value"] == "shared-value"
-    assert cli("secrets.delete", "TOKEN", "--env", "production", "--json").json["code"] == "NOT_FOUND"
+    assert (
+        cli("secrets.get", "TOKEN", "--env", "production", "--show", "--json").json["value"]
+        == "shared-value"
+    )
+    assert (
+        cli("secrets.delete", "TOKEN", "--env", "production", "--json").json["code"] == "NOT_FOUND"
+    )
 
 
 def test_import_reads_a_dotenv_file_in_one_write(keyed, cli, tmp_path):
@@ -126,7 +133,7 @@ def test_import_of_a_missing_file_is_not_found(keyed, cli):
 
 
 def test_export_env_format_is_shell_safe_and_warns(keyed, cli):
-    tricky = "it's $HOME; `rm -rf` \"quoted\""
+    tricky = 'it\'s $HOME; `rm -rf` "quoted"'
     cli("secrets.set", "TRICKY", "--value", tricky, "--json")
     result = cli("secrets.export")
     assert "plain text" in result.stderr
@@ -135,9 +142,12 @@ def test_export_env_format_is_shell_safe_and_warns(keyed, cli):
 
 def test_export_json_format(keyed, cli):
     cli("secrets.set", "TOKEN", "--value", "exported-value", "--json")
-    assert json.loads(cli("secrets.export", "--format", "json").stdout) == {"TOKEN": "exported-value"}
+    assert json.loads(cli("secrets.export", "--format", "json").stdout) == {
+        "TOKEN": "exported-value"
+    }
     assert cli("secrets.export", "--format", "json", "--json").json["secrets"] == {
-        "TOKEN": "exported-value"}
+        "TOKEN": "exported-value"
+    }
     assert cli("secrets.export", "--format", "xml", "--json").json["code"] == "INVALID_ARGUMENT"
 
 
@@ -168,8 +178,9 @@ def test_exec_takes_the_command_after_double_dash_in_the_devops_program(keyed, t
     env = {"DEVOPS_MASTER_KEY": KEY}
     run_devops("secrets.set", "TOKEN", "--value", "dash-secret-value", cwd=keyed.root, env=env)
     out = tmp_path / "out.txt"
-    result = run_devops("secrets.exec", "--json", "--", f'printenv TOKEN > {out}',
-                        cwd=keyed.root, env=env)
+    result = run_devops(
+        "secrets.exec", "--json", "--", f"printenv TOKEN > {out}", cwd=keyed.root, env=env
+    )
     assert result.json["success"] and out.read_text().strip() == "dash-secret-value"
 
 
@@ -188,7 +199,10 @@ def test_wrong_key_is_reported_and_the_file_is_untouched(keyed, cli, monkeypatch
     cli("secrets.set", "TOKEN", "--value", "stay-put-value", "--json")
     before = keyed.credentials_path.read_bytes()
     monkeypatch.setenv("DEVOPS_MASTER_KEY", OTHER_KEY)
-    assert cli("secrets.set", "OTHER", "--value", "v-1234", "--json").json["code"] == "MASTER_KEY_WRONG"
+    assert (
+        cli("secrets.set", "OTHER", "--value", "v-1234", "--json").json["code"]
+        == "MASTER_KEY_WRONG"
+    )
     assert keyed.credentials_path.read_bytes() == before
 
 
@@ -204,7 +218,7 @@ def test_rotate_key_on_a_backend_without_our_key_is_not_supported(project, cli):
 
     class Bare(SecretsBackend):
         name = "bare"
-        get = set_many = delete = list = lambda *a, **k: None  # noqa: E731
+        get = set_many = delete = list = lambda *a, **k: None
 
     with pytest.raises(Exception) as failure:
         Bare().rotate_key()
@@ -228,11 +242,15 @@ def test_an_empty_value_can_be_stored_on_purpose(keyed, cli):
 def test_the_tasks_work_the_same_with_aws_secrets_manager(project, cli, aws_env):
     cli("init", "--json")
     cli("config.set", "secrets.mode", "aws", "--json")
-    assert cli("secrets.set", "TOKEN", "--value", "aws-held-value", "--env", "staging",
-               "--json").json["success"]
-    assert cli("secrets.get", "TOKEN", "--env", "staging", "--show", "--json").json[
-        "value"] == "aws-held-value"
-    assert [s["scope"] for s in cli("secrets.list", "--env", "staging", "--json").json[
-        "secrets"]] == ["staging"]
+    assert cli(
+        "secrets.set", "TOKEN", "--value", "aws-held-value", "--env", "staging", "--json"
+    ).json["success"]
+    assert (
+        cli("secrets.get", "TOKEN", "--env", "staging", "--show", "--json").json["value"]
+        == "aws-held-value"
+    )
+    assert [
+        s["scope"] for s in cli("secrets.list", "--env", "staging", "--json").json["secrets"]
+    ] == ["staging"]
     assert not project.credentials_path.exists()
     assert cli("secrets.rotate-key", "--json").json["code"] == "NOT_SUPPORTED"

@@ -1,4 +1,4 @@
-"""The encrypted secrets file (format version 1): what it holds, and how each kind of damage is told apart.
+"""The encrypted secrets file (format version 1): what it holds, and how damage is told apart.
 
 Every damaged file is refused with its own error code, by reads and by writes alike, and is
 left byte-for-byte as it was: a refused ``set`` never "repairs" a file by rewriting it.
@@ -12,14 +12,14 @@ import random
 import secrets
 import string
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devops_tasks import redaction
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.project import Project
 from devops_tasks.secrets import keys
@@ -29,8 +29,11 @@ from devops_tasks.secrets.vault import FORMAT, VERSION, Entry, Vault
 
 #: The error codes that describe a secrets file that cannot be trusted as it is.
 FILE_ERRORS = {
-    ErrorCode.SECRETS_CORRUPT, ErrorCode.SECRETS_TAMPERED, ErrorCode.SECRET_MOVED,
-    ErrorCode.SECRET_ENTRY_MISSING, ErrorCode.SECRETS_VERSION_UNSUPPORTED,
+    ErrorCode.SECRETS_CORRUPT,
+    ErrorCode.SECRETS_TAMPERED,
+    ErrorCode.SECRET_MOVED,
+    ErrorCode.SECRET_ENTRY_MISSING,
+    ErrorCode.SECRETS_VERSION_UNSUPPORTED,
 }
 VALUES = {"A": "alpha-secret-value", "B": "bravo-secret-value"}
 PRODUCTION_VALUES = {"C": "charlie-production-value"}
@@ -77,10 +80,13 @@ def rewrite(store: LocalSecretsStore, change: Callable[[dict[str, Any]], None]) 
 
 
 def snapshot(store: LocalSecretsStore) -> tuple[bytes, list[str]]:
-    """The file's bytes and every file under .devops/ but the lock (a stray temporary file is a write too)."""
+    """The bytes of every file under .devops/ but the lock (a stray temp file is a write)."""
     state = store.path.parent
-    return store.path.read_bytes(), sorted(str(p.relative_to(state)) for p in state.rglob("*")
-                                           if store.lock_path.parent not in (p, *p.parents))
+    return store.path.read_bytes(), sorted(
+        str(p.relative_to(state))
+        for p in state.rglob("*")
+        if store.lock_path.parent not in (p, *p.parents)
+    )
 
 
 def assert_refused_unchanged(store: LocalSecretsStore, code: ErrorCode) -> DevopsError:
@@ -101,14 +107,20 @@ def open_raw(raw: bytes, env: dict[str, str]) -> Vault:
 
 
 def flat(vault: Vault) -> dict[tuple[str, str], str]:
-    return {(scope, name): entry.value
-            for scope, named in vault.entries.items() for name, entry in named.items()}
+    return {
+        (scope, name): entry.value
+        for scope, named in vault.entries.items()
+        for name, entry in named.items()
+    }
 
 
 def content(vault: Vault) -> dict[tuple[str, str], tuple[str, str]]:
     """Everything a file holds for a reader: each value and when it changed."""
-    return {(scope, name): (entry.value, entry.updated)
-            for scope, named in vault.entries.items() for name, entry in named.items()}
+    return {
+        (scope, name): (entry.value, entry.updated)
+        for scope, named in vault.entries.items()
+        for name, entry in named.items()
+    }
 
 
 # -- what a file holds ---------------------------------------------------------------------
@@ -173,14 +185,17 @@ def test_every_write_wraps_the_data_key_under_a_fresh_nonce(store):
 # -- round trips ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", [
-    pytest.param("pässwörd ✓ 🔑 日本語 \u200b \U0010ffff", id="unicode"),
-    pytest.param("", id="empty"),
-    pytest.param(" ", id="space"),
-    pytest.param("\n", id="newline"),
-    pytest.param("line one\r\nline two\t\x00end", id="control-characters"),
-    pytest.param("x" * (1 << 20), id="1MiB"),
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("pässwörd ✓ 🔑 日本語 \u200b \U0010ffff", id="unicode"),
+        pytest.param("", id="empty"),
+        pytest.param(" ", id="space"),
+        pytest.param("\n", id="newline"),
+        pytest.param("line one\r\nline two\t\x00end", id="control-characters"),
+        pytest.param("x" * (1 << 20), id="1MiB"),
+    ],
+)
 def test_a_value_reads_back_exactly_as_it_was_stored(project, key_env, value):
     LocalSecretsStore(project, {}, key_env).set("VALUE", value)
 
@@ -196,17 +211,21 @@ names = st.from_regex(NAME, fullmatch=True)
 def test_any_unicode_values_under_any_valid_names_survive_sealing_and_opening(content):
     key = master()
     vault = Vault.new(key, {"name": "none"})
-    vault.entries = {scope: {name: Entry(value) for name, value in named.items()}
-                     for scope, named in content.items()}
+    vault.entries = {
+        scope: {name: Entry(value) for name, value in named.items()}
+        for scope, named in content.items()
+    }
 
     opened = Vault.from_bytes(vault.to_bytes(), lambda header: key)
 
-    assert flat(opened) == {(scope, name): value
-                            for scope, named in content.items() for name, value in named.items()}
+    assert flat(opened) == {
+        (scope, name): value for scope, named in content.items() for name, value in named.items()
+    }
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(values=st.dictionaries(names, st.text(), min_size=1, max_size=5))
 def test_any_values_stored_through_the_store_read_back_from_a_new_store(values):
     env = {"DEVOPS_MASTER_KEY": raw_key()}
@@ -221,8 +240,9 @@ def test_any_values_stored_through_the_store_read_back_from_a_new_store(values):
 
 
 def test_a_wrong_key_is_master_key_wrong_and_writes_nothing(filled, project, tmp_path):
-    wrong = LocalSecretsStore(project, {}, {"DEVOPS_MASTER_KEY": raw_key(),
-                                             "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    wrong = LocalSecretsStore(
+        project, {}, {"DEVOPS_MASTER_KEY": raw_key(), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    )
 
     assert_refused_unchanged(wrong, ErrorCode.MASTER_KEY_WRONG)
 
@@ -240,8 +260,9 @@ def test_a_flipped_byte_in_a_values_ciphertext_is_tampered(filled, position):
     assert_refused_unchanged(filled, ErrorCode.SECRETS_TAMPERED)
 
 
-@pytest.mark.parametrize("target", [("_shared", "B"), ("production", "C")],
-                         ids=["same-scope", "other-scope"])
+@pytest.mark.parametrize(
+    "target", [("_shared", "B"), ("production", "C")], ids=["same-scope", "other-scope"]
+)
 def test_a_ciphertext_moved_to_another_name_is_secret_moved(filled, target):
     def move(body):
         source = body["entries"]["_shared"]["A"]
@@ -266,25 +287,31 @@ def test_two_swapped_ciphertexts_are_secret_moved(filled):
     assert_refused_unchanged(filled, ErrorCode.SECRET_MOVED)
 
 
-@pytest.mark.parametrize("delete", [
-    pytest.param(lambda entries: entries["_shared"].pop("B"), id="one-entry"),
-    pytest.param(lambda entries: entries.pop("production"), id="a-whole-scope"),
-])
+@pytest.mark.parametrize(
+    "delete",
+    [
+        pytest.param(lambda entries: entries["_shared"].pop("B"), id="one-entry"),
+        pytest.param(lambda entries: entries.pop("production"), id="a-whole-scope"),
+    ],
+)
 def test_an_entry_deleted_from_entries_is_secret_entry_missing(filled, delete):
     rewrite(filled, lambda body: delete(body["entries"]))
 
     assert_refused_unchanged(filled, ErrorCode.SECRET_ENTRY_MISSING)
 
 
-@pytest.mark.parametrize("keep", [
-    pytest.param(lambda n: 0, id="empty"),
-    pytest.param(lambda n: 1, id="one-byte"),
-    pytest.param(lambda n: n // 2, id="half"),
-    pytest.param(lambda n: n - 2, id="last-brace-cut"),
-])
+@pytest.mark.parametrize(
+    "keep",
+    [
+        pytest.param(lambda n: 0, id="empty"),
+        pytest.param(lambda n: 1, id="one-byte"),
+        pytest.param(lambda n: n // 2, id="half"),
+        pytest.param(lambda n: n - 2, id="last-brace-cut"),
+    ],
+)
 def test_a_truncated_file_is_secrets_corrupt(filled, keep):
     raw = filled.path.read_bytes()
-    filled.path.write_bytes(raw[:keep(len(raw))])
+    filled.path.write_bytes(raw[: keep(len(raw))])
 
     assert_refused_unchanged(filled, ErrorCode.SECRETS_CORRUPT)
 
@@ -300,8 +327,10 @@ def test_an_unknown_version_is_secrets_version_unsupported(filled, version):
 def passphrase_file(tmp_path_factory) -> tuple[bytes, dict[str, str]]:
     """One passphrase-locked file (one Argon2id derivation), copied into tests that need it."""
     root = tmp_path_factory.mktemp("passphrase")
-    env = {"DEVOPS_MASTER_PASSPHRASE": "correct horse battery staple",
-           "XDG_CONFIG_HOME": str(root / "xdg")}
+    env = {
+        "DEVOPS_MASTER_PASSPHRASE": "correct horse battery staple",
+        "XDG_CONFIG_HOME": str(root / "xdg"),
+    }
     made = LocalSecretsStore(Project(root), {}, env)
     made.set("A", "passphrase-protected-value")
     return made.path.read_bytes(), env
@@ -320,19 +349,29 @@ def test_argon2id_parameters_lowered_below_the_floor_are_tampered(project, passp
 
 
 def passphrase_file_made_with(kdf: dict[str, Any], passphrase: str) -> bytes:
-    """A complete, self-consistent file whose key was really derived with ``kdf`` (as an attacker could)."""
+    """A complete, consistent file whose key was derived with ``kdf`` (as an attacker could)."""
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-    material = Argon2id(salt=bytes.fromhex(kdf["salt"]), length=32, iterations=kdf["iterations"],
-                        lanes=kdf["lanes"], memory_cost=kdf["memory_kib"]).derive(passphrase.encode())
+    material = Argon2id(
+        salt=bytes.fromhex(kdf["salt"]),
+        length=32,
+        iterations=kdf["iterations"],
+        lanes=kdf["lanes"],
+        memory_cost=kdf["memory_kib"],
+    ).derive(passphrase.encode())
     vault = Vault.new(MasterKey(material, KeySource("passphrase", "test")), kdf)
     vault.entries = {"_shared": {"A": Entry("weakly-protected-value")}}
     return vault.to_bytes()
 
 
-@pytest.mark.parametrize("lowered", [None, "memory_kib", "iterations"],
-                         ids=["at-the-floor-opens", "memory_kib-below", "iterations-below"])
-def test_a_self_consistent_file_made_below_the_argon2id_floor_is_refused(project, tmp_path, lowered):
+@pytest.mark.parametrize(
+    "lowered",
+    [None, "memory_kib", "iterations"],
+    ids=["at-the-floor-opens", "memory_kib-below", "iterations-below"],
+)
+def test_a_self_consistent_file_made_below_the_argon2id_floor_is_refused(
+    project, tmp_path, lowered
+):
     kdf = {"name": "argon2id", **ARGON2_FLOOR, "salt": secrets.token_hex(16)}
     if lowered:
         kdf[lowered] -= 1
@@ -379,31 +418,50 @@ def test_a_wrong_key_on_a_damaged_file_reports_the_damage(filled, project, key_e
     assert_refused_unchanged(wrong, ErrorCode.SECRETS_TAMPERED)
 
 
-@pytest.mark.parametrize("change", [
-    pytest.param(lambda body: body["entries"]["_shared"]["A"].update(updated="2000-01-01T00:00:00Z"),
-                 id="an-updated-time"),
-    pytest.param(lambda body: body.update(cipher="NONE"), id="the-cipher-label"),
-    pytest.param(lambda body: body.update(checksum="0" * 64), id="the-checksum"),
-    pytest.param(lambda body: body.update(mac="0" * 64), id="the-mac"),
-    pytest.param(lambda body: body.update(comment="hello"), id="an-added-field"),
-    pytest.param(lambda body: body["names"].remove("_shared/B"), id="a-name-removed-from-names"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(
+            lambda body: body["entries"]["_shared"]["A"].update(updated="2000-01-01T00:00:00Z"),
+            id="an-updated-time",
+        ),
+        pytest.param(lambda body: body.update(cipher="NONE"), id="the-cipher-label"),
+        pytest.param(lambda body: body.update(checksum="0" * 64), id="the-checksum"),
+        pytest.param(lambda body: body.update(mac="0" * 64), id="the-mac"),
+        pytest.param(lambda body: body.update(comment="hello"), id="an-added-field"),
+        pytest.param(
+            lambda body: body["names"].remove("_shared/B"), id="a-name-removed-from-names"
+        ),
+    ],
+)
 def test_an_edit_to_any_field_the_mac_covers_is_tampered(filled, change):
     rewrite(filled, change)
 
     assert_refused_unchanged(filled, ErrorCode.SECRETS_TAMPERED)
 
 
-@pytest.mark.parametrize("change", [
-    pytest.param(lambda body: body.update(names=[["_shared/A"]]), id="names-holds-a-list"),
-    pytest.param(lambda body: body["names"].append(5), id="names-holds-a-number"),
-    pytest.param(lambda body: body["entries"]["_shared"].update({"\ud800": body["entries"]["_shared"]["A"]}),
-                 id="an-entry-name-with-a-lone-surrogate"),
-    pytest.param(lambda body: body["entries"].update(_shared="not an object"), id="a-scope-not-an-object"),
-    pytest.param(lambda body: body["entries"]["_shared"].update(A="not an object"), id="an-entry-not-an-object"),
-    pytest.param(lambda body: body["data_key"].pop("nonce"), id="no-data-key-nonce"),
-    pytest.param(lambda body: body.pop("mac"), id="no-mac"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda body: body.update(names=[["_shared/A"]]), id="names-holds-a-list"),
+        pytest.param(lambda body: body["names"].append(5), id="names-holds-a-number"),
+        pytest.param(
+            lambda body: body["entries"]["_shared"].update(
+                {"\ud800": body["entries"]["_shared"]["A"]}
+            ),
+            id="an-entry-name-with-a-lone-surrogate",
+        ),
+        pytest.param(
+            lambda body: body["entries"].update(_shared="not an object"), id="a-scope-not-an-object"
+        ),
+        pytest.param(
+            lambda body: body["entries"]["_shared"].update(A="not an object"),
+            id="an-entry-not-an-object",
+        ),
+        pytest.param(lambda body: body["data_key"].pop("nonce"), id="no-data-key-nonce"),
+        pytest.param(lambda body: body.pop("mac"), id="no-mac"),
+    ],
+)
 def test_a_hand_edited_file_of_valid_json_fails_with_a_file_error_not_a_traceback(filled, change):
     rewrite(filled, change)
     before = snapshot(filled)
@@ -418,7 +476,9 @@ def test_a_hand_edited_file_of_valid_json_fails_with_a_file_error_not_a_tracebac
 # -- any single damaged byte ---------------------------------------------------------------
 
 
-def assert_flip_is_refused_or_harmless(raw: bytes, env: dict[str, str], position: int, mask: int) -> None:
+def assert_flip_is_refused_or_harmless(
+    raw: bytes, env: dict[str, str], position: int, mask: int
+) -> None:
     damaged = bytearray(raw)
     damaged[position] ^= mask
     try:
@@ -447,12 +507,15 @@ def test_200_sampled_byte_replacements_over_the_whole_file_are_refused_or_harmle
     whitespace = [i for i, byte in enumerate(raw) if chr(byte) in " \n"]
 
     for position in positions + whitespace[:20]:
-        for mask in {rng.randrange(1, 256), raw[position] ^ ord("\t"), raw[position] ^ ord("x")} - {0}:
+        for mask in {rng.randrange(1, 256), raw[position] ^ ord("\t"), raw[position] ^ ord("x")} - {
+            0
+        }:
             assert_flip_is_refused_or_harmless(raw, key_env, position, mask)
 
 
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_any_single_byte_change_never_opens_to_different_content(filled, key_env, data):
     raw = filled.path.read_bytes()
@@ -470,11 +533,24 @@ def test_repr_and_str_of_master_key_vault_and_entry_show_no_key_material_or_valu
     vault = Vault.new(key, {"name": "none"})
     vault.entries = {"_shared": {"TOKEN": Entry("a-very-secret-token-value")}}
     entry = vault.entries["_shared"]["TOKEN"]
-    forbidden = [key.material.hex(), repr(key.material), key.material.hex().upper(),
-                 vault.data_key.hex(), repr(vault.data_key), "a-very-secret-token-value"]
+    forbidden = [
+        key.material.hex(),
+        repr(key.material),
+        key.material.hex().upper(),
+        vault.data_key.hex(),
+        repr(vault.data_key),
+        "a-very-secret-token-value",
+    ]
 
-    for shown in (repr(key), str(key), repr(vault), str(vault), repr(entry), str(entry),
-                  repr(vault.entries)):
+    for shown in (
+        repr(key),
+        str(key),
+        repr(vault),
+        str(vault),
+        repr(entry),
+        str(entry),
+        repr(vault.entries),
+    ):
         for secret in forbidden:
             assert secret not in shown
     assert key.id in repr(key)  # the public fingerprint is what identifies it

@@ -7,11 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import write_site
 
 from devops_tasks import namespace
 from devops_tasks.redaction import register_secret
-
-from helpers import write_site
 
 
 def deploy_twice(cli) -> tuple[str, str]:  # type: ignore[no-untyped-def]
@@ -44,8 +43,9 @@ EXPECTED_FAILURES = {
 
 
 @pytest.mark.parametrize("task_name", sorted(namespace.task_names))
-def test_every_task_prints_exactly_one_json_object_with_success(project, cli, task_name,
-                                                                 monkeypatch):
+def test_every_task_prints_exactly_one_json_object_with_success(
+    project, cli, task_name, monkeypatch
+):
     monkeypatch.setenv("DEVOPS_MASTER_KEY", "ab" * 32)
     deploy_twice(cli)
     cli("secrets.set", "TOKEN", "--value", "token-value", "--json")
@@ -308,7 +308,7 @@ def test_rollback_to_unknown_id_is_not_found(project, cli):
 
 
 def test_status_notices_when_target_and_records_disagree(project, cli):
-    first, second = deploy_twice(cli)
+    first, _ = deploy_twice(cli)
     current = project.state_dir / "local" / "production" / "current"
     current.unlink()
     current.symlink_to(f"releases/{first}")
@@ -384,8 +384,11 @@ def test_a_failed_deploy_is_recorded_and_the_half_release_removed(project, cli, 
 
         raise DevopsError(ErrorCode.DEPLOY_FAILED, "disk on fire", "put it out")
 
-    monkeypatch.setattr(LocalPlatform, "deploy", lambda self, d, f, p: (
-        self.engine.upload(d.id, f, p), broken_activate(self, d.id)))
+    monkeypatch.setattr(
+        LocalPlatform,
+        "deploy",
+        lambda self, d, f, p: (self.engine.upload(d.id, f, p), broken_activate(self, d.id)),
+    )
     payload = cli("deploy", "--json").json
     assert payload["code"] == "DEPLOY_FAILED"
     latest = cli("history", "--limit", "1", "--json").json["deployments"][0]

@@ -13,10 +13,11 @@ import copy
 import functools
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..durable import FileLock, write_json
 from ..errors import DevopsError, ErrorCode
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
     from ..project import Project
 
-__all__ = ["DEFAULTS", "ConfigStore", "Problem", "Settings", "parse_value", "ENV_PREFIX"]
+__all__ = ["DEFAULTS", "ENV_PREFIX", "ConfigStore", "Problem", "Settings", "parse_value"]
 
 ENV_PREFIX = "DEVOPS__"
 DEFAULT_ENVIRONMENT = "production"
@@ -149,7 +150,9 @@ def _explain(error: ValidationError) -> list[Problem]:
     kind = error.validator
     if kind in ("enum", "const"):
         allowed = list(error.validator_value) if kind == "enum" else [error.validator_value]
-        return [Problem(_dotted(path), f"{error.instance!r} is not allowed", error.instance, allowed)]
+        return [
+            Problem(_dotted(path), f"{error.instance!r} is not allowed", error.instance, allowed)
+        ]
     if kind == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
         return [Problem(_dotted([*path, key]), "is required but missing") for key in missing]
@@ -185,8 +188,11 @@ def _parse(text: str, source: str) -> dict[str, Any]:
             problems=[{"path": "", "message": str(exc), "value": None}],
         ) from None
     if not isinstance(data, dict):
-        raise _invalid([Problem("", "must be a JSON object", data)], source,
-                       'Make it a JSON object, e.g. {"version": 1, "platform": "local"}.')
+        raise _invalid(
+            [Problem("", "must be a JSON object", data)],
+            source,
+            'Make it a JSON object, e.g. {"version": 1, "platform": "local"}.',
+        )
     return data
 
 
@@ -236,13 +242,19 @@ class ConfigStore:
     def import_file(self, source: Path, force: bool = False) -> None:
         """Replace the config with the file at ``source``, after checking it in full."""
         if self.exists() and not force:
-            raise DevopsError(ErrorCode.CONFIG_EXISTS, f"{self._display_path()} already exists",
-                              "Pass --force to replace it (export it first to keep a copy).")
+            raise DevopsError(
+                ErrorCode.CONFIG_EXISTS,
+                f"{self._display_path()} already exists",
+                "Pass --force to replace it (export it first to keep a copy).",
+            )
         try:
             text = source.read_text(encoding="utf-8")
         except OSError as exc:
-            raise DevopsError(ErrorCode.NOT_FOUND, f"Cannot read {source}: {exc.strerror}",
-                              "Check the path and permissions of the file to import.") from None
+            raise DevopsError(
+                ErrorCode.NOT_FOUND,
+                f"Cannot read {source}: {exc.strerror}",
+                "Check the path and permissions of the file to import.",
+            ) from None
         self.write(_parse(text, str(source)))
 
     def check(self, data: dict[str, Any], source: str) -> None:
@@ -250,7 +262,9 @@ class ConfigStore:
         problems = schema_problems(data)
         if problems:
             raise _invalid(
-                problems, source, "Correct the setting(s) named above; `devops config.validate` re-checks."
+                problems,
+                source,
+                "Correct the setting(s) named above; `devops config.validate` re-checks.",
             )
 
     def write(self, data: dict[str, Any]) -> None:
@@ -266,8 +280,13 @@ class ConfigStore:
     def environment_names(data: Mapping[str, Any]) -> list[str]:
         return sorted(data.get("environments", {}))
 
-    def settings(self, environment: str | None = None, data: dict[str, Any] | None = None,
-                 *, use_environ: bool = True) -> Settings:
+    def settings(
+        self,
+        environment: str | None = None,
+        data: dict[str, Any] | None = None,
+        *,
+        use_environ: bool = True,
+    ) -> Settings:
         """Effective settings for ``environment``: defaults < file < environments.<env> < env vars.
 
         With no config file at all, the built-in defaults (the ``local`` target) apply.
@@ -277,8 +296,12 @@ class ConfigStore:
             data = self.read() if self.exists() else {"version": 1, "platform": "local"}
         overrides = self._environment_overrides() if use_environ else []
         named = [raw for _, parts, raw in overrides if parts == ["environment"]]
-        name = environment or (named[0] if named else None) or data.get("environment") \
+        name = (
+            environment
+            or (named[0] if named else None)
+            or data.get("environment")
             or DEFAULT_ENVIRONMENT
+        )
         base = {k: v for k, v in data.items() if k not in ("environments", "version", "project")}
         merged = deep_merge(DEFAULTS, base)
         merged = deep_merge(merged, data.get("environments", {}).get(name, {}))
@@ -298,9 +321,9 @@ class ConfigStore:
         return Settings(name, merged)
 
     def _environment_overrides(self) -> list[tuple[str, list[str], str]]:
-        """``DEVOPS__DEPLOYMENT__KEEP_RELEASES=3`` → ``("DEVOPS__…", ["deployment", "keep_releases"], "3")``."""
+        """``DEVOPS__BUILD__DIR=out`` → ``(name, ["build", "dir"], "out")``."""
         return [
-            (name, [p.lower() for p in name[len(ENV_PREFIX):].split("__")], raw)
+            (name, [p.lower() for p in name[len(ENV_PREFIX) :].split("__")], raw)
             for name, raw in sorted(self.environ.items())
             if name.startswith(ENV_PREFIX) and name != ENV_PREFIX
         ]
@@ -344,11 +367,17 @@ def _override(merged: dict[str, Any], variable: str, parts: list[str], raw: str)
         if not isinstance(node, dict):
             path = ".".join(parts[: depth + 1])
             raise _invalid(
-                [Problem(path, f"is not an object, so {variable} cannot set a key inside it", node)],
+                [
+                    Problem(
+                        path, f"is not an object, so {variable} cannot set a key inside it", node
+                    )
+                ],
                 f"environment variable {variable}",
                 f"Unset the variable that sets {path} to a single value, or {variable}.",
             )
-    return _with_value(merged, parts, _typed(raw, lambda v: {"version": 1, **_with_value(merged, parts, v)}))
+    return _with_value(
+        merged, parts, _typed(raw, lambda v: {"version": 1, **_with_value(merged, parts, v)})
+    )
 
 
 def _with_value(data: dict[str, Any], parts: list[str], value: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..project import Project
 
-__all__ = ["Platform", "Finding", "DeployOutcome", "AVAILABLE", "create"]
+__all__ = ["AVAILABLE", "DeployOutcome", "Finding", "Platform", "create"]
 
 #: name -> "module:Class", in the order ``devops --list`` shows them.
 AVAILABLE: dict[str, str] = {

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..output import Progress
     from ..project import Project
 
-__all__ = ["Platform", "Finding", "DeployOutcome"]
+__all__ = ["DeployOutcome", "Finding", "Platform"]
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,13 @@ class Platform(abc.ABC):
     #: Strategies this target can carry out (others are refused by ``validate``).
     strategies: ClassVar[frozenset[str]] = frozenset({"rolling", "blue-green", "canary"})
 
-    def __init__(self, project: Project, settings: Settings, context: Any = None,
-                 credentials: Credentials | None = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        settings: Settings,
+        context: Any = None,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.project = project
         self.settings = settings
         self.context = context  # invoke's Context, for targets that run local commands
@@ -84,10 +89,12 @@ class Platform(abc.ABC):
         """Every problem with this target's settings, found without touching the network."""
         strategy = self.settings.get("deployment.strategy")
         if strategy not in self.strategies:
-            return [Finding(
-                f"The {self.name} target cannot do a {strategy} deployment",
-                f"Set deployment.strategy to one of: {', '.join(sorted(self.strategies))}.",
-            )]
+            return [
+                Finding(
+                    f"The {self.name} target cannot do a {strategy} deployment",
+                    f"Set deployment.strategy to one of: {', '.join(sorted(self.strategies))}.",
+                )
+            ]
         return []
 
     def validate_files(self, files: SiteFiles) -> list[Finding]:
@@ -95,8 +102,9 @@ class Platform(abc.ABC):
         return []
 
     @abc.abstractmethod
-    def deploy(self, deployment: Deployment, files: SiteFiles, progress: Progress,
-               publish: bool = True) -> DeployOutcome:
+    def deploy(
+        self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
+    ) -> DeployOutcome:
         """Put ``files`` in place as a new release; make it live unless ``publish`` is False.
 
         An unpublished release is made live later with :meth:`restore`.
@@ -114,7 +122,7 @@ class Platform(abc.ABC):
     def live_release(self) -> str | None:
         """Which release the target is serving right now (``None`` before any deploy)."""
 
-    def discard(self, release: str) -> None:
+    def discard(self, release: str) -> None:  # noqa: B027 - most targets have nothing to clean
         """Remove a release that never went live (a deploy that failed half-way)."""
 
     def prune(self, keep: int, protect: set[str]) -> list[str]:
@@ -146,5 +154,8 @@ class Platform(abc.ABC):
         return {}
 
     def _unsupported(self, what: str, instead: str) -> DevopsError:
-        return DevopsError(ErrorCode.NOT_SUPPORTED, f"The {self.name} target {what}",
-                           f"Use `devops {instead}` instead.")
+        return DevopsError(
+            ErrorCode.NOT_SUPPORTED,
+            f"The {self.name} target {what}",
+            f"Use `devops {instead}` instead.",
+        )

@@ -27,11 +27,14 @@ class LocalPlatform(Platform):
         self.root = self.project.resolve(self.options.get("root", default_root))
         self.engine = ReleaseEngine(LocalConnection(self.context), str(self.root))
 
-    def deploy(self, deployment: Deployment, files: SiteFiles, progress: Progress,
-               publish: bool = True) -> DeployOutcome:
+    def deploy(
+        self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
+    ) -> DeployOutcome:
         release = deployment.id
         self.engine.upload(release, files, progress)
-        deployment.step("upload", f"copied {len(files)} files to {self.engine.release_path(release)}")
+        deployment.step(
+            "upload", f"copied {len(files)} files to {self.engine.release_path(release)}"
+        )
         if publish:
             self.engine.activate(release)
             deployment.step("activate", f"current -> releases/{release}")

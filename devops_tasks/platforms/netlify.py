@@ -11,7 +11,6 @@ rollback puts an earlier deploy back.
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import os
 import re
 import time
@@ -66,7 +65,9 @@ class NetlifyPlatform(Platform):
     def api(self) -> NetlifyApi:
         if self._api is None:
             token = self.credentials.require(TOKEN, "deploying to Netlify")
-            url = self.options.get("api_url") or os.environ.get("NETLIFY_API_URL") or DEFAULT_API_URL
+            url = (
+                self.options.get("api_url") or os.environ.get("NETLIFY_API_URL") or DEFAULT_API_URL
+            )
             self._api = NetlifyApi(token, url, pool_size=self.concurrency)
         return self._api
 
@@ -75,53 +76,71 @@ class NetlifyPlatform(Platform):
     def validate(self) -> list[Finding]:
         findings = super().validate()
         if not self.site_id:
-            findings.append(Finding(
-                "netlify.site_id is not set",
-                "Create the site with `devops infra.up`, or set its id: "
-                "`devops config.set netlify.site_id <API ID from Site configuration>`.",
-            ))
+            findings.append(
+                Finding(
+                    "netlify.site_id is not set",
+                    "Create the site with `devops infra.up`, or set its id: "
+                    "`devops config.set netlify.site_id <API ID from Site configuration>`.",
+                )
+            )
         elif not (_SITE_ID.fullmatch(self.site_id) or _SITE_NAME.fullmatch(self.site_id)):
-            findings.append(Finding(
-                f"netlify.site_id {self.site_id!r} is neither a site id (a UUID) nor a site name",
-                "Copy the API ID from the site's Site configuration page in Netlify.",
-            ))
+            findings.append(
+                Finding(
+                    f"netlify.site_id {self.site_id!r} is neither a site id (a UUID) nor a name",
+                    "Copy the API ID from the site's Site configuration page in Netlify.",
+                )
+            )
         if not 1 <= self.concurrency <= 256:
-            findings.append(Finding(f"netlify.concurrency {self.concurrency} is out of range",
-                                    "Use 1 to 256 parallel uploads (default 32)."))
+            findings.append(
+                Finding(
+                    f"netlify.concurrency {self.concurrency} is out of range",
+                    "Use 1 to 256 parallel uploads (default 32).",
+                )
+            )
         return findings
 
     def validate_files(self, files: SiteFiles) -> list[Finding]:
         per_directory = Counter(str(PurePosixPath(f.path).parent) for f in files)
         return [
-            Finding(f"{directory} holds {count} files; Netlify allows {FILES_PER_DIRECTORY} "
-                    "per directory", "Split the directory into subdirectories.")
-            for directory, count in sorted(per_directory.items()) if count > FILES_PER_DIRECTORY
+            Finding(
+                f"{directory} holds {count} files; Netlify allows {FILES_PER_DIRECTORY} "
+                "per directory",
+                "Split the directory into subdirectories.",
+            )
+            for directory, count in sorted(per_directory.items())
+            if count > FILES_PER_DIRECTORY
         ]
 
     # -- deploy ----------------------------------------------------------------------------
 
-    def deploy(self, deployment: Deployment, files: SiteFiles, progress: Progress,
-               publish: bool = True) -> DeployOutcome:
+    def deploy(
+        self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
+    ) -> DeployOutcome:
         site_id = self._site_id()
         digests = self._digests(files, progress)
         created = self.api.create_deploy(
-            site_id, {"/" + path: sha for path, (sha, _) in digests.items()},
-            draft=not publish, asynchronous=len(files) > ASYNC_THRESHOLD,
+            site_id,
+            {"/" + path: sha for path, (sha, _) in digests.items()},
+            draft=not publish,
+            asynchronous=len(files) > ASYNC_THRESHOLD,
             title=deployment.version or deployment.id,
         )
         deploy_id = str(created["id"])
         deployment.platform_deploy_id = deploy_id
         deployment.step("create", f"Netlify deploy {deploy_id} for {len(files)} files")
         if created.get("state") == "preparing" or created.get("required") is None:
-            created = self._wait(deploy_id, {"prepared", "uploading", "processing", "ready"},
-                                 "prepared")
+            created = self._wait(
+                deploy_id, {"prepared", "uploading", "processing", "ready"}, "prepared"
+            )
         required = set(created.get("required") or [])
         uploads = _one_path_per_digest(digests, required)
         deployment.step("upload", f"{len(uploads)} of {len(files)} files changed; uploading them")
         uploaded = self._upload(deploy_id, uploads, progress)
         ready = self._wait(deploy_id, {"ready"}, "ready")
-        deployment.step("ready", f"deploy {deploy_id} is ready"
-                                 + ("" if publish else " as a draft (not live yet)"))
+        deployment.step(
+            "ready",
+            f"deploy {deploy_id} is ready" + ("" if publish else " as a draft (not live yet)"),
+        )
         return DeployOutcome(
             release=deploy_id,
             url=ready.get("ssl_url") or ready.get("url"),
@@ -131,24 +150,32 @@ class NetlifyPlatform(Platform):
             bytes_uploaded=uploaded,
             rollback_available=True,
             published=publish,
-            details={"files_uploaded": len(uploads), "admin_url": ready.get("admin_url"),
-                     "deploy_url": ready.get("deploy_ssl_url")},
+            details={
+                "files_uploaded": len(uploads),
+                "admin_url": ready.get("admin_url"),
+                "deploy_url": ready.get("deploy_ssl_url"),
+            },
         )
 
     def _site_id(self) -> str:
         if not self.site_id:
-            raise DevopsError(ErrorCode.CONFIG_INVALID, "netlify.site_id is not set",
-                              "Run `devops infra.up` to create the site, or set netlify.site_id.")
+            raise DevopsError(
+                ErrorCode.CONFIG_INVALID,
+                "netlify.site_id is not set",
+                "Run `devops infra.up` to create the site, or set netlify.site_id.",
+            )
         return self.site_id
 
     def _digests(self, files: SiteFiles, progress: Progress) -> dict[str, tuple[str, SiteFile]]:
         """``path -> (sha1, file)``, hashed on several threads (hashlib releases the GIL)."""
         progress.start("Hashing files", total=len(files))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(8, (os.cpu_count() or 2) * 2)
+        ) as pool:
             shas = list(pool.map(lambda f: f.digest("sha1"), files))
         progress.advance(len(files))
         progress.finish()
-        return {f.path: (sha, f) for f, sha in zip(files, shas)}
+        return {f.path: (sha, f) for f, sha in zip(files, shas, strict=True)}
 
     def _upload(self, deploy_id: str, uploads: list[SiteFile], progress: Progress) -> int:
         """PUT each file on ``concurrency`` threads; the first failure stops the rest."""
@@ -163,7 +190,8 @@ class NetlifyPlatform(Platform):
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = [pool.submit(put, site_file) for site_file in uploads]
             done, pending = concurrent.futures.wait(
-                futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+                futures, return_when=concurrent.futures.FIRST_EXCEPTION
+            )
             for future in pending:  # one upload failed for good: do not send the rest
                 future.cancel()
         progress.finish()
@@ -193,7 +221,8 @@ class NetlifyPlatform(Platform):
                     f"Netlify deploy {deploy_id} was not {goal} after {self.deploy_timeout:.0f} s "
                     f"(state {state})",
                     "Check the deploy in the Netlify UI; raise netlify.deploy_timeout for very "
-                    "large sites.", netlify_deploy=deploy_id,
+                    "large sites.",
+                    netlify_deploy=deploy_id,
                 )
             time.sleep(self.poll_interval)
 
@@ -218,9 +247,13 @@ class NetlifyPlatform(Platform):
         site = self.api.get_site(self._site_id())
         published = site.get("published_deploy") or {}
         return {
-            "platform": self.name, "site_id": site.get("id"), "name": site.get("name"),
-            "url": site.get("ssl_url") or site.get("url"), "admin_url": site.get("admin_url"),
-            "published_deploy": published.get("id"), "state": published.get("state"),
+            "platform": self.name,
+            "site_id": site.get("id"),
+            "name": site.get("name"),
+            "url": site.get("ssl_url") or site.get("url"),
+            "admin_url": site.get("admin_url"),
+            "published_deploy": published.get("id"),
+            "state": published.get("state"),
         }
 
     def provision(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -232,10 +265,16 @@ class NetlifyPlatform(Platform):
 
     def remote_history(self, limit: int) -> list[dict[str, Any]]:
         return [
-            {"platform_deploy_id": d.get("id"), "state": d.get("state"),
-             "created_at": d.get("created_at"), "published_at": d.get("published_at"),
-             "title": d.get("title"), "context": d.get("context"),
-             "url": d.get("deploy_ssl_url"), "error_message": d.get("error_message")}
+            {
+                "platform_deploy_id": d.get("id"),
+                "state": d.get("state"),
+                "created_at": d.get("created_at"),
+                "published_at": d.get("published_at"),
+                "title": d.get("title"),
+                "context": d.get("context"),
+                "url": d.get("deploy_ssl_url"),
+                "error_message": d.get("error_message"),
+            }
             for d in self.api.list_deploys(self._site_id(), per_page=limit)
         ]
 
@@ -250,26 +289,41 @@ class NetlifyPlatform(Platform):
             time.sleep(self.poll_interval)
             build = self.api.get_build(str(build["id"]))
         if wait and build.get("error"):
-            raise DevopsError(ErrorCode.BUILD_FAILED,
-                              f"Netlify build {build['id']} failed: {build['error']}",
-                              "See the build log in the Netlify UI, fix it, and build again.")
-        return {"triggered": "api", "build_id": build.get("id"), "deploy_id": build.get("deploy_id"),
-                "done": bool(build.get("done")), "error": build.get("error")}
+            raise DevopsError(
+                ErrorCode.BUILD_FAILED,
+                f"Netlify build {build['id']} failed: {build['error']}",
+                "See the build log in the Netlify UI, fix it, and build again.",
+            )
+        return {
+            "triggered": "api",
+            "build_id": build.get("id"),
+            "deploy_id": build.get("deploy_id"),
+            "done": bool(build.get("done")),
+            "error": build.get("error"),
+        }
 
     def deployment_log(self, platform_deploy_id: str) -> dict[str, Any]:
         deploy = self.api.get_deploy(platform_deploy_id)
-        keys = ("id", "state", "created_at", "updated_at", "published_at", "error_message",
-                "deploy_ssl_url", "context", "title")
+        keys = (
+            "id",
+            "state",
+            "created_at",
+            "updated_at",
+            "published_at",
+            "error_message",
+            "deploy_ssl_url",
+            "context",
+            "title",
+        )
         return {key: deploy.get(key) for key in keys}
 
 
-def _one_path_per_digest(digests: dict[str, tuple[str, SiteFile]],
-                         required: set[str]) -> list[SiteFile]:
+def _one_path_per_digest(
+    digests: dict[str, tuple[str, SiteFile]], required: set[str]
+) -> list[SiteFile]:
     """For every digest Netlify asked for, the first file that has it (one upload each)."""
     chosen: dict[str, SiteFile] = {}
     for sha, site_file in digests.values():
         if sha in required and sha not in chosen:
             chosen[sha] = site_file
     return list(chosen.values())
-
-

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from ..errors import DevopsError, ErrorCode
 from ..http import session
 
-__all__ = ["NetlifyApi", "DEFAULT_API_URL"]
+__all__ = ["DEFAULT_API_URL", "NetlifyApi"]
 
 DEFAULT_API_URL = "https://api.netlify.com/api/v1"
 
@@ -32,58 +32,95 @@ class NetlifyApi:
         return self._call("GET", f"/sites/{quote(site_id, safe='')}", what=f"site {site_id}")
 
     def create_site(self, name: str | None) -> dict[str, Any]:
-        return self._call("POST", "/sites", json={"name": name} if name else {}, ok=(200, 201),
-                          what="a new site")
+        return self._call(
+            "POST", "/sites", json={"name": name} if name else {}, ok=(200, 201), what="a new site"
+        )
 
     # -- deploys ---------------------------------------------------------------------------
 
-    def create_deploy(self, site_id: str, files: dict[str, str], *, draft: bool,
-                      asynchronous: bool, title: str | None) -> dict[str, Any]:
+    def create_deploy(
+        self,
+        site_id: str,
+        files: dict[str, str],
+        *,
+        draft: bool,
+        asynchronous: bool,
+        title: str | None,
+    ) -> dict[str, Any]:
         body = {"files": files, "draft": draft, "async": asynchronous}
-        return self._call("POST", f"/sites/{quote(site_id, safe='')}/deploys", json=body,
-                          params={"title": title} if title else None, what="a new deploy")
+        return self._call(
+            "POST",
+            f"/sites/{quote(site_id, safe='')}/deploys",
+            json=body,
+            params={"title": title} if title else None,
+            what="a new deploy",
+        )
 
     def get_deploy(self, deploy_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/deploys/{quote(deploy_id, safe='')}",
-                          what=f"deploy {deploy_id}")
+        return self._call(
+            "GET", f"/deploys/{quote(deploy_id, safe='')}", what=f"deploy {deploy_id}"
+        )
 
     def list_deploys(self, site_id: str, per_page: int) -> list[dict[str, Any]]:
-        return list(self._call("GET", f"/sites/{quote(site_id, safe='')}/deploys",
-                               params={"page": 1, "per_page": per_page}, what="the deploys"))
+        return list(
+            self._call(
+                "GET",
+                f"/sites/{quote(site_id, safe='')}/deploys",
+                params={"page": 1, "per_page": per_page},
+                what="the deploys",
+            )
+        )
 
     def upload_file(self, deploy_id: str, path: str, content: bytes) -> dict[str, Any]:
         """PUT one file's bytes; ``path`` is the site path without its leading slash."""
         return self._call(
-            "PUT", f"/deploys/{quote(deploy_id, safe='')}/files/{quote(path, safe='/')}",
-            data=content, headers={"Content-Type": "application/octet-stream"},
+            "PUT",
+            f"/deploys/{quote(deploy_id, safe='')}/files/{quote(path, safe='/')}",
+            data=content,
+            headers={"Content-Type": "application/octet-stream"},
             what=f"upload of {path}",
         )
 
     def restore(self, site_id: str, deploy_id: str) -> dict[str, Any]:
         """Publish ``deploy_id`` (Netlify calls it restore): rollback and draft publishing."""
         return self._call(
-            "POST", f"/sites/{quote(site_id, safe='')}/deploys/{quote(deploy_id, safe='')}/restore",
-            ok=(200, 201), what=f"publishing deploy {deploy_id}",
+            "POST",
+            f"/sites/{quote(site_id, safe='')}/deploys/{quote(deploy_id, safe='')}/restore",
+            ok=(200, 201),
+            what=f"publishing deploy {deploy_id}",
         )
 
     # -- builds ----------------------------------------------------------------------------
 
     def create_build(self, site_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/sites/{quote(site_id, safe='')}/builds",
-                          what="a new build")
+        return self._call("POST", f"/sites/{quote(site_id, safe='')}/builds", what="a new build")
 
     def get_build(self, build_id: str) -> dict[str, Any]:
         return self._call("GET", f"/builds/{quote(build_id, safe='')}", what=f"build {build_id}")
 
     def trigger_hook(self, hook_url: str) -> None:
         """POST to a build hook URL (a secret URL: it is never shown in messages)."""
-        self._call("POST", hook_url, absolute=True, ok=(200, 201, 202, 204), json=None,
-                   what="the build hook")
+        self._call(
+            "POST",
+            hook_url,
+            absolute=True,
+            ok=(200, 201, 202, 204),
+            json=None,
+            what="the build hook",
+        )
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, what: str, ok: tuple[int, ...] = (200,),
-              absolute: bool = False, **kwargs: Any) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        ok: tuple[int, ...] = (200,),
+        absolute: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         import requests  # noqa: PLC0415
 
         url = path if absolute else self.api_url + path
@@ -106,8 +143,11 @@ def _message(response: Any) -> str:
         data = response.json()
     except ValueError:
         return response.text[:200].strip()
-    return str(data.get("message") or data.get("error") or data)[:300] if isinstance(data, dict) \
+    return (
+        str(data.get("message") or data.get("error") or data)[:300]
+        if isinstance(data, dict)
         else str(data)[:300]
+    )
 
 
 def _failure(status: int, message: str, what: str) -> DevopsError:
@@ -127,7 +167,8 @@ def _failure(status: int, message: str, what: str) -> DevopsError:
         )
     if status == 404:
         return DevopsError(
-            ErrorCode.NOT_FOUND, f"Netlify has no {what}{said}",
+            ErrorCode.NOT_FOUND,
+            f"Netlify has no {what}{said}",
             "Check netlify.site_id (`devops config.get netlify.site_id`), or create the site "
             "with `devops infra.up`.",
         )
@@ -139,7 +180,8 @@ def _failure(status: int, message: str, what: str) -> DevopsError:
             http_status=status,
         )
     return DevopsError(
-        ErrorCode.DEPLOY_FAILED, f"Netlify refused {what}: HTTP {status}{said}",
+        ErrorCode.DEPLOY_FAILED,
+        f"Netlify refused {what}: HTTP {status}{said}",
         "Check the message above; fix the files or settings it names and deploy again.",
         http_status=status,
     )

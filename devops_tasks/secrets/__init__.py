@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import TYPE_CHECKING, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .base import SHARED_SCOPE, SecretInfo, SecretsBackend, check_name
 
@@ -16,8 +17,14 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..project import Project
 
-__all__ = ["SecretsBackend", "SecretInfo", "SHARED_SCOPE", "check_name", "open_backend",
-           "BACKENDS"]
+__all__ = [
+    "BACKENDS",
+    "SHARED_SCOPE",
+    "SecretInfo",
+    "SecretsBackend",
+    "check_name",
+    "open_backend",
+]
 
 #: mode -> "module:Class"; backends import their SDKs lazily.
 BACKENDS = {
@@ -26,8 +33,9 @@ BACKENDS = {
 }
 
 
-def open_backend(project: Project, settings: Settings,
-                 environ: Mapping[str, str] | None = None) -> SecretsBackend:
+def open_backend(
+    project: Project, settings: Settings, environ: Mapping[str, str] | None = None
+) -> SecretsBackend:
     """The backend ``secrets.mode`` names (``local`` by default)."""
     options = settings.section("secrets")
     mode = options.get("mode", "local")

@@ -22,8 +22,9 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import DevopsError, ErrorCode
@@ -33,7 +34,7 @@ from .base import SHARED_SCOPE, SecretInfo, SecretsBackend, check_name, scope_fo
 if TYPE_CHECKING:
     from ..project import Project
 
-__all__ = ["AwsSecretsBackend", "MAX_VALUE_BYTES", "EMPTY_VALUE_BINARY"]
+__all__ = ["EMPTY_VALUE_BINARY", "MAX_VALUE_BYTES", "AwsSecretsBackend"]
 
 #: Secrets Manager's limit on a secret value (SecretString or SecretBinary), in bytes.
 MAX_VALUE_BYTES = 65_536
@@ -47,11 +48,20 @@ _SCOPE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 _NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_+=.@-]")
 
 #: AWS error codes that mean the credentials were refused (not absent).
-_REFUSED = frozenset({
-    "AccessDenied", "AccessDeniedException", "UnrecognizedClientException",
-    "InvalidClientTokenId", "InvalidSignatureException", "SignatureDoesNotMatch",
-    "ExpiredToken", "ExpiredTokenException", "IncompleteSignature", "MissingAuthenticationToken",
-})
+_REFUSED = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+    }
+)
 _WRITE_ATTEMPTS = 8  # a force-deleted name takes AWS a few seconds to free
 
 _MISSING_FIX = (
@@ -76,13 +86,21 @@ class AwsSecretsBackend(SecretsBackend):
     #: Attempts per AWS call (boto3's "standard" retry mode: throttling, 5xx, connections).
     max_attempts = 3
 
-    def __init__(self, project: Project, options: Mapping[str, Any] | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        options: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         options = dict(options or {})
         self.environ = os.environ if environ is None else environ
         self.project = project
-        self.region = str(options.get("region") or self.environ.get("AWS_REGION")
-                          or self.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION)
+        self.region = str(
+            options.get("region")
+            or self.environ.get("AWS_REGION")
+            or self.environ.get("AWS_DEFAULT_REGION")
+            or DEFAULT_REGION
+        )
         self.endpoint_url: str | None = options.get("endpoint_url") or None
         prefix = options.get("prefix")
         if prefix is None:
@@ -123,7 +141,8 @@ class AwsSecretsBackend(SecretsBackend):
         scope = scope_for(environment)
         if not isinstance(scope, str) or not _SCOPE.fullmatch(scope):
             raise DevopsError(
-                ErrorCode.INVALID_ARGUMENT, f"{scope!r} is not a valid environment name",
+                ErrorCode.INVALID_ARGUMENT,
+                f"{scope!r} is not a valid environment name",
                 "Use lower-case letters, digits, '-' and '_', e.g. production or staging.",
             )
         return scope
@@ -144,27 +163,39 @@ class AwsSecretsBackend(SecretsBackend):
 
             keys = {}
             if self.environ.get("AWS_ACCESS_KEY_ID") and self.environ.get("AWS_SECRET_ACCESS_KEY"):
-                keys = {"aws_access_key_id": self.environ["AWS_ACCESS_KEY_ID"],
-                        "aws_secret_access_key": self.environ["AWS_SECRET_ACCESS_KEY"],
-                        "aws_session_token": self.environ.get("AWS_SESSION_TOKEN") or None}
+                keys = {
+                    "aws_access_key_id": self.environ["AWS_ACCESS_KEY_ID"],
+                    "aws_secret_access_key": self.environ["AWS_SECRET_ACCESS_KEY"],
+                    "aws_session_token": self.environ.get("AWS_SESSION_TOKEN") or None,
+                }
             config = Config(
                 retries={"mode": "standard", "max_attempts": self.max_attempts},
-                connect_timeout=10, read_timeout=30,
+                connect_timeout=10,
+                read_timeout=30,
                 user_agent_extra=f"devops-tasks/{__version__}",
             )
             try:
                 # A session of our own: nothing cached from (or leaking into) boto3's default.
                 session = boto3.session.Session(**keys)
                 self._client_object = session.client(
-                    "secretsmanager", region_name=self.region,
-                    endpoint_url=self.endpoint_url, config=config,
+                    "secretsmanager",
+                    region_name=self.region,
+                    endpoint_url=self.endpoint_url,
+                    config=config,
                 )
-            except Exception as exc:  # noqa: BLE001 - botocore's errors, translated below
+            except Exception as exc:
                 raise self._translate(exc, "connect", None, write=False) from exc
         return self._client_object
 
-    def _call(self, operation: str, secret: str | None, *, write: bool = False,
-              expect: tuple[str, ...] = (), **params: Any) -> Any:
+    def _call(
+        self,
+        operation: str,
+        secret: str | None,
+        *,
+        write: bool = False,
+        expect: tuple[str, ...] = (),
+        **params: Any,
+    ) -> Any:
         """``client.<operation>(**params)``; AWS error codes in ``expect`` raise ``_Expected``.
 
         ``write`` calls carry a value: their errors never include AWS's message or chain the
@@ -173,7 +204,7 @@ class AwsSecretsBackend(SecretsBackend):
         client = self._client()
         try:
             return getattr(client, operation)(**params)
-        except Exception as exc:  # noqa: BLE001 - translated, or re-raised when not botocore's
+        except Exception as exc:
             code = _aws_code(exc)
             if code is not None and code in expect:
                 raise _Expected(code) from None
@@ -182,32 +213,40 @@ class AwsSecretsBackend(SecretsBackend):
                 raise error from None
             raise error from exc
 
-    def _translate(self, exc: Exception, action: str, secret: str | None, *,
-                   write: bool) -> DevopsError:
+    def _translate(
+        self, exc: Exception, action: str, secret: str | None, *, write: bool
+    ) -> DevopsError:
         """A DevopsError for any botocore failure (other exceptions are re-raised as they are)."""
         from botocore import exceptions as boto  # noqa: PLC0415
 
         why = f" (to {action} {secret})" if secret else f" (to {action})"
-        endpoint = _safe_url(self._client_object.meta.endpoint_url
-                             if self._client_object is not None else self.endpoint_url)
+        endpoint = _safe_url(
+            self._client_object.meta.endpoint_url
+            if self._client_object is not None
+            else self.endpoint_url
+        )
         where = {"service": "secretsmanager", "region": self.region}
         if endpoint:
             where["endpoint"] = endpoint
-        if isinstance(exc, (boto.NoCredentialsError, boto.PartialCredentialsError,
-                            boto.ProfileNotFound)):
+        if isinstance(
+            exc, (boto.NoCredentialsError, boto.PartialCredentialsError, boto.ProfileNotFound)
+        ):
             detail = "" if isinstance(exc, boto.NoCredentialsError) else f" ({exc})"
             return DevopsError(
                 ErrorCode.CREDENTIALS_MISSING,
                 f"No AWS credentials for AWS Secrets Manager{why}{detail}",
-                _MISSING_FIX, **where,
+                _MISSING_FIX,
+                **where,
             )
-        if isinstance(exc, (boto.CredentialRetrievalError, boto.TokenRetrievalError,
-                            boto.SSOError)):
+        if isinstance(
+            exc, (boto.CredentialRetrievalError, boto.TokenRetrievalError, boto.SSOError)
+        ):
             return DevopsError(
                 ErrorCode.CREDENTIALS_INVALID,
                 f"The AWS credentials could not be loaded{why}: {exc}",
                 "Refresh them (e.g. `aws sso login`, or check credential_process / the role "
-                "in ~/.aws/config), then run the command again.", **where,
+                "in ~/.aws/config), then run the command again.",
+                **where,
             )
         if isinstance(exc, boto.ClientError):
             error = exc.response.get("Error", {})
@@ -221,14 +260,16 @@ class AwsSecretsBackend(SecretsBackend):
                     "Check that the AWS credentials are current and that their policy allows "
                     "secretsmanager:GetSecretValue, DescribeSecret, ListSecrets, CreateSecret, "
                     f"PutSecretValue, RestoreSecret and DeleteSecret on {self.prefix}*.",
-                    aws_error=code, **where,
+                    aws_error=code,
+                    **where,
                 )
             return DevopsError(
                 ErrorCode.SERVICE_UNAVAILABLE,
                 f"AWS Secrets Manager failed{why}{said}",
                 "Run the command again; if it keeps failing, check the AWS error above and "
                 "the secret in the AWS console.",
-                aws_error=code, **where,
+                aws_error=code,
+                **where,
             )
         if isinstance(exc, (boto.ConnectionError, boto.HTTPClientError)):
             return DevopsError(
@@ -236,7 +277,8 @@ class AwsSecretsBackend(SecretsBackend):
                 f"Could not reach AWS Secrets Manager at {endpoint or self.region}{why}",
                 "Check the network, the region and secrets.aws.endpoint_url / AWS_ENDPOINT_URL, "
                 "then run the command again.",
-                unreachable=True, **where,
+                unreachable=True,
+                **where,
             )
         if isinstance(exc, boto.ParamValidationError):  # our bug; its text can hold values
             return DevopsError(
@@ -256,16 +298,26 @@ class AwsSecretsBackend(SecretsBackend):
 
     def _describe(self, secret: str) -> dict[str, Any] | None:
         try:
-            return dict(self._call("describe_secret", secret, SecretId=secret,
-                                   expect=("ResourceNotFoundException",)))
+            return dict(
+                self._call(
+                    "describe_secret",
+                    secret,
+                    SecretId=secret,
+                    expect=("ResourceNotFoundException",),
+                )
+            )
         except _Expected:
             return None
 
     def _read(self, secret: str) -> str | None:
         """The current value of one AWS secret; ``None`` if absent or scheduled for deletion."""
         try:
-            response = self._call("get_secret_value", secret, SecretId=secret,
-                                  expect=("ResourceNotFoundException", "InvalidRequestException"))
+            response = self._call(
+                "get_secret_value",
+                secret,
+                SecretId=secret,
+                expect=("ResourceNotFoundException", "InvalidRequestException"),
+            )
         except _Expected:
             # InvalidRequestException: the secret is scheduled for deletion (the only reason
             # GetSecretValue gives it); it is on its way out, so it is not there.
@@ -281,28 +333,43 @@ class AwsSecretsBackend(SecretsBackend):
             current = self._describe(secret)
             try:
                 if current is None:
-                    self._call("create_secret", secret, write=True, Name=secret,
-                               Description=f"devops-tasks: {name} ({scope})",
-                               expect=("ResourceExistsException", "InvalidRequestException"),
-                               **payload)
+                    self._call(
+                        "create_secret",
+                        secret,
+                        write=True,
+                        Name=secret,
+                        Description=f"devops-tasks: {name} ({scope})",
+                        expect=("ResourceExistsException", "InvalidRequestException"),
+                        **payload,
+                    )
                     return
                 if current.get("DeletedDate") is not None:
-                    self._call("restore_secret", secret, SecretId=secret,
-                               expect=("ResourceNotFoundException", "InvalidRequestException"))
-                self._call("put_secret_value", secret, write=True, SecretId=secret,
-                           expect=("ResourceNotFoundException", "InvalidRequestException"),
-                           **payload)
+                    self._call(
+                        "restore_secret",
+                        secret,
+                        SecretId=secret,
+                        expect=("ResourceNotFoundException", "InvalidRequestException"),
+                    )
+                self._call(
+                    "put_secret_value",
+                    secret,
+                    write=True,
+                    SecretId=secret,
+                    expect=("ResourceNotFoundException", "InvalidRequestException"),
+                    **payload,
+                )
                 return
             except _Expected as expected:
                 # Someone else created or deleted it meanwhile, or AWS is still purging a
                 # force-deleted secret of that name: look again in a moment.
                 last = expected.code
-                time.sleep(min(0.2 * 2 ** attempt, 2.0))
+                time.sleep(min(0.2 * 2**attempt, 2.0))
         raise DevopsError(
             ErrorCode.SERVICE_UNAVAILABLE,
             f"AWS Secrets Manager kept refusing to store {secret} ({last})",
             "A secret of that name may still be being deleted; wait a minute and run the "
-            "command again.", aws_error=last,
+            "command again.",
+            aws_error=last,
         )
 
     # -- the backend interface -------------------------------------------------------------
@@ -334,8 +401,10 @@ class AwsSecretsBackend(SecretsBackend):
                 if len(planned) > 1:
                     error.details["stored"] = stored
                     error.details["not_stored"] = [n for n, _s, _p in planned if n not in stored]
-                    error.fix += (f" Stored before the failure: {', '.join(stored) or 'none'}; "
-                                  "setting them all again is safe.")
+                    error.fix += (
+                        f" Stored before the failure: {', '.join(stored) or 'none'}; "
+                        "setting them all again is safe."
+                    )
                 raise
             stored.append(name)
 
@@ -346,8 +415,13 @@ class AwsSecretsBackend(SecretsBackend):
         if current is None:
             return False
         try:
-            self._call("delete_secret", secret, SecretId=secret, ForceDeleteWithoutRecovery=True,
-                       expect=("ResourceNotFoundException",))
+            self._call(
+                "delete_secret",
+                secret,
+                SecretId=secret,
+                ForceDeleteWithoutRecovery=True,
+                expect=("ResourceNotFoundException",),
+            )
         except _Expected:
             return False
         # One already scheduled for deletion was not visible: purge it, but it was not there.
@@ -358,8 +432,9 @@ class AwsSecretsBackend(SecretsBackend):
         for scope in reversed(self._scopes(environment)):  # shared first, so the own one wins
             start = f"{self.prefix}{scope}/"
             paginator = self._client().get_paginator("list_secrets")
-            pages = paginator.paginate(Filters=[{"Key": "name", "Values": [start]}],
-                                       PaginationConfig={"PageSize": 100})
+            pages = paginator.paginate(
+                Filters=[{"Key": "name", "Values": [start]}], PaginationConfig={"PageSize": 100}
+            )
             try:
                 for page in pages:
                     for entry in page.get("SecretList", []):
@@ -368,7 +443,7 @@ class AwsSecretsBackend(SecretsBackend):
                             continue
                         stamp = entry.get("LastChangedDate") or entry.get("CreatedDate")
                         visible[name] = SecretInfo(name, scope, _iso(stamp))
-            except Exception as exc:  # noqa: BLE001 - translated (or re-raised) below
+            except Exception as exc:
                 raise self._translate(exc, "list the secrets under", start, write=False) from exc
         return [visible[name] for name in sorted(visible)]
 
@@ -385,8 +460,12 @@ class AwsSecretsBackend(SecretsBackend):
 
 
 _ACTIONS = {
-    "describe_secret": "look up", "get_secret_value": "read", "create_secret": "create",
-    "put_secret_value": "store", "restore_secret": "restore", "delete_secret": "delete",
+    "describe_secret": "look up",
+    "get_secret_value": "read",
+    "create_secret": "create",
+    "put_secret_value": "store",
+    "restore_secret": "restore",
+    "delete_secret": "delete",
 }
 
 
@@ -400,15 +479,19 @@ def _aws_code(exc: Exception) -> str | None:
 def _payload(name: str, value: Any) -> dict[str, Any]:
     """The CreateSecret / PutSecretValue fields holding ``value`` (checked, never echoed)."""
     if not isinstance(value, str):
-        raise DevopsError(ErrorCode.INVALID_ARGUMENT,
-                          f"The value of {name} is not text ({type(value).__name__})",
-                          "Secret values are strings.")
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"The value of {name} is not text ({type(value).__name__})",
+            "Secret values are strings.",
+        )
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
-        raise DevopsError(ErrorCode.INVALID_ARGUMENT,
-                          f"The value of {name} is not valid Unicode text (a lone surrogate)",
-                          "Store text that can be encoded as UTF-8.") from None
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"The value of {name} is not valid Unicode text (a lone surrogate)",
+            "Store text that can be encoded as UTF-8.",
+        ) from None
     if size > MAX_VALUE_BYTES:
         raise DevopsError(
             ErrorCode.VALUE_TOO_LARGE,
@@ -416,7 +499,8 @@ def _payload(name: str, value: Any) -> dict[str, Any]:
             f"{MAX_VALUE_BYTES} bytes per secret",
             "Store the large data elsewhere (e.g. an encrypted S3 object) and keep only its "
             "location or key here, or use secrets.mode local (no such limit).",
-            size=size, limit=MAX_VALUE_BYTES,
+            size=size,
+            limit=MAX_VALUE_BYTES,
         )
     return {"SecretString": value} if value else {"SecretBinary": EMPTY_VALUE_BINARY}
 
@@ -443,7 +527,7 @@ def _name_under(full: str, start: str) -> str | None:
     """The secret name if ``full`` is ``<start><NAME>`` (AWS's name filter is only a hint)."""
     if not full.startswith(start):
         return None
-    rest = full[len(start):]
+    rest = full[len(start) :]
     try:
         return check_name(rest)
     except DevopsError:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import abc
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ..errors import DevopsError, ErrorCode
 
-__all__ = ["SecretsBackend", "SecretInfo", "SHARED_SCOPE", "check_name", "check_value",
-           "scope_for"]
+__all__ = [
+    "SHARED_SCOPE",
+    "SecretInfo",
+    "SecretsBackend",
+    "check_name",
+    "check_value",
+    "scope_for",
+]
 
 SHARED_SCOPE = "_shared"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -47,13 +53,17 @@ def scope_for(environment: str | None) -> str:
 def check_value(value: object) -> str:
     """``value`` if it is text that can be stored (UTF-8 encodable)."""
     if not isinstance(value, str):
-        raise DevopsError(ErrorCode.INVALID_ARGUMENT, "A secret value must be text",
-                          "Pass the value as a string.")
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT, "A secret value must be text", "Pass the value as a string."
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise DevopsError(ErrorCode.INVALID_ARGUMENT, "The secret value is not valid Unicode text",
-                          "Check the encoding of the value (lone surrogates cannot be stored).") from None
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            "The secret value is not valid Unicode text",
+            "Check the encoding of the value (lone surrogates cannot be stored).",
+        ) from None
     return value
 
 

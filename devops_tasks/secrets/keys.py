@@ -18,17 +18,27 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..durable import atomic_write
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
 
 __all__ = [
-    "MasterKey", "KeySource", "ARGON2_DEFAULTS", "ARGON2_FLOOR", "key_id", "keys_dir",
-    "create_key_file", "for_new_file", "for_header", "missing_key_error", "key_configured",
+    "ARGON2_DEFAULTS",
+    "ARGON2_FLOOR",
+    "KeySource",
+    "MasterKey",
+    "create_key_file",
+    "for_header",
+    "for_new_file",
+    "key_configured",
+    "key_id",
+    "keys_dir",
+    "missing_key_error",
 ]
 
 KEY_BYTES = 32
@@ -90,8 +100,8 @@ def _raw_key(text: str, origin: str) -> MasterKey:
         raise DevopsError(
             ErrorCode.MASTER_KEY_INVALID,
             f"The master key from {origin} is not 64 hexadecimal characters (32 bytes)",
-            "Use a key made by `devops secrets.init`, or `python3 -c \"import secrets; "
-            "print(secrets.token_hex(32))\"`.",
+            'Use a key made by `devops secrets.init`, or `python3 -c "import secrets; '
+            'print(secrets.token_hex(32))"`.',
         )
     return MasterKey(material, KeySource("raw", origin))
 
@@ -177,7 +187,9 @@ def _raw_from_environment(environ: Mapping[str, str]) -> MasterKey | None:
     return None
 
 
-def for_new_file(environ: Mapping[str, str], prefix: str = "DEVOPS_") -> tuple[MasterKey, dict[str, Any]]:
+def for_new_file(
+    environ: Mapping[str, str], prefix: str = "DEVOPS_"
+) -> tuple[MasterKey, dict[str, Any]]:
     """The key (and KDF header) for a new file: a raw key first, then a passphrase.
 
     ``prefix="DEVOPS_NEW_"`` reads ``DEVOPS_NEW_MASTER_KEY`` / ``..._PASSPHRASE`` /
@@ -199,8 +211,11 @@ def for_new_file(environ: Mapping[str, str], prefix: str = "DEVOPS_") -> tuple[M
 
 def _prefixed(prefix: str) -> dict[str, str]:
     """Our variable names -> the ones to read (``DEVOPS_NEW_MASTER_KEY`` for rotation)."""
-    return {ENV_KEY: prefix + "MASTER_KEY", ENV_PASSPHRASE: prefix + "MASTER_PASSPHRASE",
-            ENV_KEY_FILE: prefix + "MASTER_KEY_FILE"}
+    return {
+        ENV_KEY: prefix + "MASTER_KEY",
+        ENV_PASSPHRASE: prefix + "MASTER_PASSPHRASE",
+        ENV_KEY_FILE: prefix + "MASTER_KEY_FILE",
+    }
 
 
 def _relabel(message: str, names: Mapping[str, str]) -> str:

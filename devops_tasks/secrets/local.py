@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..durable import FileLock, atomic_write
 from ..errors import DevopsError, ErrorCode
@@ -22,8 +23,12 @@ class LocalSecretsStore(SecretsBackend):
 
     name = "local"
 
-    def __init__(self, project: Project, options: Mapping[str, Any] | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        options: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.path = project.credentials_path
         self.lock_path = project.locks_dir / "secrets.lock"
         self.environ = os.environ if environ is None else environ
@@ -44,13 +49,17 @@ class LocalSecretsStore(SecretsBackend):
         with FileLock(self.lock_path):
             if self.exists():
                 raise DevopsError(
-                    ErrorCode.CONFIG_EXISTS, f"{self.path} already exists",
+                    ErrorCode.CONFIG_EXISTS,
+                    f"{self.path} already exists",
                     "Keep using it; `devops secrets.rotate-key` changes its key.",
                 )
             master, kdf, key_file = self._new_key("DEVOPS_")
             self._write(Vault.new(master, kdf))
-        return {"path": str(self.path), "key_id": master.id,
-                "key_source": str(key_file) if key_file else master.source.origin}
+        return {
+            "path": str(self.path),
+            "key_id": master.id,
+            "key_source": str(key_file) if key_file else master.source.origin,
+        }
 
     def _new_key(self, prefix: str) -> tuple[keys.MasterKey, dict[str, Any], Any]:
         """The key the ``<prefix>MASTER_*`` variables give, or (none set) a new key file."""
@@ -137,15 +146,20 @@ class LocalSecretsStore(SecretsBackend):
         with FileLock(self.lock_path):
             old = self.open()
             if old is None:
-                raise DevopsError(ErrorCode.NOT_FOUND, f"There is no {self.path} to rotate",
-                                  "Create it with `devops secrets.init` or `devops secrets.set`.")
+                raise DevopsError(
+                    ErrorCode.NOT_FOUND,
+                    f"There is no {self.path} to rotate",
+                    "Create it with `devops secrets.init` or `devops secrets.set`.",
+                )
             master, kdf, key_file = self._new_key("DEVOPS_NEW_")
             fresh = Vault.new(master, kdf)
             fresh.entries = old.entries
             self._write(fresh)
         retired = self._retire_key_file(old.master)
         return {
-            "path": str(self.path), "old_key_id": old.master.id, "key_id": master.id,
+            "path": str(self.path),
+            "old_key_id": old.master.id,
+            "key_id": master.id,
             "key_source": str(key_file) if key_file else master.source.origin,
             "retired_key_file": retired,
             "next": _after_rotation(old.master, key_file),

@@ -28,15 +28,16 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
 from .keys import MasterKey
 
-__all__ = ["Vault", "Entry", "FORMAT", "VERSION"]
+__all__ = ["FORMAT", "VERSION", "Entry", "Vault"]
 
 FORMAT = "devops-tasks-secrets"
 VERSION = 1
@@ -59,7 +60,7 @@ def _canonical(data: Mapping[str, Any]) -> bytes:
 
 
 def _entry_aad(scope: str, name: str) -> bytes:
-    return f"devops-tasks secret v1\0{scope}\0{name}".encode("utf-8")
+    return f"devops-tasks secret v1\0{scope}\0{name}".encode()
 
 
 def _header_aad(key_id: str, kdf: Mapping[str, Any]) -> bytes:
@@ -70,8 +71,9 @@ def _mac_key(data_key: bytes) -> bytes:
     from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: PLC0415
 
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=b"devops-tasks file mac v1").derive(data_key)
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"devops-tasks file mac v1"
+    ).derive(data_key)
 
 
 def _aead(key: bytes) -> Any:
@@ -103,7 +105,7 @@ class Vault:
     entries: dict[str, dict[str, Entry]] = field(default_factory=dict)
 
     @classmethod
-    def new(cls, master: MasterKey, kdf: dict[str, Any]) -> "Vault":
+    def new(cls, master: MasterKey, kdf: dict[str, Any]) -> Vault:
         return cls(master, kdf, secrets.token_bytes(32))
 
     # -- sealing ---------------------------------------------------------------------------
@@ -117,26 +119,34 @@ class Vault:
                 nonce = secrets.token_bytes(_NONCE_BYTES)
                 sealed = aead.encrypt(nonce, entry.value.encode("utf-8"), _entry_aad(scope, name))
                 entries.setdefault(scope, {})[name] = {
-                    "nonce": _b64(nonce), "ciphertext": _b64(sealed), "updated": entry.updated,
+                    "nonce": _b64(nonce),
+                    "ciphertext": _b64(sealed),
+                    "updated": entry.updated,
                 }
         wrap_nonce = secrets.token_bytes(_NONCE_BYTES)
         wrapped = _aead(self.master.material).encrypt(
-            wrap_nonce, self.data_key, _header_aad(self.master.id, self.kdf))
+            wrap_nonce, self.data_key, _header_aad(self.master.id, self.kdf)
+        )
         body: dict[str, Any] = {
-            "format": FORMAT, "version": VERSION, "cipher": "AES-256-GCM", "kdf": self.kdf,
+            "format": FORMAT,
+            "version": VERSION,
+            "cipher": "AES-256-GCM",
+            "kdf": self.kdf,
             "key_id": self.master.id,
             "data_key": {"nonce": _b64(wrap_nonce), "ciphertext": _b64(wrapped)},
             "names": sorted(f"{s}/{n}" for s, named in entries.items() for n in named),
             "entries": entries,
         }
         body["checksum"] = hashlib.sha256(_canonical(body)).hexdigest()
-        body["mac"] = hmac.new(_mac_key(self.data_key), _canonical(body), hashlib.sha256).hexdigest()
+        body["mac"] = hmac.new(
+            _mac_key(self.data_key), _canonical(body), hashlib.sha256
+        ).hexdigest()
         return (json.dumps(body, indent=2, sort_keys=False) + "\n").encode("utf-8")
 
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def from_bytes(cls, raw: bytes, key_for: Callable[[Mapping[str, Any]], MasterKey]) -> "Vault":
+    def from_bytes(cls, raw: bytes, key_for: Callable[[Mapping[str, Any]], MasterKey]) -> Vault:
         """Open a file; each kind of damage is its own error, and nothing is returned half-checked.
 
         ``key_for(header)`` supplies the master key the header asks for.
@@ -157,8 +167,10 @@ class Vault:
 
         try:
             data_key = _aead(master.material).decrypt(
-                _unb64(body["data_key"].get("nonce")), _unb64(body["data_key"].get("ciphertext")),
-                _header_aad(body["key_id"], body["kdf"]))
+                _unb64(body["data_key"].get("nonce")),
+                _unb64(body["data_key"].get("ciphertext")),
+                _header_aad(body["key_id"], body["kdf"]),
+            )
         except (InvalidTag, ValueError, binascii.Error) as exc:
             raise _tampered("its data key does not authenticate") from exc
         vault = cls(master, dict(body["kdf"]), data_key)
@@ -172,16 +184,22 @@ class Vault:
                 f"The secrets file lists {missing} but holds no such entry: it was deleted",
                 _RESTORE_FIX,
             )
-        expected = hmac.new(_mac_key(data_key), _canonical(
-            {k: v for k, v in body.items() if k != "mac"}), hashlib.sha256).hexdigest()
+        expected = hmac.new(
+            _mac_key(data_key),
+            _canonical({k: v for k, v in body.items() if k != "mac"}),
+            hashlib.sha256,
+        ).hexdigest()
         if listed != present or not hmac.compare_digest(expected, str(body["mac"])):
             raise _tampered("its entries or header do not match its MAC")
         return vault
 
 
 def _tampered(why: str) -> DevopsError:
-    return DevopsError(ErrorCode.SECRETS_TAMPERED,
-                       f"The secrets file was modified outside devops-tasks: {why}", _RESTORE_FIX)
+    return DevopsError(
+        ErrorCode.SECRETS_TAMPERED,
+        f"The secrets file was modified outside devops-tasks: {why}",
+        _RESTORE_FIX,
+    )
 
 
 def _checksum_ok(body: Mapping[str, Any]) -> bool:
@@ -189,8 +207,17 @@ def _checksum_ok(body: Mapping[str, Any]) -> bool:
     return hashlib.sha256(_canonical(content)).hexdigest() == body.get("checksum")
 
 
-_SHAPE = {"format": str, "version": int, "kdf": dict, "key_id": str, "data_key": dict,
-          "names": list, "entries": dict, "checksum": str, "mac": str}
+_SHAPE = {
+    "format": str,
+    "version": int,
+    "kdf": dict,
+    "key_id": str,
+    "data_key": dict,
+    "names": list,
+    "entries": dict,
+    "checksum": str,
+    "mac": str,
+}
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
@@ -201,7 +228,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise DevopsError(
             ErrorCode.SECRETS_CORRUPT,
-            "The secrets file is truncated or damaged (it is not a complete devops-tasks secrets file)",
+            "The secrets file is truncated or damaged (not a complete devops-tasks secrets file)",
             _RESTORE_FIX,
         )
     if body.get("version") != VERSION:
@@ -225,8 +252,11 @@ def _parse(raw: bytes) -> dict[str, Any]:
 
 def _decrypt_entries(sealed: Mapping[str, Any], data_key: bytes) -> dict[str, dict[str, Entry]]:
     aead = _aead(data_key)
-    slots = [(scope, name, item) for scope, named in sealed.items()
-             for name, item in (named.items() if isinstance(named, dict) else [])]
+    slots = [
+        (scope, name, item)
+        for scope, named in sealed.items()
+        for name, item in (named.items() if isinstance(named, dict) else [])
+    ]
     opened: dict[str, dict[str, Entry]] = {}
     for scope, name, item in slots:
         try:
@@ -241,7 +271,8 @@ def _decrypt_entries(sealed: Mapping[str, Any], data_key: bytes) -> dict[str, di
         if value is None:
             for other_scope, other_name, _ in slots:
                 if (other_scope, other_name) != (scope, name) and _try_decrypt_as(
-                        aead, nonce, ciphertext, other_scope, other_name) is not None:
+                    aead, nonce, ciphertext, other_scope, other_name
+                ) is not None:
                     raise DevopsError(
                         ErrorCode.SECRET_MOVED,
                         f"The value stored as {scope}/{name} was encrypted for "
@@ -254,7 +285,9 @@ def _decrypt_entries(sealed: Mapping[str, Any], data_key: bytes) -> dict[str, di
     return opened
 
 
-def _try_decrypt_as(aead: Any, nonce: bytes, ciphertext: bytes, scope: str, name: str) -> str | None:
+def _try_decrypt_as(
+    aead: Any, nonce: bytes, ciphertext: bytes, scope: str, name: str
+) -> str | None:
     try:
         aad = _entry_aad(scope, name)
     except UnicodeEncodeError:

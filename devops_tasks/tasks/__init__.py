@@ -18,7 +18,7 @@ from invoke import Collection
 
 from . import config, deploy, infra, ops, secrets
 
-__all__ = ["namespace", "DEFAULT_CONFIG"]
+__all__ = ["DEFAULT_CONFIG", "namespace"]
 
 DEFAULT_CONFIG = {
     "devops": {
@@ -35,7 +35,12 @@ DEFAULT_CONFIG = {
 def build_namespace() -> Collection:
     """A fresh copy of the namespace (mutating it never touches another user's copy)."""
     namespace = Collection(
-        ops.init, ops.build, ops.status, ops.history, ops.logs, ops.rollback,
+        ops.init,
+        ops.build,
+        ops.status,
+        ops.history,
+        ops.logs,
+        ops.rollback,
     )
     for module in (deploy, secrets, config, infra):
         namespace.add_collection(module.ns)

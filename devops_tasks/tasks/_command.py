@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from invoke import Exit, task
 
@@ -45,8 +46,9 @@ def command(human: HumanView | None = None, **task_options: Any) -> Callable[...
         ]
 
         @functools.wraps(body)
-        def wrapper(c: Any, *args: Any, json: bool = False, debug: bool = False,
-                    **kwargs: Any) -> None:
+        def wrapper(
+            c: Any, *args: Any, json: bool = False, debug: bool = False, **kwargs: Any
+        ) -> None:
             out = Output(json_mode=bool(json or option(c, "json")))
             try:
                 payload = body(c, out, *args, **kwargs)
@@ -54,8 +56,14 @@ def command(human: HumanView | None = None, **task_options: Any) -> Callable[...
                 out.failure(error, debug)
                 raise Exit(code=1) from None
             except KeyboardInterrupt:
-                out.failure(DevopsError(ErrorCode.INTERRUPTED, "Interrupted",
-                                        "Run `devops status` to see where things stand."), debug)
+                out.failure(
+                    DevopsError(
+                        ErrorCode.INTERRUPTED,
+                        "Interrupted",
+                        "Run `devops status` to see where things stand.",
+                    ),
+                    debug,
+                )
                 raise Exit(code=1) from None
             except Exception as exc:  # noqa: BLE001 - the contract: never a bare traceback
                 error = DevopsError(

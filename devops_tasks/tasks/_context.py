@@ -11,7 +11,7 @@ from ..output import Output
 from ..project import Project, find_project
 from ._command import option
 
-__all__ = ["project_for", "settings_for", "deployer_for", "store_settings"]
+__all__ = ["deployer_for", "project_for", "settings_for", "store_settings"]
 
 
 def project_for(c: Any) -> Project:

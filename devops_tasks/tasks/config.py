@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from invoke import Collection
 
@@ -29,30 +30,40 @@ def _show_json(key: str) -> Any:
     return view
 
 
-@command(human=_show_json("config"), help={
-    "env": ENV_HELP,
-    "raw": "Show the file as written, without defaults, environment or DEVOPS__* overrides.",
-})
+@command(
+    human=_show_json("config"),
+    help={
+        "env": ENV_HELP,
+        "raw": "Show the file as written, without defaults, environment or DEVOPS__* overrides.",
+    },
+)
 def show(c, out, env=None, raw=False):  # type: ignore[no-untyped-def]
     """Show the effective settings of an environment (or the raw file)."""
     store = _store(c)
     if raw:
         return {"path": str(store.path), "config": store.read()}
     settings = store.settings(option(c, "env", env))
-    return {"path": str(store.path), "environment": settings.environment,
-            "config": dict(settings.data)}
+    return {
+        "path": str(store.path),
+        "environment": settings.environment,
+        "config": dict(settings.data),
+    }
 
 
-@command(human=_show_json("value"), help={"key": "Dotted setting name, e.g. build.dir.",
-                                          "env": ENV_HELP})
+@command(
+    human=_show_json("value"), help={"key": "Dotted setting name, e.g. build.dir.", "env": ENV_HELP}
+)
 def get(c, out, key, env=None):  # type: ignore[no-untyped-def]
     """Print one effective setting."""
     settings = _store(c).settings(option(c, "env", env))
     missing = object()
     value = settings.get(key, missing)
     if value is missing:
-        raise DevopsError(ErrorCode.NOT_FOUND, f"No setting {key!r}",
-                          "See `devops config.show` for the settings that exist.")
+        raise DevopsError(
+            ErrorCode.NOT_FOUND,
+            f"No setting {key!r}",
+            "See `devops config.show` for the settings that exist.",
+        )
     return {"key": key, "environment": settings.environment, "value": value}
 
 
@@ -61,11 +72,15 @@ def _show_set(result: Mapping[str, Any], out: Output) -> None:
     out.line(f"{result['key']} = {json.dumps(result['value'])}{where}", style="green")
 
 
-@command(name="set", human=_show_set, help={
-    "key": "Dotted setting name, e.g. deployment.keep_releases.",
-    "value": "New value: JSON (3, true, null, [..]) or plain text.",
-    "env": "Set it only for this environment (under environments.<env>).",
-})
+@command(
+    name="set",
+    human=_show_set,
+    help={
+        "key": "Dotted setting name, e.g. deployment.keep_releases.",
+        "value": "New value: JSON (3, true, null, [..]) or plain text.",
+        "env": "Set it only for this environment (under environments.<env>).",
+    },
+)
 def set_(c, out, key, value, env=None):  # type: ignore[no-untyped-def]
     """Change one setting; the file is validated first and never left half-written."""
     stored = _store(c).set(key, value, env)
@@ -73,8 +88,10 @@ def set_(c, out, key, value, env=None):  # type: ignore[no-untyped-def]
 
 
 def _show_validate(result: Mapping[str, Any], out: Output) -> None:
-    out.line(f"{result['path']} is valid; environments: {', '.join(result['environments'])}",
-             style="green")
+    out.line(
+        f"{result['path']} is valid; environments: {', '.join(result['environments'])}",
+        style="green",
+    )
 
 
 @command(human=_show_validate)
@@ -104,10 +121,13 @@ def export(c, out, output=None):  # type: ignore[no-untyped-def]
     return {"config": data, "output": output}
 
 
-@command(name="import", help={
-    "file": "A JSON config file to import.",
-    "force": "Replace an existing config.",
-})
+@command(
+    name="import",
+    help={
+        "file": "A JSON config file to import.",
+        "force": "Replace an existing config.",
+    },
+)
 def import_(c, out, file, force=False):  # type: ignore[no-untyped-def]
     """Import a config file after validating it in full."""
     store = _store(c)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from invoke import Collection
 
@@ -19,21 +20,28 @@ HELP = {
 
 
 def show_deployment(result: Mapping[str, Any], out: Output) -> None:
-    out.line(f"{result['action'].capitalize()} {result['id']}: {result['status']}", style="bold green")
-    out.fields({
-        "environment": result["environment"],
-        "platform": result["platform"],
-        "release": result.get("release"),
-        "version": result.get("version"),
-        "url": result.get("url"),
-        "files": result.get("files_deployed"),
-        "bytes": result.get("bytes_uploaded"),
-        "duration": f"{result['duration_ms']} ms" if result.get("duration_ms") is not None else None,
-    })
+    out.line(
+        f"{result['action'].capitalize()} {result['id']}: {result['status']}", style="bold green"
+    )
+    out.fields(
+        {
+            "environment": result["environment"],
+            "platform": result["platform"],
+            "release": result.get("release"),
+            "version": result.get("version"),
+            "url": result.get("url"),
+            "files": result.get("files_deployed"),
+            "bytes": result.get("bytes_uploaded"),
+            "duration": f"{result['duration_ms']} ms"
+            if result.get("duration_ms") is not None
+            else None,
+        }
+    )
 
 
-def _deploy(c: Any, out: Output, env: str | None, dir: str | None, build: bool,
-            platform: str | None) -> dict[str, Any]:
+def _deploy(
+    c: Any, out: Output, env: str | None, dir: str | None, build: bool, platform: str | None
+) -> dict[str, Any]:
     deployment = deployer_for(c, out, env, platform).deploy(build_dir=dir, build=build)
     return deployment.result()
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from invoke import Collection
 
@@ -15,8 +16,12 @@ ENV_HELP = "Environment (default: `environment` in config, else production)."
 
 
 def _show_infra(result: Mapping[str, Any], out: Output) -> None:
-    out.fields({key: ", ".join(value) if isinstance(value, list) else value
-                for key, value in result["infra"].items()})
+    out.fields(
+        {
+            key: ", ".join(value) if isinstance(value, list) else value
+            for key, value in result["infra"].items()
+        }
+    )
 
 
 def _platform(c: Any, env: str | None) -> Any:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import DevopsError, ErrorCode
 from ..history import DeploymentHistory
@@ -16,28 +17,35 @@ ENV_HELP = "Environment (default: `environment` in config, else production)."
 
 
 def _show_init(result: Mapping[str, Any], out: Output) -> None:
-    out.line(f"Created {result['config']} for {result['platform']} ({result['environment']}).",
-             style="bold green")
+    out.line(
+        f"Created {result['config']} for {result['platform']} ({result['environment']}).",
+        style="bold green",
+    )
     if result["gitignore_added"]:
         out.line(f"Added to .gitignore: {', '.join(result['gitignore_added'])}")
     out.line(f"Next: {result['next']}")
 
 
-@command(human=_show_init, help={
-    "platform": "Target platform (a template in templates/).",
-    "env": "Default environment written to the config (default production).",
-    "force": "Replace an existing .devops/config.json.",
-})
+@command(
+    human=_show_init,
+    help={
+        "platform": "Target platform (a template in templates/).",
+        "env": "Default environment written to the config (default production).",
+        "force": "Replace an existing .devops/config.json.",
+    },
+)
 def init(c, out, platform="local", env=None, force=False):  # type: ignore[no-untyped-def]
     """Create .devops/config.json for a platform and protect secrets in .gitignore."""
     return init_project(project_for(c), platform, env, force)
 
 
-@command(help={
-    "env": ENV_HELP,
-    "remote": "Build on the platform's side instead (e.g. a Netlify build or build hook).",
-    "wait": "With --remote: wait until the remote build finishes.",
-})
+@command(
+    help={
+        "env": ENV_HELP,
+        "remote": "Build on the platform's side instead (e.g. a Netlify build or build hook).",
+        "wait": "With --remote: wait until the remote build finishes.",
+    }
+)
 def build(c, out, env=None, remote=False, wait=False):  # type: ignore[no-untyped-def]
     """Run the configured build.command (streamed; its exit status is respected)."""
     deployer = deployer_for(c, out, env)
@@ -47,16 +55,20 @@ def build(c, out, env=None, remote=False, wait=False):  # type: ignore[no-untype
 def _show_status(result: Mapping[str, Any], out: Output) -> None:
     deployment = result["deployment"] or {}
     state = "in sync" if result["in_sync"] else "OUT OF SYNC with the records"
-    out.line(f"{result['environment']} ({result['platform']}): {state}",
-             style="bold green" if result["in_sync"] else "bold red")
-    out.fields({
-        "live release": result["live_release"] or "(nothing deployed)",
-        "deployment": deployment.get("id"),
-        "version": deployment.get("version"),
-        "deployed at": deployment.get("timestamp"),
-        "url": deployment.get("url"),
-        "in progress": result["in_progress"],
-    })
+    out.line(
+        f"{result['environment']} ({result['platform']}): {state}",
+        style="bold green" if result["in_sync"] else "bold red",
+    )
+    out.fields(
+        {
+            "live release": result["live_release"] or "(nothing deployed)",
+            "deployment": deployment.get("id"),
+            "version": deployment.get("version"),
+            "deployed at": deployment.get("timestamp"),
+            "url": deployment.get("url"),
+            "in progress": result["in_progress"],
+        }
+    )
 
 
 @command(human=_show_status, help={"env": ENV_HELP})
@@ -69,22 +81,37 @@ def _show_history(result: Mapping[str, Any], out: Output) -> None:
     if not result["deployments"]:
         out.line("No deployments yet. Run `devops deploy` to make the first one.")
         return
-    out.table(result["deployments"],
-              ["id", "action", "environment", "platform", "status", "version", "timestamp"])
+    out.table(
+        result["deployments"],
+        ["id", "action", "environment", "platform", "status", "version", "timestamp"],
+    )
 
 
-@command(human=_show_history, help={
-    "env": "Only this environment.",
-    "platform": "Only this platform.",
-    "status": "Only this status (success, failed, rolled_back, in_progress, interrupted).",
-    "limit": "How many, newest first (default 20).",
-    "remote": "Also ask the platform for its own deploy list and merge it in.",
-})
-def history(c, out, env=None, platform=None, status=None, limit=20,  # type: ignore[no-untyped-def]
-            remote=False):
+@command(
+    human=_show_history,
+    help={
+        "env": "Only this environment.",
+        "platform": "Only this platform.",
+        "status": "Only this status (success, failed, rolled_back, in_progress, interrupted).",
+        "limit": "How many, newest first (default 20).",
+        "remote": "Also ask the platform for its own deploy list and merge it in.",
+    },
+)
+def history(
+    c,
+    out,
+    env=None,
+    platform=None,
+    status=None,
+    limit=20,  # type: ignore[no-untyped-def]
+    remote=False,
+):
     """List deployments, newest first."""
     entries = DeploymentHistory(project_for(c)).query(
-        environment=option(c, "env", env), platform=platform, status=status, limit=int(limit),
+        environment=option(c, "env", env),
+        platform=platform,
+        status=status,
+        limit=int(limit),
     )
     result: dict[str, Any] = {"count": len(entries), "deployments": entries}
     if remote:
@@ -95,9 +122,13 @@ def history(c, out, env=None, platform=None, status=None, limit=20,  # type: ign
 
 def merge_remote(remote: list[dict[str, Any]], local: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The platform's deploys, each with the local record that made it (if any)."""
-    by_platform_id = {e["platform_deploy_id"]: e["id"] for e in local if e.get("platform_deploy_id")}
-    return [{**item, "deployment": by_platform_id.get(item.get("platform_deploy_id"))}
-            for item in remote]
+    by_platform_id = {
+        e["platform_deploy_id"]: e["id"] for e in local if e.get("platform_deploy_id")
+    }
+    return [
+        {**item, "deployment": by_platform_id.get(item.get("platform_deploy_id"))}
+        for item in remote
+    ]
 
 
 def _show_logs(result: Mapping[str, Any], out: Output) -> None:
@@ -106,10 +137,13 @@ def _show_logs(result: Mapping[str, Any], out: Output) -> None:
         out.line(f"{entry['time']}  {entry['step']:<10} {entry['message']}")
 
 
-@command(human=_show_logs, help={
-    "id": "Deployment id (default: the latest of --env).",
-    "env": ENV_HELP,
-})
+@command(
+    human=_show_logs,
+    help={
+        "id": "Deployment id (default: the latest of --env).",
+        "env": ENV_HELP,
+    },
+)
 def logs(c, out, id=None, env=None):  # type: ignore[no-untyped-def]
     """Show the step-by-step log of a deployment."""
     history = DeploymentHistory(project_for(c))
@@ -117,22 +151,32 @@ def logs(c, out, id=None, env=None):  # type: ignore[no-untyped-def]
         environment = settings_for(c, env).environment
         latest = history.latest(environment=environment)
         if latest is None:
-            raise DevopsError(ErrorCode.NOT_FOUND, f"No deployments of {environment} yet",
-                              "Deploy first with `devops deploy`, or pass --id.")
+            raise DevopsError(
+                ErrorCode.NOT_FOUND,
+                f"No deployments of {environment} yet",
+                "Deploy first with `devops deploy`, or pass --id.",
+            )
         id = latest["id"]
     record = history.get(id)
-    result = {"id": record.id, "status": record.status.value, "error": record.error,
-              "log": record.to_dict()["log"]}
+    result = {
+        "id": record.id,
+        "status": record.status.value,
+        "error": record.error,
+        "log": record.to_dict()["log"],
+    }
     if record.platform_deploy_id:
         target = deployer_for(c, out, record.environment, record.platform).platform
         result["remote"] = target.deployment_log(record.platform_deploy_id)
     return result
 
 
-@command(human=show_deployment, help={
-    "env": ENV_HELP,
-    "to": "Deployment id to make live (default: the previous good one).",
-})
+@command(
+    human=show_deployment,
+    help={
+        "env": ENV_HELP,
+        "to": "Deployment id to make live (default: the previous good one).",
+    },
+)
 def rollback(c, out, env=None, to=None):  # type: ignore[no-untyped-def]
     """Make the previous good release live again."""
     return deployer_for(c, out, env).rollback(to).result()

@@ -7,14 +7,15 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from invoke import Collection
 
+from ..commands import run_command
 from ..errors import DevopsError, ErrorCode
 from ..output import Output
-from ..commands import run_command
 from ..redaction import MASK, Revealed, register_secret
 from ..secrets import SecretsBackend, check_name, open_backend
 from ._command import command, option
@@ -36,15 +37,20 @@ def mask(value: str) -> str:
 def _read_value(out: Output, value: str | None) -> str:
     """The value from the argument, stdin (``-`` or piped), or a prompt without echo."""
     if value is not None and value != "-":
-        out.warn("a value given on the command line is kept in your shell history; "
-                 "pipe it on stdin or let the prompt ask for it instead")
+        out.warn(
+            "a value given on the command line is kept in your shell history; "
+            "pipe it on stdin or let the prompt ask for it instead"
+        )
         return value
     if value == "-" or not sys.stdin.isatty():
         text = sys.stdin.read()
         if not text:  # most likely no value was piped at all: never store "" by accident
-            raise DevopsError(ErrorCode.INVALID_ARGUMENT, "No value on stdin",
-                              "Pipe the value in (`printf %s \"$VALUE\" | devops secrets.set NAME`), "
-                              "or pass --value '' to store an empty value on purpose.")
+            raise DevopsError(
+                ErrorCode.INVALID_ARGUMENT,
+                "No value on stdin",
+                'Pipe the value in (`printf %s "$VALUE" | devops secrets.set NAME`), '
+                "or pass --value '' to store an empty value on purpose.",
+            )
         return text[:-1] if text.endswith("\n") else text
     return getpass.getpass("Value (not echoed): ")
 
@@ -58,14 +64,21 @@ def init(c, out):  # type: ignore[no-untyped-def]
     """Create the encrypted secrets file and, unless a key is set, a new key file (0600)."""
     created = _backend(c).create()
     where = created["key_source"]
-    return {**created, "message": f"Created {created['path']} (key {created['key_id']}, from {where})"}
+    return {
+        **created,
+        "message": f"Created {created['path']} (key {created['key_id']}, from {where})",
+    }
 
 
-@command(name="set", human=_show_done, help={
-    "name": "Secret name (letters, digits, underscores).",
-    "value": "The value (lands in shell history!); omit it to be prompted, or pipe it on stdin.",
-    "env": ENV_HELP,
-})
+@command(
+    name="set",
+    human=_show_done,
+    help={
+        "name": "Secret name (letters, digits, underscores).",
+        "value": "The value (kept in shell history!); omit it to be prompted, or pipe it in.",
+        "env": ENV_HELP,
+    },
+)
 def set_(c, out, name, value=None, env=None):  # type: ignore[no-untyped-def]
     """Store a secret (encrypted; the file is never left half-written)."""
     check_name(name)
@@ -81,18 +94,29 @@ def _show_get(result: Mapping[str, Any], out: Output) -> None:
     out.raw(Revealed(value + "\n") if isinstance(value, Revealed) else value + "\n")
 
 
-@command(human=_show_get, help={
-    "name": "Secret name.", "env": "Environment whose value to read (its own, else shared).",
-    "show": "Print the value itself instead of a masked form.",
-})
+@command(
+    human=_show_get,
+    help={
+        "name": "Secret name.",
+        "env": "Environment whose value to read (its own, else shared).",
+        "show": "Print the value itself instead of a masked form.",
+    },
+)
 def get(c, out, name, env=None, show=False):  # type: ignore[no-untyped-def]
     """Read a secret, masked unless --show."""
     value = _backend(c, env).get(check_name(name), env or None)
     if value is None:
-        raise DevopsError(ErrorCode.NOT_FOUND, f"No secret {name}" + (f" for {env}" if env else ""),
-                          f"Store it with `devops secrets.set {name}`; see `devops secrets.list`.")
-    return {"name": name, "environment": env, "masked": not show,
-            "value": Revealed(value) if show else mask(value)}
+        raise DevopsError(
+            ErrorCode.NOT_FOUND,
+            f"No secret {name}" + (f" for {env}" if env else ""),
+            f"Store it with `devops secrets.set {name}`; see `devops secrets.list`.",
+        )
+    return {
+        "name": name,
+        "environment": env,
+        "masked": not show,
+        "value": Revealed(value) if show else mask(value),
+    }
 
 
 def _show_list(result: Mapping[str, Any], out: Output) -> None:
@@ -113,8 +137,11 @@ def list_(c, out, env=None):  # type: ignore[no-untyped-def]
 def delete(c, out, name, env=None):  # type: ignore[no-untyped-def]
     """Delete a secret from one scope."""
     if not _backend(c, env).delete(check_name(name), env or None):
-        raise DevopsError(ErrorCode.NOT_FOUND, f"No secret {name}" + (f" in {env}" if env else ""),
-                          "See `devops secrets.list` (use --env for environment-scoped ones).")
+        raise DevopsError(
+            ErrorCode.NOT_FOUND,
+            f"No secret {name}" + (f" in {env}" if env else ""),
+            "See `devops secrets.list` (use --env for environment-scoped ones).",
+        )
     return {"name": name, "environment": env, "message": f"Deleted {name}"}
 
 
@@ -131,51 +158,82 @@ def import_(c, out, file, env=None):  # type: ignore[no-untyped-def]
 
     path = Path(file)
     if not path.is_file():
-        raise DevopsError(ErrorCode.NOT_FOUND, f"No file {file}", "Check the path of the .env file.")
+        raise DevopsError(
+            ErrorCode.NOT_FOUND, f"No file {file}", "Check the path of the .env file."
+        )
     values = {k: v for k, v in dotenv_values(path).items() if v is not None}
     for name, value in values.items():
         check_name(name)
         register_secret(value)
     _backend(c, env).set_many(values, env or None)
-    return {"imported": sorted(values), "count": len(values), "environment": env,
-            "message": f"Imported {len(values)} secret(s) from {file}"}
+    return {
+        "imported": sorted(values),
+        "count": len(values),
+        "environment": env,
+        "message": f"Imported {len(values)} secret(s) from {file}",
+    }
 
 
 def _show_export(result: Mapping[str, Any], out: Output) -> None:
     values = result["secrets"]
-    out.raw(Revealed(json.dumps(values, indent=2, ensure_ascii=False) + "\n"
-                     if result["format"] == "json"
-                     else "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())))
+    out.raw(
+        Revealed(
+            json.dumps(values, indent=2, ensure_ascii=False) + "\n"
+            if result["format"] == "json"
+            else "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
+        )
+    )
 
 
-@command(human=_show_export, help={
-    "format": "env (KEY='value' lines) or json.",
-    "env": "Export what this environment sees (its own over shared ones).",
-})
+@command(
+    human=_show_export,
+    help={
+        "format": "env (KEY='value' lines) or json.",
+        "env": "Export what this environment sees (its own over shared ones).",
+    },
+)
 def export(c, out, format="env", env=None):  # type: ignore[no-untyped-def]
     """Print every secret in plain text (explicit; mind where the output goes)."""
     if format not in ("env", "json"):
-        raise DevopsError(ErrorCode.INVALID_ARGUMENT, f"Unknown format {format!r}",
-                          "Use --format env or --format json.")
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"Unknown format {format!r}",
+            "Use --format env or --format json.",
+        )
     values = _backend(c, env).values(env or None)
     out.warn("this prints secret values in plain text")
-    return {"format": format, "count": len(values),
-            "secrets": {k: Revealed(v) for k, v in values.items()}}
+    return {
+        "format": format,
+        "count": len(values),
+        "secrets": {k: Revealed(v) for k, v in values.items()},
+    }
 
 
-@command(name="exec", help={
-    "command": "The command to run (or give it after --, with the devops program).",
-    "env": "Use what this environment sees (its own secrets over shared ones).",
-})
+@command(
+    name="exec",
+    help={
+        "command": "The command to run (or give it after --, with the devops program).",
+        "env": "Use what this environment sees (its own secrets over shared ones).",
+    },
+)
 def exec_(c, out, command=None, env=None):  # type: ignore[no-untyped-def]
     """Run a command with the secrets in its environment; nothing is written anywhere."""
     to_run = command or option(c, "remainder")
     if not to_run:
-        raise DevopsError(ErrorCode.INVALID_ARGUMENT, "No command to run",
-                          "Give it after --: `devops secrets.exec -- ./deploy.sh`, or with --command.")
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            "No command to run",
+            "Give it after --: `devops secrets.exec -- ./deploy.sh`, or with --command.",
+        )
     values = _backend(c, env).values(env or None)
-    result = run_command(c, to_run, cwd=os.getcwd(), code=ErrorCode.COMMAND_FAILED,
-                         json_mode=out.json_mode, env=values)
+    result = run_command(
+        c,
+        to_run,
+        cwd=os.getcwd(),
+        code=ErrorCode.COMMAND_FAILED,
+        json_mode=out.json_mode,
+        env=values,
+    )
     return {"exit_status": result.exited, "secrets": sorted(values)}
 
 
