@@ -20,7 +20,7 @@ class DevopsConfig(Config):
     """Invoke's config, read from ``devops.*`` files and ``DEVOPS_`` variables."""
 
     prefix = "devops"
-    env_prefix = "DEVOPS"
+    env_prefix = "DEVOPS"  # type: ignore[assignment]
 
 
 class DevopsProgram(Program):

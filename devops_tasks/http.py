@@ -106,7 +106,7 @@ def session(
     from requests.adapters import HTTPAdapter  # noqa: PLC0415
 
     class _TimeoutSession(requests.Session):
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
             kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
             return super().request(method, url, *args, **kwargs)
 

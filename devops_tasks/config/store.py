@@ -158,7 +158,7 @@ def _explain(error: ValidationError) -> list[Problem]:
         return [Problem(_dotted([*path, key]), "is required but missing") for key in missing]
     if kind in ("additionalProperties", "unevaluatedProperties"):
         known = _known_keys(error.schema)
-        unknown = [k for k in error.instance if k not in known]
+        unknown = [k for k in error.instance if k not in (known or [])]
         return [
             Problem(_dotted([*path, key]), "is not a known setting", error.instance[key], known)
             for key in unknown

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import DevopsError, ErrorCode
-from ..files import IgnoreRule, default_ignore
+from ..files import default_ignore
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -57,8 +57,6 @@ class Platform(abc.ABC):
     """A deploy target. Subclasses set ``name`` and implement the abstract methods."""
 
     name: ClassVar[str]
-    #: Which build-dir files this target never receives.
-    ignore: ClassVar[IgnoreRule] = staticmethod(default_ignore)
 
     #: Strategies this target can carry out (others are refused by ``validate``).
     strategies: ClassVar[frozenset[str]] = frozenset({"rolling", "blue-green", "canary"})
@@ -96,6 +94,10 @@ class Platform(abc.ABC):
                 )
             ]
         return []
+
+    def ignore(self, relative: str) -> bool:
+        """Whether a build-dir file (path relative to it) is never sent to this target."""
+        return default_ignore(relative)
 
     def validate_files(self, files: SiteFiles) -> list[Finding]:
         """Every reason this target would refuse these files (limits, names)."""

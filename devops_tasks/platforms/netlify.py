@@ -50,7 +50,6 @@ def netlify_ignore(relative: str) -> bool:
 
 class NetlifyPlatform(Platform):
     name = "netlify"
-    ignore = staticmethod(netlify_ignore)
     strategies = frozenset({"rolling", "blue-green"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -98,6 +97,9 @@ class NetlifyPlatform(Platform):
                 )
             )
         return findings
+
+    def ignore(self, relative: str) -> bool:
+        return netlify_ignore(relative)
 
     def validate_files(self, files: SiteFiles) -> list[Finding]:
         per_directory = Counter(str(PurePosixPath(f.path).parent) for f in files)

@@ -155,10 +155,11 @@ def _check_kdf(kdf: Mapping[str, Any]) -> None:
             problems.append(f"{name}={value!r}, below the floor of {low}")
         elif value > high:
             problems.append(f"{name}={value!r}, above the ceiling of {high}")
+    salt = kdf.get("salt")
     try:
-        if len(bytes.fromhex(kdf.get("salt"))) < _MIN_SALT_BYTES:
+        if not isinstance(salt, str) or len(bytes.fromhex(salt)) < _MIN_SALT_BYTES:
             problems.append("a salt under 16 bytes")
-    except (TypeError, ValueError):
+    except ValueError:
         problems.append("a salt that is not hexadecimal")
     if problems:
         raise DevopsError(

@@ -66,13 +66,13 @@ def command(human: HumanView | None = None, **task_options: Any) -> Callable[...
                 )
                 raise Exit(code=1) from None
             except Exception as exc:  # noqa: BLE001 - the contract: never a bare traceback
-                error = DevopsError(
+                internal = DevopsError(
                     ErrorCode.INTERNAL_ERROR,
                     f"Unexpected {type(exc).__name__}: {exc}",
                     "Run again with --debug and report the traceback if it looks like a bug.",
                 )
-                error.__traceback__ = exc.__traceback__
-                out.failure(error, debug)
+                internal.__traceback__ = exc.__traceback__
+                out.failure(internal, debug)
                 raise Exit(code=1) from None
             out.success(payload, human)
 

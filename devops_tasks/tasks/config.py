@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from invoke import Collection
+from invoke import Collection, Context
 
 from ..config import ConfigStore
 from ..durable import write_json
@@ -37,7 +37,7 @@ def _show_json(key: str) -> Any:
         "raw": "Show the file as written, without defaults, environment or DEVOPS__* overrides.",
     },
 )
-def show(c, out, env=None, raw=False):  # type: ignore[no-untyped-def]
+def show(c: Context, out: Output, env=None, raw=False) -> dict[str, Any]:
     """Show the effective settings of an environment (or the raw file)."""
     store = _store(c)
     if raw:
@@ -53,7 +53,7 @@ def show(c, out, env=None, raw=False):  # type: ignore[no-untyped-def]
 @command(
     human=_show_json("value"), help={"key": "Dotted setting name, e.g. build.dir.", "env": ENV_HELP}
 )
-def get(c, out, key, env=None):  # type: ignore[no-untyped-def]
+def get(c: Context, out: Output, key, env=None) -> dict[str, Any]:
     """Print one effective setting."""
     settings = _store(c).settings(option(c, "env", env))
     missing = object()
@@ -81,7 +81,7 @@ def _show_set(result: Mapping[str, Any], out: Output) -> None:
         "env": "Set it only for this environment (under environments.<env>).",
     },
 )
-def set_(c, out, key, value, env=None):  # type: ignore[no-untyped-def]
+def set_(c: Context, out: Output, key, value, env=None) -> dict[str, Any]:
     """Change one setting; the file is validated first and never left half-written."""
     stored = _store(c).set(key, value, env)
     return {"key": key, "value": stored, "environment": env}
@@ -95,7 +95,7 @@ def _show_validate(result: Mapping[str, Any], out: Output) -> None:
 
 
 @command(human=_show_validate)
-def validate(c, out):  # type: ignore[no-untyped-def]
+def validate(c: Context, out: Output) -> dict[str, Any]:
     """Check the config file and every environment's merged settings."""
     store = _store(c)
     data = store.read()
@@ -113,7 +113,7 @@ def _show_export(result: Mapping[str, Any], out: Output) -> None:
 
 
 @command(human=_show_export, help={"output": "Write to this file instead of stdout."})
-def export(c, out, output=None):  # type: ignore[no-untyped-def]
+def export(c: Context, out: Output, output=None) -> dict[str, Any]:
     """Export the config file (to stdout, or to --output)."""
     data = _store(c).read()
     if output:
@@ -128,7 +128,7 @@ def export(c, out, output=None):  # type: ignore[no-untyped-def]
         "force": "Replace an existing config.",
     },
 )
-def import_(c, out, file, force=False):  # type: ignore[no-untyped-def]
+def import_(c: Context, out: Output, file, force=False) -> dict[str, Any]:
     """Import a config file after validating it in full."""
     store = _store(c)
     store.import_file(Path(file), force)

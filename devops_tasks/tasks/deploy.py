@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from invoke import Collection
+from invoke import Collection, Context
 
 from ..output import Output
 from ..platforms import AVAILABLE
@@ -47,7 +47,7 @@ def _deploy(
 
 
 @command(human=show_deployment, help=HELP)
-def configured(c, out, env=None, dir=None, build=False):  # type: ignore[no-untyped-def]
+def configured(c: Context, out: Output, env=None, dir=None, build=False) -> dict[str, Any]:
     """Deploy to the platform configured for the environment."""
     return _deploy(c, out, env, dir, build, None)
 
@@ -55,7 +55,7 @@ def configured(c, out, env=None, dir=None, build=False):  # type: ignore[no-unty
 def _platform_task(name: str) -> Any:
     """``deploy.<name>``: one task per registered platform, all the same flow."""
 
-    def deploy_to(c, out, env=None, dir=None, build=False):  # type: ignore[no-untyped-def]
+    def deploy_to(c: Context, out: Output, env=None, dir=None, build=False) -> dict[str, Any]:
         return _deploy(c, out, env, dir, build, name)
 
     deploy_to.__doc__ = f"Deploy to the {name} target, whatever the config names."

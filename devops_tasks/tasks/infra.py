@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from invoke import Collection
+from invoke import Collection, Context
 
 from ..output import Output
 from ..platforms import create
@@ -29,13 +29,13 @@ def _platform(c: Any, env: str | None) -> Any:
 
 
 @command(human=_show_infra, help={"env": ENV_HELP})
-def show(c, out, env=None):  # type: ignore[no-untyped-def]
+def show(c: Context, out: Output, env=None) -> dict[str, Any]:
     """Describe the environment's target (paths, ids, releases)."""
     return {"infra": _platform(c, env).describe()}
 
 
 @command(human=_show_infra, help={"env": ENV_HELP})
-def up(c, out, env=None):  # type: ignore[no-untyped-def]
+def up(c: Context, out: Output, env=None) -> dict[str, Any]:
     """Create what the environment's target needs; safe to run again."""
     platform = _platform(c, env)
     infra, updates = platform.provision()

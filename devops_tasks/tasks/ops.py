@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from invoke import Context
+
 from ..errors import DevopsError, ErrorCode
 from ..history import DeploymentHistory
 from ..output import Output
@@ -34,7 +36,7 @@ def _show_init(result: Mapping[str, Any], out: Output) -> None:
         "force": "Replace an existing .devops/config.json.",
     },
 )
-def init(c, out, platform="local", env=None, force=False):  # type: ignore[no-untyped-def]
+def init(c: Context, out: Output, platform="local", env=None, force=False) -> dict[str, Any]:
     """Create .devops/config.json for a platform and protect secrets in .gitignore."""
     return init_project(project_for(c), platform, env, force)
 
@@ -46,7 +48,7 @@ def init(c, out, platform="local", env=None, force=False):  # type: ignore[no-un
         "wait": "With --remote: wait until the remote build finishes.",
     }
 )
-def build(c, out, env=None, remote=False, wait=False):  # type: ignore[no-untyped-def]
+def build(c: Context, out: Output, env=None, remote=False, wait=False) -> dict[str, Any]:
     """Run the configured build.command (streamed; its exit status is respected)."""
     deployer = deployer_for(c, out, env)
     return deployer.platform.trigger_build(wait) if remote else deployer.build()
@@ -72,7 +74,7 @@ def _show_status(result: Mapping[str, Any], out: Output) -> None:
 
 
 @command(human=_show_status, help={"env": ENV_HELP})
-def status(c, out, env=None):  # type: ignore[no-untyped-def]
+def status(c: Context, out: Output, env=None) -> dict[str, Any]:
     """Show what is live, what the records say should be, and whether they agree."""
     return deployer_for(c, out, env).status()
 
@@ -103,7 +105,7 @@ def history(
     env=None,
     platform=None,
     status=None,
-    limit=20,  # type: ignore[no-untyped-def]
+    limit=20,
     remote=False,
 ):
     """List deployments, newest first."""
@@ -144,7 +146,7 @@ def _show_logs(result: Mapping[str, Any], out: Output) -> None:
         "env": ENV_HELP,
     },
 )
-def logs(c, out, id=None, env=None):  # type: ignore[no-untyped-def]
+def logs(c: Context, out: Output, id=None, env=None) -> dict[str, Any]:
     """Show the step-by-step log of a deployment."""
     history = DeploymentHistory(project_for(c))
     if id is None:
@@ -177,6 +179,6 @@ def logs(c, out, id=None, env=None):  # type: ignore[no-untyped-def]
         "to": "Deployment id to make live (default: the previous good one).",
     },
 )
-def rollback(c, out, env=None, to=None):  # type: ignore[no-untyped-def]
+def rollback(c: Context, out: Output, env=None, to=None) -> dict[str, Any]:
     """Make the previous good release live again."""
     return deployer_for(c, out, env).rollback(to).result()

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from invoke import Collection
+from invoke import Collection, Context
 
 from ..commands import run_command
 from ..errors import DevopsError, ErrorCode
@@ -60,7 +60,7 @@ def _show_done(result: Mapping[str, Any], out: Output) -> None:
 
 
 @command(human=_show_done)
-def init(c, out):  # type: ignore[no-untyped-def]
+def init(c: Context, out: Output) -> dict[str, Any]:
     """Create the encrypted secrets file and, unless a key is set, a new key file (0600)."""
     created = _backend(c).create()
     where = created["key_source"]
@@ -79,7 +79,7 @@ def init(c, out):  # type: ignore[no-untyped-def]
         "env": ENV_HELP,
     },
 )
-def set_(c, out, name, value=None, env=None):  # type: ignore[no-untyped-def]
+def set_(c: Context, out: Output, name, value=None, env=None) -> dict[str, Any]:
     """Store a secret (encrypted; the file is never left half-written)."""
     check_name(name)
     secret = _read_value(out, value)
@@ -102,7 +102,7 @@ def _show_get(result: Mapping[str, Any], out: Output) -> None:
         "show": "Print the value itself instead of a masked form.",
     },
 )
-def get(c, out, name, env=None, show=False):  # type: ignore[no-untyped-def]
+def get(c: Context, out: Output, name, env=None, show=False) -> dict[str, Any]:
     """Read a secret, masked unless --show."""
     value = _backend(c, env).get(check_name(name), env or None)
     if value is None:
@@ -127,14 +127,14 @@ def _show_list(result: Mapping[str, Any], out: Output) -> None:
 
 
 @command(name="list", human=_show_list, help={"env": "Show what this environment sees."})
-def list_(c, out, env=None):  # type: ignore[no-untyped-def]
+def list_(c: Context, out: Output, env=None) -> dict[str, Any]:
     """List secret names and when they changed (never values)."""
     infos = _backend(c, env).list(env or None)
     return {"count": len(infos), "secrets": [i.to_dict() for i in infos]}
 
 
 @command(human=_show_done, help={"name": "Secret name.", "env": ENV_HELP})
-def delete(c, out, name, env=None):  # type: ignore[no-untyped-def]
+def delete(c: Context, out: Output, name, env=None) -> dict[str, Any]:
     """Delete a secret from one scope."""
     if not _backend(c, env).delete(check_name(name), env or None):
         raise DevopsError(
@@ -146,13 +146,13 @@ def delete(c, out, name, env=None):  # type: ignore[no-untyped-def]
 
 
 @command(name="rotate-key")
-def rotate_key(c, out):  # type: ignore[no-untyped-def]
+def rotate_key(c: Context, out: Output) -> dict[str, Any]:
     """Re-encrypt every secret under a new master key (DEVOPS_NEW_MASTER_* or a new key file)."""
     return _backend(c).rotate_key()
 
 
 @command(name="import", human=_show_done, help={"file": "A .env file.", "env": ENV_HELP})
-def import_(c, out, file, env=None):  # type: ignore[no-untyped-def]
+def import_(c: Context, out: Output, file, env=None) -> dict[str, Any]:
     """Import every KEY=VALUE of a .env file in one atomic write."""
     from dotenv import dotenv_values  # noqa: PLC0415
 
@@ -192,7 +192,7 @@ def _show_export(result: Mapping[str, Any], out: Output) -> None:
         "env": "Export what this environment sees (its own over shared ones).",
     },
 )
-def export(c, out, format="env", env=None):  # type: ignore[no-untyped-def]
+def export(c: Context, out: Output, format="env", env=None) -> dict[str, Any]:
     """Print every secret in plain text (explicit; mind where the output goes)."""
     if format not in ("env", "json"):
         raise DevopsError(
@@ -216,7 +216,7 @@ def export(c, out, format="env", env=None):  # type: ignore[no-untyped-def]
         "env": "Use what this environment sees (its own secrets over shared ones).",
     },
 )
-def exec_(c, out, command=None, env=None):  # type: ignore[no-untyped-def]
+def exec_(c: Context, out: Output, command=None, env=None) -> dict[str, Any]:
     """Run a command with the secrets in its environment; nothing is written anywhere."""
     to_run = command or option(c, "remainder")
     if not to_run:
