@@ -4,7 +4,7 @@
 here as in any project), and two more:
 
     invoke demo   # a real deploy → status → rollback on the local target, no account needed
-    invoke test   # the whole test suite with coverage (what .ci/run runs)
+    invoke test   # lint, type check and the whole test suite with coverage (.ci/run)
 """
 
 from __future__ import annotations
@@ -21,10 +21,21 @@ HERE = Path(__file__).resolve().parent
 DEMO_DIR = HERE / ".demo"
 
 
-@task(help={"pytest_args": "Extra arguments for pytest, e.g. '-k history -x'."})
-def test(c, pytest_args=""):
-    """Run the whole test suite with coverage of devops_tasks."""
-    c.run(f"{sys.executable} -m pytest {pytest_args}", pty=False)
+@task(
+    help={
+        "pytest_args": "Extra arguments for pytest, e.g. '-k history -x'.",
+        "lint": "Run ruff (lint and format check) and mypy first (default: yes).",
+    }
+)
+def test(c, pytest_args="", lint=True):
+    """Run the linters, the type checker and the whole test suite with coverage."""
+    python = sys.executable
+    if lint:
+        paths = "devops_tasks tests tasks.py benchmarks"
+        c.run(f"{python} -m ruff check {paths}", pty=False)
+        c.run(f"{python} -m ruff format --check {paths}", pty=False)
+        c.run(f"{python} -m mypy devops_tasks", pty=False)
+    c.run(f"{python} -m pytest {pytest_args}", pty=False)
 
 
 @task
