@@ -90,8 +90,10 @@ class SiteFiles:
 
     @staticmethod
     def _walk(root: Path, ignore: IgnoreRule) -> Iterator[SiteFile]:
-        # The real paths from the root down to each directory: a link back to any of them
-        # is a loop that would repeat the same files forever.
+        # The real path of each walked directory, and of every directory above it: a link
+        # back to one of those is a loop that would repeat the same files forever. Only
+        # links need a realpath() call; a plain subdirectory's real path is its parent's.
+        real_of: dict[str, str] = {str(root): str(root)}
         ancestors: dict[str, frozenset[str]] = {str(root): frozenset({str(root)})}
         for directory, subdirs, names in os.walk(root, followlinks=True):
             base = Path(directory)
@@ -99,21 +101,27 @@ class SiteFiles:
             prefix = "" if relative_dir == "." else relative_dir + "/"
             subdirs[:] = sorted(d for d in subdirs if not ignore(prefix + d))
             for name in subdirs:
-                _refuse_escape(root, base / name, prefix + name)
-                real = os.path.realpath(base / name)
-                if real in ancestors[directory]:
-                    raise DevopsError(
-                        ErrorCode.VALIDATION_FAILED,
-                        f"{prefix + name} is a link loop (it points back to {real})",
-                        "Remove the link from the build output, or replace it with a copy.",
-                    )
-                ancestors[os.path.join(directory, name)] = ancestors[directory] | {real}
+                child = os.path.join(directory, name)
+                if os.path.islink(child):
+                    _refuse_escape(root, base / name, prefix + name)
+                    real = os.path.realpath(child)
+                    if real in ancestors[directory]:
+                        raise DevopsError(
+                            ErrorCode.VALIDATION_FAILED,
+                            f"{prefix + name} is a link loop (it points back to {real})",
+                            "Remove the link from the build output, or replace it with a copy.",
+                        )
+                else:
+                    real = os.path.join(real_of[directory], name)
+                real_of[child] = real
+                ancestors[child] = ancestors[directory] | {real}
             for name in names:
                 relative = prefix + name
                 if ignore(relative):
                     continue
                 source = base / name
-                _refuse_escape(root, source, relative)
+                if os.path.islink(source):  # only links can leave the directory
+                    _refuse_escape(root, source, relative)
                 if source.is_file():
                     yield SiteFile(relative, source, source.stat().st_size)
 

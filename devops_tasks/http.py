@@ -10,6 +10,7 @@ dropped connections are retried with exponential backoff and jitter. Client erro
 from __future__ import annotations
 
 import email.utils
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -99,9 +100,17 @@ def default_policy(**overrides: Any) -> RetryPolicy:
 
 
 def session(
-    policy: RetryPolicy | None = None, pool_size: int = 32, headers: dict[str, str] | None = None
+    policy: RetryPolicy | None = None,
+    pool_size: int = 32,
+    headers: dict[str, str] | None = None,
+    base_url: str | None = None,
 ) -> requests.Session:
-    """A session that retries by ``policy`` and times out every request by default."""
+    """A session that retries by ``policy`` and times out every request by default.
+
+    With ``base_url`` (a session for one API host), the proxy and CA-bundle settings of the
+    environment are read once for that host instead of on every request: thousands of
+    uploads otherwise spend a fifth of a millisecond each re-reading them.
+    """
     import requests  # noqa: PLC0415 - ~60 ms; only commands that use the network pay it
     from requests.adapters import HTTPAdapter  # noqa: PLC0415
 
@@ -118,4 +127,10 @@ def session(
     http.mount("https://", adapter)
     http.headers["User-Agent"] = USER_AGENT
     http.headers.update(headers or {})
+    if base_url is not None:
+        http.proxies = requests.utils.get_environ_proxies(base_url)
+        http.verify = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
+        http.trust_env = False
     return http

@@ -1017,11 +1017,8 @@ class FakeNetlify:
             self._advance(deploy, poll=False)
 
     def _missing(self, manifest: dict[str, str]) -> list[str]:
-        out: list[str] = []
-        for sha in manifest.values():
-            if sha not in self.blobs and sha not in out:
-                out.append(sha)
-        return out
+        """The manifest's digests not uploaded yet, each once, in manifest order."""
+        return list(dict.fromkeys(s for s in manifest.values() if s not in self.blobs))
 
     def _advance(self, deploy: dict[str, Any], *, poll: bool) -> None:
         """Move a deploy along on a GET of it (poll=True) or after an upload."""

@@ -473,3 +473,12 @@ def test_content_type_is_guessed_from_the_name_with_a_binary_fallback(
     expected: str,
 ) -> None:
     assert SiteFile(path, Path("/unused"), 0).content_type == expected
+
+
+def test_a_link_back_to_a_plain_ancestor_directory_is_a_loop(tmp_path: Path) -> None:
+    (tmp_path / "site" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "site" / "a" / "b" / "f.txt").write_text("x")
+    (tmp_path / "site" / "a" / "b" / "up").symlink_to("..")
+    with pytest.raises(DevopsError) as raised:
+        SiteFiles.scan(tmp_path / "site")
+    assert raised.value.code is ErrorCode.VALIDATION_FAILED and "loop" in raised.value.message

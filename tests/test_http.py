@@ -100,3 +100,13 @@ def test_the_session_times_out_every_request_by_default(monkeypatch):
 
 def test_the_session_identifies_itself():
     assert session().headers["User-Agent"].startswith("devops-tasks/")
+
+
+def test_a_session_for_one_host_reads_proxy_settings_once(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "api.internal")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca.pem")
+    proxied = session(base_url="https://api.example.com/v1")
+    assert proxied.trust_env is False and proxied.verify == "/etc/ssl/certs/ca.pem"
+    assert proxied.proxies["https"] == "http://proxy.invalid:3128"
+    assert session(base_url="https://api.internal/v1").proxies == {}

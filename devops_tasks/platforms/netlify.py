@@ -136,7 +136,9 @@ class NetlifyPlatform(Platform):
             )
         required = set(created.get("required") or [])
         uploads = _one_path_per_digest(digests, required)
-        deployment.step("upload", f"{len(uploads)} of {len(files)} files changed; uploading them")
+        deployment.step(
+            "upload", f"Netlify lacks {len(uploads)} distinct contents of the {len(files)} files"
+        )
         uploaded = self._upload(deploy_id, uploads, progress)
         ready = self._wait(deploy_id, {"ready"}, "ready")
         deployment.step(
@@ -169,15 +171,24 @@ class NetlifyPlatform(Platform):
         return self.site_id
 
     def _digests(self, files: SiteFiles, progress: Progress) -> dict[str, tuple[str, SiteFile]]:
-        """``path -> (sha1, file)``, hashed on several threads (hashlib releases the GIL)."""
+        """``path -> (sha1, file)``, hashed on a few threads (hashlib releases the GIL).
+
+        Each thread takes one interleaved share of the files: one task per thread, not per
+        file, because for thousands of small files the per-task overhead outweighs hashing.
+        """
+        workers = min(8, (os.cpu_count() or 2) * 2)
+        shares = [files.files[n::workers] for n in range(workers)]
         progress.start("Hashing files", total=len(files))
-        with concurrent.futures.ThreadPoolExecutor(
-            max_workers=min(8, (os.cpu_count() or 2) * 2)
-        ) as pool:
-            shas = list(pool.map(lambda f: f.digest("sha1"), files))
-        progress.advance(len(files))
+
+        def hash_share(share: tuple[SiteFile, ...]) -> list[tuple[SiteFile, str]]:
+            hashed = [(site_file, site_file.digest("sha1")) for site_file in share]
+            progress.advance(len(share))
+            return hashed
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            results = [pair for hashed in pool.map(hash_share, shares) for pair in hashed]
         progress.finish()
-        return {f.path: (sha, f) for f, sha in zip(files, shas, strict=True)}
+        return {f.path: (sha, f) for f, sha in sorted(results, key=lambda pair: pair[0].path)}
 
     def _upload(self, deploy_id: str, uploads: list[SiteFile], progress: Progress) -> int:
         """PUT each file on ``concurrency`` threads; the first failure stops the rest."""

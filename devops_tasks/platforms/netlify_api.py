@@ -24,7 +24,11 @@ class NetlifyApi:
 
     def __init__(self, token: str, api_url: str = DEFAULT_API_URL, pool_size: int = 32) -> None:
         self.api_url = api_url.rstrip("/")
-        self.http = session(pool_size=pool_size, headers={"Authorization": f"Bearer {token}"})
+        self.http = session(
+            pool_size=pool_size,
+            headers={"Authorization": f"Bearer {token}"},
+            base_url=self.api_url,
+        )
 
     # -- sites -----------------------------------------------------------------------------
 
