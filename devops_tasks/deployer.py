@@ -49,8 +49,14 @@ class Deployer:
     def validate(self, build_dir: Path) -> SiteFiles:
         """Every problem with the target's settings and the files at once, then the files."""
         findings = self.platform.validate()
-        files = SiteFiles.scan(build_dir, self.platform.ignore)
-        findings += self.platform.validate_files(files)
+        try:
+            files = SiteFiles.scan(build_dir, self.platform.ignore)
+        except DevopsError as error:
+            if error.code is not ErrorCode.VALIDATION_FAILED:
+                raise
+            findings.append(platforms.Finding(error.message, error.fix))
+        else:
+            findings += self.platform.validate_files(files)
         if findings:
             raise DevopsError(
                 ErrorCode.VALIDATION_FAILED,

@@ -381,3 +381,12 @@ def test_an_unreachable_api_is_service_unavailable(project, cli, monkeypatch):
         json.dumps({"version": 1, "platform": "netlify", "netlify": {"site_id": "my-site"}})
     )
     assert cli("status", "--json").json["code"] == "SERVICE_UNAVAILABLE"
+
+
+def test_every_problem_is_reported_at_once_before_any_request(netlify, cli):
+    cli("config.set", "netlify", "{}", "--json")
+    result = deploy(cli, "--dir", "missing-dir")
+    messages = [p["message"] for p in result["problems"]]
+    assert len(messages) == 2, messages
+    assert any("site_id" in m for m in messages) and any("does not exist" in m for m in messages)
+    assert all(p["fix"] for p in result["problems"]) and netlify.requests == []
