@@ -126,3 +126,14 @@ def test_markup_in_values_is_shown_literally():
     stream = io.StringIO()
     Output(stdout=stream).line("[bold]not markup[/bold]")
     assert stream.getvalue().strip() == "[bold]not markup[/bold]"
+
+
+def test_deploy_shows_sizes_and_durations_for_people(project, cli):
+    out = cli("deploy").stdout
+    assert "sent" in out and " bytes" in out and " s\n" in out
+
+
+def test_sizes_use_decimal_units():
+    from devops_tasks.tasks.deploy import _size
+
+    assert [_size(12), _size(33_322_430), _size(7 * 10**15)] == ["12 bytes", "33.3 MB", "7000.0 TB"]

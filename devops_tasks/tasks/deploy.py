@@ -23,6 +23,8 @@ def show_deployment(result: Mapping[str, Any], out: Output) -> None:
     out.line(
         f"{result['action'].capitalize()} {result['id']}: {result['status']}", style="bold green"
     )
+    size = result.get("bytes_uploaded")
+    duration = result.get("duration_ms")
     out.fields(
         {
             "environment": result["environment"],
@@ -31,12 +33,20 @@ def show_deployment(result: Mapping[str, Any], out: Output) -> None:
             "version": result.get("version"),
             "url": result.get("url"),
             "files": result.get("files_deployed"),
-            "bytes": result.get("bytes_uploaded"),
-            "duration": f"{result['duration_ms']} ms"
-            if result.get("duration_ms") is not None
-            else None,
+            "sent": _size(size) if size is not None else None,
+            "duration": f"{duration / 1000:.1f} s" if duration is not None else None,
         }
     )
+
+
+def _size(count: float) -> str:
+    """``33.3 MB`` for people (decimal units, as file managers and Netlify show them)."""
+    units = ("bytes", "kB", "MB", "GB", "TB")
+    exponent = 0
+    while count >= 1000 and exponent < len(units) - 1:
+        count /= 1000
+        exponent += 1
+    return f"{int(count)} bytes" if exponent == 0 else f"{count:.1f} {units[exponent]}"
 
 
 def _deploy(
