@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-__all__ = ["DevopsError", "ErrorCode"]
+__all__ = ["DevopsError", "ErrorCode", "describe_problem"]
 
 
 class ErrorCode(str, enum.Enum):
@@ -70,3 +70,16 @@ class DevopsError(Exception):
             "fix": self.fix,
             **self.details,
         }
+
+
+def describe_problem(problem: Any) -> str:
+    """One line for one entry of an error's ``problems``: a config path or a finding."""
+    if "path" in problem:
+        text = f"{problem['path'] or '(top level)'}: {problem.get('message')}"
+    else:
+        text = str(problem.get("message"))
+    if problem.get("allowed") is not None:
+        text += f" (allowed: {', '.join(map(str, problem['allowed']))})"
+    if problem.get("fix"):
+        text += f" — {problem['fix']}"
+    return text

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any, Protocol
 
-from .errors import DevopsError
+from .errors import DevopsError, describe_problem
 from .redaction import redact, redact_data
 
 __all__ = ["HumanView", "NullProgress", "Output", "Progress"]
@@ -160,9 +160,12 @@ class Output:
             self._json({"success": False, **error.to_dict()})
             return
         self.stderr.write(redact(f"Error [{error.code.value}]: {error.message}\n"))
-        for problem in error.details.get("problems", [])[1:]:
-            self.stderr.write(redact(f"  also: {_problem_text(problem)}\n"))
-        self.stderr.write(redact(f"Fix: {error.fix}\n"))
+        problems = error.details.get("problems", [])
+        listed = problems if len(problems) > 1 else []
+        for problem in listed:
+            self.stderr.write(redact(f"  - {describe_problem(problem)}\n"))
+        if not listed or not all(p.get("fix") for p in listed):  # else each line has its fix
+            self.stderr.write(redact(f"Fix: {error.fix}\n"))
 
     def _json(self, data: Mapping[str, Any]) -> None:
         # Every string is masked on its own, so a value the user asked to see (Revealed)
@@ -170,13 +173,6 @@ class Output:
         text = json.dumps(redact_data(data), ensure_ascii=False, default=lambda o: redact(str(o)))
         self.stdout.write(text + "\n")
         self.stdout.flush()
-
-
-def _problem_text(problem: Mapping[str, Any]) -> str:
-    text = f"{problem.get('path') or '(top level)'}: {problem.get('message')}"
-    if problem.get("allowed") is not None:
-        text += f" (allowed: {', '.join(map(str, problem['allowed']))})"
-    return text
 
 
 def _escape(text: str) -> str:

@@ -92,7 +92,7 @@ def test_config_errors_list_every_problem_with_also_lines(project, cli):
         json.dumps({"version": 1, "platform": "mars", "deployment": {"strategy": "yolo"}})
     )
     err = cli("status").stderr
-    assert "Error [CONFIG_INVALID]" in err and "also:" in err and "allowed:" in err
+    assert "Error [CONFIG_INVALID]" in err and "\n  - " in err and "allowed:" in err
 
 
 def test_progress_is_a_bar_on_a_terminal_and_nothing_elsewhere():
@@ -137,3 +137,12 @@ def test_sizes_use_decimal_units():
     from devops_tasks.tasks.deploy import _size
 
     assert [_size(12), _size(33_322_430), _size(7 * 10**15)] == ["12 bytes", "33.3 MB", "7000.0 TB"]
+
+
+def test_several_findings_are_listed_each_with_its_own_fix(project, cli):
+    project.state_dir.mkdir()
+    project.config_path.write_text(json.dumps({"version": 1, "platform": "netlify"}))
+    err = cli("deploy", "--dir", "nowhere").stderr
+    lines = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert len(lines) == 2 and all(" — " in line for line in lines)
+    assert "\nFix:" not in err

@@ -31,6 +31,12 @@ def deploy(cli, *args):
     return cli("deploy", *args, "--json").json
 
 
+def require_text(cli, text):
+    """Turn on a health check that wants ``text`` in the page, with no retries."""
+    check = {"enabled": True, "expect_text": text, "retries": 0}
+    cli("config.set", "deployment.health_check", json.dumps(check), "--json")
+
+
 def puts(fake):
     return [r for r in fake.requests if r.method == "PUT" and "/files/" in r.path]
 
@@ -161,12 +167,7 @@ def test_the_create_request_carries_the_digest_map(netlify, cli):
 
 def test_blue_green_deploys_a_draft_checks_it_then_publishes(netlify, cli):
     cli("config.set", "deployment.strategy", "blue-green", "--json")
-    cli(
-        "config.set",
-        "deployment.health_check",
-        json.dumps({"enabled": True, "expect_text": "v1", "retries": 0}),
-        "--json",
-    )
+    require_text(cli, "v1")
     result = deploy(cli)
     assert result["success"]
     create = next(r for r in netlify.requests if r.method == "POST" and r.path.endswith("/deploys"))
@@ -179,12 +180,7 @@ def test_blue_green_deploys_a_draft_checks_it_then_publishes(netlify, cli):
 def test_blue_green_with_a_failing_draft_leaves_production_untouched(netlify, cli):
     first = deploy(cli)
     cli("config.set", "deployment.strategy", "blue-green", "--json")
-    cli(
-        "config.set",
-        "deployment.health_check",
-        json.dumps({"enabled": True, "expect_text": "v1", "retries": 0}),
-        "--json",
-    )
+    require_text(cli, "v1")
     write_site(Path("dist"), "v2")
     result = deploy(cli)
     assert result["code"] == "HEALTH_CHECK_FAILED" and "draft" in result["error"]
@@ -196,12 +192,7 @@ def test_blue_green_with_a_failing_draft_leaves_production_untouched(netlify, cl
 
 def test_a_failing_check_after_publishing_restores_the_previous_deploy(netlify, cli):
     first = deploy(cli)
-    cli(
-        "config.set",
-        "deployment.health_check",
-        json.dumps({"enabled": True, "expect_text": "v1", "retries": 0}),
-        "--json",
-    )
+    require_text(cli, "v1")
     write_site(Path("dist"), "v2")
     assert deploy(cli)["code"] == "HEALTH_CHECK_FAILED"
     assert netlify.sites[netlify.site["id"]]["published_deploy"]["id"] == first["release"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..durable import FileLock, write_json
-from ..errors import DevopsError, ErrorCode
+from ..errors import DevopsError, ErrorCode, describe_problem
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -70,10 +70,7 @@ class Problem:
         return data
 
     def __str__(self) -> str:
-        text = f"{self.path or '(top level)'}: {self.message}"
-        if self.allowed is not None:
-            text += f" (allowed: {', '.join(map(str, self.allowed))})"
-        return text
+        return describe_problem(self.to_dict())
 
 
 @dataclass(frozen=True)
