@@ -12,7 +12,7 @@ from .durable import atomic_write
 from .errors import DevopsError, ErrorCode
 from .project import Project
 
-__all__ = ["GITIGNORE_LINES", "init_project", "template_names"]
+__all__ = ["GITIGNORE_LINES", "ensure_gitignore", "init_project", "template_names"]
 
 #: What must never be committed: the encrypted secrets and the local target's releases.
 GITIGNORE_LINES = (".devops/credentials.enc", ".devops/local/", ".devops/locks/")
@@ -51,7 +51,7 @@ def init_project(
     if environment:
         config["environment"] = environment
     store.write(config)
-    added = _ensure_gitignore(project.root / ".gitignore")
+    added = ensure_gitignore(project)
     return {
         "config": str(project.config_path),
         "platform": platform,
@@ -61,8 +61,9 @@ def init_project(
     }
 
 
-def _ensure_gitignore(path: Path) -> list[str]:
-    """Append the lines ``.gitignore`` lacks; returns them (none when all were there)."""
+def ensure_gitignore(project: Project) -> list[str]:
+    """Append the lines the project's ``.gitignore`` lacks; returns them (none if all there)."""
+    path = project.root / ".gitignore"
     existing = path.read_text(encoding="utf-8") if path.exists() else ""
     present = {line.strip() for line in existing.splitlines()}
     missing = [line for line in GITIGNORE_LINES if line not in present]

@@ -254,3 +254,8 @@ def test_the_tasks_work_the_same_with_aws_secrets_manager(project, cli, aws_env)
     ] == ["staging"]
     assert not project.credentials_path.exists()
     assert cli("secrets.rotate-key", "--json").json["code"] == "NOT_SUPPORTED"
+
+
+def test_a_secrets_file_made_without_init_is_still_kept_out_of_git(keyed, cli):
+    cli("secrets.set", "TOKEN", "--value", "v-1234567", "--json")
+    assert ".devops/credentials.enc" in Path(".gitignore").read_text().splitlines()

@@ -17,6 +17,7 @@ from ..commands import run_command
 from ..errors import DevopsError, ErrorCode
 from ..output import Output
 from ..redaction import MASK, Revealed, register_secret
+from ..scaffold import ensure_gitignore
 from ..secrets import SecretsBackend, check_name, open_backend
 from ._command import command, option
 from ._context import project_for, settings_for
@@ -27,6 +28,13 @@ ENV_HELP = "Scope to one environment (default: shared by all environments)."
 def _backend(c: Any, env: str | None = None) -> SecretsBackend:
     """The backend ``secrets.mode`` names for ``env`` (a mode may differ per environment)."""
     return open_backend(project_for(c), settings_for(c, env))
+
+
+def _protect(c: Context) -> None:
+    """Keep a secrets file made without ``devops init`` out of git all the same."""
+    project = project_for(c)
+    if project.credentials_path.exists():
+        ensure_gitignore(project)
 
 
 def mask(value: str) -> str:
@@ -63,6 +71,7 @@ def _show_done(result: Mapping[str, Any], out: Output) -> None:
 def init(c: Context, out: Output) -> dict[str, Any]:
     """Create the encrypted secrets file and, unless a key is set, a new key file (0600)."""
     created = _backend(c).create()
+    _protect(c)
     where = created["key_source"]
     return {
         **created,
@@ -85,6 +94,7 @@ def set_(c: Context, out: Output, name, value=None, env=None) -> dict[str, Any]:
     secret = _read_value(out, value)
     register_secret(secret)
     _backend(c, env).set(name, secret, env or None)
+    _protect(c)
     scope = env or "all environments"
     return {"name": name, "environment": env, "message": f"Stored {name} ({scope})"}
 
@@ -166,6 +176,7 @@ def import_(c: Context, out: Output, file, env=None) -> dict[str, Any]:
         check_name(name)
         register_secret(value)
     _backend(c, env).set_many(values, env or None)
+    _protect(c)
     return {
         "imported": sorted(values),
         "count": len(values),
