@@ -55,6 +55,7 @@ INDEX_FIELDS = (
     "platform_deploy_id",
     "duration_ms",
 )
+_INDEX_KEYS = frozenset(INDEX_FIELDS)
 
 
 class Status(str, enum.Enum):
@@ -270,7 +271,7 @@ class DeploymentHistory:
             return None
         entries = index.get("deployments")
         if not isinstance(entries, list) or not all(
-            isinstance(e, dict) and set(INDEX_FIELDS) <= e.keys() for e in entries
+            isinstance(e, dict) and e.keys() >= _INDEX_KEYS for e in entries
         ):
             return None
         return entries
