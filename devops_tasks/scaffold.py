@@ -10,6 +10,7 @@ from typing import Any
 from .config import ConfigStore
 from .durable import atomic_write
 from .errors import DevopsError, ErrorCode
+from .platforms import platform_class
 from .project import Project
 
 __all__ = ["GITIGNORE_LINES", "ensure_gitignore", "init_project", "template_names"]
@@ -57,7 +58,10 @@ def init_project(
         "platform": platform,
         "environment": config.get("environment", "production"),
         "gitignore_added": added,
-        "next": f"devops deploy --dir {config.get('build', {}).get('dir', 'dist')}",
+        "next": [
+            *platform_class(platform).first_steps,
+            f"devops deploy --dir {config.get('build', {}).get('dir', 'dist')}",
+        ],
     }
 
 

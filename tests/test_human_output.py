@@ -19,7 +19,7 @@ class _Terminal(io.StringIO):
 
 def test_init_tells_what_it_created_and_the_next_command(project, cli):
     out = cli("init").stdout
-    assert "Created" in out and "Next: devops deploy --dir dist" in out
+    assert "Created" in out and "Next:\n  devops deploy --dir dist" in out
     assert ".devops/credentials.enc" in out
 
 

@@ -215,7 +215,16 @@ def test_init_adds_gitignore_lines_once(project, cli):
 
 
 def test_init_names_the_next_command(project, cli):
-    assert cli("init", "--json").json["next"].startswith("devops deploy")
+    assert cli("init", "--json").json["next"] == ["devops deploy --dir dist"]
+
+
+def test_init_for_netlify_names_the_token_and_the_site_first(project, cli):
+    steps = cli("init", "--platform", "netlify", "--json").json["next"]
+    assert steps == [
+        "devops secrets.set NETLIFY_AUTH_TOKEN",
+        "devops infra.up",
+        "devops deploy --dir dist",
+    ]
 
 
 def test_init_with_unknown_template_lists_the_known_ones(project, cli):

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..project import Project
 
-__all__ = ["AVAILABLE", "DeployOutcome", "Finding", "Platform", "create"]
+__all__ = ["AVAILABLE", "DeployOutcome", "Finding", "Platform", "create", "platform_class"]
 
 #: name -> "module:Class", in the order ``devops --list`` shows them.
 AVAILABLE: dict[str, str] = {
@@ -27,7 +27,11 @@ AVAILABLE: dict[str, str] = {
 
 def create(project: Project, settings: Settings, context: Any = None) -> Platform:
     """The platform named by ``settings``, ready to use."""
-    name = settings.platform
+    return platform_class(settings.platform)(project, settings, context)
+
+
+def platform_class(name: str) -> type[Platform]:
+    """The class of platform ``name`` (its module is imported now, not before)."""
     if name not in AVAILABLE:
         raise DevopsError(
             ErrorCode.NOT_SUPPORTED,
@@ -36,5 +40,5 @@ def create(project: Project, settings: Settings, context: Any = None) -> Platfor
             "or upgrade devops-tasks.",
         )
     module_name, class_name = AVAILABLE[name].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(project, settings, context)
+    cls: type[Platform] = getattr(importlib.import_module(module_name), class_name)
+    return cls

@@ -58,6 +58,8 @@ class Platform(abc.ABC):
 
     name: ClassVar[str]
 
+    #: Commands a new project on this target needs before its first deploy (``init`` shows them).
+    first_steps: ClassVar[tuple[str, ...]] = ()
     #: Strategies this target can carry out (others are refused by ``validate``).
     strategies: ClassVar[frozenset[str]] = frozenset({"rolling", "blue-green", "canary"})
 

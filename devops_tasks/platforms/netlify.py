@@ -51,6 +51,7 @@ def netlify_ignore(relative: str) -> bool:
 class NetlifyPlatform(Platform):
     name = "netlify"
     strategies = frozenset({"rolling", "blue-green"})
+    first_steps = (f"devops secrets.set {TOKEN}", "devops infra.up")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -25,7 +25,9 @@ def _show_init(result: Mapping[str, Any], out: Output) -> None:
     )
     if result["gitignore_added"]:
         out.line(f"Added to .gitignore: {', '.join(result['gitignore_added'])}")
-    out.line(f"Next: {result['next']}")
+    out.line("Next:")
+    for step in result["next"]:
+        out.line(f"  {step}")
 
 
 @command(
