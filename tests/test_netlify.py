@@ -381,3 +381,12 @@ def test_every_problem_is_reported_at_once_before_any_request(netlify, cli):
     assert len(messages) == 2, messages
     assert any("site_id" in m for m in messages) and any("does not exist" in m for m in messages)
     assert all(p["fix"] for p in result["problems"]) and netlify.requests == []
+
+
+def test_logs_of_a_deploy_made_by_a_remote_build_include_the_build(netlify, cli):
+    deploy(cli)
+    built = cli("build", "--remote", "--wait", "--json").json
+    cli("rollback", "--to", built["deploy_id"], "--json")
+    remote = cli("logs", "--json").json["remote"]
+    assert remote["id"] == built["deploy_id"]
+    assert remote["build"]["id"] == built["build_id"] and remote["build"]["done"] is True

@@ -317,6 +317,7 @@ class NetlifyPlatform(Platform):
         }
 
     def deployment_log(self, platform_deploy_id: str) -> dict[str, Any]:
+        """The deploy's state, times and error; for a deploy made by a build, the build too."""
         deploy = self.api.get_deploy(platform_deploy_id)
         keys = (
             "id",
@@ -328,8 +329,16 @@ class NetlifyPlatform(Platform):
             "deploy_ssl_url",
             "context",
             "title",
+            "branch",
+            "commit_ref",
         )
-        return {key: deploy.get(key) for key in keys}
+        log: dict[str, Any] = {key: deploy.get(key) for key in keys}
+        if deploy.get("build_id"):
+            build = self.api.get_build(str(deploy["build_id"]))
+            log["build"] = {
+                key: build.get(key) for key in ("id", "done", "error", "sha", "created_at")
+            }
+        return log
 
 
 def _one_path_per_digest(
