@@ -18,7 +18,6 @@ from invoke import task
 from devops_tasks import build_namespace
 
 HERE = Path(__file__).resolve().parent
-DEMO_DIR = HERE / ".demo"
 
 
 @task(
@@ -38,12 +37,13 @@ def test(c, pytest_args="", lint=True):
     c.run(f"{python} -m pytest {pytest_args}", pty=False)
 
 
-@task
-def demo(c):
+@task(help={"where": "Directory to run the demo in (default: .demo/ in this repository)."})
+def demo(c, where=None):
     """Deploy examples/site twice on the local target, roll back, and show each step."""
-    shutil.rmtree(DEMO_DIR, ignore_errors=True)
-    shutil.copytree(HERE / "examples" / "site", DEMO_DIR)
-    page = DEMO_DIR / "public" / "index.html"
+    demo_dir = Path(where).resolve() if where else HERE / ".demo"
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    shutil.copytree(HERE / "examples" / "site", demo_dir)
+    page = demo_dir / "public" / "index.html"
     devops = f"{sys.executable} -m devops_tasks"
     steps = [
         "init --platform local",
@@ -56,7 +56,7 @@ def demo(c):
         "status",
         "history",
     ]
-    with c.cd(str(DEMO_DIR)):
+    with c.cd(str(demo_dir)):
         for step in steps:
             if isinstance(step, tuple):
                 _, old, new = step
@@ -65,7 +65,7 @@ def demo(c):
                 continue
             print(f"\n$ devops {step}")
             c.run(f"{devops} {step}", pty=False)
-    print(f"\nDone. Look around in {DEMO_DIR}/.devops (records, releases, the current link).")
+    print(f"\nDone. Look around in {demo_dir}/.devops (records, releases, the current link).")
 
 
 ns = build_namespace()

@@ -158,3 +158,11 @@ def test_plugin_manifest_matches_the_package_version():
 
     manifest = json.loads((REPO / ".claude-plugin" / "plugin.json").read_text())
     assert manifest["name"] == "devops-tasks" and manifest["version"] == __version__
+
+
+def test_the_quick_start_demo_deploys_rolls_back_and_reports(tmp_path):
+    result = _run([sys.executable, "-m", "invoke", "demo", "--where", str(tmp_path / "demo")], REPO)
+    assert result.returncode == 0, result.stderr
+    assert "Rollback" in result.stdout and "rolled_back" in result.stdout
+    current = tmp_path / "demo" / ".devops" / "local" / "production" / "current"
+    assert "v1" in (current / "index.html").read_text()
