@@ -146,3 +146,8 @@ def test_several_findings_are_listed_each_with_its_own_fix(project, cli):
     lines = [line for line in err.splitlines() if line.startswith("  - ")]
     assert len(lines) == 2 and all(" — " in line for line in lines)
     assert "\nFix:" not in err
+
+
+def test_secrets_exec_adds_nothing_to_the_commands_own_output(project, cli, monkeypatch):
+    monkeypatch.setenv("DEVOPS_MASTER_KEY", "ab" * 32)
+    assert cli("secrets.exec", "--command", "echo just-this").stdout == "just-this\n"

@@ -390,3 +390,9 @@ def test_logs_of_a_deploy_made_by_a_remote_build_include_the_build(netlify, cli)
     remote = cli("logs", "--json").json["remote"]
     assert remote["id"] == built["deploy_id"]
     assert remote["build"]["id"] == built["build_id"] and remote["build"]["done"] is True
+
+
+def test_infra_up_tells_people_what_it_saved(netlify, cli):
+    cli("config.set", "netlify", json.dumps({"poll_interval": 0.01}), "--json")
+    out = cli("infra.up").stdout
+    assert "Saved to .devops/config.json: netlify.site_id" in out and "created" in out

@@ -22,6 +22,8 @@ def _show_infra(result: Mapping[str, Any], out: Output) -> None:
             for key, value in result["infra"].items()
         }
     )
+    if result.get("config_updated"):
+        out.line(f"Saved to .devops/config.json: {', '.join(result['config_updated'])}")
 
 
 def _platform(c: Any, env: str | None) -> Any:

@@ -220,8 +220,13 @@ def export(c: Context, out: Output, format="env", env=None) -> dict[str, Any]:
     }
 
 
+def _show_nothing(result: Mapping[str, Any], out: Output) -> None:
+    """The command's own output is the whole story; nothing to add on success."""
+
+
 @command(
     name="exec",
+    human=_show_nothing,
     help={
         "command": "The command to run (or give it after --, with the devops program).",
         "env": "Use what this environment sees (its own secrets over shared ones).",
