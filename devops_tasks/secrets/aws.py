@@ -44,7 +44,6 @@ DEFAULT_REGION = "us-east-1"
 MAX_NAME_LENGTH = 256  # CreateSecret's limit on Name
 
 _PREFIX = re.compile(r"[A-Za-z0-9/_+=.@-]{0,256}")
-_SCOPE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 _NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_+=.@-]")
 
 #: AWS error codes that mean the credentials were refused (not absent).
@@ -137,19 +136,9 @@ class AwsSecretsBackend(SecretsBackend):
             )
         return full
 
-    def _scope(self, environment: str | None) -> str:
-        scope = scope_for(environment)
-        if not isinstance(scope, str) or not _SCOPE.fullmatch(scope):
-            raise DevopsError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"{scope!r} is not a valid environment name",
-                "Use lower-case letters, digits, '-' and '_', e.g. production or staging.",
-            )
-        return scope
-
     def _scopes(self, environment: str | None) -> list[str]:
         """Where ``environment`` looks, most specific first."""
-        own = self._scope(environment)
+        own = scope_for(environment)
         return [own, SHARED_SCOPE] if own != SHARED_SCOPE else [SHARED_SCOPE]
 
     # -- AWS calls ---------------------------------------------------------------------------
@@ -388,7 +377,7 @@ class AwsSecretsBackend(SecretsBackend):
         AWS has no transactions: if AWS fails part way, the error's ``stored`` and
         ``not_stored`` list the names written and not written (set again to finish).
         """
-        scope = self._scope(environment)
+        scope = scope_for(environment)
         planned = []
         for name, value in values.items():
             secret = self.secret_id(check_name(name), scope)
@@ -410,7 +399,7 @@ class AwsSecretsBackend(SecretsBackend):
 
     def delete(self, name: str, environment: str | None = None) -> bool:
         """Delete at once (no recovery window), so the name can be set again right away."""
-        secret = self.secret_id(check_name(name), self._scope(environment))
+        secret = self.secret_id(check_name(name), scope_for(environment))
         current = self._describe(secret)
         if current is None:
             return False
