@@ -1,12 +1,12 @@
 """A fake Netlify API on 127.0.0.1 that follows Netlify's own OpenAPI (Swagger 2.0) spec.
 
-The spec is ``/work/shared/specs/netlify-openapi.yml`` (``netlify/open-api`` ``swagger.yml``;
-override with ``NETLIFY_OPENAPI_SPEC``). Every route under ``/api/v1`` that this fake serves
-is listed in ``ROUTES`` as (method, spec path template), and every request under ``/api/v1``
-is checked against the spec: unknown paths/methods, undeclared query parameters, JSON body
-keys that are not properties of the operation's body schema, and a ``Content-Type`` the
-operation does not consume are appended to ``FakeNetlify.violations`` (the request is still
-handled). Tests assert that list stays empty.
+The spec is ``specs/netlify-openapi.yml`` in this repository (``netlify/open-api``
+``swagger.yml``; source and commit in ``specs/README.md``). Every route under ``/api/v1``
+that this fake serves is listed in ``ROUTES`` as (method, spec path template), and every
+request under ``/api/v1`` is checked against the spec: unknown paths/methods, undeclared
+query parameters, JSON body keys that are not properties of the operation's body schema,
+and a ``Content-Type`` the operation does not consume are appended to
+``FakeNetlify.violations`` (the request is still handled). Tests assert that list stays empty.
 
 Outside ``/api/v1`` (no auth):
 
@@ -33,7 +33,6 @@ import hashlib
 import http.server
 import json
 import mimetypes
-import os
 import re
 import socket
 import threading
@@ -59,10 +58,8 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/v1"
-SPEC_PATH = Path(
-    os.environ.get("NETLIFY_OPENAPI_SPEC")
-    or Path(__file__).resolve().parents[2] / "shared" / "specs" / "netlify-openapi.yml"
-)
+#: The spec lives in the repository (``specs/``), so a plain clone can run the tests.
+SPEC_PATH = Path(__file__).resolve().parents[1] / "specs" / "netlify-openapi.yml"
 
 # Path parameters whose value may contain "/" (file paths). Every other parameter is one segment.
 GREEDY_PARAMS = frozenset({"path", "file_path"})
@@ -84,9 +81,7 @@ def load_spec() -> dict[str, Any]:
     with _spec_lock:
         if _spec is None:
             if not SPEC_PATH.is_file():
-                raise RuntimeError(
-                    f"Netlify OpenAPI spec not found at {SPEC_PATH} (set NETLIFY_OPENAPI_SPEC)"
-                )
+                raise RuntimeError(f"Netlify OpenAPI spec not found at {SPEC_PATH}")
             loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
             with SPEC_PATH.open("rb") as fh:
                 _spec = yaml.load(fh, Loader=loader)
