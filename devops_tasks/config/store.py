@@ -238,12 +238,6 @@ class ConfigStore:
 
     def import_file(self, source: Path, force: bool = False) -> None:
         """Replace the config with the file at ``source``, after checking it in full."""
-        if self.exists() and not force:
-            raise DevopsError(
-                ErrorCode.CONFIG_EXISTS,
-                f"{self._display_path()} already exists",
-                "Pass --force to replace it (export it first to keep a copy).",
-            )
         try:
             text = source.read_text(encoding="utf-8")
         except OSError as exc:
@@ -252,7 +246,16 @@ class ConfigStore:
                 f"Cannot read {source}: {exc.strerror}",
                 "Check the path and permissions of the file to import.",
             ) from None
-        self.write(_parse(text, str(source)))
+        data = _parse(text, str(source))
+        self.check_all(data)
+        with self._lock():
+            if self.exists() and not force:
+                raise DevopsError(
+                    ErrorCode.CONFIG_EXISTS,
+                    f"{self._display_path()} already exists",
+                    "Pass --force to replace it (export it first to keep a copy).",
+                )
+            write_json(self.path, data)
 
     def check(self, data: dict[str, Any], source: str) -> None:
         """Raise CONFIG_INVALID naming every problem in ``data`` (nothing is written)."""
@@ -264,14 +267,32 @@ class ConfigStore:
                 "Correct the setting(s) named above; `devops config.validate` re-checks.",
             )
 
-    def write(self, data: dict[str, Any]) -> None:
-        """Check ``data`` in full, then replace the file atomically under the config lock."""
+    def check_all(self, data: dict[str, Any]) -> None:
+        """Check ``data`` as a whole and every environment's merged settings (the file alone)."""
         self.check(data, "new config")
         for name in self.environment_names(data):
-            # every environment must still merge into valid settings (the file alone counts)
             self.settings(name, data, use_environ=False)
-        with FileLock(self.project.locks_dir / "config.lock"):
+
+    def write(self, data: dict[str, Any]) -> None:
+        """Check ``data`` in full, then replace the file atomically under the config lock."""
+        self.check_all(data)
+        with self._lock():
             write_json(self.path, data)
+
+    def update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Read, ``change`` and write the file as one step under the config lock.
+
+        Reading inside the lock is what keeps concurrent edits of different settings from
+        overwriting each other. Returns the new content; on any problem nothing is written.
+        """
+        with self._lock():
+            data = change(self.read())
+            self.check_all(data)
+            write_json(self.path, data)
+        return data
+
+    def _lock(self) -> FileLock:
+        return FileLock(self.project.locks_dir / "config.lock")
 
     @staticmethod
     def environment_names(data: Mapping[str, Any]) -> list[str]:
@@ -331,7 +352,6 @@ class ConfigStore:
         With ``environment``, the value goes under ``environments.<environment>``. The whole
         result is validated first; on any problem the file is not touched. Returns the value.
         """
-        data = self.read()
         if not key or any(not part for part in key.split(".")):
             raise DevopsError(
                 ErrorCode.INVALID_ARGUMENT,
@@ -339,8 +359,14 @@ class ConfigStore:
                 "Name a setting like deployment.keep_releases or build.dir.",
             )
         parts = (["environments", environment] if environment else []) + key.split(".")
-        value = _typed(raw, lambda v: _with_value(data, parts, v))
-        self.write(_with_value(data, parts, value))
+        value: Any = None
+
+        def change(data: dict[str, Any]) -> dict[str, Any]:
+            nonlocal value
+            value = _typed(raw, lambda v: _with_value(data, parts, v))
+            return _with_value(data, parts, value)
+
+        self.update(change)
         return value
 
 
