@@ -29,18 +29,6 @@ __all__ = ["Deployment", "DeploymentHistory", "Status", "new_deployment_id"]
 
 INDEX_VERSION = 1
 _ID_PATTERN = re.compile(r"dep_[0-9]+_[0-9a-f]+", re.ASCII)
-# Fields that identify a record: never masked, or a secret that happens to occur inside an
-# id would break the link between a record, its index entry and its release.
-_IDENTITY_FIELDS = (
-    "id",
-    "timestamp",
-    "status",
-    "action",
-    "environment",
-    "platform",
-    "release",
-    "rollback_of",
-)
 # The summary fields copied into the index; everything a query filters or a table shows.
 INDEX_FIELDS = (
     "id",
@@ -104,11 +92,15 @@ class Deployment:
         self.log.append({"time": _now(), "step": step, "message": redact(message)})
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready data, every free-text value with secrets masked."""
+        """The record as JSON-ready data, every free-text value with secrets masked.
+
+        Ids, status, environment and the other fields the program writes itself are never
+        masked, or a secret equal to one would break the link between a record, its index
+        entry and its release.
+        """
         data = asdict(self)
         data["status"] = self.status.value
-        masked = redact_data(data)
-        masked.update({key: data[key] for key in _IDENTITY_FIELDS})
+        masked: dict[str, Any] = redact_data(data)
         return masked
 
     def result(self) -> dict[str, Any]:

@@ -4,7 +4,10 @@ With ``--json`` stdout carries exactly one object, ``{"success": true, ...}`` or
 ``{"success": false, "error", "code", "fix"}``, and nothing else: progress and build output
 go to stderr or nowhere. Without it, output is for people: aligned, coloured only on a
 terminal (``NO_COLOR`` is honoured), with progress bars only when stdout is a terminal.
-Every string passes through :mod:`devops_tasks.redaction` on its way out.
+Secret values are masked on every way out (:mod:`devops_tasks.redaction`): free text as it is
+written (steps, warnings, failures), and a result's data once, before it becomes JSON or
+reaches a human view — which is why :meth:`Output.line`, :meth:`Output.fields` and
+:meth:`Output.table`, the views' own tools, print what they are given.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ class Output:
             self.console.print(f"[dim]•[/dim] {_escape(redact(message))}")
 
     def line(self, text: str = "", style: str | None = None) -> None:
-        self.console.print(_escape(redact(text)), style=style)
+        self.console.print(_escape(text), style=style)
 
     def raw(self, text: str) -> None:
         """Text exactly as given (masked unless Revealed): for output meant for other programs."""
@@ -121,7 +124,7 @@ class Output:
         shown = {k: v for k, v in values.items() if v is not None}
         width = max((len(k) for k in shown), default=0)
         for key, value in shown.items():
-            self.console.print(f"[bold]{key.ljust(width)}[/bold]  {_escape(redact(str(value)))}")
+            self.console.print(f"[bold]{key.ljust(width)}[/bold]  {_escape(str(value))}")
 
     def table(self, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> None:
         from rich.table import Table  # noqa: PLC0415
@@ -131,7 +134,7 @@ class Output:
             table.add_column(column, no_wrap=True)
         for row in rows:
             table.add_row(
-                *(_escape(redact("" if row.get(c) is None else str(row.get(c)))) for c in columns)
+                *(_escape("" if row.get(c) is None else str(row.get(c))) for c in columns)
             )
         self.console.print(table)
 
@@ -147,10 +150,12 @@ class Output:
         """Report a command's result: the JSON object, or the human view of it."""
         if self.json_mode:
             self._json({"success": True, **payload})
-        elif human is not None:
-            human(redact_data(dict(payload)), self)
+            return
+        masked = redact_data(dict(payload))
+        if human is not None:
+            human(masked, self)
         else:
-            self.fields({k: v for k, v in payload.items() if not isinstance(v, (dict, list))})
+            self.fields({k: v for k, v in masked.items() if not isinstance(v, (dict, list))})
 
     def failure(self, error: DevopsError, debug: bool = False) -> None:
         """Report a failure: the JSON object, or the message and fix on stderr."""
@@ -159,7 +164,7 @@ class Output:
         if self.json_mode:
             self._json({"success": False, **error.to_dict()})
             return
-        self.stderr.write(redact(f"Error [{error.code.value}]: {error.message}\n"))
+        self.stderr.write(f"Error [{error.code.value}]: {redact(error.message)}\n")
         problems = error.details.get("problems", [])
         listed = problems if len(problems) > 1 else []
         for problem in listed:
@@ -168,8 +173,8 @@ class Output:
             self.stderr.write(redact(f"Fix: {error.fix}\n"))
 
     def _json(self, data: Mapping[str, Any]) -> None:
-        # Every string is masked on its own, so a value the user asked to see (Revealed)
-        # is the only one that can come through.
+        # Every free-text string is masked on its own, so a value the user asked to see
+        # (Revealed) is the only one that can come through; keys and product fields stay.
         text = json.dumps(redact_data(data), ensure_ascii=False, default=lambda o: redact(str(o)))
         self.stdout.write(text + "\n")
         self.stdout.flush()

@@ -389,7 +389,7 @@ def test_step_masks_registered_secrets_in_log_messages() -> None:
     assert deployment.log[-1]["step"] == "upload" and deployment.log[-1]["time"]
 
 
-def test_to_dict_masks_registered_secrets_everywhere_and_nothing_saved_holds_them(
+def test_to_dict_masks_registered_secrets_in_free_text_and_nothing_saved_holds_them(
     project: Project,
     history: DeploymentHistory,
 ) -> None:
@@ -400,21 +400,42 @@ def test_to_dict_masks_registered_secrets_everywhere_and_nothing_saved_holds_the
         url=f"https://{secret}@example.com",
         version=f"v1-{secret}",
         error={"error": f"denied for {secret}", "code": "DEPLOY_FAILED"},
-        details={"headers": [f"Authorization: Bearer {secret}"], secret: {"nested": secret}},
+        details={"headers": [f"Authorization: Bearer {secret}"], "nested": {"deep": secret}},
     )
-    deployment.log.append({"time": "t", "step": secret, "message": "added without step()"})
+    deployment.log.append({"time": "t", "step": "upload", "message": f"added raw: {secret}"})
 
     data = deployment.to_dict()
     assert secret not in json.dumps(data)
     assert data["url"] == f"https://{MASK}@example.com"
-    assert data["details"] == {"headers": [f"Authorization: Bearer {MASK}"], MASK: {"nested": MASK}}
-    assert data["log"][-1]["step"] == MASK
+    assert data["details"] == {
+        "headers": [f"Authorization: Bearer {MASK}"],
+        "nested": {"deep": MASK},
+    }
+    assert data["log"][-1]["message"] == f"added raw: {MASK}"
     assert data["id"] == deployment.id and data["status"] == "success"
     assert secret not in json.dumps(deployment.summary())
 
     history.save(deployment)
     for path in project.deployments_dir.iterdir():
         assert secret not in path.read_text(encoding="utf-8"), path.name
+
+
+def test_to_dict_never_masks_the_fields_the_program_writes_itself() -> None:
+    for word in ("production", "success", "local", "deploy", "upload"):
+        register_secret(word)
+    deployment = make(1, details={"production": "kept as a key", "note": "production run"})
+    deployment.step("upload", "sent to production")
+
+    data = deployment.to_dict()
+    assert (data["environment"], data["status"], data["platform"], data["action"]) == (
+        "production",
+        "success",
+        "local",
+        "deploy",
+    )
+    assert data["log"][-1]["step"] == "upload"
+    assert data["details"] == {"production": "kept as a key", "note": f"{MASK} run"}
+    assert data["log"][-1]["message"] == f"sent to {MASK}"
 
 
 # -- concurrency ---------------------------------------------------------------------------
