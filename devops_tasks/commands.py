@@ -11,11 +11,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import DevopsError, ErrorCode
-from .project import Project
-from .redaction import RedactingStream
+from .redaction import RedactingStream, redact_tail
+
+if TYPE_CHECKING:
+    from .project import Project
 
 __all__ = ["child_environment", "require_clean_git", "run_command"]
 
@@ -50,19 +52,25 @@ def run_command(
 
     A non-zero exit raises ``code`` with the exit status and the tail of the output.
     """
-    with context.cd(cwd):
-        result = context.run(
-            command,
-            warn=True,
-            pty=False,
-            in_stream=False,
-            env=child_environment(env),
-            replace_env=True,
-            out_stream=RedactingStream(sys.stderr if json_mode else sys.stdout),
-            err_stream=RedactingStream(sys.stderr),
-        )
-    output = ((result.stdout or "") + (result.stderr or ""))[-_TAIL_CHARS:]  # masked on output
+    out_stream = RedactingStream(sys.stderr if json_mode else sys.stdout)
+    err_stream = RedactingStream(sys.stderr)
+    try:
+        with context.cd(cwd):
+            result = context.run(
+                command,
+                warn=True,
+                pty=False,
+                in_stream=False,
+                env=child_environment(env),
+                replace_env=True,
+                out_stream=out_stream,
+                err_stream=err_stream,
+            )
+    finally:
+        out_stream.close()
+        err_stream.close()
     if result.failed:
+        output = redact_tail((result.stdout or "") + (result.stderr or ""), _TAIL_CHARS)
         raise DevopsError(
             code,
             f"`{command}` failed with exit status {result.exited}",
@@ -75,13 +83,22 @@ def run_command(
 
 def require_clean_git(project: Project) -> None:
     """Refuse to deploy uncommitted work, so every release maps to a commit."""
-    status = subprocess.run(
-        ["git", "status", "--porcelain"],
-        cwd=project.root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain"],
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=child_environment(),
+            stdin=subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        raise DevopsError(
+            ErrorCode.CHECK_FAILED,
+            f"deployment.require_clean_git is set but git could not run: {exc.strerror}",
+            "Install git, or set deployment.require_clean_git to false.",
+        ) from None
     if status.returncode != 0:
         raise DevopsError(
             ErrorCode.CHECK_FAILED,

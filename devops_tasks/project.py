@@ -9,6 +9,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .commands import child_environment
+
 __all__ = ["Project", "actor", "find_project"]
 
 STATE_DIR = ".devops"
@@ -58,6 +60,8 @@ class Project:
                 text=True,
                 timeout=10,
                 check=False,
+                env=child_environment(),
+                stdin=subprocess.DEVNULL,
             )
         except (OSError, subprocess.TimeoutExpired):
             return None
