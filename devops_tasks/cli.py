@@ -27,10 +27,15 @@ class DevopsProgram(Program):
     """Invoke's ``Program``, except that with ``--json`` even a bad flag answers in JSON."""
 
     def update_config(self, merge: bool = True) -> None:
-        """Also hand the text after ``--`` to tasks, as ``devops.remainder`` (secrets.exec)."""
+        """Also hand the words after ``--`` to tasks, as the list ``devops.remainder``.
+
+        Invoke keeps them only joined by spaces, which loses the quoting: ``secrets.exec``
+        needs them exactly as given, one argument each.
+        """
         super().update_config(merge=False)
         overrides = dict(self.config._overrides)
-        overrides["devops"] = {**overrides.get("devops", {}), "remainder": self.core.remainder}
+        words = self.argv[self.argv.index("--") + 1 :] if "--" in self.argv else []
+        overrides["devops"] = {**overrides.get("devops", {}), "remainder": words}
         self.config.load_overrides(overrides, merge=merge)
 
     def parse_tasks(self) -> None:

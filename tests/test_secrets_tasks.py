@@ -179,7 +179,14 @@ def test_exec_takes_the_command_after_double_dash_in_the_devops_program(keyed, t
     run_devops("secrets.set", "TOKEN", "--value", "dash-secret-value", cwd=keyed.root, env=env)
     out = tmp_path / "out.txt"
     result = run_devops(
-        "secrets.exec", "--json", "--", f"printenv TOKEN > {out}", cwd=keyed.root, env=env
+        "secrets.exec",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        f"printenv TOKEN > {out}",
+        cwd=keyed.root,
+        env=env,
     )
     assert result.json["success"] and out.read_text().strip() == "dash-secret-value"
 

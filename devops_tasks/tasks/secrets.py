@@ -228,13 +228,19 @@ def _show_nothing(result: Mapping[str, Any], out: Output) -> None:
     name="exec",
     human=_show_nothing,
     help={
-        "command": "The command to run (or give it after --, with the devops program).",
+        "command": "A shell command line to run (or, with the devops program, the program "
+        "and its arguments after --, run as given without a shell).",
         "env": "Use what this environment sees (its own secrets over shared ones).",
     },
 )
 def exec_(c: Context, out: Output, command=None, env=None) -> dict[str, Any]:
-    """Run a command with the secrets in its environment; nothing is written anywhere."""
-    to_run = command or option(c, "remainder")
+    """Run a command with the secrets in its environment; nothing is written anywhere.
+
+    ``--command`` is a shell command line. The words after ``--`` are an argument vector:
+    each is passed exactly as given, so quotes, ``;`` or ``$(...)`` inside one never run.
+    """
+    words = option(c, "remainder")
+    to_run = command or (shlex.join(words) if isinstance(words, list) and words else None)
     if not to_run:
         raise DevopsError(
             ErrorCode.INVALID_ARGUMENT,
