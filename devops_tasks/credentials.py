@@ -37,6 +37,7 @@ class Credentials:
         self.environ = os.environ if environ is None else environ
         self._backend_factory = backend or (lambda: _open(project, settings, self.environ))
         self._backend: SecretsBackend | None = None
+        self._found: dict[str, str | None] = {}
 
     def _store(self) -> SecretsBackend:
         if self._backend is None:
@@ -45,12 +46,12 @@ class Credentials:
 
     def lookup(self, name: str) -> str | None:
         """The value of ``name`` from the environment or the secrets store, else ``None``."""
-        value = self.environ.get(name)
-        if not value:
-            value = self._store().get(name, self.environment)
-        if value:
-            register_secret(value)
-        return value or None
+        if name not in self._found:
+            value = self.environ.get(name) or self._store().get(name, self.environment)
+            if value:
+                register_secret(value)
+            self._found[name] = value or None
+        return self._found[name]
 
     def require(self, name: str, purpose: str) -> str:
         """The value of ``name``, or CREDENTIALS_MISSING saying exactly how to provide it."""

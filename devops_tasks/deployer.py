@@ -96,8 +96,10 @@ class Deployer:
     def deploy(self, build_dir: str | None = None, build: bool = False) -> Deployment:
         """Deploy the build directory to this environment and return its record."""
         if build:
+            self.platform.require_credentials()  # so the build's output masks them too
             self.build()
         files = self.validate(self.build_dir(build_dir))
+        self.platform.require_credentials()
         self._pre_deploy_checks()
         with self._lock():
             self.history.mark_interrupted(self.environment)

@@ -102,3 +102,32 @@ def test_the_canaries_are_really_there_to_find(seeded, cli):
     shown = cli("secrets.get", "DB_PASSWORD", "--show", "--json").json["value"]
     assert shown == SECRETS["DB_PASSWORD"]
     assert SECRETS["NETLIFY_AUTH_TOKEN"] in cli("secrets.export").stdout
+
+
+def test_a_secret_equal_to_a_word_the_program_writes_leaves_its_answers_readable(project, cli):
+    """Masking free text must not rewrite keys or fields: an agent still reads the answer."""
+    cli("secrets.init", "--json")
+    for name, value in {"A": "production", "B": "success", "C": "local", "D": "deploy"}.items():
+        assert cli("secrets.set", name, "--value", value, "--json").json["success"]
+
+    deployed = cli("deploy", "--json").json
+    assert (deployed["success"], deployed["environment"], deployed["platform"]) == (
+        True,
+        "production",
+        "local",
+    )
+    assert deployed["action"] == "deploy" and deployed["status"] == "success"
+    status = cli("status", "--json").json
+    assert status["environment"] == "production" and status["in_sync"] is True
+    assert cli("history", "--json").json["deployments"][0]["environment"] == "production"
+    listed = cli("secrets.list", "--json").json["secrets"]
+    assert [s["name"] for s in listed] == ["A", "B", "C", "D"]
+
+
+def test_a_platform_token_from_the_environment_is_masked_in_the_build_output(netlify, cli):
+    cli("config.set", "build.command", 'echo "token is $NETLIFY_AUTH_TOKEN"', "--json")
+    for mode in ([], ["--json"]):
+        result = cli("deploy", "--build", *mode)
+        assert result.exit_code == 0, result.stderr
+        assert netlify.token not in result.stdout + result.stderr
+        assert "token is ••••••••" in result.stdout + result.stderr

@@ -62,6 +62,8 @@ class Platform(abc.ABC):
     first_steps: ClassVar[tuple[str, ...]] = ()
     #: Strategies this target can carry out (others are refused by ``validate``).
     strategies: ClassVar[frozenset[str]] = frozenset({"rolling", "blue-green", "canary"})
+    #: Credentials every deploy to this target needs (names the resolver looks up).
+    deploy_credentials: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -84,6 +86,15 @@ class Platform(abc.ABC):
 
             self._credentials = Credentials(self.project, self.settings)
         return self._credentials
+
+    def require_credentials(self) -> None:
+        """Resolve every credential a deploy needs, before any command runs.
+
+        Resolving registers each value for masking, so a build that prints a token from
+        the environment shows it masked; a missing one fails before the build, not after.
+        """
+        for name in self.deploy_credentials:
+            self.credentials.require(name, f"deploying to {self.name}")
 
     def validate(self) -> list[Finding]:
         """Every problem with this target's settings, found without touching the network."""

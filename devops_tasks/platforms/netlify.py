@@ -52,6 +52,7 @@ class NetlifyPlatform(Platform):
     name = "netlify"
     strategies = frozenset({"rolling", "blue-green"})
     first_steps = (f"devops secrets.set {TOKEN}", "devops infra.up")
+    deploy_credentials = (TOKEN,)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
