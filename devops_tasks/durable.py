@@ -19,25 +19,66 @@ from typing import Any
 
 from .errors import DevopsError, ErrorCode
 
-__all__ = ["FileLock", "atomic_write", "read_json", "write_json"]
+__all__ = ["FileLock", "atomic_write", "read_json", "remove_stale_temporaries", "write_json"]
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` in one step; on any failure the old file is untouched."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, replace: bool = True) -> None:
+    """Replace ``path`` with ``data`` in one step; on any failure the old file is untouched.
+
+    With ``replace=False`` an existing ``path`` is never overwritten: the new file appears
+    only if there was none, and FileExistsError says there was (no check-then-write race).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # Held until the rename: a temporary file nobody holds belongs to a dead writer.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         with os.fdopen(fd, "wb") as tmp:
             os.fchmod(tmp.fileno(), mode)
             tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
+            if replace:
+                os.replace(tmp_name, path)
+            else:
+                os.link(tmp_name, path)
+                os.unlink(tmp_name)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
     _fsync_directory(path.parent)
+
+
+#: A writer's temporary file younger than this is never swept, whatever its lock says.
+_STALE_AFTER_SECONDS = 60.0
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files that writers of ``path`` killed mid-write left behind.
+
+    Only names this module makes (``.<name>.*.tmp`` beside ``path``) are considered, and
+    only those no live writer holds (its flock) and older than a minute.
+    """
+    removed = []
+    prefix = f".{path.name}."
+    with contextlib.suppress(FileNotFoundError), os.scandir(path.parent) as entries:
+        candidates = [
+            e.path for e in entries if e.name.startswith(prefix) and e.name.endswith(".tmp")
+        ]
+    for candidate in candidates:
+        with contextlib.suppress(OSError):
+            fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                if time.time() - os.fstat(fd).st_mtime < _STALE_AFTER_SECONDS:
+                    continue
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(candidate)
+                removed.append(Path(candidate))
+            finally:
+                os.close(fd)
+    return removed
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -49,14 +90,16 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_json(path: Path, data: Any, mode: int = 0o644, indent: int | None = 2) -> None:
+def write_json(
+    path: Path, data: Any, mode: int = 0o644, indent: int | None = 2, replace: bool = True
+) -> None:
     """Atomically write ``data`` as JSON (indented for people unless ``indent=None``)."""
     separators = None if indent else (",", ":")
     text = (
         json.dumps(data, indent=indent, separators=separators, ensure_ascii=False, allow_nan=False)
         + "\n"
     )
-    atomic_write(path, text.encode("utf-8"), mode)
+    atomic_write(path, text.encode("utf-8"), mode, replace)
 
 
 def read_json(path: Path) -> Any:

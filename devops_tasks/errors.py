@@ -44,6 +44,7 @@ class ErrorCode(str, enum.Enum):
     COMMAND_FAILED = "COMMAND_FAILED"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    FILE_EXISTS = "FILE_EXISTS"
 
 
 class DevopsError(Exception):

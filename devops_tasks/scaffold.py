@@ -15,8 +15,14 @@ from .project import Project
 
 __all__ = ["GITIGNORE_LINES", "ensure_gitignore", "init_project", "template_names"]
 
-#: What must never be committed: the encrypted secrets and the local target's releases.
-GITIGNORE_LINES = (".devops/credentials.enc", ".devops/local/", ".devops/locks/")
+#: What must never be committed: the encrypted secrets, the local target's releases, locks,
+#: and the temporary file of any write a killed process left behind.
+GITIGNORE_LINES = (
+    ".devops/credentials.enc",
+    ".devops/local/",
+    ".devops/locks/",
+    ".devops/**/.*.tmp",
+)
 
 
 def _templates_dir() -> Path:

@@ -8,6 +8,7 @@ holding process dies.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -101,6 +102,62 @@ def test_atomic_write_leaves_no_temporary_file_behind(tmp_path: Path) -> None:
     atomic_write(target, b"two")
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_atomic_write_without_replace_refuses_an_existing_file_and_keeps_it(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "out.txt"
+    target.write_bytes(b"precious")
+
+    with pytest.raises(FileExistsError):
+        atomic_write(target, b"new", replace=False)
+
+    assert target.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_atomic_write_without_replace_creates_a_new_file(tmp_path: Path) -> None:
+    atomic_write(tmp_path / "out.txt", b"new", replace=False)
+    assert (tmp_path / "out.txt").read_bytes() == b"new"
+
+
+def _old_temporary(directory: Path, name: str) -> Path:
+    leftover = directory / name
+    leftover.write_bytes(b"half a secret")
+    an_hour_ago = time.time() - 3600
+    os.utime(leftover, (an_hour_ago, an_hour_ago))
+    return leftover
+
+
+def test_atomic_write_removes_temporaries_a_killed_writer_left(tmp_path: Path) -> None:
+    _old_temporary(tmp_path, ".credentials.enc.k1ll3d.tmp")
+    atomic_write(tmp_path / "credentials.enc", b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["credentials.enc"]
+
+
+def test_atomic_write_keeps_a_temporary_that_a_live_writer_holds(tmp_path: Path) -> None:
+    busy = _old_temporary(tmp_path, ".credentials.enc.busy.tmp")
+    with busy.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        atomic_write(tmp_path / "credentials.enc", b"new")
+    assert busy.exists()
+
+
+def test_atomic_write_keeps_temporaries_younger_than_a_minute(tmp_path: Path) -> None:
+    young = tmp_path / ".credentials.enc.young.tmp"
+    young.write_bytes(b"being written")
+    atomic_write(tmp_path / "credentials.enc", b"new")
+    assert young.exists()
+
+
+def test_atomic_write_removes_only_temporaries_of_the_file_it_writes(tmp_path: Path) -> None:
+    others = [
+        _old_temporary(tmp_path, name)
+        for name in (".config.json.x.tmp", "credentials.enc.tmp", ".credentials.enc.x.bak")
+    ]
+    atomic_write(tmp_path / "credentials.enc", b"new")
+    assert all(path.exists() for path in others)
 
 
 def test_atomic_write_keeps_the_old_file_when_the_rename_fails(

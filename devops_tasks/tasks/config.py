@@ -112,13 +112,45 @@ def _show_export(result: Mapping[str, Any], out: Output) -> None:
         _show_json("config")(result, out)
 
 
-@command(human=_show_export, help={"output": "Write to this file instead of stdout."})
-def export(c: Context, out: Output, output=None) -> dict[str, Any]:
+@command(
+    human=_show_export,
+    help={
+        "output": "Write to this file instead of stdout (a new file, unless --force).",
+        "force": "Replace --output if it exists (never a file under .devops/).",
+    },
+)
+def export(c: Context, out: Output, output=None, force=False) -> dict[str, Any]:
     """Export the config file (to stdout, or to --output)."""
-    data = _store(c).read()
+    project = project_for(c)
+    data = ConfigStore(project).read()
     if output:
-        write_json(Path(output), data)
+        _write_export(project.state_dir, Path(output), data, force)
     return {"config": data, "output": output}
+
+
+def _write_export(state_dir: Path, target: Path, data: Any, force: bool) -> None:
+    """Write ``data`` to ``target``: never into .devops/, and over a file only if forced."""
+    resolved = target.resolve()
+    if resolved == state_dir.resolve() or state_dir.resolve() in resolved.parents:
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"{target} is inside {state_dir}, where devops-tasks keeps its own state",
+            "Export to a path outside .devops/, e.g. --output devops-config.json.",
+        )
+    if resolved.is_dir():
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"{target} is a directory",
+            "Name a file to write, e.g. --output devops-config.json.",
+        )
+    try:
+        write_json(resolved, data, replace=force)
+    except FileExistsError:
+        raise DevopsError(
+            ErrorCode.FILE_EXISTS,
+            f"{target} already exists",
+            "Choose another --output, or pass --force to replace it.",
+        ) from None
 
 
 @command(
