@@ -102,8 +102,8 @@ class Deployer:
         self.platform.require_credentials()
         self._pre_deploy_checks()
         with self._lock():
-            self.history.mark_interrupted(self.environment)
-            live = self._live_entry()
+            previous = self.platform.live_release()
+            self.history.mark_interrupted(self.environment, previous)
             deployment = Deployment(
                 id=new_deployment_id(),
                 platform=self.platform.name,
@@ -115,15 +115,17 @@ class Deployer:
                 "start", f"{len(files)} files, {files.total_bytes} bytes from {files.root}"
             )
             self.history.save(deployment)
+            deployment.on_step(self.history.save_progress)
             self.output.step(
                 f"deploying {len(files)} files to {self.environment} "
                 f"({self.platform.name}) as {deployment.id}"
             )
-            return self._run_deploy(deployment, files, live)
+            return self._run_deploy(deployment, files, previous)
 
     def _run_deploy(
-        self, deployment: Deployment, files: SiteFiles, live: dict[str, Any] | None
+        self, deployment: Deployment, files: SiteFiles, previous: str | None
     ) -> Deployment:
+        """Deploy, check and publish; on any failure put ``previous`` (what was live) back."""
         started = time.monotonic()
         blue_green = self.settings.get("deployment.strategy") == "blue-green"
         release: str | None = None
@@ -137,7 +139,7 @@ class Deployer:
             deployment.platform_deploy_id = outcome.platform_deploy_id
             deployment.files_deployed = outcome.files_deployed
             deployment.bytes_uploaded = outcome.bytes_uploaded
-            deployment.rollback_available = live is not None
+            deployment.rollback_available = previous is not None
             deployment.details.update(outcome.details)
             if not outcome.published:
                 # blue-green: prove the new release on its own URL before it takes traffic
@@ -152,12 +154,12 @@ class Deployer:
             deployment.status = Status.FAILED
             deployment.error = error.to_dict()
             deployment.step("failed", f"{error.code.value}: {error.message}")
-            self._recover(deployment, release, live, activated)
+            self._recover(deployment, release, previous, activated)
             raise error from exc
         else:
             deployment.status = Status.SUCCESS
             deployment.step("done", "deployment is live")
-            self._prune(deployment, live)
+            self._prune(deployment, previous)
         finally:
             deployment.duration_ms = _ms_since(started)
             self.history.save(deployment)
@@ -167,7 +169,7 @@ class Deployer:
         self,
         deployment: Deployment,
         release: str | None,
-        live: dict[str, Any] | None,
+        previous: str | None,
         activated: bool,
     ) -> None:
         """After a failure: put the previous release back live, or clean up a half release."""
@@ -175,10 +177,11 @@ class Deployer:
             if not activated:
                 self.platform.discard(release or deployment.id)
                 deployment.step("recover", "nothing went live; the previous release still serves")
-            elif self.settings.get("deployment.rollback_on_failure") and live:
-                self.platform.restore(live["release"])
-                deployment.step("rollback", f"restored {live['release']} after the failure")
-                deployment.details["rolled_back_to"] = live["id"]
+            elif self.settings.get("deployment.rollback_on_failure") and previous:
+                self.platform.restore(previous)
+                deployment.step("rollback", f"restored {previous} after the failure")
+                entry = self._entry_serving(previous)
+                deployment.details["rolled_back_to"] = entry["id"] if entry else previous
         except DevopsError as cleanup_error:
             deployment.step("rollback", f"could not recover: {cleanup_error.message}")
 
@@ -214,8 +217,8 @@ class Deployer:
                 json_mode=self.output.json_mode,
             )
 
-    def _prune(self, deployment: Deployment, live: dict[str, Any] | None) -> None:
-        protect = {deployment.release} | ({live["release"]} if live else set())
+    def _prune(self, deployment: Deployment, previous: str | None) -> None:
+        protect = {deployment.release, previous}
         removed = self.platform.prune(
             int(self.settings.get("deployment.keep_releases")), {r for r in protect if r}
         )
@@ -227,9 +230,10 @@ class Deployer:
     def rollback(self, to: str | None = None) -> Deployment:
         """Make the previous good release live again (or the one deployment ``to`` names)."""
         with self._lock():
-            self.history.mark_interrupted(self.environment)
-            live = self._live_entry()
-            target = self._rollback_target(to, live)
+            serving = self.platform.live_release()
+            self.history.mark_interrupted(self.environment, serving)
+            live = self._entry_serving(serving) if serving else self._live_entry()
+            target = self._rollback_target(to, live, serving)
             record = Deployment(
                 id=new_deployment_id(),
                 platform=self.platform.name,
@@ -260,14 +264,20 @@ class Deployer:
                     self._set_status(
                         target["id"], Status.SUCCESS, f"made live again by {record.id}"
                     )
-                if live and live["id"] != target["id"] and live["action"] == "deploy":
+                if live and live["id"] != target["id"] and live["status"] == Status.SUCCESS.value:
                     self._set_status(live["id"], Status.ROLLED_BACK, f"rolled back by {record.id}")
             finally:
                 record.duration_ms = _ms_since(started)
                 self.history.save(record)
             return record
 
-    def _rollback_target(self, to: str | None, live: dict[str, Any] | None) -> dict[str, Any]:
+    def _rollback_target(
+        self, to: str | None, live: dict[str, Any] | None, serving: str | None = None
+    ) -> dict[str, Any]:
+        """The deployment to make live: ``to``, or the newest good one older than ``live``.
+
+        ``serving`` is the release the target serves now: never a rollback target itself.
+        """
         if to and not to.startswith("dep_"):
             return self._platform_release_target(to)
         if to:
@@ -293,7 +303,7 @@ class Deployer:
         for entry in self.history.query(
             environment=self.environment, action="deploy", status=Status.SUCCESS.value
         ):
-            if live and entry["id"] >= live["id"]:
+            if (live and entry["id"] >= live["id"]) or entry["release"] == serving:
                 continue
             if self.platform.can_restore(entry["release"]):
                 return entry
@@ -347,6 +357,13 @@ class Deployer:
             "in_progress": running["id"] if running else None,
             "target": self.platform.describe(),
         }
+
+    def _entry_serving(self, release: str) -> dict[str, Any] | None:
+        """The newest deploy record that put ``release`` in place, whatever became of it."""
+        for entry in self.history.query(environment=self.environment, action="deploy"):
+            if release in (entry["release"], entry["platform_deploy_id"]):
+                return entry
+        return None
 
     def _live_entry(self) -> dict[str, Any] | None:
         """The deploy record whose release the latest successful action made live."""

@@ -12,7 +12,7 @@ import enum
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,9 +87,18 @@ class Deployment:
     log: list[dict[str, str]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._on_step: Callable[[Deployment], None] | None = None
+
+    def on_step(self, callback: Callable[[Deployment], None]) -> None:
+        """Call ``callback`` after every step, e.g. to save the record as the work goes on."""
+        self._on_step = callback
+
     def step(self, step: str, message: str) -> None:
         """Append a line to this deployment's step log (secret values are masked)."""
         self.log.append({"time": _now(), "step": step, "message": redact(message)})
+        if self._on_step is not None:
+            self._on_step(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data, every free-text value with secrets masked.
@@ -147,11 +156,21 @@ class DeploymentHistory:
                 entries.sort(key=lambda e: e["id"])
             self._write_index(entries)
 
-    def mark_interrupted(self, environment: str) -> list[str]:
+    def save_progress(self, deployment: Deployment) -> None:
+        """Write ``deployment``'s record only: cheap enough for every step of a deploy.
+
+        A process killed mid-deploy then leaves a record saying how far it got, with ids
+        such as the platform's deploy id; the index catches up at the next :meth:`save`.
+        """
+        write_json(self._record_path(deployment.id), deployment.to_dict())
+
+    def mark_interrupted(self, environment: str, live_release: str | None = None) -> list[str]:
         """Record every ``in_progress`` deployment of ``environment`` as interrupted.
 
         Call only while holding that environment's deploy lock: then nothing can still be
-        running, so an ``in_progress`` record belongs to a process that died.
+        running, so an ``in_progress`` record belongs to a process that died. When its
+        release is ``live_release`` (the process died after the switch), the record says so
+        (``details.went_live``). An index entry whose record is gone is dropped.
         """
         stale = [
             e["id"]
@@ -159,9 +178,22 @@ class DeploymentHistory:
             if e["environment"] == environment and e["status"] == Status.IN_PROGRESS.value
         ]
         for deployment_id in stale:
-            deployment = self.get(deployment_id)
+            try:
+                deployment = self.get(deployment_id)
+            except DevopsError:
+                self.rebuild_index()  # the record was deleted or damaged: heal the index
+                continue
             deployment.status = Status.INTERRUPTED
-            deployment.step("interrupted", "the process running this deployment stopped")
+            ids = (deployment.release, deployment.platform_deploy_id, deployment.id)
+            if live_release is not None and live_release in ids:
+                deployment.release = live_release
+                deployment.details["went_live"] = True
+                deployment.step(
+                    "interrupted",
+                    f"the process running this deployment stopped after {live_release} went live",
+                )
+            else:
+                deployment.step("interrupted", "the process running this deployment stopped")
             self.save(deployment)
         return stale
 
