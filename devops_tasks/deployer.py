@@ -20,6 +20,7 @@ from .errors import DevopsError, ErrorCode
 from .files import SiteFiles
 from .health import check_http
 from .history import Deployment, DeploymentHistory, Status, new_deployment_id
+from .ids import check_id
 from .output import Output
 from .project import Project, actor
 
@@ -229,6 +230,12 @@ class Deployer:
 
     def rollback(self, to: str | None = None) -> Deployment:
         """Make the previous good release live again (or the one deployment ``to`` names)."""
+        if to is not None:
+            check_id(
+                to,
+                "deployment id or release id (--to)",
+                f"Pick an id from `devops history --env {self.environment}` (or --remote).",
+            )
         with self._lock():
             serving = self.platform.live_release()
             self.history.mark_interrupted(self.environment, serving)

@@ -396,3 +396,23 @@ def test_infra_up_tells_people_what_it_saved(netlify, cli):
     cli("config.set", "netlify", json.dumps({"poll_interval": 0.01}), "--json")
     out = cli("infra.up").stdout
     assert "Saved to .devops/config.json: netlify.site_id" in out and "created" in out
+
+
+@pytest.mark.parametrize("bad", ["..", ".", "a/b", "../../sites", "x?y=1", "%2e%2e", " "])
+def test_rollback_to_an_id_that_is_not_one_path_segment_sends_no_request(netlify, cli, bad):
+    cli("deploy", "--json")
+    sent = len(netlify.requests)
+    failure = cli("rollback", "--to", bad, "--json").json
+    assert failure["code"] == "INVALID_ARGUMENT" and "--to" in failure["error"]
+    assert len(netlify.requests) == sent
+
+
+def test_an_id_from_a_tampered_record_never_reaches_a_url_path(netlify, project, cli):
+    deployed = cli("deploy", "--json").json
+    record_path = project.deployments_dir / f"{deployed['id']}.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "platform_deploy_id": "../../sites"}))
+    sent = len(netlify.requests)
+    failure = cli("logs", "--id", deployed["id"], "--json").json
+    assert failure["code"] == "INVALID_ARGUMENT" and "Netlify deploy id" in failure["error"]
+    assert len(netlify.requests) == sent

@@ -13,10 +13,20 @@ from urllib.parse import quote
 
 from ..errors import DevopsError, ErrorCode
 from ..http import session
+from ..ids import check_id
 
 __all__ = ["DEFAULT_API_URL", "NetlifyApi"]
 
 DEFAULT_API_URL = "https://api.netlify.com/api/v1"
+
+
+def _segment(value: str, what: str) -> str:
+    """``value`` as one URL path segment, refused before any request unless it is an id."""
+    return check_id(
+        value,
+        f"Netlify {what}",
+        f"Copy the {what} from `devops history --remote` or from the Netlify UI.",
+    )
 
 
 class NetlifyApi:
@@ -33,7 +43,7 @@ class NetlifyApi:
     # -- sites -----------------------------------------------------------------------------
 
     def get_site(self, site_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/sites/{quote(site_id, safe='')}", what=f"site {site_id}")
+        return self._call("GET", f"/sites/{_segment(site_id, 'site id')}", what=f"site {site_id}")
 
     def create_site(self, name: str | None) -> dict[str, Any]:
         return self._call(
@@ -54,7 +64,7 @@ class NetlifyApi:
         body = {"files": files, "draft": draft, "async": asynchronous}
         return self._call(
             "POST",
-            f"/sites/{quote(site_id, safe='')}/deploys",
+            f"/sites/{_segment(site_id, 'site id')}/deploys",
             json=body,
             params={"title": title} if title else None,
             what="a new deploy",
@@ -62,14 +72,14 @@ class NetlifyApi:
 
     def get_deploy(self, deploy_id: str) -> dict[str, Any]:
         return self._call(
-            "GET", f"/deploys/{quote(deploy_id, safe='')}", what=f"deploy {deploy_id}"
+            "GET", f"/deploys/{_segment(deploy_id, 'deploy id')}", what=f"deploy {deploy_id}"
         )
 
     def list_deploys(self, site_id: str, per_page: int) -> list[dict[str, Any]]:
         return list(
             self._call(
                 "GET",
-                f"/sites/{quote(site_id, safe='')}/deploys",
+                f"/sites/{_segment(site_id, 'site id')}/deploys",
                 params={"page": 1, "per_page": per_page},
                 what="the deploys",
             )
@@ -79,7 +89,7 @@ class NetlifyApi:
         """PUT one file's bytes; ``path`` is the site path without its leading slash."""
         return self._call(
             "PUT",
-            f"/deploys/{quote(deploy_id, safe='')}/files/{quote(path, safe='/')}",
+            f"/deploys/{_segment(deploy_id, 'deploy id')}/files/{quote(path, safe='/')}",
             data=content,
             headers={"Content-Type": "application/octet-stream"},
             what=f"upload of {path}",
@@ -87,9 +97,10 @@ class NetlifyApi:
 
     def restore(self, site_id: str, deploy_id: str) -> dict[str, Any]:
         """Publish ``deploy_id`` (Netlify calls it restore): rollback and draft publishing."""
+        site, deploy = _segment(site_id, "site id"), _segment(deploy_id, "deploy id")
         return self._call(
             "POST",
-            f"/sites/{quote(site_id, safe='')}/deploys/{quote(deploy_id, safe='')}/restore",
+            f"/sites/{site}/deploys/{deploy}/restore",
             ok=(200, 201),
             what=f"publishing deploy {deploy_id}",
         )
@@ -97,10 +108,14 @@ class NetlifyApi:
     # -- builds ----------------------------------------------------------------------------
 
     def create_build(self, site_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/sites/{quote(site_id, safe='')}/builds", what="a new build")
+        return self._call(
+            "POST", f"/sites/{_segment(site_id, 'site id')}/builds", what="a new build"
+        )
 
     def get_build(self, build_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/builds/{quote(build_id, safe='')}", what=f"build {build_id}")
+        return self._call(
+            "GET", f"/builds/{_segment(build_id, 'build id')}", what=f"build {build_id}"
+        )
 
     def trigger_hook(self, hook_url: str) -> None:
         """POST to a build hook URL (a secret URL: it is never shown in messages)."""
