@@ -31,6 +31,10 @@ class LocalPlatform(Platform):
         self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
     ) -> DeployOutcome:
         release = deployment.id
+        # The deployer holds this environment's lock, hence this root's: nothing else runs here.
+        swept = self.engine.sweep()
+        if swept:
+            deployment.step("cleanup", f"removed what interrupted deploys left: {', '.join(swept)}")
         self.engine.upload(release, files, progress)
         deployment.step(
             "upload", f"copied {len(files)} files to {self.engine.release_path(release)}"
