@@ -1,5 +1,5 @@
-"""The local target as users run it: whose files it touches, and what a killed deploy leaves
-for the next one.
+"""The local target as users run it: whose files it touches, which root each environment gets,
+and what a killed deploy leaves for the next one.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import run_devops, write_site
 from shims import tar_shim
 
@@ -47,6 +48,86 @@ def test_prune_leaves_the_users_own_files_in_a_root_that_had_a_releases_folder(p
     assert (theirs / "2019-site" / "index.html").read_text() == "the old site, kept by hand"
     assert (theirs / "notes.txt").read_text() == "mine"
     assert len([n for n in os.listdir(theirs) if n.startswith("dep_")]) == 2  # live + previous
+
+
+# --------------------------------------------------------------------------- one root each
+
+
+def test_env_in_local_root_gives_each_environment_its_own_root(project, cli):
+    configure(project, local={"root": "sites/{env}"}, environments={"staging": {}})
+
+    production = cli("deploy", "--json").json
+    staging = cli("deploy", "--env", "staging", "--json").json
+
+    assert os.readlink(live(project, "sites/production")) == f"releases/{production['release']}"
+    assert os.readlink(live(project, "sites/staging")) == f"releases/{staging['release']}"
+
+
+@pytest.mark.parametrize("env", ["production", "staging"])
+def test_two_environments_sharing_a_root_are_refused_before_anything_happens(project, cli, env):
+    configure(
+        project,
+        local={"root": ".devops/local/production"},
+        environments={"staging": {"deployment": {"keep_releases": 3}}},
+    )
+
+    refused = cli("deploy", "--env", env, "--json")
+
+    assert refused.exit_code == 1
+    assert refused.json["code"] == "VALIDATION_FAILED"
+    assert "production and staging" in refused.json["error"]
+    assert "{env}" in refused.json["fix"] and "environments.<env>.local.root" in refused.json["fix"]
+    assert not (project.state_dir / "local").exists()
+    assert DeploymentHistory(project).query() == []
+
+
+def test_an_environment_the_file_does_not_name_still_counts(project, cli):
+    configure(project, local={"root": "site"})
+
+    refused = cli("deploy", "--env", "staging", "--json")
+
+    assert refused.json["code"] == "VALIDATION_FAILED"
+    assert "production and staging" in refused.json["error"]
+
+
+def test_two_roots_that_are_one_directory_through_a_link_are_refused(project, cli):
+    (project.root / "prod-site").mkdir()
+    (project.root / "staging-site").symlink_to("prod-site", target_is_directory=True)
+    configure(
+        project,
+        local={"root": "prod-site"},
+        environments={"staging": {"local": {"root": "staging-site"}}},
+    )
+
+    refused = cli("deploy", "--env", "staging", "--json")
+
+    assert refused.json["code"] == "VALIDATION_FAILED"
+    assert str((project.root / "prod-site").resolve()) in refused.json["error"]
+
+
+def test_an_environment_on_another_target_shares_no_local_root(project, cli):
+    configure(
+        project,
+        local={"root": "site"},
+        environments={"preview": {"platform": "netlify", "netlify": {"site_id": "x"}}},
+    )
+
+    assert cli("deploy", "--json").json["success"]
+
+
+def test_a_rollback_is_refused_while_two_environments_share_a_root(project, cli):
+    # deployed while production had a root of its own; then the config made them share one
+    apart = {"root": "shared"}
+    configure(project, local=apart, environments={"production": {"local": {"root": "prod"}}})
+    cli("deploy", "--env", "staging", "--json")
+    write_site(project.root / "dist", "v2")
+    second = cli("deploy", "--env", "staging", "--json").json
+    configure(project, local=apart, environments={"staging": {}})
+
+    refused = cli("rollback", "--env", "staging", "--json")
+
+    assert refused.json["code"] == "CONFIG_INVALID"
+    assert os.readlink(live(project, "shared")) == f"releases/{second['release']}"
 
 
 # --------------------------------------------------------------------------- interrupted runs
