@@ -1,5 +1,5 @@
 """The local target as users run it: whose files it touches, which root each environment gets,
-and what a killed deploy leaves for the next one.
+what a release of a build directory holds, and what a killed deploy leaves for the next one.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import run_devops, write_site
-from shims import tar_shim
+from helpers import CliResult, run_devops, write_site
+from shims import tar_shim, without_privileges
 
 from devops_tasks.history import DeploymentHistory, Status
 from devops_tasks.project import Project
@@ -24,6 +24,15 @@ def configure(project: Project, **settings: object) -> None:
     project.state_dir.mkdir(exist_ok=True)
     project.config_path.write_text(
         json.dumps({"version": 1, "platform": "local", **settings}), encoding="utf-8"
+    )
+
+
+def files_under(directory: Path) -> list[str]:
+    """Every file below ``directory``, relative, sorted (what a release holds)."""
+    return sorted(
+        os.path.relpath(os.path.join(d, name), directory)
+        for d, _, names in os.walk(directory)
+        for name in names
     )
 
 
@@ -128,6 +137,86 @@ def test_a_rollback_is_refused_while_two_environments_share_a_root(project, cli)
 
     assert refused.json["code"] == "CONFIG_INVALID"
     assert os.readlink(live(project, "shared")) == f"releases/{second['release']}"
+
+
+# --------------------------------------------------------------------------- what a release holds
+
+
+def test_deploying_the_project_dir_twice_makes_releases_of_the_same_size(project, cli):
+    first = cli("deploy", "--dir", ".", "--json").json
+    second = cli("deploy", "--dir", ".", "--json").json
+
+    assert (second["files_deployed"], second["bytes_uploaded"]) == (
+        first["files_deployed"],
+        first["bytes_uploaded"],
+    )
+    releases = project.state_dir / "local" / "production" / "releases"
+    assert files_under(releases / first["release"]) == files_under(releases / second["release"])
+
+
+def test_a_release_of_the_project_dir_holds_no_state_secrets_or_keys(project, cli):
+    configure(project)
+    project.credentials_path.write_bytes(b"DEVOPS-SECRETS encrypted")
+    (project.root / "ops").mkdir()
+    (project.root / "ops" / "master.key").write_text("ab" * 32)
+    cli("deploy", "--dir", ".", "--json")
+
+    result = cli("deploy", "--dir", ".", "--json").json
+
+    shipped = files_under(live(project))
+    assert shipped == ["dist/css/site.css", "dist/index.html"]
+    assert result["details"]["warnings"] == [
+        "ops/master.key was not deployed: secrets and keys never are"
+    ]
+
+
+def test_a_local_root_inside_the_build_dir_is_not_deployed(project, cli):
+    configure(project, local={"root": "dist/_releases/{env}"})
+    cli("deploy", "--json")
+
+    cli("deploy", "--json")
+
+    assert files_under(live(project, "dist/_releases/production")) == ["css/site.css", "index.html"]
+
+
+def test_a_build_dir_inside_the_local_root_still_deploys(project, cli):
+    configure(project, local={"root": "."})
+    cli("deploy", "--json")
+
+    cli("deploy", "--json")
+
+    assert files_under(live(project, ".")) == ["css/site.css", "index.html"]
+
+
+def test_a_deploy_records_the_links_its_scan_left_out(project, cli):
+    (project.root / "dist" / "gone.html").symlink_to("was-here.html")
+
+    result = cli("deploy", "--json").json
+
+    warnings = ["gone.html was not deployed: it is a link to nothing"]
+    assert result["details"]["warnings"] == warnings
+    assert DeploymentHistory(project).get(result["id"]).details["warnings"] == warnings
+
+
+def test_a_deploy_with_an_unreadable_directory_is_refused_and_deploys_nothing(project):
+    private = project.root / "dist" / "private"
+    private.mkdir()
+    (private / "page.html").write_text("x")
+    private.chmod(0)
+
+    done = subprocess.run(
+        without_privileges([sys.executable, "-m", "devops_tasks", "deploy", "--json"]),
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    refused = CliResult(done.returncode, done.stdout, done.stderr)
+
+    assert refused.json["code"] == "VALIDATION_FAILED", refused.stderr
+    assert "private/" in refused.json["error"]
+    assert not live(project).exists() and not project.deployments_dir.exists()
 
 
 # --------------------------------------------------------------------------- interrupted runs

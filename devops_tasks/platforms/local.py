@@ -80,6 +80,11 @@ class LocalPlatform(Platform):
             if settings.platform == self.name:
                 yield name, release_root(self.project, settings)
 
+    def own_paths(self) -> list[Path]:
+        # releases/ only: the root may be a directory of the user's that holds the build dir;
+        # ``current`` and the temporary links all resolve into releases/.
+        return [self.root / "releases"]
+
     def deploy(
         self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
     ) -> DeployOutcome:
