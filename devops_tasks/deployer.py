@@ -51,7 +51,8 @@ class Deployer:
         """Every problem with the target's settings and the files at once, then the files."""
         findings = self.platform.validate()
         try:
-            files = SiteFiles.scan(build_dir, self.platform.ignore)
+            own = [self.project.state_dir, *self.platform.own_paths()]
+            files = SiteFiles.scan(build_dir, self.platform.ignore, exclude=own)
         except DevopsError as error:
             if error.code is not ErrorCode.VALIDATION_FAILED:
                 raise
@@ -115,6 +116,8 @@ class Deployer:
             deployment.step(
                 "start", f"{len(files)} files, {files.total_bytes} bytes from {files.root}"
             )
+            if files.warnings:
+                deployment.details["warnings"] = list(files.warnings)
             self.history.save(deployment)
             deployment.on_step(self.history.save_progress)
             self.output.step(

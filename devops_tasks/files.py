@@ -2,15 +2,21 @@
 
 Every platform deploys the same :class:`SiteFiles`: the regular files under a build
 directory, minus ignored ones, with symlinks followed only while they stay inside the
-directory (a link to ``/etc/passwd`` in a build output is refused, not shipped).
+directory (a link to ``/etc/passwd`` in a build output is refused, not shipped). What a
+deploy must never carry is left out whatever the ignore rule says: the directories the
+caller excludes (devops-tasks' own ``.devops/``) and secrets stores and key files. A path
+that cannot be read is refused, never silently dropped; a broken link is a warning.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mimetypes
 import os
-from collections.abc import Callable, Iterator
+import re
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +28,10 @@ IgnoreRule = Callable[[str], bool]
 """Takes a path relative to the build dir (POSIX separators); True means skip it."""
 
 _ALWAYS_SKIPPED = {".git", ".hg", ".svn", "__MACOSX", ".DS_Store", "Thumbs.db"}
+#: Never deployed, whatever the ignore rule says: an encrypted secrets store, a key file.
+_SECRET_NAME = re.compile(r"credentials\.enc|.*\.key", re.IGNORECASE)
+#: How many unreadable paths an error names (the count is always given).
+_MAX_LISTED = 50
 
 
 def default_ignore(relative: str) -> bool:
@@ -57,6 +67,8 @@ class SiteFiles:
 
     root: Path
     files: tuple[SiteFile, ...]
+    #: What was left out and why (broken links, secrets), for the deployment's record.
+    warnings: tuple[str, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -69,8 +81,14 @@ class SiteFiles:
         return iter(self.files)
 
     @classmethod
-    def scan(cls, root: Path, ignore: IgnoreRule = default_ignore) -> SiteFiles:
-        """Every deployable file under ``root``; raises VALIDATION_FAILED for what cannot ship."""
+    def scan(
+        cls, root: Path, ignore: IgnoreRule = default_ignore, exclude: Iterable[Path] = ()
+    ) -> SiteFiles:
+        """Every deployable file under ``root``; raises VALIDATION_FAILED for what cannot ship.
+
+        ``exclude`` names directories that are never deployed, wherever they appear under
+        ``root`` (devops-tasks' own state); a ``root`` inside one of them is refused.
+        """
         root = root.resolve()
         if not root.is_dir():
             raise DevopsError(
@@ -79,51 +97,133 @@ class SiteFiles:
                 "Build the site first (`devops build`, or pass --build), or point --dir / "
                 "build.dir at the directory that holds it.",
             )
-        found = sorted(cls._walk(root, ignore), key=lambda f: f.path)
+        excluded = frozenset(str(path.resolve()) for path in exclude)
+        for path in excluded:
+            if _within(str(root), {path}):
+                raise DevopsError(
+                    ErrorCode.VALIDATION_FAILED,
+                    f"Build directory {root} is inside {path}, where devops-tasks keeps its "
+                    "own files",
+                    "Point --dir / build.dir at the directory your build writes the site to.",
+                )
+        walk = _Walk(root, ignore, excluded)
+        found = sorted(walk.files(), key=lambda f: f.path)
+        if walk.unreadable:
+            shown = sorted(walk.unreadable)
+            more = len(shown) - _MAX_LISTED
+            raise DevopsError(
+                ErrorCode.VALIDATION_FAILED,
+                f"{len(shown)} path(s) in the build directory {root} cannot be read: "
+                + ", ".join(shown[:_MAX_LISTED])
+                + (f" (and {more} more)" if more > 0 else ""),
+                "Make them readable by the user who deploys (chmod, chown), or remove them "
+                "from the build output; nothing was deployed.",
+            )
         if not found:
             raise DevopsError(
                 ErrorCode.VALIDATION_FAILED,
                 f"Build directory {root} has no files to deploy",
                 "Build the site first, or check that build.dir names the output directory.",
             )
-        return cls(root, tuple(found))
+        return cls(root, tuple(found), tuple(walk.warnings))
 
-    @staticmethod
-    def _walk(root: Path, ignore: IgnoreRule) -> Iterator[SiteFile]:
+
+class _Walk:
+    """One walk of a build directory: the files it finds, what it skips, what it cannot read.
+
+    ``os.walk`` drops a directory it cannot list unless told otherwise (``onerror``); every
+    such directory, and every file that cannot be opened, is kept in ``unreadable`` so the
+    scan can refuse them all at once instead of deploying a site with holes in it.
+    """
+
+    def __init__(self, root: Path, ignore: IgnoreRule, excluded: frozenset[str]) -> None:
+        self.root = root
+        self.ignore = ignore
+        self.excluded = excluded
+        self.warnings: list[str] = []
+        self.unreadable: list[str] = []
+
+    def files(self) -> Iterator[SiteFile]:
+        root = self.root
         # The real path of each walked directory, and of every directory above it: a link
         # back to one of those is a loop that would repeat the same files forever. Only
         # links need a realpath() call; a plain subdirectory's real path is its parent's.
         real_of: dict[str, str] = {str(root): str(root)}
         ancestors: dict[str, frozenset[str]] = {str(root): frozenset({str(root)})}
-        for directory, subdirs, names in os.walk(root, followlinks=True):
+        for directory, subdirs, names in os.walk(root, followlinks=True, onerror=self._refused):
             base = Path(directory)
             relative_dir = base.relative_to(root).as_posix()
             prefix = "" if relative_dir == "." else relative_dir + "/"
-            subdirs[:] = sorted(d for d in subdirs if not ignore(prefix + d))
-            for name in subdirs:
+            entered = []
+            for name in sorted(subdirs):
                 child = os.path.join(directory, name)
+                if self.ignore(prefix + name):
+                    continue
                 if os.path.islink(child):
                     _refuse_escape(root, base / name, prefix + name)
                     real = os.path.realpath(child)
-                    if real in ancestors[directory]:
-                        raise DevopsError(
-                            ErrorCode.VALIDATION_FAILED,
-                            f"{prefix + name} is a link loop (it points back to {real})",
-                            "Remove the link from the build output, or replace it with a copy.",
-                        )
                 else:
                     real = os.path.join(real_of[directory], name)
+                if _within(real, self.excluded):
+                    continue
+                if real in ancestors[directory]:
+                    raise DevopsError(
+                        ErrorCode.VALIDATION_FAILED,
+                        f"{prefix + name} is a link loop (it points back to {real})",
+                        "Remove the link from the build output, or replace it with a copy.",
+                    )
                 real_of[child] = real
                 ancestors[child] = ancestors[directory] | {real}
-            for name in names:
+                entered.append(name)
+            subdirs[:] = entered
+            for name in sorted(names):
                 relative = prefix + name
-                if ignore(relative):
-                    continue
-                source = base / name
-                if os.path.islink(source):  # only links can leave the directory
-                    _refuse_escape(root, source, relative)
-                if source.is_file():
-                    yield SiteFile(relative, source, source.stat().st_size)
+                if not self.ignore(relative):
+                    yield from self._file(base / name, relative, real_of[directory])
+
+    def _file(self, source: Path, relative: str, real_dir: str) -> Iterator[SiteFile]:
+        """``source`` as a site file if it can ship; else a warning or an unreadable entry."""
+        real = os.path.join(real_dir, source.name)
+        if os.path.islink(source):  # only links can leave the directory
+            _refuse_escape(self.root, source, relative)
+            real = os.path.realpath(source)
+        if _within(real, self.excluded):
+            return
+        if _SECRET_NAME.fullmatch(source.name):
+            self._skip(relative, "secrets and keys never are")
+            return
+        try:
+            status = source.stat()
+        except FileNotFoundError:
+            self._skip(relative, "it is a link to nothing")
+            return
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                self._skip(relative, "it is a link that leads back to itself")
+            else:
+                self.unreadable.append(relative)
+            return
+        if not stat.S_ISREG(status.st_mode):
+            self._skip(relative, "it is not a regular file")
+            return
+        try:  # the mode bits say little (root, ACLs): opening the file is the real test
+            os.close(os.open(source, os.O_RDONLY | os.O_NONBLOCK))
+        except OSError:
+            self.unreadable.append(relative)
+            return
+        yield SiteFile(relative, source, status.st_size)
+
+    def _skip(self, relative: str, why: str) -> None:
+        self.warnings.append(f"{relative} was not deployed: {why}")
+
+    def _refused(self, error: OSError) -> None:
+        relative = Path(str(error.filename)).relative_to(self.root).as_posix()
+        self.unreadable.append("./" if relative == "." else relative + "/")
+
+
+def _within(real: str, directories: Iterable[str]) -> bool:
+    """Whether the path ``real`` is one of ``directories`` or below one."""
+    return any(real == d or real.startswith(d.rstrip(os.sep) + os.sep) for d in directories)
 
 
 def _refuse_escape(root: Path, path: Path, relative: str) -> None:

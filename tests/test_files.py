@@ -8,13 +8,19 @@ only while they stay inside the directory; one that leads outside is refused, ne
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from shims import without_privileges
 
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.files import SiteFile, SiteFiles, default_ignore
@@ -325,11 +331,36 @@ def test_a_relative_link_that_climbs_out_of_the_build_dir_is_refused(tmp_path: P
     assert caught.value.code is ErrorCode.VALIDATION_FAILED
 
 
-def test_a_dangling_link_inside_the_build_dir_is_skipped(tmp_path: Path) -> None:
+def test_a_dangling_link_inside_the_build_dir_is_skipped_with_a_warning(tmp_path: Path) -> None:
     root = make_files(tmp_path / "dist", {"index.html": "x"})
     (root / "gone.html").symlink_to("was-here.html")
+    (root / "assets").symlink_to("no-such-dir", target_is_directory=True)
 
-    assert paths(SiteFiles.scan(root)) == ["index.html"]
+    site = SiteFiles.scan(root)
+
+    assert paths(site) == ["index.html"]
+    assert site.warnings == (
+        "assets was not deployed: it is a link to nothing",
+        "gone.html was not deployed: it is a link to nothing",
+    )
+
+
+@pytest.mark.parametrize(
+    "links", [{"me.html": "me.html"}, {"a.html": "b.html", "b.html": "a.html"}]
+)
+def test_a_link_that_leads_back_to_itself_is_skipped_with_a_warning(
+    tmp_path: Path, links: dict[str, str]
+) -> None:
+    root = make_files(tmp_path / "dist", {"index.html": "x"})
+    for name, target in links.items():
+        (root / name).symlink_to(target)
+
+    site = SiteFiles.scan(root)
+
+    assert paths(site) == ["index.html"]
+    assert site.warnings == tuple(
+        f"{name} was not deployed: it is a link that leads back to itself" for name in sorted(links)
+    )
 
 
 def test_a_build_dir_that_is_itself_a_link_is_scanned_at_its_target(tmp_path: Path) -> None:
@@ -358,6 +389,175 @@ def test_a_directory_link_that_loops_back_to_an_ancestor_is_refused(tmp_path: Pa
         SiteFiles.scan(root)
 
     assert caught.value.code is ErrorCode.VALIDATION_FAILED
+
+
+def test_a_named_pipe_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    root = make_files(tmp_path / "dist", {"index.html": "x"})
+    os.mkfifo(root / "events")
+
+    site = SiteFiles.scan(root)
+
+    assert paths(site) == ["index.html"]
+    assert site.warnings == ("events was not deployed: it is not a regular file",)
+
+
+# --------------------------------------------------------------------------- never deployed
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["credentials.enc", "backup/credentials.enc", "keys/0123456789abcdef.key", "tls/SERVER.KEY"],
+)
+def test_a_secrets_store_or_key_file_is_never_listed_whatever_the_ignore_rule(
+    tmp_path: Path, secret: str
+) -> None:
+    root = make_files(tmp_path / "dist", {"index.html": "x", secret: "secret"})
+
+    site = SiteFiles.scan(root, ignore=lambda relative: False)
+
+    assert paths(site) == ["index.html"]
+    assert site.warnings == (f"{secret} was not deployed: secrets and keys never are",)
+
+
+def test_an_excluded_directory_is_left_out_wherever_it_is_under_the_build_dir(
+    tmp_path: Path,
+) -> None:
+    project = make_files(
+        tmp_path / "project",
+        {
+            "index.html": "x",
+            ".devops/deployments/dep_1_a.json": "{}",
+            "site/.devops/config.json": "{}",
+            "www/production/releases/dep_1_a/index.html": "x",
+        },
+    )
+
+    site = SiteFiles.scan(project, exclude=[project / ".devops", project / "www" / "production"])
+
+    assert paths(site) == ["index.html", "site/.devops/config.json"]
+
+
+def test_a_link_into_an_excluded_directory_is_left_out(tmp_path: Path) -> None:
+    project = make_files(tmp_path / "project", {"index.html": "x", ".devops/config.json": "{}"})
+    (project / "state").symlink_to(".devops", target_is_directory=True)
+    (project / "config.json").symlink_to(".devops/config.json")
+
+    site = SiteFiles.scan(project, exclude=[project / ".devops"])
+
+    assert paths(site) == ["index.html"]
+
+
+def test_a_build_dir_inside_an_excluded_directory_is_refused(tmp_path: Path) -> None:
+    state = make_files(tmp_path / "project" / ".devops", {"local/production/current/i.html": "x"})
+
+    with pytest.raises(DevopsError) as caught:
+        SiteFiles.scan(state / "local" / "production" / "current", exclude=[state])
+
+    assert caught.value.code is ErrorCode.VALIDATION_FAILED
+    assert "where devops-tasks keeps its own files" in caught.value.message
+
+
+# --------------------------------------------------------------------------- unreadable
+
+_SCAN = """
+import json, sys
+from pathlib import Path
+from devops_tasks.errors import DevopsError
+from devops_tasks.files import SiteFiles
+try:
+    site = SiteFiles.scan(Path(sys.argv[1]))
+except DevopsError as error:
+    print(json.dumps(error.to_dict()))
+else:
+    print(json.dumps({"files": [f.path for f in site]}))
+"""
+
+
+def scan_bound_by_mode_bits(root: Path) -> dict[str, Any]:
+    """``SiteFiles.scan(root)`` in a process that cannot read past mode bits, even as root."""
+    done = subprocess.run(
+        without_privileges([sys.executable, "-c", _SCAN, str(root)]),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_an_unreadable_directory_is_refused_by_name(tmp_path: Path) -> None:
+    root = make_files(tmp_path / "dist", {"index.html": "x", "private/page.html": "x"})
+    (root / "private").chmod(0)
+
+    refused = scan_bound_by_mode_bits(root)
+
+    assert refused["code"] == "VALIDATION_FAILED"
+    assert refused["error"].endswith("cannot be read: private/")
+    assert "readable" in refused["fix"]
+
+
+def test_an_unreadable_file_is_refused_by_name(tmp_path: Path) -> None:
+    root = make_files(tmp_path / "dist", {"index.html": "x", "css/site.css": "x"})
+    (root / "css" / "site.css").chmod(0)
+
+    refused = scan_bound_by_mode_bits(root)
+
+    assert refused["code"] == "VALIDATION_FAILED"
+    assert refused["error"].endswith("cannot be read: css/site.css")
+
+
+def test_every_unreadable_path_is_named_in_one_refusal(tmp_path: Path) -> None:
+    root = make_files(
+        tmp_path / "dist",
+        {"index.html": "x", "a/page.html": "x", "b/c/page.html": "x", "d.html": "x"},
+    )
+    for locked in ("a", "b/c", "d.html"):
+        (root / locked).chmod(0)
+
+    refused = scan_bound_by_mode_bits(root)
+
+    assert "3 path(s)" in refused["error"]
+    assert refused["error"].endswith("cannot be read: a/, b/c/, d.html")
+
+
+def test_a_directory_that_can_be_listed_but_not_entered_is_refused(tmp_path: Path) -> None:
+    root = make_files(tmp_path / "dist", {"index.html": "x", "half/a.html": "x", "half/sub/b": ""})
+    (root / "half").chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+
+    refused = scan_bound_by_mode_bits(root)
+
+    assert refused["error"].endswith("cannot be read: half/a.html, half/sub/")
+
+
+def test_a_refusal_names_the_first_fifty_unreadable_paths_and_counts_them_all(
+    tmp_path: Path,
+) -> None:
+    root = make_files(tmp_path / "dist", {f"page{n:02}.html": "x" for n in range(60)})
+    for page in root.iterdir():
+        page.chmod(0)
+
+    refused = scan_bound_by_mode_bits(root)
+
+    assert refused["error"].startswith("60 path(s)")
+    assert "page49.html (and 10 more)" in refused["error"]
+    assert "page50.html" not in refused["error"]
+
+
+def test_an_unreadable_build_dir_is_refused(tmp_path: Path) -> None:
+    root = make_files(tmp_path / "dist", {"index.html": "x"})
+    root.chmod(0)
+
+    refused = scan_bound_by_mode_bits(root)
+
+    assert refused["error"].endswith("cannot be read: ./")
+
+
+def test_the_same_site_scans_whole_in_a_process_bound_by_mode_bits(tmp_path: Path) -> None:
+    # the control for the tests above: only the locked paths make the difference
+    root = make_files(tmp_path / "dist", {"index.html": "x", "private/page.html": "x"})
+
+    assert scan_bound_by_mode_bits(root) == {"files": ["index.html", "private/page.html"]}
 
 
 # --------------------------------------------------------------------------- nothing to deploy

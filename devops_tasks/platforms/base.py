@@ -15,6 +15,8 @@ from ..errors import DevopsError, ErrorCode
 from ..files import default_ignore
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..config import Settings
     from ..credentials import Credentials
     from ..files import SiteFiles
@@ -111,6 +113,10 @@ class Platform(abc.ABC):
     def ignore(self, relative: str) -> bool:
         """Whether a build-dir file (path relative to it) is never sent to this target."""
         return default_ignore(relative)
+
+    def own_paths(self) -> list[Path]:
+        """Where this target keeps its own state on this machine: never deployed from there."""
+        return []
 
     def validate_files(self, files: SiteFiles) -> list[Finding]:
         """Every reason this target would refuse these files (limits, names)."""

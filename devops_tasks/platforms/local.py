@@ -3,19 +3,38 @@
 It needs no account, so it is the default and the quickest way to see the whole flow. It
 is the :class:`~devops_tasks.releases.ReleaseEngine` over a local connection; the SSH
 target is the same engine over fabric connections.
+
+Each environment has a root of its own (``local.root``, where ``{env}`` stands for the
+environment's name): two environments sharing one ``current`` would mean deploying staging
+replaces what production serves, so a config in which two resolve to one root is refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import ConfigStore
+from ..errors import DevopsError, ErrorCode
+from ..project import STATE_DIR
 from ..releases import LocalConnection, ReleaseEngine
-from .base import DeployOutcome, Platform
+from .base import DeployOutcome, Finding, Platform
 
 if TYPE_CHECKING:
+    from ..config import Settings
     from ..files import SiteFiles
     from ..history import Deployment
     from ..output import Progress
+    from ..project import Project
+
+DEFAULT_ROOT = f"{STATE_DIR}/local/{{env}}"
+
+
+def release_root(project: Project, settings: Settings) -> Path:
+    """The resolved ``local.root`` of ``settings``' environment (links followed, to compare)."""
+    template = str(settings.section("local").get("root", DEFAULT_ROOT))
+    return project.resolve(template.replace("{env}", settings.environment))
 
 
 class LocalPlatform(Platform):
@@ -23,14 +42,57 @@ class LocalPlatform(Platform):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        default_root = self.project.state_dir / "local" / self.settings.environment
-        self.root = self.project.resolve(self.options.get("root", default_root))
+        self.root = release_root(self.project, self.settings)
         self.engine = ReleaseEngine(LocalConnection(self.context), str(self.root))
+
+    def validate(self) -> list[Finding]:
+        return super().validate() + self._shared_root()
+
+    def _shared_root(self) -> list[Finding]:
+        """A finding if another environment of the config resolves to this one's root."""
+        sharing = [name for name, root in self._other_roots() if root == self.root]
+        if not sharing:
+            return []
+        everyone = sorted([self.settings.environment, *sharing])
+        names = ", ".join(everyone[:-1]) + " and " + everyone[-1]
+        return [
+            Finding(
+                f"Environments {names} would share the local release root {self.root}, so "
+                "deploying one would replace what the other serves",
+                'Put {env} in local.root (e.g. ".devops/local/{env}"), or give each '
+                "environment its own environments.<env>.local.root.",
+            )
+        ]
+
+    def _other_roots(self) -> Iterator[tuple[str, Path]]:
+        """The other environments of the config file on this target, and their roots.
+
+        Judged by the file alone: ``DEVOPS__*`` variables only apply to this run.
+        """
+        store = ConfigStore(self.project)
+        if not store.exists():
+            return
+        data = store.read()
+        default = store.settings(None, data, use_environ=False).environment
+        others = {default, *store.environment_names(data)} - {self.settings.environment}
+        for name in sorted(others):
+            settings = store.settings(name, data, use_environ=False)
+            if settings.platform == self.name:
+                yield name, release_root(self.project, settings)
+
+    def own_paths(self) -> list[Path]:
+        # releases/ only: the root may be a directory of the user's that holds the build dir;
+        # ``current`` and the temporary links all resolve into releases/.
+        return [self.root / "releases"]
 
     def deploy(
         self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
     ) -> DeployOutcome:
         release = deployment.id
+        # The deployer holds this environment's lock, hence this root's: nothing else runs here.
+        swept = self.engine.sweep()
+        if swept:
+            deployment.step("cleanup", f"removed what interrupted deploys left: {', '.join(swept)}")
         self.engine.upload(release, files, progress)
         deployment.step(
             "upload", f"copied {len(files)} files to {self.engine.release_path(release)}"
@@ -48,6 +110,9 @@ class LocalPlatform(Platform):
         )
 
     def restore(self, release: str) -> None:
+        shared = self._shared_root()
+        if shared:  # a rollback switches current too: refused for the same reason as a deploy
+            raise DevopsError(ErrorCode.CONFIG_INVALID, shared[0].message, shared[0].fix)
         self.engine.activate(release)
 
     def can_restore(self, release: str) -> bool:
