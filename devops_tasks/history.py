@@ -9,7 +9,6 @@ lose a record or corrupt the index. The index can always be rebuilt from the rec
 from __future__ import annotations
 
 import enum
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .durable import FileLock, read_json, write_json
 from .errors import DevopsError, ErrorCode
+from .ids import DEPLOYMENT_ID
 from .redaction import redact, redact_data
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["Deployment", "DeploymentHistory", "Status", "new_deployment_id"]
 
 INDEX_VERSION = 1
-_ID_PATTERN = re.compile(r"dep_[0-9]+_[0-9a-f]+", re.ASCII)
 # The summary fields copied into the index; everything a query filters or a table shows.
 INDEX_FIELDS = (
     "id",
@@ -250,7 +249,7 @@ class DeploymentHistory:
     # -- internals -------------------------------------------------------------------------
 
     def _record_path(self, deployment_id: str) -> Path:
-        if not _ID_PATTERN.fullmatch(deployment_id):
+        if not DEPLOYMENT_ID.fullmatch(deployment_id):
             raise DevopsError(
                 ErrorCode.INVALID_ARGUMENT,
                 f"{deployment_id!r} is not a deployment id",

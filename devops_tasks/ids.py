@@ -12,9 +12,12 @@ import re
 
 from .errors import DevopsError, ErrorCode
 
-__all__ = ["SAFE_ID", "check_id"]
+__all__ = ["DEPLOYMENT_ID", "SAFE_ID", "check_id"]
 
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}", re.ASCII)
+#: ``dep_<epoch-ms>_<hex>``: a deployment's id, which is also its release's name on
+#: release-based targets (the only names their engine creates or deletes).
+DEPLOYMENT_ID = re.compile(r"dep_[0-9]+_[0-9a-f]+", re.ASCII)
 
 
 def check_id(value: str, what: str, fix: str) -> str:

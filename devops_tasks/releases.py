@@ -28,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from .commands import child_environment
 from .errors import DevopsError, ErrorCode
-from .history import _ID_PATTERN
+from .ids import DEPLOYMENT_ID
 
 if TYPE_CHECKING:
     from .files import SiteFiles
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "LocalConnection", "ReleaseEngine"]
 
-_RELEASE = _ID_PATTERN.pattern
+_RELEASE = DEPLOYMENT_ID.pattern
 #: What an interrupted upload or switch leaves behind; nothing else is ever swept.
 _LEFTOVER_IN_RELEASES = re.compile(rf"\.{_RELEASE}\.(?:tar|partial)", re.ASCII)
 _LEFTOVER_IN_ROOT = re.compile(rf"\.current-{_RELEASE}", re.ASCII)
@@ -179,14 +179,14 @@ class ReleaseEngine:
         link = shlex.quote(f"{self.root}/current")
         target = self._run(f"readlink {link} || true", "read the current release").strip()
         name = target.rsplit("/", 1)[-1]
-        return name if _ID_PATTERN.fullmatch(name) else None
+        return name if DEPLOYMENT_ID.fullmatch(name) else None
 
     def releases(self) -> list[str]:
         """Every release on the host, oldest first (release ids sort by time).
 
         Only release ids count: anything else in ``releases/`` is not the engine's.
         """
-        return sorted(n for n in self._names(self.releases_dir) if _ID_PATTERN.fullmatch(n))
+        return sorted(n for n in self._names(self.releases_dir) if DEPLOYMENT_ID.fullmatch(n))
 
     def exists(self, release: str) -> bool:
         return release in self.releases()
@@ -231,7 +231,7 @@ class ReleaseEngine:
 
 def _checked(release: str) -> str:
     """``release`` if it is a release id: no other name is ever made into a path to change."""
-    if not _ID_PATTERN.fullmatch(release):
+    if not DEPLOYMENT_ID.fullmatch(release):
         raise DevopsError(
             ErrorCode.INVALID_ARGUMENT,
             f"{release!r} is not a release id",
