@@ -131,3 +131,10 @@ def test_a_platform_token_from_the_environment_is_masked_in_the_build_output(net
         assert result.exit_code == 0, result.stderr
         assert netlify.token not in result.stdout + result.stderr
         assert "token is ••••••••" in result.stdout + result.stderr
+
+
+def test_a_value_too_short_to_be_masked_is_stored_with_a_warning(project, cli, monkeypatch):
+    monkeypatch.setenv("DEVOPS_MASTER_KEY", MASTER_KEY)
+    result = cli("secrets.set", "PIN", "--value", "123", "--json")
+    assert result.json["success"] and "too short to be masked" in result.stderr
+    assert cli("secrets.get", "PIN", "--show", "--json").json["value"] == "123"

@@ -16,7 +16,7 @@ from invoke import Collection, Context
 from ..commands import run_command
 from ..errors import DevopsError, ErrorCode
 from ..output import Output
-from ..redaction import MASK, Revealed, register_secret
+from ..redaction import MASK, MIN_LENGTH, Revealed, register_secret
 from ..scaffold import ensure_gitignore
 from ..secrets import SecretsBackend, check_name, open_backend
 from ._command import command, option
@@ -93,6 +93,11 @@ def set_(c: Context, out: Output, name, value=None, env=None) -> dict[str, Any]:
     check_name(name)
     secret = _read_value(out, value)
     register_secret(secret)
+    if 0 < len(secret.strip()) < MIN_LENGTH:
+        out.warn(
+            f"{name} is shorter than {MIN_LENGTH} characters, too short to be masked in output "
+            "(it would hide ordinary words); it is stored all the same"
+        )
     _backend(c, env).set(name, secret, env or None)
     _protect(c)
     scope = env or "all environments"
