@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 from helpers import write_site
@@ -151,3 +152,39 @@ def test_several_findings_are_listed_each_with_its_own_fix(project, cli):
 def test_secrets_exec_adds_nothing_to_the_commands_own_output(project, cli, monkeypatch):
     monkeypatch.setenv("DEVOPS_MASTER_KEY", "ab" * 32)
     assert cli("secrets.exec", "--command", "echo just-this").stdout == "just-this\n"
+
+
+def _history_on_a_terminal(cli, monkeypatch, columns: int) -> tuple[list[str], list[str]]:
+    """The human history view at ``columns`` wide: its lines, and the ids it should show."""
+    from devops_tasks.tasks.ops import _show_history
+
+    for version in ("v1", "v2", "v3"):
+        write_site(Path("dist"), version)
+        cli("deploy", "--json")
+    cli("rollback", "--json")
+    history = cli("history", "--json").json
+    monkeypatch.setenv("COLUMNS", str(columns))
+    screen = _Terminal()
+    _show_history(history, Output(stdout=screen))
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", screen.getvalue())  # styles, not characters
+    return plain.splitlines(), [d["id"] for d in history["deployments"]]
+
+
+def test_history_at_80_columns_shows_every_id_in_full_and_drops_other_columns(
+    project, cli, monkeypatch
+):
+    lines, ids = _history_on_a_terminal(cli, monkeypatch, 80)
+    assert all(len(line.rstrip()) <= 80 for line in lines) and "…" not in "".join(lines)
+    assert [line.split()[0] for line in lines[1:]] == ids
+    assert lines[0].split() == ["id", "action", "status", "timestamp"]
+
+
+def test_history_at_60_columns_still_shows_every_id_in_full(project, cli, monkeypatch):
+    lines, ids = _history_on_a_terminal(cli, monkeypatch, 60)
+    assert [line.split()[0] for line in lines[1:]] == ids
+    assert lines[0].split() == ["id", "action", "status"] and "rolled_back" in "".join(lines)
+
+
+def test_history_narrower_than_an_id_lists_one_id_a_line(project, cli, monkeypatch):
+    lines, ids = _history_on_a_terminal(cli, monkeypatch, 20)
+    assert lines == ids
