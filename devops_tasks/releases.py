@@ -46,7 +46,7 @@ class LocalConnection:
         self.context = context
 
     def run(self, command: str, **kwargs: Any) -> Any:
-        return self.context.run(command, **kwargs)
+        return self.context.run(command, **{**kwargs, "dry": False, "echo": False})
 
     def put(self, local: str, remote: str) -> None:
         shutil.copyfile(local, remote)
