@@ -29,7 +29,12 @@ from .errors import DevopsError, ErrorCode
 from .output import Output
 from .project import find_project
 from .tasks import namespace
-from .tasks._command import as_failure, check_environment, tolerate_unencodable_output
+from .tasks._command import (
+    as_failure,
+    check_environment,
+    reader_gone,
+    tolerate_unencodable_output,
+)
 
 __all__ = ["DevopsConfig", "DevopsProgram", "main", "program"]
 
@@ -158,14 +163,14 @@ class DevopsProgram(Program):
         self.normalize_argv(argv)
         with self._answering(parsing=True):
             self.parse_core_args()
-        if self.args.version.value:
-            self.print_version()
-            raise Exit
-        if self.args["print-completion-script"].value:
-            print_completion_script(
-                shell=self.args["print-completion-script"].value, names=self.binary_names
-            )
-            raise Exit
+            if self.args.version.value:
+                self.print_version()
+                raise Exit
+            if self.args["print-completion-script"].value:
+                print_completion_script(
+                    shell=self.args["print-completion-script"].value, names=self.binary_names
+                )
+                raise Exit
 
     def parse_collection(self) -> None:
         """Also read ``devops.yaml`` from the project root (invoke looks beside a tasks.py)."""
@@ -222,6 +227,9 @@ class DevopsProgram(Program):
             yield
         except Exit:
             raise
+        except BrokenPipeError:
+            reader_gone()
+            raise Exit(code=1) from None
         except ParseError as exc:
             self._fail(self._argument_error(exc))
         except AmbiguousMergeError:

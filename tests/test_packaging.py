@@ -196,3 +196,19 @@ def test_the_quick_start_demo_deploys_rolls_back_and_reports(tmp_path):
     assert "Rollback" in result.stdout and "rolled_back" in result.stdout
     current = tmp_path / "demo" / ".devops" / "local" / "production" / "current"
     assert "v1" in (current / "index.html").read_text()
+
+
+def test_a_reader_that_leaves_early_ends_devops_quietly(tmp_path):
+    """``devops history | head``: once stdout's reader is gone, exit 1 without a word."""
+    for args in (["--list"], ["status", "--json"]):
+        child = subprocess.Popen(
+            [sys.executable, "-m", "devops_tasks", *args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        child.stdout.close()  # before the child can write a byte
+        assert child.wait(timeout=60) == 1
+        assert child.stderr.read() == b""
+        child.stderr.close()

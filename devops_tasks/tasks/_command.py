@@ -12,6 +12,7 @@ import functools
 import inspect
 import json as json_module
 import math
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -29,6 +30,7 @@ __all__ = [
     "command",
     "option",
     "printable_data",
+    "reader_gone",
     "tolerate_unencodable_output",
 ]
 
@@ -79,6 +81,16 @@ def tolerate_unencodable_output() -> None:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
+
+
+def reader_gone() -> None:
+    """stdout's reader has left (``devops history | head``): nothing more can be said.
+
+    stdout then points at /dev/null, or Python would fail again flushing it at exit.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def printable_data(data: Any) -> Any:
@@ -146,7 +158,11 @@ def command(human: HumanView | None = None, **task_options: Any) -> Callable[...
             except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the contract
                 out.failure(as_failure(exc), debug)
                 raise Exit(code=1) from None
-            out.success(printable_data(payload), human)
+            try:
+                out.success(printable_data(payload), human)
+            except BrokenPipeError:
+                reader_gone()
+                raise Exit(code=1) from None
 
         wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
             parameters=[context_param, *params, *extra]
