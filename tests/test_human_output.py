@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import struct
 import sys
@@ -238,23 +239,34 @@ def test_ctrl_c_during_a_deploy_clears_the_bar_and_prints_the_error_on_its_own_l
     big = project.root / "big"
     big.mkdir()
     for number in range(64):
-        (big / f"blob{number}.bin").write_bytes(bytes(4 << 20))  # 256 MB to pack: seconds
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: devops on a real terminal, 80 columns wide
-        os.execvpe(
-            sys.executable,
-            [sys.executable, "-m", "devops_tasks", "deploy", "--dir", str(big)],
-            {**os.environ, "COLUMNS": "80", "TERM": "xterm"},
-        )
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    screen = _read_until(fd, b"Packing files", timeout=60)
-    os.kill(pid, signal.SIGINT)
-    screen += _read_until(fd, None, timeout=60)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
+        (big / f"blob{number}.bin").write_bytes(bytes(4 << 20))  # 256 MB: packing takes a while
+    try:
+        screen, status = _deploy_interrupted_on_a_terminal(big)
+    finally:
+        shutil.rmtree(big)
     text = screen.decode("utf-8", "replace")
     assert os.waitstatus_to_exitcode(status) == 1 and "Traceback" not in text
     bar, _, after = text.partition("Error [INTERRUPTED]")
     assert after, text[-2000:]
     assert bar.endswith("\x1b[2K")  # the bar's line erased, and the error starts there
-    assert "Packing files" not in after
+    assert "Packing files" in bar and "Packing files" not in after
+
+
+def _deploy_interrupted_on_a_terminal(build_dir: Path) -> tuple[bytes, int]:
+    """``devops deploy`` on a real 80-column terminal, sent SIGINT once its bar shows."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child
+        os.execvpe(
+            sys.executable,
+            [sys.executable, "-m", "devops_tasks", "deploy", "--dir", str(build_dir)],
+            {**os.environ, "COLUMNS": "80", "TERM": "xterm"},
+        )
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    try:
+        screen = _read_until(fd, b"Packing files", timeout=60)
+        os.kill(pid, signal.SIGINT)
+        screen += _read_until(fd, None, timeout=60)
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    return screen, status
