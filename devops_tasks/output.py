@@ -61,10 +61,10 @@ class _BarProgress:
         from rich.progress import Progress as RichProgress  # noqa: PLC0415
 
         self.finish()
+        self._live.add(self)  # first: a Ctrl-C can land the moment the bar shows
         self._bar = RichProgress(console=self._console, transient=True)
         self._bar.start()
         self._task = self._bar.add_task(description, total=total or None)
-        self._live.add(self)
 
     def advance(self, amount: int = 1) -> None:
         if self._bar is not None:
