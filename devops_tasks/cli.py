@@ -1,19 +1,93 @@
 """The ``devops`` program: the task namespace without any tasks.py, as fabric builds ``fab``.
 
-Configuration files are ``devops.yaml`` (system, user, project) and runtime flags, as with
-invoke; ``DEVOPS_*`` environment variables map onto that config the invoke way.
+Configuration files are ``devops.yaml`` (system ``/etc/``, user ``~/.``, and the project's
+root, where ``.devops/`` is) and ``-f FILE``; ``DEVOPS_*`` environment variables map onto that
+config the invoke way. Everything that can go wrong before a task runs (a bad flag, an
+unreadable config file) still answers as the contract says: with ``--json``, one object.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
 from invoke import Config, Exit, ParseError, Program
+from invoke.completion.complete import print_completion_script
+from invoke.config import AmbiguousMergeError
+from invoke.parser import Argument, ParserContext
+from invoke.util import yaml
 
 from . import __version__
+from .config.store import MAX_CONFIG_BYTES
+from .durable import parse_json, read_bounded
 from .errors import DevopsError, ErrorCode
 from .output import Output
+from .project import find_project
 from .tasks import namespace
+from .tasks._command import (
+    as_failure,
+    check_environment,
+    reader_gone,
+    tolerate_unencodable_output,
+)
 
 __all__ = ["DevopsConfig", "DevopsProgram", "main", "program"]
+
+#: invoke's core flags that mean something here. The others (--dry, --echo, --hide, --pty,
+#: --warn-only, --command-timeout, --prompt-for-sudo-password, --write-pyc) would change how
+#: the engine's own commands run, or concern a tasks.py this program does not have.
+_KEPT_CORE_FLAGS = (
+    "complete",
+    "config",
+    "help",
+    "list",
+    "list-depth",
+    "list-format",
+    "print-completion-script",
+    "version",
+)
+#: Config sections that decide how commands run: pinned to invoke's defaults, whatever
+#: devops.yaml, -f or DEVOPS_* variables say.
+_PINNED_SECTIONS = ("run", "runners", "sudo", "tasks", "timeouts")
+#: A word shown back in an error only if it looks like a task or flag name, never a value.
+_NAME_LIKE = re.compile(r"-{0,2}[A-Za-z][\w.-]{0,63}")
+
+
+def _config_file(path: str, parse: Callable[[str], Any]) -> Any:
+    """A devops.yaml or devops.json: bounded, UTF-8, a mapping; CONFIG_INVALID naming it."""
+    try:
+        data = parse(read_bounded(Path(path), MAX_CONFIG_BYTES).decode("utf-8"))
+    except NotADirectoryError:
+        # HOME (or a directory above the file) is a file: then the file cannot exist.
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path) from None
+    except (ValueError, yaml.YAMLError) as exc:
+        raise DevopsError(
+            ErrorCode.CONFIG_INVALID,
+            f"{path} cannot be read as configuration: {_config_problem(exc)}",
+            "Fix or remove that file, then run the command again.",
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DevopsError(
+            ErrorCode.CONFIG_INVALID,
+            f"{path} must hold a mapping of settings, like `devops: {{env: staging}}`",
+            "Fix or remove that file, then run the command again.",
+        )
+    return data
+
+
+def _config_problem(exc: Exception) -> str:
+    """What is wrong, and where; a YAML error's own text would quote the file's lines."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return f"{getattr(exc, 'problem', None) or 'bad YAML'} (line {mark.line + 1})"
+    return str(exc)
 
 
 class DevopsConfig(Config):
@@ -22,36 +96,221 @@ class DevopsConfig(Config):
     prefix = "devops"
     env_prefix = "DEVOPS"  # type: ignore[assignment]
 
+    def load_project(self, merge: bool = True) -> None:
+        """Data files only: a ``devops.py`` in a cloned project would run as code for
+        whoever runs ``devops`` there."""
+        suffixes = self._file_suffixes
+        self._set(_file_suffixes=tuple(s for s in suffixes if s != "py"))
+        try:
+            super().load_project(merge)
+        finally:
+            self._set(_file_suffixes=suffixes)
+
+    def _load_yaml(self, path: os.PathLike[Any]) -> Any:
+        return _config_file(os.fspath(path), yaml.safe_load)
+
+    _load_yml = _load_yaml
+
+    def _load_json(self, path: os.PathLike[Any]) -> Any:
+        return _config_file(os.fspath(path), parse_json)
+
 
 class DevopsProgram(Program):
-    """Invoke's ``Program``, except that with ``--json`` even a bad flag answers in JSON."""
+    """Invoke's ``Program``, keeping the output contract from the first argument on.
 
-    def update_config(self, merge: bool = True) -> None:
-        """Also hand the words after ``--`` to tasks, as the list ``devops.remainder``.
+    ``--json``, ``--env`` and ``--debug`` also work before the task name; invoke's flags
+    that would change how commands run are gone; the project's own ``devops.yaml`` is read.
+    """
 
-        Invoke keeps them only joined by spaces, which loses the quoting: ``secrets.exec``
-        needs them exactly as given, one argument each.
-        """
-        super().update_config(merge=False)
-        overrides = dict(self.config._overrides)
-        words = self.argv[self.argv.index("--") + 1 :] if "--" in self.argv else []
-        overrides["devops"] = {**overrides.get("devops", {}), "remainder": words}
-        self.config.load_overrides(overrides, merge=merge)
+    def core_args(self) -> list[Argument]:
+        kept = [arg for arg in super().core_args() if arg.name in _KEPT_CORE_FLAGS]
+        return [
+            *kept,
+            Argument(
+                names=("json",),
+                kind=bool,
+                default=False,
+                help="Print exactly one JSON object on stdout (as the task's --json does).",
+            ),
+            Argument(
+                names=("env",),
+                help="Environment for the task (as the task's --env; the task's own wins).",
+            ),
+            Argument(
+                names=("debug", "d"),
+                kind=bool,
+                default=False,
+                help="On failure, also print the traceback (secret values stay masked).",
+            ),
+        ]
+
+    def run(self, argv: list[str] | None = None, exit: bool = True) -> None:
+        tolerate_unencodable_output()
+        self.normalize_argv(argv)  # now, so a failure while reading config knows about --json
+        super().run(self.argv, exit)
+
+    def create_config(self) -> None:
+        """Invoke's config plus the collection's defaults and ``DEVOPS_*`` variables, early:
+        ``DEVOPS_DEVOPS_JSON=1`` must already count if the command line is bad."""
+        with self._answering():
+            super().create_config()
+            if self.namespace is not None:
+                self.config.load_collection(self.namespace.configuration(), merge=False)
+            self.config.load_shell_env()
+
+    def parse_core(self, argv: list[str] | None) -> None:
+        """Invoke's, without its debug logging and bytecode switches (``--debug`` is ours)."""
+        self.normalize_argv(argv)
+        with self._answering(parsing=True):
+            self.parse_core_args()
+            if self.args.version.value:
+                self.print_version()
+                raise Exit
+            if self.args["print-completion-script"].value:
+                print_completion_script(
+                    shell=self.args["print-completion-script"].value, names=self.binary_names
+                )
+                raise Exit
+
+    def parse_collection(self) -> None:
+        """Also read ``devops.yaml`` from the project root (invoke looks beside a tasks.py)."""
+        super().parse_collection()
+        with self._answering():
+            root = find_project(self.config.get("devops", {}).get("project_dir")).root
+            self.config.set_project_location(str(root))
+            self.config.load_project()
 
     def parse_tasks(self) -> None:
-        try:
+        with self._answering(parsing=True):
             super().parse_tasks()
-        except ParseError as error:
-            if "--json" not in self.argv:
-                raise
-            Output(json_mode=True).failure(
+
+    def parse_cleanup(self) -> None:
+        with self._answering(parsing=True):
+            super().parse_cleanup()
+
+    def update_config(self, merge: bool = True) -> None:
+        """Flags and ``-f FILE`` into the config; nothing may change how commands run.
+
+        ``--json``, ``--env`` and ``--debug`` before the task become ``devops.*`` (a task's
+        own flag still wins) and the words after ``--`` ``devops.remainder`` (secrets.exec).
+        The sections in ``_PINNED_SECTIONS`` are set to invoke's defaults above every file
+        and variable: a ``run.dry`` from anywhere would make a deploy record a release it
+        never made.
+        """
+        with self._answering():
+            # The words after ``--``, one argument each: invoke keeps them only joined by
+            # spaces, which loses their quoting, and secrets.exec runs them as given.
+            words = self.argv[self.argv.index("--") + 1 :] if "--" in self.argv else []
+            devops: dict[str, Any] = {"remainder": words}
+            if self.args.env.value is not None:
+                devops["env"] = check_environment(self.args.env.value, "--env")
+            for name in ("json", "debug"):
+                if self.args[name].value:
+                    devops[name] = True
+            defaults = self.config.global_defaults()
+            pinned = {section: defaults[section] for section in _PINNED_SECTIONS}
+            self.config.load_overrides({**pinned, "devops": devops}, merge=False)
+            runtime = self.args.config.value or os.environ.get("INVOKE_RUNTIME_CONFIG")
+            self.config.set_runtime_path(Path(runtime) if runtime else None)
+            self.config.load_runtime(merge=False)
+            if merge:
+                self.config.merge()
+
+    def execute(self) -> None:
+        with self._answering():
+            super().execute()
+
+    @contextlib.contextmanager
+    def _answering(self, parsing: bool = False) -> Iterator[None]:
+        """Render any failure of the program itself once, as a task's would be, then exit 1.
+
+        While ``parsing``, a ``ValueError`` is invoke failing to read a flag's value.
+        """
+        try:
+            yield
+        except Exit:
+            raise
+        except BrokenPipeError:
+            reader_gone()
+            raise Exit(code=1) from None
+        except ParseError as exc:
+            self._fail(self._argument_error(exc))
+        except AmbiguousMergeError:
+            self._fail(
                 DevopsError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    str(error),
-                    "Run `devops --list`, or `devops --help <task>` for a task's flags.",
+                    ErrorCode.CONFIG_INVALID,
+                    "A devops.yaml file (or -f file) sets a section of settings to a single value",
+                    "Make each section a mapping, like `devops: {env: staging}`.",
                 )
             )
-            raise Exit(code=1) from None
+        except ValueError as exc:
+            wrong_kind = _invalid(
+                "A flag got a value of the wrong kind (it wants a number)",
+                "Run `devops --help` (or `devops --help <task>`) to see what each flag takes.",
+            )
+            self._fail(wrong_kind if parsing else as_failure(exc))
+        except Exception as exc:  # noqa: BLE001 - the contract: never a bare traceback
+            self._fail(as_failure(exc))
+
+    def _fail(self, error: DevopsError) -> None:
+        Output(json_mode=self._asked_for("json")).failure(error, self._asked_for("debug"))
+        raise Exit(code=1)
+
+    def _asked_for(self, flag: str) -> bool:
+        """``--json`` / ``--debug`` anywhere before ``--``, or ``devops.<flag>`` in the config.
+
+        Checked on the words themselves: the command line may not have parsed at all.
+        """
+        words = self.argv[1 : self.argv.index("--")] if "--" in self.argv else self.argv[1:]
+        if any(word == f"--{flag}" or word.startswith(f"--{flag}=") for word in words):
+            return True
+        config = getattr(self, "config", None)
+        return bool(config is not None and (config.get("devops") or {}).get(flag))
+
+    def _argument_error(self, exc: ParseError) -> DevopsError:
+        """invoke's complaint about the command line, never quoting what followed a task.
+
+        Anything typed after a task may be a secret (``devops secrets.set NAME value``), so
+        only names the program knows are shown: the task's, and its flags'.
+        """
+        context: ParserContext | None = exc.context
+        text = str(exc)
+        needed = re.match(r"Flag <Argument: ([\w-]+)", text)
+        if needed and "needed value" in text:
+            return _invalid(f"--{needed[1]} needs a value", "Give it one: --flag value.")
+        if "did not receive required positional arguments" in text:
+            return _invalid(text.replace("'", "").rstrip("!"), _help_fix(context))
+        if context is None or context.name is None:
+            word = re.fullmatch(r"No idea what '(.*)' is!", text, re.S)
+            if word and _NAME_LIKE.fullmatch(word[1]):
+                kind = "flag" if word[1].startswith("-") else "task"
+                return _invalid(f"devops has no {kind} {word[1]}", _help_fix(None))
+            return _invalid("devops got an unexpected argument (not shown)", _help_fix(None))
+        valued = [w.partition("=")[0] for w in self.argv if w.startswith("--") and "=" in w]
+        for flag in valued:
+            if flag in context.flags and not context.flags[flag].takes_value:
+                return _invalid(f"{flag} takes no value", f"Write {flag} alone.")
+        takes = [str(a.name).upper() for a in context.positional_args] + [
+            f"--{name}" for name, arg in context.args.items() if not arg.positional
+        ]
+        return _invalid(
+            f"{context.name} got an unexpected argument (not shown: it may be a secret); "
+            f"it takes {', '.join(takes)}",
+            _help_fix(context),
+        )
+
+
+def _invalid(message: str, fix: str) -> DevopsError:
+    return DevopsError(ErrorCode.INVALID_ARGUMENT, message, fix)
+
+
+def _help_fix(context: ParserContext | None) -> str:
+    if context is None or context.name is None:
+        return "Run `devops --help` for its flags and tasks, `devops --help <task>` for a task's."
+    fix = f"Run `devops --help {context.name}`: each value goes after its flag (--flag value)."
+    if context.name.startswith("secrets."):
+        fix += " A secret value goes on stdin or at the prompt, never on the command line."
+    return fix
 
 
 program = DevopsProgram(

@@ -58,6 +58,8 @@ def run_command(
         with context.cd(cwd):
             result = context.run(
                 command,
+                dry=False,
+                echo=False,
                 warn=True,
                 pty=False,
                 in_stream=False,

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +20,20 @@ from typing import Any
 
 from .errors import DevopsError, ErrorCode
 
-__all__ = ["FileLock", "atomic_write", "read_json", "remove_stale_temporaries", "write_json"]
+__all__ = [
+    "MAX_JSON_BYTES",
+    "FileLock",
+    "FileRefused",
+    "atomic_write",
+    "parse_json",
+    "read_bounded",
+    "read_json",
+    "remove_stale_temporaries",
+    "write_json",
+]
+
+#: More than any file this package writes: an index of 100,000 deployments is ~40 MB.
+MAX_JSON_BYTES = 64 << 20
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, replace: bool = True) -> None:
@@ -99,12 +113,59 @@ def write_json(
         json.dumps(data, indent=indent, separators=separators, ensure_ascii=False, allow_nan=False)
         + "\n"
     )
-    atomic_write(path, text.encode("utf-8"), mode, replace)
+    # A name os.fsdecode() could not decode holds lone surrogates, which UTF-8 cannot carry;
+    # they only occur inside JSON strings, where "\\udcff" is their exact JSON escape.
+    atomic_write(path, text.encode("utf-8", "backslashreplace"), mode, replace)
 
 
-def read_json(path: Path) -> Any:
-    """Parse the JSON file at ``path`` (errors propagate: callers know what the file means)."""
-    return json.loads(path.read_text(encoding="utf-8"))
+class FileRefused(ValueError):
+    """A file that is not a regular file, or is larger than its reader allows."""
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them.
+
+    A FIFO, a device (``/dev/zero``) or a directory is refused before anything is read, and
+    opening never blocks, so a hostile path can neither hang a command nor fill its memory.
+    Raises :class:`FileRefused`, or the ``OSError`` the system gives.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileRefused("is not a regular file")
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise FileRefused(f"is larger than {limit:,} bytes")
+    return data
+
+
+def parse_json(text: str) -> Any:
+    """JSON as RFC 8259 has it: ValueError for NaN or Infinity, or a key given twice.
+
+    Python's own parser takes both, and a duplicated key silently keeps its last value.
+    """
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"duplicate key {key!r}")
+        data[key] = value
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_json(path: Path, limit: int = MAX_JSON_BYTES) -> Any:
+    """Parse the UTF-8 JSON file at ``path`` (ValueError or OSError: callers know its meaning)."""
+    return parse_json(read_bounded(path, limit).decode("utf-8"))
 
 
 class FileLock:

@@ -16,9 +16,9 @@ import json
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from typing import IO, Any, Protocol
+from typing import IO, Any, ClassVar, Protocol
 
-from .errors import DevopsError, describe_problem
+from .errors import DevopsError, ErrorCode, describe_problem
 from .redaction import redact, redact_data
 
 __all__ = ["HumanView", "NullProgress", "Output", "Progress"]
@@ -52,6 +52,9 @@ class NullProgress:
 class _BarProgress:
     """A rich progress bar on the terminal, started lazily for each phase."""
 
+    # Bars on screen now: a failure clears them before it prints (one terminal, one screen).
+    _live: ClassVar[set[_BarProgress]] = set()
+
     def __init__(self, console: Any) -> None:
         self._console = console
         self._bar: Any = None
@@ -61,6 +64,7 @@ class _BarProgress:
         from rich.progress import Progress as RichProgress  # noqa: PLC0415
 
         self.finish()
+        self._live.add(self)  # first: a Ctrl-C can land the moment the bar shows
         self._bar = RichProgress(console=self._console, transient=True)
         self._bar.start()
         self._task = self._bar.add_task(description, total=total or None)
@@ -73,6 +77,16 @@ class _BarProgress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+        self._live.discard(self)
+
+    @classmethod
+    def clear_all(cls) -> bool:
+        """Erase every bar still on screen; True if there was one (the cursor is then at the
+        start of an empty line)."""
+        live = list(cls._live)
+        for bar in live:
+            bar.finish()
+        return bool(live)
 
 
 class Output:
@@ -158,7 +172,15 @@ class Output:
             self.fields({k: v for k, v in masked.items() if not isinstance(v, (dict, list))})
 
     def failure(self, error: DevopsError, debug: bool = False) -> None:
-        """Report a failure: the JSON object, or the message and fix on stderr."""
+        """Report a failure: the JSON object, or the message and fix on stderr.
+
+        A progress bar still on screen (the work was interrupted) is cleared first, and a
+        Ctrl-C the terminal echoed without one is left on its own line.
+        """
+        cleared = _BarProgress.clear_all()
+        interrupted = error.code is ErrorCode.INTERRUPTED
+        if interrupted and not cleared and getattr(self.stderr, "isatty", lambda: False)():
+            self.stderr.write("\n")
         if debug:
             self.stderr.write(redact("".join(traceback.format_exception(error))))
         if self.json_mode:

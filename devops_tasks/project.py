@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .commands import child_environment
+from .errors import DevopsError, ErrorCode
 
 __all__ = ["Project", "actor", "find_project"]
 
@@ -76,7 +77,14 @@ def find_project(start: str | os.PathLike[str] | None = None) -> Project:
     Like git, this lets a command run from any subdirectory; with no config anywhere above,
     the starting directory is the project (the built-in ``local`` target needs no config).
     """
-    here = Path(start or os.getcwd()).resolve()
+    try:
+        here = Path(start or os.getcwd()).resolve()
+    except FileNotFoundError:
+        raise DevopsError(
+            ErrorCode.FILESYSTEM_ERROR,
+            "The current directory no longer exists (it was removed or moved)",
+            "cd into the project again, then run the command again.",
+        ) from None
     for candidate in (here, *here.parents):
         if (candidate / STATE_DIR / "config.json").is_file():
             return Project(candidate)

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import struct
+import sys
+import termios
+import time
 from pathlib import Path
 
 from helpers import write_site
@@ -151,3 +162,111 @@ def test_several_findings_are_listed_each_with_its_own_fix(project, cli):
 def test_secrets_exec_adds_nothing_to_the_commands_own_output(project, cli, monkeypatch):
     monkeypatch.setenv("DEVOPS_MASTER_KEY", "ab" * 32)
     assert cli("secrets.exec", "--command", "echo just-this").stdout == "just-this\n"
+
+
+def _history_on_a_terminal(cli, monkeypatch, columns: int) -> tuple[list[str], list[str]]:
+    """The human history view at ``columns`` wide: its lines, and the ids it should show."""
+    from devops_tasks.tasks.ops import _show_history
+
+    for version in ("v1", "v2", "v3"):
+        write_site(Path("dist"), version)
+        cli("deploy", "--json")
+    cli("rollback", "--json")
+    history = cli("history", "--json").json
+    monkeypatch.setenv("COLUMNS", str(columns))
+    screen = _Terminal()
+    _show_history(history, Output(stdout=screen))
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", screen.getvalue())  # styles, not characters
+    return plain.splitlines(), [d["id"] for d in history["deployments"]]
+
+
+def test_history_at_80_columns_shows_every_id_in_full_and_drops_other_columns(
+    project, cli, monkeypatch
+):
+    lines, ids = _history_on_a_terminal(cli, monkeypatch, 80)
+    assert all(len(line.rstrip()) <= 80 for line in lines) and "…" not in "".join(lines)
+    assert [line.split()[0] for line in lines[1:]] == ids
+    assert lines[0].split() == ["id", "action", "status", "timestamp"]
+
+
+def test_history_at_60_columns_still_shows_every_id_in_full(project, cli, monkeypatch):
+    lines, ids = _history_on_a_terminal(cli, monkeypatch, 60)
+    assert [line.split()[0] for line in lines[1:]] == ids
+    assert lines[0].split() == ["id", "action", "status"] and "rolled_back" in "".join(lines)
+
+
+def test_history_narrower_than_an_id_lists_one_id_a_line(project, cli, monkeypatch):
+    lines, ids = _history_on_a_terminal(cli, monkeypatch, 20)
+    assert lines == ids
+
+
+def test_a_failure_clears_a_live_progress_bar_before_it_prints():
+    screen = _Terminal()
+    out = Output(stdout=screen, stderr=screen)
+    out.progress().start("Packing files", total=10)
+    out.failure(DevopsError(ErrorCode.DEPLOY_FAILED, "disk on fire", "put it out"))
+    bar, _, after = screen.getvalue().rpartition("\x1b[2K")  # the bar's line, erased
+    assert "Packing files" in bar and after.startswith("Error [DEPLOY_FAILED]: disk on fire\n")
+
+
+def test_an_interruption_without_a_bar_starts_its_message_on_a_fresh_line():
+    terminal = _Terminal()
+    Output(stdout=io.StringIO(), stderr=terminal).failure(
+        DevopsError(ErrorCode.INTERRUPTED, "Interrupted", "Run `devops status`.")
+    )
+    assert terminal.getvalue().startswith("\nError [INTERRUPTED]")  # not after the echoed ^C
+
+
+def _read_until(fd: int, wanted: bytes | None, timeout: float) -> bytes:
+    """Bytes from a pty master until ``wanted`` shows up (or, for None, the child closes it)."""
+    received = b""
+    deadline = time.monotonic() + timeout
+    while wanted is None or wanted not in received:
+        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            raise AssertionError(f"timed out waiting for {wanted!r}; got {received[-500:]!r}")
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            chunk = b""
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def test_ctrl_c_during_a_deploy_clears_the_bar_and_prints_the_error_on_its_own_line(project):
+    big = project.root / "big"
+    big.mkdir()
+    for number in range(64):
+        (big / f"blob{number}.bin").write_bytes(bytes(4 << 20))  # 256 MB: packing takes a while
+    try:
+        screen, status = _deploy_interrupted_on_a_terminal(big)
+    finally:
+        shutil.rmtree(big)
+    text = screen.decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(status) == 1 and "Traceback" not in text
+    bar, _, after = text.partition("Error [INTERRUPTED]")
+    assert after, text[-2000:]
+    assert bar.endswith("\x1b[2K")  # the bar's line erased, and the error starts there
+    assert "Packing files" in bar and "Packing files" not in after
+
+
+def _deploy_interrupted_on_a_terminal(build_dir: Path) -> tuple[bytes, int]:
+    """``devops deploy`` on a real 80-column terminal, sent SIGINT once its bar shows."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child
+        os.execvpe(
+            sys.executable,
+            [sys.executable, "-m", "devops_tasks", "deploy", "--dir", str(build_dir)],
+            {**os.environ, "COLUMNS": "80", "TERM": "xterm"},
+        )
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    try:
+        screen = _read_until(fd, b"Packing files", timeout=60)
+        os.kill(pid, signal.SIGINT)
+        screen += _read_until(fd, None, timeout=60)
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    return screen, status

@@ -256,13 +256,3 @@ def test_a_deploy_killed_mid_upload_leaves_only_what_the_next_deploy_removes(
         Status.SUCCESS.value,
         Status.INTERRUPTED.value,
     ]
-
-
-# --------------------------------------------------------------------------- how it runs
-
-
-def test_the_dry_flag_cannot_make_a_deploy_that_did_nothing(project, cli):
-    result = cli("--dry", "deploy", "--json").json
-
-    assert os.readlink(live(project)) == f"releases/{result['release']}"
-    assert (live(project) / "index.html").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -124,7 +125,36 @@ def test_a_local_deploy_imports_no_cloud_sdk(tmp_path):
 def test_devops_answers_a_bad_flag_in_json_when_json_was_asked_for(tmp_path):
     result = run_devops("deploy.local", "--bogus", "--json", cwd=tmp_path)
     assert result.exit_code == 1
-    assert result.json["code"] == "INVALID_ARGUMENT" and "--bogus" in result.json["error"]
+    assert result.json["code"] == "INVALID_ARGUMENT" and "--dir" in result.json["error"]
+
+
+def test_devops_help_keeps_only_the_core_flags_that_mean_something_here(tmp_path):
+    shown = run_devops("--help", cwd=tmp_path).stdout
+    for kept in ("--json", "--env", "--debug", "--list", "--version", "--config", "--complete"):
+        assert kept in shown
+    for gone in ("--dry", "--echo", "--hide", "--pty", "--warn-only", "--command-timeout"):
+        assert gone not in shown
+    assert "--prompt-for-sudo-password" not in shown and "--write-pyc" not in shown
+
+
+def test_a_mounted_collection_deploys_for_real_whatever_invoke_is_told(tmp_path):
+    (tmp_path / "tasks.py").write_text(
+        "from invoke import Collection\nimport devops_tasks\n"
+        "ns = Collection()\nns.add_collection(devops_tasks.namespace, 'ops')\n"
+    )
+    write_site(tmp_path / "dist")
+    invoke = [sys.executable, "-m", "invoke"]
+    dry = subprocess.run(
+        [*invoke, "--dry", "--echo", "ops.deploy.local", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "INVOKE_RUN_DRY": "1"},
+    )
+    deployed = json.loads(dry.stdout)
+    status = json.loads(_run([*invoke, "ops.status", "--json"], tmp_path).stdout)
+    assert status["in_sync"] is True and status["live_release"] == deployed["id"]
 
 
 def test_devops_answers_an_unknown_task_in_plain_text_without_json(tmp_path):
@@ -166,3 +196,19 @@ def test_the_quick_start_demo_deploys_rolls_back_and_reports(tmp_path):
     assert "Rollback" in result.stdout and "rolled_back" in result.stdout
     current = tmp_path / "demo" / ".devops" / "local" / "production" / "current"
     assert "v1" in (current / "index.html").read_text()
+
+
+def test_a_reader_that_leaves_early_ends_devops_quietly(tmp_path):
+    """``devops history | head``: once stdout's reader is gone, exit 1 without a word."""
+    for args in (["--list"], ["status", "--json"]):
+        child = subprocess.Popen(
+            [sys.executable, "-m", "devops_tasks", *args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        child.stdout.close()  # before the child can write a byte
+        assert child.wait(timeout=60) == 1
+        assert child.stderr.read() == b""
+        child.stderr.close()

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import write_site
+from helpers import run_devops, write_site
 
 from devops_tasks import namespace
 from devops_tasks.redaction import register_secret
@@ -404,3 +404,51 @@ def test_a_failed_deploy_is_recorded_and_the_half_release_removed(project, cli, 
     assert latest["status"] == "failed"
     releases = os.listdir(project.state_dir / "local/production/releases")
     assert releases == [good]
+
+
+@pytest.mark.parametrize("source", ["DEVOPS_RUN_* variables", "devops.yaml"])
+def test_a_dry_run_setting_cannot_make_a_deploy_record_a_release_it_never_made(project, source):
+    env = {"DEVOPS_RUN_DRY": "1", "DEVOPS_RUN_ECHO": "1"} if "variables" in source else {}
+    if source == "devops.yaml":
+        Path("devops.yaml").write_text("run:\n  dry: true\n  echo: true\n")
+    deployed = run_devops("deploy", "--json", cwd=project.root, env=env).json
+    status = run_devops("status", "--json", cwd=project.root, env=env).json
+    assert status["in_sync"] is True and status["live_release"] == deployed["id"]
+    releases = project.state_dir / "local" / "production" / "releases"
+    assert os.listdir(releases) == [deployed["id"]]  # no stray .tar beside it
+
+
+def test_run_settings_from_devops_yaml_never_change_how_commands_run(project, cli):
+    Path("devops.yaml").write_text("run:\n  shell: /bin/false\n  warn: false\n")
+    assert cli("deploy", "--json").json["success"] is True
+
+
+def test_json_env_and_debug_also_work_before_the_task_name(project, cli):
+    assert cli("--json", "status").json["success"] is True
+    assert cli("--env", "staging", "status", "--json").json["environment"] == "staging"
+    failed = cli("--debug", "--json", "config.get", "nope")
+    assert failed.json["code"] == "NOT_FOUND" and "Traceback" in failed.stderr
+
+
+def test_a_tasks_own_env_flag_wins_over_the_one_before_it(project, cli):
+    result = cli("--env", "staging", "status", "--env", "qa", "--json")
+    assert result.json["environment"] == "qa"
+
+
+def test_the_projects_devops_yaml_is_read_from_any_subdirectory(project, cli, monkeypatch):
+    cli("init", "--json")
+    Path("devops.yaml").write_text("devops:\n  env: staging\n")
+    assert cli("status", "--json").json["environment"] == "staging"
+    monkeypatch.chdir(project.root / "dist" / "css")
+    assert cli("status", "--json").json["environment"] == "staging"
+
+
+def test_an_empty_devops_yaml_sets_nothing(project, cli):
+    Path("devops.yaml").write_text("")
+    assert cli("status", "--json").json["environment"] == "production"
+
+
+def test_a_devops_py_in_the_project_is_never_run(project, cli):
+    Path("devops.py").write_text("open('ran.txt', 'w').close()\n")
+    assert cli("status", "--json").json["success"] is True
+    assert not Path("ran.txt").exists()

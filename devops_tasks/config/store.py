@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..durable import FileLock, write_json
+from ..durable import FileLock, FileRefused, parse_json, read_bounded, write_json
 from ..errors import DevopsError, ErrorCode, describe_problem
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ __all__ = ["DEFAULTS", "ENV_PREFIX", "ConfigStore", "Problem", "Settings", "pars
 
 ENV_PREFIX = "DEVOPS__"
 DEFAULT_ENVIRONMENT = "production"
+#: A config is a few kilobytes; the cap only stops a hostile file from filling memory.
+MAX_CONFIG_BYTES = 1 << 20
 
 DEFAULTS: dict[str, Any] = {
     "platform": "local",
@@ -173,15 +175,19 @@ def _known_keys(schema: Mapping[str, Any]) -> list[str] | None:
     return sorted(properties) or None
 
 
-def _parse(text: str, source: str) -> dict[str, Any]:
-    """``text`` as a JSON object, or CONFIG_INVALID saying where the syntax breaks."""
+def _parse(raw: bytes, source: str) -> dict[str, Any]:
+    """``raw`` as a JSON object, or CONFIG_INVALID saying where and why it breaks.
+
+    Strict where Python's parser is lenient: UTF-8 only, no NaN or Infinity, no key twice.
+    """
     try:
-        data = json.loads(text)
+        data = parse_json(raw.decode("utf-8"))
     except ValueError as exc:
         raise DevopsError(
             ErrorCode.CONFIG_INVALID,
             f"{source} is not valid JSON: {exc}",
-            "Fix the JSON syntax at that line and column (nothing was changed).",
+            "Fix the file where the message says: UTF-8 JSON, numbers without NaN or "
+            "Infinity, each key once (nothing was changed).",
             problems=[{"path": "", "message": str(exc), "value": None}],
         ) from None
     if not isinstance(data, dict):
@@ -227,26 +233,39 @@ class ConfigStore:
     def read_unchecked(self) -> dict[str, Any]:
         """The file's content, parsed but not yet checked against the schema."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = read_bounded(self.path, MAX_CONFIG_BYTES)
         except FileNotFoundError:
             raise DevopsError(
                 ErrorCode.CONFIG_MISSING,
                 f"No config at {self._display_path()}",
                 "Run `devops init --platform local` (or another platform) to create one.",
             ) from None
-        return _parse(text, self._display_path())
+        except FileRefused as exc:
+            raise DevopsError(
+                ErrorCode.CONFIG_INVALID,
+                f"{self._display_path()} {exc}",
+                "Replace it with the JSON config file (`devops init --force` writes a new one).",
+            ) from None
+        return _parse(raw, self._display_path())
 
     def import_file(self, source: Path, force: bool = False) -> None:
         """Replace the config with the file at ``source``, after checking it in full."""
         try:
-            text = source.read_text(encoding="utf-8")
-        except OSError as exc:
+            raw = read_bounded(source, MAX_CONFIG_BYTES)
+        except FileNotFoundError:
             raise DevopsError(
                 ErrorCode.NOT_FOUND,
-                f"Cannot read {source}: {exc.strerror}",
-                "Check the path and permissions of the file to import.",
+                f"No file {source}",
+                "Check the path of the file to import.",
             ) from None
-        data = _parse(text, str(source))
+        except FileRefused as exc:
+            raise DevopsError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{source} {exc}",
+                "Import a JSON config file, such as one `devops config.export --output FILE` "
+                "wrote.",
+            ) from None
+        data = _parse(raw, str(source))
         self.check_all(data)
         with self._lock():
             if self.exists() and not force:

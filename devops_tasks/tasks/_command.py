@@ -10,15 +10,29 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json as json_module
+import math
+import os
+import re
+import sys
 from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
 from invoke import Exit, task
 
-from ..errors import DevopsError, ErrorCode
+from ..errors import DevopsError, ErrorCode, os_failure, printable
 from ..output import HumanView, Output
 
-__all__ = ["command", "option"]
+__all__ = [
+    "as_failure",
+    "check_environment",
+    "command",
+    "option",
+    "printable_data",
+    "reader_gone",
+    "tolerate_unencodable_output",
+]
 
 _EXTRA_HELP = {
     "json": "Print exactly one JSON object on stdout (for scripts and agents).",
@@ -32,6 +46,89 @@ def option(c: Any, name: str, given: Any = None) -> Any:
         return given
     devops = c.config.get("devops") or {}
     return devops.get(name)
+
+
+@functools.lru_cache(maxsize=1)
+def _environment_name() -> re.Pattern[str]:
+    """The schema's own rule for environment names, so the two can never disagree."""
+    text = resources.files("devops_tasks.config").joinpath("schema.json").read_text("utf-8")
+    return re.compile(json_module.loads(text)["$defs"]["environmentName"]["pattern"])
+
+
+def check_environment(name: Any, source: str) -> str:
+    """``name`` if it can name an environment; INVALID_ARGUMENT about ``source`` otherwise.
+
+    An environment name becomes part of paths and lock names (``.devops/local/<env>``), so
+    ``../x`` must be refused before anything uses it.
+    """
+    if not isinstance(name, str) or not _environment_name().fullmatch(name):
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"{source} {name!r} is not an environment name",
+            "Name an environment with lower-case letters, digits, - and _ (at most 63, "
+            "starting with a letter or digit), e.g. --env staging.",
+        )
+    return name
+
+
+def tolerate_unencodable_output() -> None:
+    """Let stdout and stderr escape what they cannot encode instead of raising mid-answer.
+
+    A lone surrogate (from a file name that is not UTF-8) or a ``•`` on an ASCII-only
+    terminal would otherwise turn a finished command into a traceback.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+def reader_gone() -> None:
+    """stdout's reader has left (``devops history | head``): nothing more can be said.
+
+    stdout then points at /dev/null, or Python would fail again flushing it at exit.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def printable_data(data: Any) -> Any:
+    """JSON-like ``data`` that any output can carry: names that are not UTF-8 escaped
+    (``\\xff``), NaN and Infinity as null (JSON has no such numbers)."""
+    if isinstance(data, str):
+        return printable(data)
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {printable_data(key): printable_data(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [printable_data(value) for value in data]
+    return data
+
+
+def as_failure(exc: BaseException) -> DevopsError:
+    """Any exception as the one error a user sees: specific when the environment caused it.
+
+    The original traceback stays attached, for ``--debug``.
+    """
+    if isinstance(exc, DevopsError):
+        error = exc
+    elif isinstance(exc, KeyboardInterrupt):
+        error = DevopsError(
+            ErrorCode.INTERRUPTED, "Interrupted", "Run `devops status` to see where things stand."
+        )
+    else:
+        error = (os_failure(exc) if isinstance(exc, OSError) else None) or DevopsError(
+            ErrorCode.INTERNAL_ERROR,
+            f"Unexpected {type(exc).__name__}: {exc}",
+            "Run again with --debug and report the traceback if it looks like a bug.",
+        )
+    shown = DevopsError(
+        error.code, printable(error.message), printable(error.fix), **printable_data(error.details)
+    )
+    shown.__traceback__ = exc.__traceback__
+    return shown
 
 
 def command(human: HumanView | None = None, **task_options: Any) -> Callable[..., Any]:
@@ -49,32 +146,23 @@ def command(human: HumanView | None = None, **task_options: Any) -> Callable[...
         def wrapper(
             c: Any, *args: Any, json: bool = False, debug: bool = False, **kwargs: Any
         ) -> None:
+            tolerate_unencodable_output()
+            debug = bool(debug or option(c, "debug"))
             out = Output(json_mode=bool(json or option(c, "json")))
             try:
+                if kwargs.get("env") is not None:
+                    check_environment(kwargs["env"], "--env")
+                elif option(c, "env"):
+                    check_environment(option(c, "env"), "devops.env")
                 payload = body(c, out, *args, **kwargs)
-            except DevopsError as error:
-                out.failure(error, debug)
+            except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the contract
+                out.failure(as_failure(exc), debug)
                 raise Exit(code=1) from None
-            except KeyboardInterrupt:
-                out.failure(
-                    DevopsError(
-                        ErrorCode.INTERRUPTED,
-                        "Interrupted",
-                        "Run `devops status` to see where things stand.",
-                    ),
-                    debug,
-                )
+            try:
+                out.success(printable_data(payload), human)
+            except BrokenPipeError:
+                reader_gone()
                 raise Exit(code=1) from None
-            except Exception as exc:  # noqa: BLE001 - the contract: never a bare traceback
-                internal = DevopsError(
-                    ErrorCode.INTERNAL_ERROR,
-                    f"Unexpected {type(exc).__name__}: {exc}",
-                    "Run again with --debug and report the traceback if it looks like a bug.",
-                )
-                internal.__traceback__ = exc.__traceback__
-                out.failure(internal, debug)
-                raise Exit(code=1) from None
-            out.success(payload, human)
 
         wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
             parameters=[context_param, *params, *extra]

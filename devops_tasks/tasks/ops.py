@@ -81,14 +81,47 @@ def status(c: Context, out: Output, env=None) -> dict[str, Any]:
     return deployer_for(c, out, env).status()
 
 
+# The history table's columns, and the order in which they go when the terminal is narrow.
+_HISTORY_COLUMNS = ["id", "action", "environment", "platform", "status", "version", "timestamp"]
+_DROPPED_FIRST = ["platform", "version", "environment", "timestamp", "action", "status"]
+_COLUMN_GAP = 2  # rich's padding between columns of a box-less table
+
+
 def _show_history(result: Mapping[str, Any], out: Output) -> None:
-    if not result["deployments"]:
+    """A table that never cuts an id (users copy them for --to and --id): on a narrow
+    terminal other columns go instead, and with no room for a table, one id a line."""
+    rows = result["deployments"]
+    if not rows:
         out.line("No deployments yet. Run `devops deploy` to make the first one.")
         return
-    out.table(
-        result["deployments"],
-        ["id", "action", "environment", "platform", "status", "version", "timestamp"],
-    )
+    widths = {
+        column: max(len(column), *(len(str(row.get(column) or "")) for row in rows))
+        for column in _HISTORY_COLUMNS
+    }
+    shown = list(_HISTORY_COLUMNS)
+    room = out.console.width
+    for column in _DROPPED_FIRST:
+        if sum(widths[c] for c in shown) + _COLUMN_GAP * (len(shown) - 1) <= room:
+            break
+        shown.remove(column)
+    if widths["id"] > room:
+        for row in rows:
+            out.line(row["id"])
+        return
+    out.table(rows, shown)
+
+
+def _limit(given: str | int | None) -> int:
+    """``--limit`` as a count. The flag takes text, so a non-number is our INVALID_ARGUMENT
+    rather than invoke's ValueError before any task code runs."""
+    text = "20" if given is None else str(given)
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"--limit {text!r} is not a positive whole number",
+            "Pass how many deployments to list, e.g. --limit 50.",
+        )
+    return int(text)
 
 
 @command(
@@ -107,20 +140,21 @@ def history(
     env=None,
     platform=None,
     status=None,
-    limit=20,
+    limit=None,
     remote=False,
 ):
     """List deployments, newest first."""
+    count = _limit(limit)
     entries = DeploymentHistory(project_for(c)).query(
         environment=option(c, "env", env),
         platform=platform,
         status=status,
-        limit=int(limit),
+        limit=count,
     )
     result: dict[str, Any] = {"count": len(entries), "deployments": entries}
     if remote:
         target = deployer_for(c, out, env).platform
-        result["remote"] = merge_remote(target.remote_history(int(limit)), entries)
+        result["remote"] = merge_remote(target.remote_history(count), entries)
     return result
 
 
