@@ -559,6 +559,9 @@ def test_an_edited_header_is_tampered_with_or_without_the_key_at_hand(filled, ch
     [
         pytest.param(lambda body: body["kdf"].update(salt=secrets.token_hex(16)), id="salt"),
         pytest.param(lambda body: body.update(kdf={"name": "none"}), id="kdf-argon2id-to-none"),
+        pytest.param(lambda body: body["kdf"].update(pepper="00"), id="an-extra-kdf-field"),
+        pytest.param(lambda body: body["kdf"].update(iterations=3.0), id="iterations-not-whole"),
+        pytest.param(lambda body: body["kdf"].update(lanes=True), id="lanes-a-boolean"),
     ],
 )
 @pytest.mark.parametrize("passphrase", [True, False], ids=["passphrase-set", "no-passphrase"])
