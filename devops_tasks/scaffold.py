@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from .durable import atomic_write
 from .errors import DevopsError, ErrorCode
 from .platforms import platform_class
 from .project import Project
+from .secrets.keys import key_configured
 
 __all__ = ["GITIGNORE_LINES", "ensure_gitignore", "init_project", "template_names"]
 
@@ -23,6 +26,7 @@ GITIGNORE_LINES = (
     ".devops/locks/",
     ".devops/**/.*.tmp",
 )
+_SET_SECRET = "devops secrets.set "
 
 
 def _templates_dir() -> Path:
@@ -36,9 +40,16 @@ def template_names() -> list[str]:
 
 
 def init_project(
-    project: Project, platform: str, environment: str | None = None, force: bool = False
+    project: Project,
+    platform: str,
+    environment: str | None = None,
+    force: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Write ``.devops/config.json`` for ``platform``; refuses to overwrite unless ``force``."""
+    """Write ``.devops/config.json`` for ``platform``; refuses to overwrite unless ``force``.
+
+    ``next`` lists the commands to run next, each of which works as printed on this machine.
+    """
     store = ConfigStore(project)
     if store.exists() and not force:
         raise DevopsError(
@@ -65,10 +76,21 @@ def init_project(
         "environment": config.get("environment", "production"),
         "gitignore_added": added,
         "next": [
-            *platform_class(platform).first_steps,
+            *_first_steps(project, platform, os.environ if environ is None else environ),
             f"devops deploy --dir {config.get('build', {}).get('dir', 'dist')}",
         ],
     }
+
+
+def _first_steps(project: Project, platform: str, environ: Mapping[str, str]) -> list[str]:
+    """The platform's first steps, with ``secrets.init`` before the first ``secrets.set``
+    when that would otherwise fail: no secrets file to add to and no master key variable set
+    (the local store never invents a key; ``secrets.init`` makes the key file)."""
+    steps = list(platform_class(platform).first_steps)
+    setting = next((i for i, step in enumerate(steps) if step.startswith(_SET_SECRET)), None)
+    if setting is not None and not (project.credentials_path.exists() or key_configured(environ)):
+        steps.insert(setting, "devops secrets.init")
+    return steps
 
 
 def ensure_gitignore(project: Project) -> list[str]:

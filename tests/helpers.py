@@ -38,9 +38,13 @@ def write_site(root: Path, version: str = "v1") -> Path:
 
 
 def run_devops(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    stdin: str | None = None,
 ) -> CliResult:
-    """Run the installed ``devops`` program in a new process."""
+    """Run the installed ``devops`` program in a new process (``stdin`` piped in, if given)."""
     completed = subprocess.run(
         [sys.executable, "-m", "devops_tasks", *args],
         cwd=cwd,
@@ -48,6 +52,6 @@ def run_devops(
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
+        **({"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}),
     )
     return CliResult(completed.returncode, completed.stdout, completed.stderr)

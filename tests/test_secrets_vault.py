@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import secrets
 import string
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import CliResult
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.project import Project
 from devops_tasks.secrets import keys
-from devops_tasks.secrets.keys import ARGON2_FLOOR, KeySource, MasterKey
+from devops_tasks.secrets.keys import ARGON2_DEFAULTS, ARGON2_FLOOR, KeySource, MasterKey
 from devops_tasks.secrets.local import LocalSecretsStore
 from devops_tasks.secrets.vault import FORMAT, VERSION, Entry, Vault
 
@@ -397,6 +402,188 @@ def test_a_damaged_argon2id_salt_is_tampered(project, passphrase_file, salt):
     rewrite(store, lambda body: body["kdf"].update(salt=salt))
 
     assert_refused_unchanged(store, ErrorCode.SECRETS_TAMPERED)
+
+
+@pytest.fixture
+def passphrase_store(project, passphrase_file) -> LocalSecretsStore:
+    """A copy of the passphrase-locked file, opened with its passphrase."""
+    raw, env = passphrase_file
+    store = LocalSecretsStore(project, {}, env)
+    store.path.parent.mkdir(parents=True)
+    store.path.write_bytes(raw)
+    return store
+
+
+def without_keys(store: LocalSecretsStore) -> LocalSecretsStore:
+    """The same file, opened where no key at all is at hand (no variable, no key file)."""
+    xdg = {"XDG_CONFIG_HOME": store.environ["XDG_CONFIG_HOME"]}
+    return LocalSecretsStore(Project(store.path.parent.parent), {}, xdg)
+
+
+#: The ceiling the review found (4 GiB, 64 passes, 64 lanes: minutes and gigabytes to derive).
+OLD_CEILING = {"memory_kib": 4 * 1024 * 1024, "iterations": 64, "lanes": 64}
+
+
+@pytest.mark.parametrize("param", sorted(ARGON2_DEFAULTS))
+def test_argon2id_parameters_one_above_what_this_version_writes_are_tampered(
+    passphrase_store, param
+):
+    value = ARGON2_DEFAULTS[param] + 1
+    rewrite(passphrase_store, lambda body: body["kdf"].update({param: value}))
+
+    refused = assert_refused_unchanged(passphrase_store, ErrorCode.SECRETS_TAMPERED)
+
+    assert f"{param}={value}, above" in refused.message
+
+
+@pytest.mark.parametrize("param", sorted(OLD_CEILING))
+def test_argon2id_parameters_at_the_old_ceiling_are_tampered_before_any_key_is_sought(
+    passphrase_store, param
+):
+    rewrite(passphrase_store, lambda body: body["kdf"].update({param: OLD_CEILING[param]}))
+
+    refused = assert_refused_unchanged(without_keys(passphrase_store), ErrorCode.SECRETS_TAMPERED)
+
+    assert f"{param}={OLD_CEILING[param]}, above" in refused.message
+
+
+LIMITED_DEVOPS = """
+import resource, runpy, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+sys.argv = ["devops", *sys.argv[1:]]
+runpy.run_module("devops_tasks", run_name="__main__")
+"""
+
+
+def test_a_file_asking_for_4_gib_of_argon2id_memory_is_refused_without_deriving(
+    passphrase_store, passphrase_file
+):
+    rewrite(passphrase_store, lambda body: body["kdf"].update(memory_kib=OLD_CEILING["memory_kib"]))
+    started = time.monotonic()
+
+    completed = subprocess.run(
+        [sys.executable, "-c", LIMITED_DEVOPS, "secrets.get", "A", "--json"],
+        cwd=passphrase_store.path.parent.parent,
+        env={**os.environ, **passphrase_file[1]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    answer = CliResult(completed.returncode, completed.stdout, completed.stderr).json
+    assert answer["code"] == "SECRETS_TAMPERED", answer
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [None, "memory_kib", "iterations", "lanes"],
+    ids=["at-the-ceiling-opens", "memory_kib-above", "iterations-above", "lanes-above"],
+)
+def test_a_self_consistent_file_made_above_what_this_version_writes_is_refused(
+    project, tmp_path, raised
+):
+    kdf = {"name": "argon2id", **ARGON2_DEFAULTS, "salt": secrets.token_hex(16)}
+    if raised:
+        kdf[raised] += 1
+    env = {"DEVOPS_MASTER_PASSPHRASE": "pass", "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    store = LocalSecretsStore(project, {}, env)
+    store.path.parent.mkdir(parents=True)
+    store.path.write_bytes(passphrase_file_made_with(kdf, "pass"))
+
+    if raised is None:
+        assert store.get("A") == "weakly-protected-value"
+    else:
+        refused = assert_refused_unchanged(store, ErrorCode.SECRETS_TAMPERED)
+        assert raised in refused.message and "above" in refused.message
+
+
+@pytest.fixture
+def key_file_filled(project, tmp_path) -> LocalSecretsStore:
+    """A filled store whose key is a key file made by ``create`` (found by the key id)."""
+    store = LocalSecretsStore(project, {}, {"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    store.create()
+    store.set_many(VALUES)
+    return store
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        pytest.param(lambda real, home: "../../outside", id="a-relative-path"),
+        pytest.param(lambda real, home: str(home / "outside"), id="an-absolute-path"),
+        pytest.param(lambda real, home: real.upper(), id="upper-case"),
+        pytest.param(lambda real, home: real[:15], id="15-characters"),
+        pytest.param(lambda real, home: real + "0", id="17-characters"),
+    ],
+)
+def test_a_key_id_that_is_not_16_lower_case_hex_is_tampered_and_no_file_it_names_is_read(
+    key_file_filled, tmp_path, bad_id
+):
+    forged = bad_id(body_of(key_file_filled)["key_id"], tmp_path)
+    outside = keys.keys_dir(key_file_filled.environ) / f"{forged}.key"
+    outside.parent.mkdir(parents=True, exist_ok=True)
+    outside.write_text("not a key: reading this would be MASTER_KEY_INVALID\n")
+    rewrite(key_file_filled, lambda body: body.update(key_id=forged))
+
+    assert_refused_unchanged(key_file_filled, ErrorCode.SECRETS_TAMPERED)
+
+
+def set_argon2id(body: dict[str, Any]) -> None:
+    body["kdf"] = {"name": "argon2id", **ARGON2_DEFAULTS, "salt": secrets.token_hex(16)}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(set_argon2id, id="kdf-none-to-argon2id"),
+        pytest.param(lambda body: body.update(kdf={"name": "scrypt"}), id="kdf-unknown"),
+        pytest.param(lambda body: body["kdf"].update(salt="00" * 16), id="kdf-extra-field"),
+        pytest.param(lambda body: body.update(key_id="0123456789abcdef"), id="key_id"),
+        pytest.param(lambda body: body.update(cipher="ChaCha20"), id="cipher"),
+        pytest.param(lambda body: body.pop("cipher"), id="cipher-removed"),
+        pytest.param(lambda body: body.update(format="devops-tasks-secretz"), id="format"),
+        pytest.param(lambda body: body.update(comment="hi"), id="an-unexpected-header-key"),
+    ],
+)
+@pytest.mark.parametrize("key", ["right-key", "no-key"])
+def test_an_edited_header_is_tampered_with_or_without_the_key_at_hand(filled, change, key):
+    rewrite(filled, change)
+    store = filled if key == "right-key" else without_keys(filled)
+
+    assert_refused_unchanged(store, ErrorCode.SECRETS_TAMPERED)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda body: body["kdf"].update(salt=secrets.token_hex(16)), id="salt"),
+        pytest.param(lambda body: body.update(kdf={"name": "none"}), id="kdf-argon2id-to-none"),
+        pytest.param(lambda body: body["kdf"].update(pepper="00"), id="an-extra-kdf-field"),
+        pytest.param(lambda body: body["kdf"].update(iterations=3.0), id="iterations-not-whole"),
+        pytest.param(lambda body: body["kdf"].update(lanes=True), id="lanes-a-boolean"),
+    ],
+)
+@pytest.mark.parametrize("passphrase", [True, False], ids=["passphrase-set", "no-passphrase"])
+def test_an_edited_passphrase_header_is_tampered_with_or_without_the_passphrase(
+    passphrase_store, change, passphrase
+):
+    rewrite(passphrase_store, change)
+    store = passphrase_store if passphrase else without_keys(passphrase_store)
+
+    assert_refused_unchanged(store, ErrorCode.SECRETS_TAMPERED)
+
+
+def test_an_intact_file_whose_key_file_is_gone_is_still_master_key_missing(key_file_filled):
+    keys.key_file(key_file_filled.environ, body_of(key_file_filled)["key_id"]).unlink()
+
+    assert_refused_unchanged(key_file_filled, ErrorCode.MASTER_KEY_MISSING)
+
+
+def test_an_intact_passphrase_file_without_the_passphrase_is_still_master_key_missing(
+    passphrase_store,
+):
+    assert_refused_unchanged(without_keys(passphrase_store), ErrorCode.MASTER_KEY_MISSING)
 
 
 def test_a_changed_key_id_with_the_right_key_is_tampered_not_a_wrong_key(filled):

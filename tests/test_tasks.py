@@ -221,6 +221,7 @@ def test_init_names_the_next_command(project, cli):
 def test_init_for_netlify_names_the_token_and_the_site_first(project, cli):
     steps = cli("init", "--platform", "netlify", "--json").json["next"]
     assert steps == [
+        "devops secrets.init",
         "devops secrets.set NETLIFY_AUTH_TOKEN",
         "devops infra.up",
         "devops deploy --dir dist",

@@ -6,7 +6,12 @@ Sources, by what the secrets file asks for:
   ``DEVOPS_MASTER_KEY_FILE``, else ``<config dir>/devops-tasks/keys/<key id>.key`` (found
   by the key id in the file's header, so each project can have its own key);
 * a passphrase: ``DEVOPS_MASTER_PASSPHRASE``, stretched with Argon2id using the parameters
-  and salt in the file's header (never below :data:`ARGON2_FLOOR`).
+  and salt in the file's header, accepted only between :data:`ARGON2_FLOOR` and
+  :data:`ARGON2_CEILING` (what this version writes).
+
+The header is read before it is authenticated, so the parts of it used here (the KDF and
+its parameters, the key id that names a key file) are checked first: anything this version
+would not write is ``SECRETS_TAMPERED``, before a key is looked for or derived.
 
 A missing key is an error. Nothing here invents a key to encrypt with, except
 :func:`create_key_file`, which ``secrets.init`` calls when a person asks for a new key.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,17 +34,23 @@ from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
 
 __all__ = [
+    "ARGON2_CEILING",
     "ARGON2_DEFAULTS",
     "ARGON2_FLOOR",
+    "RESTORE_FIX",
     "KeySource",
     "MasterKey",
+    "check_kdf",
+    "check_key_id",
     "create_key_file",
     "for_header",
     "for_new_file",
     "key_configured",
+    "key_file",
     "key_id",
     "keys_dir",
     "missing_key_error",
+    "tampered",
 ]
 
 KEY_BYTES = 32
@@ -50,9 +62,13 @@ ENV_KEY_FILE = "DEVOPS_MASTER_KEY_FILE"
 ARGON2_DEFAULTS = {"memory_kib": 65536, "iterations": 3, "lanes": 4}
 #: A file asking for less than this is refused: cheaper guessing is not an option.
 ARGON2_FLOOR = {"memory_kib": 19456, "iterations": 2, "lanes": 1}
-#: ...or for more than this: a doctored file must not make every command take minutes.
-ARGON2_CEILING = {"memory_kib": 4 * 1024 * 1024, "iterations": 64, "lanes": 64}
-_MIN_SALT_BYTES = 16
+#: ...or for more than this version writes: a doctored file must not cost more to refuse than
+#: one of ours costs to open (not minutes and gigabytes before SECRETS_TAMPERED).
+ARGON2_CEILING = ARGON2_DEFAULTS
+_SALT_BYTES = range(16, 65)  # this version writes 16
+#: What :func:`key_id` makes; anything else in a header is never used (it names a key file).
+KEY_ID = re.compile(r"[0-9a-f]{16}")
+RESTORE_FIX = "Restore .devops/credentials.enc from a backup (or git history of a copy)."
 
 
 @dataclass(frozen=True)
@@ -121,10 +137,9 @@ def create_key_file(environ: Mapping[str, str] | None = None) -> tuple[MasterKey
     """Make a new random key and save it, mode 0600, under :func:`keys_dir`."""
     material = secrets.token_bytes(KEY_BYTES)
     register_secret(material.hex())
-    directory = keys_dir(environ)
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
-    path = directory / f"{key_id(material)}.key"
+    path = key_file(environ, key_id(material))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
     atomic_write(path, (material.hex() + "\n").encode("ascii"), mode=0o600)
     return MasterKey(material, KeySource("raw", str(path))), path
 
@@ -146,27 +161,52 @@ def new_passphrase_kdf() -> dict[str, Any]:
     return {"name": "argon2id", **ARGON2_DEFAULTS, "salt": secrets.token_hex(16)}
 
 
-def _check_kdf(kdf: Mapping[str, Any]) -> None:
-    """Refuse Argon2id parameters outside [floor, ceiling] and salts that are not 16+ bytes."""
+def tampered(why: str) -> DevopsError:
+    """The error for a secrets file changed outside devops-tasks."""
+    return DevopsError(
+        ErrorCode.SECRETS_TAMPERED,
+        f"The secrets file was modified outside devops-tasks: {why}",
+        RESTORE_FIX,
+    )
+
+
+def check_key_id(value: object) -> str:
+    """``value`` if it is a key id as :func:`key_id` makes them (it becomes a file name)."""
+    if not isinstance(value, str) or not KEY_ID.fullmatch(value):
+        raise tampered("its key_id is not 16 lower-case hexadecimal characters")
+    return value
+
+
+def check_kdf(kdf: object) -> dict[str, Any]:
+    """Refuse a KDF header this version would not write, before anything is derived from it.
+
+    ``{"name": "none"}``, or Argon2id with exactly its parameters and a salt, each parameter
+    within [:data:`ARGON2_FLOOR`, :data:`ARGON2_CEILING`] and the salt 16 to 64 bytes.
+    """
+    if kdf == {"name": "none"}:
+        return {"name": "none"}
+    if not isinstance(kdf, dict) or kdf.get("name") != "argon2id":
+        raise tampered("its kdf is not one this version writes")
+    if set(kdf) != {"name", "salt", *ARGON2_DEFAULTS}:
+        raise tampered("its argon2id kdf does not have exactly the fields this version writes")
     problems = []
     for name, low in ARGON2_FLOOR.items():
-        value, high = kdf.get(name), ARGON2_CEILING[name]
-        if not isinstance(value, int) or value < low:
-            problems.append(f"{name}={value!r}, below the floor of {low}")
+        value, high = kdf[name], ARGON2_CEILING[name]
+        if type(value) is not int:
+            problems.append(f"a {name} that is not a whole number")
+        elif value < low:
+            problems.append(f"{name}={value}, below the floor of {low}")
         elif value > high:
-            problems.append(f"{name}={value!r}, above the ceiling of {high}")
-    salt = kdf.get("salt")
+            problems.append(f"{name}={value}, above the {high} this version writes")
+    salt = kdf["salt"]
     try:
-        if not isinstance(salt, str) or len(bytes.fromhex(salt)) < _MIN_SALT_BYTES:
-            problems.append("a salt under 16 bytes")
+        if not isinstance(salt, str) or len(bytes.fromhex(salt)) not in _SALT_BYTES:
+            problems.append("a salt that is not 16 to 64 bytes")
     except ValueError:
         problems.append("a salt that is not hexadecimal")
     if problems:
-        raise DevopsError(
-            ErrorCode.SECRETS_TAMPERED,
-            f"The secrets file asks for Argon2id with {', '.join(problems)}",
-            "Restore .devops/credentials.enc from a backup; it was altered.",
-        )
+        raise tampered(f"it asks for Argon2id with {', '.join(problems)}")
+    return kdf
 
 
 def _passphrase_key(environ: Mapping[str, str], params: Mapping[str, Any]) -> MasterKey | None:
@@ -174,7 +214,6 @@ def _passphrase_key(environ: Mapping[str, str], params: Mapping[str, Any]) -> Ma
     if not passphrase:
         return None
     register_secret(passphrase)
-    _check_kdf(params)
     material = _argon2(passphrase, params)
     register_secret(material.hex())
     return MasterKey(material, KeySource("passphrase", ENV_PASSPHRASE))
@@ -230,17 +269,26 @@ def key_configured(environ: Mapping[str, str], prefix: str = "DEVOPS_") -> bool:
     return any(environ.get(name) for name in _prefixed(prefix).values())
 
 
+def key_file(environ: Mapping[str, str] | None, key_id: object) -> Path:
+    """Where :func:`create_key_file` keeps the key with ``key_id``: never outside
+    :func:`keys_dir`, as the id is checked first."""
+    return keys_dir(environ) / f"{check_key_id(key_id)}.key"
+
+
 def for_header(environ: Mapping[str, str], header: Mapping[str, Any]) -> MasterKey:
-    """The master key an existing file asks for: a passphrase, or a raw key (env, key file)."""
-    kdf = header.get("kdf") or {}
-    if kdf.get("name") == "argon2id":
+    """The master key an existing file asks for: a passphrase, or a raw key (env, key file).
+
+    The header's KDF is checked before anything is derived, its key id before it names a file.
+    """
+    kdf = check_kdf(header.get("kdf"))
+    if kdf["name"] == "argon2id":
         key = _passphrase_key(environ, kdf)
         if key is None:
             raise missing_key_error(passphrase=True)
         return key
     key = _raw_from_environment(environ)
     if key is None:
-        candidate = keys_dir(environ) / f"{header.get('key_id')}.key"
+        candidate = key_file(environ, header.get("key_id"))
         if candidate.is_file():
             key = _read_key_file(candidate)
     if key is None:

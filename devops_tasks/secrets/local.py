@@ -167,7 +167,7 @@ class LocalSecretsStore(SecretsBackend):
 
     def _retire_key_file(self, old: keys.MasterKey) -> str | None:
         """Delete the old key's file if it lives in our keys directory (never a user's own)."""
-        path = keys.keys_dir(self.environ) / f"{old.id}.key"
+        path = keys.key_file(self.environ, old.id)
         if old.source.origin == str(path) and path.is_file():
             path.unlink()
             return str(path)

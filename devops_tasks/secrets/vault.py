@@ -18,6 +18,10 @@ The file is JSON so a person can see which secrets exist and when they changed::
 ``checksum`` is a plain SHA-256 of the content: it proves nothing against an attacker (the
 MAC does that) and only tells a wrong key apart from a damaged file, so each gets its own
 error.
+
+The header is needed to find the key that authenticates it, so it is validated before it is
+used: a field, cipher, KDF, KDF cost or key id that this version would not write is
+``SECRETS_TAMPERED`` at once, before any key is looked for or derived.
 """
 
 from __future__ import annotations
@@ -35,14 +39,14 @@ from typing import Any
 
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
-from .keys import MasterKey
+from .keys import RESTORE_FIX, MasterKey, check_kdf, check_key_id, tampered
 
 __all__ = ["FORMAT", "VERSION", "Entry", "Vault"]
 
 FORMAT = "devops-tasks-secrets"
 VERSION = 1
+CIPHER = "AES-256-GCM"
 _NONCE_BYTES = 12
-_RESTORE_FIX = "Restore .devops/credentials.enc from a backup (or git history of a copy)."
 
 
 def _b64(data: bytes) -> str:
@@ -130,7 +134,7 @@ class Vault:
         body: dict[str, Any] = {
             "format": FORMAT,
             "version": VERSION,
-            "cipher": "AES-256-GCM",
+            "cipher": CIPHER,
             "kdf": self.kdf,
             "key_id": self.master.id,
             "data_key": {"nonce": _b64(wrap_nonce), "ciphertext": _b64(wrapped)},
@@ -152,7 +156,13 @@ class Vault:
         ``key_for(header)`` supplies the master key the header asks for.
         """
         body = _parse(raw)
-        master = key_for(body)
+        try:
+            master = key_for(body)
+        except DevopsError as error:
+            # No key matches a header that was changed: that is damage, not a missing key.
+            if error.code is ErrorCode.MASTER_KEY_MISSING and not _checksum_ok(body):
+                raise tampered("it no longer matches its checksum") from None
+            raise
         if master.id != body["key_id"]:
             if _checksum_ok(body):
                 raise DevopsError(
@@ -162,7 +172,7 @@ class Vault:
                     "Use the key this file was made with (see `devops secrets.list` on the machine "
                     "that made it), or the new key after a `secrets.rotate-key`.",
                 )
-            raise _tampered("its header was changed")
+            raise tampered("its header was changed")
         from cryptography.exceptions import InvalidTag  # noqa: PLC0415
 
         try:
@@ -172,7 +182,7 @@ class Vault:
                 _header_aad(body["key_id"], body["kdf"]),
             )
         except (InvalidTag, ValueError, binascii.Error) as exc:
-            raise _tampered("its data key does not authenticate") from exc
+            raise tampered("its data key does not authenticate") from exc
         vault = cls(master, dict(body["kdf"]), data_key)
         vault.entries = _decrypt_entries(body["entries"], data_key)
         present = {f"{s}/{n}" for s, named in vault.entries.items() for n in named}
@@ -182,7 +192,7 @@ class Vault:
             raise DevopsError(
                 ErrorCode.SECRET_ENTRY_MISSING,
                 f"The secrets file lists {missing} but holds no such entry: it was deleted",
-                _RESTORE_FIX,
+                RESTORE_FIX,
             )
         expected = hmac.new(
             _mac_key(data_key),
@@ -190,16 +200,8 @@ class Vault:
             hashlib.sha256,
         ).hexdigest()
         if listed != present or not hmac.compare_digest(expected, str(body["mac"])):
-            raise _tampered("its entries or header do not match its MAC")
+            raise tampered("its entries or header do not match its MAC")
         return vault
-
-
-def _tampered(why: str) -> DevopsError:
-    return DevopsError(
-        ErrorCode.SECRETS_TAMPERED,
-        f"The secrets file was modified outside devops-tasks: {why}",
-        _RESTORE_FIX,
-    )
 
 
 def _checksum_ok(body: Mapping[str, Any]) -> bool:
@@ -207,6 +209,8 @@ def _checksum_ok(body: Mapping[str, Any]) -> bool:
     return hashlib.sha256(_canonical(content)).hexdigest() == body.get("checksum")
 
 
+#: Fields only a devops-tasks secrets file has: with these, a wrong ``format`` is an edit.
+_SIGNATURE = {"key_id", "data_key", "mac"}
 _SHAPE = {
     "format": str,
     "version": int,
@@ -225,12 +229,16 @@ def _parse(raw: bytes) -> dict[str, Any]:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         body = None
-    if not isinstance(body, dict) or body.get("format") != FORMAT:
+    if not isinstance(body, dict) or (
+        body.get("format") != FORMAT and not body.keys() >= _SIGNATURE
+    ):
         raise DevopsError(
             ErrorCode.SECRETS_CORRUPT,
             "The secrets file is truncated or damaged (not a complete devops-tasks secrets file)",
-            _RESTORE_FIX,
+            RESTORE_FIX,
         )
+    if body.get("format") != FORMAT:
+        raise tampered("its format label was changed")
     if body.get("version") != VERSION:
         raise DevopsError(
             ErrorCode.SECRETS_VERSION_UNSUPPORTED,
@@ -245,9 +253,20 @@ def _parse(raw: bytes) -> dict[str, Any]:
         raise DevopsError(
             ErrorCode.SECRETS_CORRUPT,
             f"The secrets file is damaged: {', '.join(wrong)} missing or malformed",
-            _RESTORE_FIX,
+            RESTORE_FIX,
         )
+    _check_header(body)
     return body
+
+
+def _check_header(body: Mapping[str, Any]) -> None:
+    """Refuse a header this version would not write, before anything in it is used."""
+    if not body.keys() <= {*_SHAPE, "cipher"}:
+        raise tampered("it has fields this version does not write")
+    if body.get("cipher") != CIPHER:
+        raise tampered(f"its cipher is not {CIPHER}")
+    check_key_id(body["key_id"])
+    check_kdf(body["kdf"])
 
 
 def _decrypt_entries(sealed: Mapping[str, Any], data_key: bytes) -> dict[str, dict[str, Entry]]:
@@ -262,11 +281,11 @@ def _decrypt_entries(sealed: Mapping[str, Any], data_key: bytes) -> dict[str, di
         try:
             nonce, ciphertext = _unb64(item["nonce"]), _unb64(item["ciphertext"])
         except (ValueError, TypeError, KeyError, binascii.Error) as exc:
-            raise _tampered(f"entry {scope}/{name} is malformed") from exc
+            raise tampered(f"entry {scope}/{name} is malformed") from exc
         try:
             aad = _entry_aad(scope, name)
         except UnicodeEncodeError as exc:
-            raise _tampered("an entry has a name that is not text") from exc
+            raise tampered("an entry has a name that is not text") from exc
         value = _try_decrypt(aead, nonce, ciphertext, aad)
         if value is None:
             for other_scope, other_name, _ in slots:
@@ -277,9 +296,9 @@ def _decrypt_entries(sealed: Mapping[str, Any], data_key: bytes) -> dict[str, di
                         ErrorCode.SECRET_MOVED,
                         f"The value stored as {scope}/{name} was encrypted for "
                         f"{other_scope}/{other_name}: it was moved to another name",
-                        _RESTORE_FIX,
+                        RESTORE_FIX,
                     )
-            raise _tampered(f"entry {scope}/{name} does not decrypt")
+            raise tampered(f"entry {scope}/{name} does not decrypt")
         register_secret(value)
         opened.setdefault(scope, {})[name] = Entry(value, str(item.get("updated", "")))
     return opened

@@ -168,17 +168,11 @@ def rotate_key(c: Context, out: Output) -> dict[str, Any]:
 
 @command(name="import", human=_show_done, help={"file": "A .env file.", "env": ENV_HELP})
 def import_(c: Context, out: Output, file, env=None) -> dict[str, Any]:
-    """Import every KEY=VALUE of a .env file in one atomic write."""
-    from dotenv import dotenv_values  # noqa: PLC0415
+    """Import every NAME=value of a .env file, literally (no ${VAR} expansion), in one write."""
+    from ..secrets.envfile import read_env_file  # noqa: PLC0415  (python-dotenv: only when used)
 
-    path = Path(file)
-    if not path.is_file():
-        raise DevopsError(
-            ErrorCode.NOT_FOUND, f"No file {file}", "Check the path of the .env file."
-        )
-    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
-    for name, value in values.items():
-        check_name(name)
+    values = read_env_file(Path(file))
+    for value in values.values():
         register_secret(value)
     _backend(c, env).set_many(values, env or None)
     _protect(c)
