@@ -19,6 +19,7 @@ from typing import Any
 from invoke import Config, Exit, ParseError, Program
 from invoke.completion.complete import print_completion_script
 from invoke.config import AmbiguousMergeError
+from invoke.exceptions import UnknownFileType
 from invoke.parser import Argument, ParserContext
 from invoke.util import yaml
 
@@ -216,6 +217,12 @@ class DevopsProgram(Program):
             if merge:
                 self.config.merge()
 
+    def no_tasks_given(self) -> None:
+        """Help for people; with ``--json``, one object saying which task is missing."""
+        if self._asked_for("json"):
+            self._fail(_invalid("No task given", "Name one: `devops --list` shows them all."))
+        super().no_tasks_given()
+
     def execute(self) -> None:
         with self._answering():
             super().execute()
@@ -235,6 +242,14 @@ class DevopsProgram(Program):
             raise Exit(code=1) from None
         except ParseError as exc:
             self._fail(self._argument_error(exc))
+        except UnknownFileType:
+            self._fail(
+                DevopsError(
+                    ErrorCode.CONFIG_INVALID,
+                    "A -f config file must end in .yaml, .yml or .json",
+                    "Name a YAML or JSON file of settings, like devops.yaml.",
+                )
+            )
         except AmbiguousMergeError:
             self._fail(
                 DevopsError(

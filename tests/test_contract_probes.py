@@ -168,6 +168,8 @@ PROBES = {
     ),
     "flag_the_program_does_not_have": Probe(["--dry", "deploy"], "INVALID_ARGUMENT"),
     "core_flag_value_not_a_number": Probe(["--list-depth", "abc", "status"], "INVALID_ARGUMENT"),
+    "no_task_at_all": Probe([], "INVALID_ARGUMENT"),
+    "config_file_of_no_known_type": Probe(["-f", "/dev/zero", "status"], "CONFIG_INVALID"),
 }
 
 
