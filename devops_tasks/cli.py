@@ -27,15 +27,11 @@ from . import __version__
 from .config.store import MAX_CONFIG_BYTES
 from .durable import parse_json, read_bounded
 from .errors import DevopsError, ErrorCode
+from .ids import check_environment
 from .output import Output
 from .project import find_project
 from .tasks import namespace
-from .tasks._command import (
-    as_failure,
-    check_environment,
-    reader_gone,
-    tolerate_unencodable_output,
-)
+from .tasks._command import as_failure, reader_gone, tolerate_unencodable_output
 
 __all__ = ["DevopsConfig", "DevopsProgram", "main", "program"]
 

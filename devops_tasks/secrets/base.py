@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import DevopsError, ErrorCode
+from ..ids import check_environment
 
 __all__ = [
     "SHARED_SCOPE",
@@ -34,20 +35,9 @@ def check_name(name: str) -> str:
     return name
 
 
-_ENVIRONMENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-
-
 def scope_for(environment: str | None) -> str:
     """The scope a secret is stored in: one environment, or shared by all of them."""
-    if environment is None:
-        return SHARED_SCOPE
-    if not _ENVIRONMENT.fullmatch(environment):
-        raise DevopsError(
-            ErrorCode.INVALID_ARGUMENT,
-            f"{environment!r} is not an environment name",
-            "Environment names are lower-case letters, digits, - and _ (e.g. production).",
-        )
-    return environment
+    return SHARED_SCOPE if environment is None else check_environment(environment)
 
 
 def check_value(value: object) -> str:

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json as json_module
 import math
 import os
-import re
 import sys
 from collections.abc import Callable
-from importlib import resources
 from typing import Any
 
 from invoke import Exit, task
 
 from ..errors import DevopsError, ErrorCode, os_failure, printable
+from ..ids import check_environment
 from ..output import HumanView, Output
 
 __all__ = [
     "as_failure",
-    "check_environment",
     "command",
     "option",
     "printable_data",
@@ -46,29 +43,6 @@ def option(c: Any, name: str, given: Any = None) -> Any:
         return given
     devops = c.config.get("devops") or {}
     return devops.get(name)
-
-
-@functools.lru_cache(maxsize=1)
-def _environment_name() -> re.Pattern[str]:
-    """The schema's own rule for environment names, so the two can never disagree."""
-    text = resources.files("devops_tasks.config").joinpath("schema.json").read_text("utf-8")
-    return re.compile(json_module.loads(text)["$defs"]["environmentName"]["pattern"])
-
-
-def check_environment(name: Any, source: str) -> str:
-    """``name`` if it can name an environment; INVALID_ARGUMENT about ``source`` otherwise.
-
-    An environment name becomes part of paths and lock names (``.devops/local/<env>``), so
-    ``../x`` must be refused before anything uses it.
-    """
-    if not isinstance(name, str) or not _environment_name().fullmatch(name):
-        raise DevopsError(
-            ErrorCode.INVALID_ARGUMENT,
-            f"{source} {name!r} is not an environment name",
-            "Name an environment with lower-case letters, digits, - and _ (at most 63, "
-            "starting with a letter or digit), e.g. --env staging.",
-        )
-    return name
 
 
 def tolerate_unencodable_output() -> None:
