@@ -16,7 +16,7 @@ from . import platforms
 from .commands import require_clean_git, run_command
 from .config import Settings
 from .durable import FileLock
-from .errors import DevopsError, ErrorCode
+from .errors import DevopsError, ErrorCode, os_failure
 from .files import SiteFiles
 from .health import check_http
 from .history import Deployment, DeploymentHistory, Status, new_deployment_id
@@ -406,8 +406,12 @@ def _ms_since(started: float) -> int:
 
 
 def _as_error(exc: BaseException) -> DevopsError:
+    """What stopped a deploy, as the error its record keeps: specific when the system said no."""
     if isinstance(exc, DevopsError):
         return exc
+    refused = os_failure(exc) if isinstance(exc, OSError) else None
+    if refused is not None:
+        return refused
     if isinstance(exc, KeyboardInterrupt):
         return DevopsError(
             ErrorCode.INTERRUPTED,

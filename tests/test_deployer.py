@@ -230,3 +230,18 @@ def test_a_strategy_the_target_cannot_do_is_refused_before_anything_happens(proj
         make_deployer(project, deployment={"strategy": "canary"}).deploy()
     assert failure.value.code is ErrorCode.VALIDATION_FAILED
     assert "rolling" in failure.value.fix and DeploymentHistory(project).query() == []
+
+
+def test_a_deploy_the_system_refuses_is_recorded_with_the_systems_reason(project, monkeypatch):
+    deployer = make_deployer(project)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/srv/site/releases")
+
+    monkeypatch.setattr(deployer.platform.engine, "upload", refuse)
+    with pytest.raises(DevopsError) as failure:
+        deployer.deploy()
+    assert failure.value.code is ErrorCode.PERMISSION_DENIED
+    (record,) = DeploymentHistory(project).query()
+    assert record["status"] == "failed"
+    assert DeploymentHistory(project).get(record["id"]).error["code"] == "PERMISSION_DENIED"
