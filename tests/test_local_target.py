@@ -126,7 +126,7 @@ def test_an_environment_on_another_target_shares_no_local_root(project, cli):
 
 def test_a_rollback_is_refused_while_two_environments_share_a_root(project, cli):
     # deployed while production had a root of its own; then the config made them share one
-    apart = {"root": "shared"}
+    apart = {"root": "common"}
     configure(project, local=apart, environments={"production": {"local": {"root": "prod"}}})
     cli("deploy", "--env", "staging", "--json")
     write_site(project.root / "dist", "v2")
@@ -136,7 +136,7 @@ def test_a_rollback_is_refused_while_two_environments_share_a_root(project, cli)
     refused = cli("rollback", "--env", "staging", "--json")
 
     assert refused.json["code"] == "CONFIG_INVALID"
-    assert os.readlink(live(project, "shared")) == f"releases/{second['release']}"
+    assert os.readlink(live(project, "common")) == f"releases/{second['release']}"
 
 
 # --------------------------------------------------------------------------- what a release holds
