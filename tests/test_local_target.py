@@ -256,3 +256,9 @@ def test_a_deploy_killed_mid_upload_leaves_only_what_the_next_deploy_removes(
         Status.SUCCESS.value,
         Status.INTERRUPTED.value,
     ]
+
+
+def test_people_see_what_the_scan_left_out(project, cli):
+    (project.root / "dist" / "gone.html").symlink_to("was-here.html")
+    shown = cli("deploy").stdout
+    assert "warning: gone.html was not deployed: it is a link to nothing" in shown

@@ -37,6 +37,8 @@ def show_deployment(result: Mapping[str, Any], out: Output) -> None:
             "duration": f"{duration / 1000:.1f} s" if duration is not None else None,
         }
     )
+    for warning in (result.get("details") or {}).get("warnings", []):
+        out.line(f"warning: {warning}", style="yellow")
 
 
 def _size(count: float) -> str:
