@@ -7,11 +7,15 @@ stops the deploy.
 
 from __future__ import annotations
 
+import codecs
 import os
+import shlex
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
+
+from invoke.runners import Local
 
 from .errors import DevopsError, ErrorCode
 from .redaction import RedactingStream, redact_tail
@@ -39,6 +43,25 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**inherited, **(extra or {})}
 
 
+class _StreamDecoding(Local):
+    """invoke's local runner, decoding each output stream as a stream.
+
+    invoke decodes every 1,000-byte read on its own, so a character split between two
+    reads turns into two replacement characters — and a secret holding it no longer looks
+    like itself to the masking. An incremental decoder keeps every character whole.
+    """
+
+    def read_proc_output(self, reader: Callable[[int], bytes]) -> Generator[str, None, None]:
+        decoder = codecs.getincrementaldecoder(self.encoding)("replace")
+        while data := reader(self.read_chunk_size):
+            text = decoder.decode(data)
+            if text:
+                yield text
+        rest = decoder.decode(b"", final=True)
+        if rest:
+            yield rest
+
+
 def run_command(
     context: Any,
     command: str,
@@ -55,19 +78,18 @@ def run_command(
     out_stream = RedactingStream(sys.stderr if json_mode else sys.stdout)
     err_stream = RedactingStream(sys.stderr)
     try:
-        with context.cd(cwd):
-            result = context.run(
-                command,
-                dry=False,
-                echo=False,
-                warn=True,
-                pty=False,
-                in_stream=False,
-                env=child_environment(env),
-                replace_env=True,
-                out_stream=out_stream,
-                err_stream=err_stream,
-            )
+        result: Any = _StreamDecoding(context).run(
+            f"cd {shlex.quote(cwd)} && {command}",
+            dry=False,
+            echo=False,
+            warn=True,
+            pty=False,
+            in_stream=False,
+            env=child_environment(env),
+            replace_env=True,
+            out_stream=out_stream,
+            err_stream=err_stream,
+        )
     finally:
         out_stream.close()
         err_stream.close()

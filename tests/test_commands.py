@@ -6,6 +6,7 @@ import os
 import secrets
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,20 @@ def test_the_clean_git_check_without_git_installed_says_so(tmp_path, monkeypatch
         require_clean_git(Project(tmp_path))
     assert failure.value.code is ErrorCode.CHECK_FAILED
     assert "git could not run" in failure.value.message
+
+
+def test_a_non_ascii_secret_split_across_two_reads_is_still_masked(tmp_path, capsys):
+    secret = "pä$$.*(wörd)[x]"
+    register_secret(secret)
+    script = tmp_path / "child.py"
+    # 998 bytes first: the secret's "ä" straddles invoke's 1,000-byte read boundary
+    script.write_text(
+        "import sys\n"
+        f"sys.stdout.buffer.write(b'x' * 998 + {secret.encode()!r} + b'\\n')\n"
+        "sys.exit(3)\n"
+    )
+    with pytest.raises(DevopsError) as failure:
+        _run(tmp_path, f"{sys.executable} child.py", json_mode=True)
+    printed = capsys.readouterr()
+    assert "wörd" not in printed.err + failure.value.details["output_tail"]
+    assert failure.value.details["output_tail"].endswith(f"x{MASK}\n")
