@@ -15,7 +15,7 @@ is masked line by line.
 
 from __future__ import annotations
 
-import re
+import functools
 import threading
 from typing import Any
 
@@ -77,9 +77,6 @@ PRODUCT_FIELDS = frozenset(
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
-# (the registry it was built from, its size then), the regex, the longest value's length.
-# Holding the set itself (not its id) means a new registry can never be taken for the old.
-_compiled: tuple[tuple[set[str], int] | None, re.Pattern[str] | None, int] = (None, None, 0)
 
 
 def register_secret(value: str) -> None:
@@ -100,24 +97,47 @@ class Revealed(str):
     __slots__ = ()
 
 
-def _pattern() -> tuple[re.Pattern[str] | None, int]:
-    """One regex for every registered value (longest first), and the longest length."""
-    global _compiled
+def _values() -> tuple[str, ...]:
     with _lock:
-        built_from = _compiled[0]
-        if built_from is None or built_from[0] is not _secrets or built_from[1] != len(_secrets):
-            values = sorted(_secrets, key=len, reverse=True)
-            pattern = re.compile("|".join(map(re.escape, values))) if values else None
-            _compiled = ((_secrets, len(_secrets)), pattern, len(values[0]) if values else 0)
-        return _compiled[1], _compiled[2]
+        return tuple(_secrets)
+
+
+def _spans(text: str, values: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Every stretch of ``text`` that some value covers, overlapping ones merged.
+
+    Merging matters when two secrets overlap (``abcdef12`` and ``ef12XYZW`` printed as
+    ``abcdef12XYZW``): masking only one of them would show a piece of the other.
+    """
+    found = []
+    for value in values:
+        start = text.find(value)
+        while start != -1:
+            found.append((start, start + len(value)))
+            start = text.find(value, start + 1)
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(found):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _masked(text: str, spans: list[tuple[int, int]]) -> str:
+    pieces, position = [], 0
+    for start, end in spans:
+        pieces += [text[position:start], MASK]
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 def redact(text: str) -> str:
     """``text`` with every registered secret value replaced by :data:`MASK`."""
     if isinstance(text, Revealed):
         return text
-    pattern, _ = _pattern()
-    return text if pattern is None else pattern.sub(MASK, text)
+    values = _values()
+    return _masked(text, _spans(text, values)) if values else text
 
 
 def redact_data(data: Any, field: str | None = None) -> Any:
@@ -141,38 +161,63 @@ def redact_tail(text: str, limit: int) -> str:
     return masked[cut:]
 
 
+#: Below this, a partial match is found by comparing candidates (fast in C); above it, by
+#: a prefix automaton, which stays linear however repetitive the text and the value are.
+_SHORT_PARTIAL = 1024
+
+
+def _longest_partial(text: str, value: str) -> int:
+    """The length of the longest end of ``text`` that is a proper start of ``value``."""
+    size = min(len(value) - 1, len(text))
+    if size <= 0:
+        return 0
+    tail = text[-size:]
+    if size <= _SHORT_PARTIAL:
+        begin = tail.find(value[0])
+        while begin != -1:
+            if value.startswith(tail[begin:]):
+                return size - begin
+            begin = tail.find(value[0], begin + 1)
+        return 0
+    borders, matched = _borders(value), 0
+    for char in tail:
+        while matched and (matched == len(value) or char != value[matched]):
+            matched = borders[matched - 1]
+        if char == value[matched]:
+            matched += 1
+    return borders[matched - 1] if matched == len(value) else matched
+
+
+@functools.lru_cache(maxsize=32)
+def _borders(value: str) -> tuple[int, ...]:
+    """KMP's failure function: for each prefix of ``value``, its longest proper border."""
+    borders, matched = [0] * len(value), 0
+    for position in range(1, len(value)):
+        while matched and value[position] != value[matched]:
+            matched = borders[matched - 1]
+        if value[position] == value[matched]:
+            matched += 1
+        borders[position] = matched
+    return tuple(borders)
+
+
 def _safe_prefix(text: str, final: bool) -> tuple[str, str]:
     """Split ``text`` into (what can be written now, masked; what must wait for more).
 
-    Held back is only the shortest tail that could still grow into a secret: a value
+    Held back is only the shortest end that could still grow into a secret: a value
     arriving split across reads (or lines) is masked as a whole once the rest comes.
     """
-    pattern, longest = _pattern()
-    if pattern is None:
+    values = _values()
+    if not values:
         return text, ""
-    with _lock:
-        values = tuple(_secrets)
-
-    def first_partial(start: int) -> int:
-        """Where the first tail of ``text`` (from ``start``) that may grow into a secret begins."""
-        if final:
-            return len(text)
-        for begin in range(max(start, len(text) - longest + 1), len(text)):
-            tail = text[begin:]
-            if any(len(v) > len(tail) and v.startswith(tail) for v in values):
-                return begin
-        return len(text)
-
-    hold, pieces, position = first_partial(0), [], 0
-    for match in pattern.finditer(text):
-        if match.start() >= hold:
+    spans = _spans(text, values)
+    partial = 0 if final else max(_longest_partial(text, value) for value in values)
+    hold = len(text) - partial
+    for start, end in spans:
+        if start < hold < end:  # a whole secret overlapping what may still grow: wait
+            hold = start
             break
-        pieces += [text[position : match.start()], MASK]
-        position = match.end()
-        if position > hold:  # a whole secret ran past what looked like a partial one
-            hold = first_partial(position)
-    pieces.append(text[position:hold])
-    return "".join(pieces), text[hold:]
+    return _masked(text[:hold], [span for span in spans if span[1] <= hold]), text[hold:]
 
 
 class RedactingStream:

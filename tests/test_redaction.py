@@ -128,3 +128,18 @@ def test_a_json_answer_stays_readable_when_a_secret_equals_one_of_its_words() ->
     assert answers[0] == {"success": True, "environment": "production", "platform": "netlify"}
     assert answers[1]["success"] is False and answers[1]["code"] == "CONFIG_INVALID"
     assert answers[1]["error"] == f"bad {MASK} setting"
+
+
+def test_overlapping_secrets_are_masked_as_one_stretch() -> None:
+    register_secret("abcdef12")
+    register_secret("ef12XYZW")
+    assert redact("<abcdef12XYZW>") == f"<{MASK}>"
+    assert _through_stream("<abcdef12XYZW>", [3]) == f"<{MASK}>"
+
+
+def test_a_long_start_of_a_long_secret_streams_in_linear_time() -> None:
+    """Held-back text is checked with a prefix automaton, not by comparing every position."""
+    secret = "v" * 50_000
+    register_secret(secret)
+    printed = "v" * 49_000 + "x" + secret + "\n"
+    assert _through_stream(printed, [1000]) == "v" * 49_000 + "x" + MASK + "\n"
