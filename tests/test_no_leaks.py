@@ -138,3 +138,19 @@ def test_a_value_too_short_to_be_masked_is_stored_with_a_warning(project, cli, m
     result = cli("secrets.set", "PIN", "--value", "123", "--json")
     assert result.json["success"] and "too short to be masked" in result.stderr
     assert cli("secrets.get", "PIN", "--show", "--json").json["value"] == "123"
+
+
+@pytest.mark.parametrize("task", ["secrets.set", "secrets.get", "secrets.delete"])
+def test_a_value_typed_as_name_equals_value_is_never_echoed(project, cli, monkeypatch, task):
+    monkeypatch.setenv("DEVOPS_MASTER_KEY", MASTER_KEY)
+    for mode in (["--json"], []):
+        result = cli(task, "NETLIFY_AUTH_TOKEN=hunter2secret", *mode)
+        assert result.exit_code == 1
+        assert "hunter2secret" not in result.stdout + result.stderr
+
+
+def test_a_value_with_a_nul_character_is_refused_before_it_is_stored(project, cli, monkeypatch):
+    monkeypatch.setenv("DEVOPS_MASTER_KEY", MASTER_KEY)
+    failure = cli("secrets.set", "BINARY", "--value", "abcd\0efgh", "--json").json
+    assert failure["code"] == "INVALID_ARGUMENT" and "NUL" in failure["error"]
+    assert cli("secrets.exec", "--json", "--", "true").json["success"]

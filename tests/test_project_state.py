@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -78,3 +79,25 @@ def test_temporary_files_of_killed_writes_are_ignored_by_git(initialised):
         ["git", "check-ignore", *map(str, leftovers)], capture_output=True, text=True
     ).stdout.split()
     assert sorted(ignored) == sorted(map(str, leftovers))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_config_export_never_replaces_a_pipe_or_a_device_even_with_force(initialised, cli, kind):
+    target = "/dev/null" if kind == "device" else "pipe"
+    if kind == "fifo":
+        os.mkfifo(target)
+    failure = cli("config.export", "--output", target, "--force", "--json").json
+    assert failure["code"] == "INVALID_ARGUMENT" and "not a regular file" in failure["error"]
+    mode = os.stat(target).st_mode
+    assert stat.S_ISFIFO(mode) if kind == "fifo" else stat.S_ISCHR(mode)
+
+
+def test_a_link_planted_where_a_lock_goes_never_has_its_target_emptied(initialised, cli):
+    victim = initialised.root / "victim.txt"
+    victim.write_text("precious")
+    lock = initialised.locks_dir / "config.lock"
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(victim)
+    failure = cli("config.set", "deployment.keep_releases", "4", "--json").json
+    assert failure["code"] == "FILESYSTEM_ERROR" and "config.lock" in failure["error"]
+    assert victim.read_text() == "precious"

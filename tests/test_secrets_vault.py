@@ -197,7 +197,7 @@ def test_every_write_wraps_the_data_key_under_a_fresh_nonce(store):
         pytest.param("", id="empty"),
         pytest.param(" ", id="space"),
         pytest.param("\n", id="newline"),
-        pytest.param("line one\r\nline two\t\x00end", id="control-characters"),
+        pytest.param("line one\r\nline two\t\x1bend", id="control-characters"),
         pytest.param("x" * (1 << 20), id="1MiB"),
     ],
 )
@@ -209,6 +209,8 @@ def test_a_value_reads_back_exactly_as_it_was_stored(project, key_env, value):
 
 scopes = st.one_of(st.just("_shared"), st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True))
 names = st.from_regex(NAME, fullmatch=True)
+#: What a store accepts: any text but NUL, which no environment variable can carry.
+storable = st.text(alphabet=st.characters(blacklist_characters="\x00"))
 
 
 @settings(max_examples=150, deadline=None)
@@ -231,7 +233,7 @@ def test_any_unicode_values_under_any_valid_names_survive_sealing_and_opening(co
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(values=st.dictionaries(names, st.text(), min_size=1, max_size=5))
+@given(values=st.dictionaries(names, storable, min_size=1, max_size=5))
 def test_any_values_stored_through_the_store_read_back_from_a_new_store(values):
     env = {"DEVOPS_MASTER_KEY": raw_key()}
     with tempfile.TemporaryDirectory() as root:

@@ -26,9 +26,10 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 def check_name(name: str) -> str:
     """``name`` if it can be an environment variable (``secrets.exec`` exports them)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
+        # Never quoted: what was typed may be the value itself (``secrets.set NAME=value``).
         raise DevopsError(
             ErrorCode.INVALID_ARGUMENT,
-            f"{name!r} is not a valid secret name",
+            "The secret name given is not a valid name (not shown: it may hold a value)",
             "Use letters, digits and underscores, not starting with a digit "
             "(it becomes an environment variable), e.g. NETLIFY_AUTH_TOKEN.",
         )
@@ -41,7 +42,7 @@ def scope_for(environment: str | None) -> str:
 
 
 def check_value(value: object) -> str:
-    """``value`` if it is text that can be stored (UTF-8 encodable)."""
+    """``value`` if it can be stored and handed to a command (UTF-8 text, no NUL)."""
     if not isinstance(value, str):
         raise DevopsError(
             ErrorCode.INVALID_ARGUMENT, "A secret value must be text", "Pass the value as a string."
@@ -54,6 +55,12 @@ def check_value(value: object) -> str:
             "The secret value is not valid Unicode text",
             "Check the encoding of the value (lone surrogates cannot be stored).",
         ) from None
+    if "\0" in value:
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            "The secret value holds a NUL character, which no environment variable can carry",
+            "Store the value without NUL bytes (base64-encode binary data first).",
+        )
     return value
 
 

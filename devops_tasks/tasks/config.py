@@ -137,10 +137,10 @@ def _write_export(state_dir: Path, target: Path, data: Any, force: bool) -> None
             f"{target} is inside {state_dir}, where devops-tasks keeps its own state",
             "Export to a path outside .devops/, e.g. --output devops-config.json.",
         )
-    if resolved.is_dir():
+    if resolved.exists() and not resolved.is_file():
         raise DevopsError(
             ErrorCode.INVALID_ARGUMENT,
-            f"{target} is a directory",
+            f"{target} is not a regular file (a directory, a device or a pipe)",
             "Name a file to write, e.g. --output devops-config.json.",
         )
     try:
