@@ -416,3 +416,22 @@ def test_an_id_from_a_tampered_record_never_reaches_a_url_path(netlify, project,
     failure = cli("logs", "--id", deployed["id"], "--json").json
     assert failure["code"] == "INVALID_ARGUMENT" and "Netlify deploy id" in failure["error"]
     assert len(netlify.requests) == sent
+
+
+def test_a_build_hook_is_called_without_the_api_token(netlify, cli, monkeypatch):
+    monkeypatch.setenv("NETLIFY_BUILD_HOOK", netlify.add_build_hook(netlify.site["id"]))
+    assert cli("build", "--remote", "--json").json["success"]
+    (hook_call,) = [r for r in netlify.requests if r.path.startswith("/build_hooks/")]
+    assert "authorization" not in {name.lower() for name in hook_call.headers}
+
+
+@pytest.mark.parametrize(
+    "hook",
+    ["http://127.0.0.2:9/build_hooks/abc", "https://evil.example/build_hooks/abc", "{api}/sites"],
+)
+def test_a_build_hook_elsewhere_than_the_api_host_is_never_called(netlify, cli, monkeypatch, hook):
+    monkeypatch.setenv("NETLIFY_BUILD_HOOK", hook.format(api=netlify.api_url))
+    sent = len(netlify.requests)
+    failure = cli("build", "--remote", "--json").json
+    assert failure["code"] == "CONFIG_INVALID" and "not called" in failure["error"]
+    assert len(netlify.requests) == sent

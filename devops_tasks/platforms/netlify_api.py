@@ -9,7 +9,7 @@ only in the ``Authorization`` header and never appears in a message.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from ..errors import DevopsError, ErrorCode
 from ..http import session
@@ -118,13 +118,30 @@ class NetlifyApi:
         )
 
     def trigger_hook(self, hook_url: str) -> None:
-        """POST to a build hook URL (a secret URL: it is never shown in messages)."""
+        """POST to a build hook URL (a secret URL: it is never shown in messages).
+
+        Only a hook on the API's own host is called, and without the API token: a hook is
+        a capability of its own, and a URL from a config file or a variable must not be a
+        way to send the token somewhere else.
+        """
+        hook, api = urlsplit(hook_url), urlsplit(self.api_url)
+        if (hook.scheme, hook.netloc) != (api.scheme, api.netloc) or not hook.path.startswith(
+            "/build_hooks/"
+        ):
+            raise DevopsError(
+                ErrorCode.CONFIG_INVALID,
+                f"The build hook is not a Netlify build hook URL ({api.scheme}://{api.netloc}"
+                "/build_hooks/<id>); it was not called",
+                "Copy the hook URL from the site's Build & deploy settings in Netlify into "
+                "netlify.build_hook or NETLIFY_BUILD_HOOK.",
+            )
         self._call(
             "POST",
             hook_url,
             absolute=True,
             ok=(200, 201, 202, 204),
             json=None,
+            headers={"Authorization": None},  # None drops the session's header for this call
             what="the build hook",
         )
 
