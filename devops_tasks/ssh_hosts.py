@@ -108,7 +108,7 @@ def connect(
         connection.client.close()
         raise DevopsError(
             ErrorCode.HOST_UNREACHABLE,
-            f"Could not reach an SSH server on {host}:{port}: {exc or type(exc).__name__}",
+            f"Could not reach an SSH server on {host}:{port}: {str(exc) or type(exc).__name__}",
             f"Check that {host} is up, that sshd listens on port {port} and that no firewall "
             f"is in the way (waited {connect_timeout:g} s), then run it again.",
             host=host,
@@ -209,8 +209,10 @@ class _HostKeyCheck:
     def _is_known(self, hostname: str, key: paramiko.PKey) -> bool:
         """True if ``key`` is listed for ``hostname``, False if nothing is; raises if another is."""
         known = self.known_keys(hostname)
-        if not known or key in known:
-            return bool(known)
+        if not known:
+            return False
+        if key in known:
+            return True
         expected = ", ".join(k.fingerprint for k in known)
         raise DevopsError(
             ErrorCode.HOST_KEY_CHANGED,

@@ -1,10 +1,10 @@
 """Real OpenSSH servers for the SSH tests: one ``sshd`` per test host, started once a session.
 
 Each host is its own ``sshd -D -e`` on 127.0.0.2, .3 and .4 (all on one free port), with
-throwaway host keys, key-only login for a dedicated ``devops-test`` user (not root: root's
-shell startup costs ~160 ms a command) and a temporary ``known_hosts`` that lists the three.
-The machine's ``~/.ssh`` is never read or written. A missing ``sshd`` is a failure, never a
-skip: ``.ci/run`` installs ``openssh-server`` when it is missing.
+throwaway host keys (ed25519 and ecdsa), key-only login for a dedicated ``devops-test`` user
+(not root: root's shell startup costs ~160 ms a command) and a temporary ``known_hosts`` that
+lists the three hosts' ed25519 keys. The machine's ``~/.ssh`` is never read or written. A
+missing ``sshd`` is a failure, never a skip: ``.ci/run`` installs ``openssh-server``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["SSHD", "TEST_USER", "SshHost", "SshServers", "start"]
@@ -25,6 +25,8 @@ __all__ = ["SSHD", "TEST_USER", "SshHost", "SshServers", "start"]
 SSHD = "/usr/sbin/sshd"
 TEST_USER = "devops-test"
 HOST_IPS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+#: Each host has two keys, as real ones do; the session's known_hosts lists the first only.
+KEY_TYPES = ("ed25519", "ecdsa")
 STARTUP_TIMEOUT = 10.0
 _ATTEMPTS = 3  # a free port can be taken by someone else before every sshd binds it
 
@@ -38,30 +40,32 @@ class SshHost:
     directory: Path
     process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def host_key(self) -> Path:
-        return self.directory / "ssh_host_ed25519_key"
+    def host_key(self, key_type: str = "ed25519") -> Path:
+        """The private key file of one of the host's keys (``ed25519`` or ``ecdsa``)."""
+        return self.directory / f"ssh_host_{key_type}_key"
 
-    @property
-    def public_key(self) -> str:
-        """The host's public key line (``ssh-ed25519 AAAA... comment``)."""
-        return self.host_key.with_suffix(".pub").read_text().strip()
+    def public_key(self, key_type: str = "ed25519") -> str:
+        """One of the host's public key lines (``ssh-ed25519 AAAA... comment``)."""
+        return self.host_key(key_type).with_suffix(".pub").read_text().strip()
 
-    @property
-    def known_hosts_line(self) -> str:
+    def known_hosts_line(self, key_type: str = "ed25519") -> str:
         """The host as ``known_hosts`` lists it (``[ip]:port``, since the port is not 22)."""
-        key_type, key = self.public_key.split()[:2]
-        return f"[{self.ip}]:{self.port} {key_type} {key}\n"
+        name, key = self.public_key(key_type).split()[:2]
+        return f"[{self.ip}]:{self.port} {name} {key}\n"
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "sshd_config"
 
     @property
     def log_path(self) -> Path:
         return self.directory / "sshd.log"
 
-    def start(self, config: Path) -> None:
+    def start(self) -> None:
         """Start this host's sshd and wait until it greets with an SSH banner."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [SSHD, "-D", "-e", "-f", str(config)],
+                [SSHD, "-D", "-e", "-f", str(self.config)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -100,31 +104,28 @@ class SshServers:
     client_key: Path
     known_hosts: Path
     directory: Path
-    _configs: dict[str, Path] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def changed_host_key(self, host: SshHost) -> Iterator[str]:
-        """Give ``host`` a new host key (yields its public key line), then restore the old one.
+        """Give ``host`` a new ed25519 key (yields its public key line), then restore the old.
 
         The server is restarted each way, so it offers exactly the key on disk.
         """
         saved = self.directory / "saved-host-key"
         saved.mkdir()
-        for path in (host.host_key, host.host_key.with_suffix(".pub")):
+        for path in (host.host_key(), host.host_key().with_suffix(".pub")):
             path.rename(saved / path.name)
         try:
-            _keygen(host.host_key, f"{host.ip} changed")
-            self._restart(host)
-            yield host.public_key
+            _keygen(host.host_key(), "ed25519", f"{host.ip} changed")
+            host.stop()
+            host.start()
+            yield host.public_key()
         finally:
             for path in saved.iterdir():
                 path.replace(host.directory / path.name)
             saved.rmdir()
-            self._restart(host)
-
-    def _restart(self, host: SshHost) -> None:
-        host.stop()
-        host.start(self._configs[host.ip])
+            host.stop()
+            host.start()
 
     def stop(self) -> None:
         """Stop every server and remove every key and file of the session."""
@@ -149,9 +150,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _keygen(path: Path, comment: str) -> None:
+def _keygen(path: Path, key_type: str, comment: str) -> None:
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", comment, "-f", str(path)],
         check=True,
         stdin=subprocess.DEVNULL,
     )
@@ -175,7 +176,7 @@ def _config(host: SshHost, authorized_keys: Path) -> str:
         [
             f"ListenAddress {host.ip}",
             f"Port {host.port}",
-            f"HostKey {host.host_key}",
+            *(f"HostKey {host.host_key(key_type)}" for key_type in KEY_TYPES),
             f"PidFile {host.directory / 'sshd.pid'}",
             f"AuthorizedKeysFile {authorized_keys}",
             f"AllowUsers {TEST_USER}",
@@ -204,18 +205,17 @@ def _start_once(directory: Path, client_key: Path, known_hosts: Path) -> SshServ
             host = SshHost(ip, port, directory / ip)
             host.directory.mkdir(exist_ok=True)
             host.log_path.unlink(missing_ok=True)
-            if not host.host_key.exists():
-                _keygen(host.host_key, ip)
-            config = host.directory / "sshd_config"
-            config.write_text(_config(host, authorized_keys))
-            servers._configs[ip] = config
+            for key_type in KEY_TYPES:
+                if not host.host_key(key_type).exists():
+                    _keygen(host.host_key(key_type), key_type, ip)
+            host.config.write_text(_config(host, authorized_keys))
             servers.hosts.append(host)
-            host.start(config)
+            host.start()
     except RuntimeError:
         for host in servers.hosts:
             host.stop()
         raise
-    known_hosts.write_text("".join(host.known_hosts_line for host in servers.hosts))
+    known_hosts.write_text("".join(host.known_hosts_line() for host in servers.hosts))
     return servers
 
 
@@ -233,7 +233,7 @@ def start() -> SshServers:
     directory = Path(tempfile.mkdtemp(prefix="devops-sshd-"))
     directory.chmod(0o755)  # the test user must reach authorized_keys
     client_key = directory / "client_ed25519"
-    _keygen(client_key, "devops-tasks test client")
+    _keygen(client_key, "ed25519", "devops-tasks test client")
     errors = []
     for _ in range(_ATTEMPTS):
         try:

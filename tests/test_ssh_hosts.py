@@ -72,16 +72,16 @@ def test_an_unknown_host_is_refused_with_its_fingerprint(
 ) -> None:
     host = ssh_servers.hosts[1]
     known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text(ssh_servers.hosts[0].known_hosts_line)
+    known_hosts.write_text(ssh_servers.hosts[0].known_hosts_line())
 
     error = refusal(lambda: open_to(ssh_servers, host, known_hosts))
 
-    fingerprint = keygen_fingerprint(host.public_key, tmp_path)
+    fingerprint = keygen_fingerprint(host.public_key(), tmp_path)
     assert fingerprint.startswith("SHA256:") and not fingerprint.endswith("=")
     assert error.code is ErrorCode.HOST_KEY_UNKNOWN
     assert host.ip in error.message and fingerprint in error.message
     assert f"devops ssh.trust {host.ip}" in error.fix
-    assert known_hosts.read_text() == ssh_servers.hosts[0].known_hosts_line
+    assert known_hosts.read_text() == ssh_servers.hosts[0].known_hosts_line()
 
 
 def test_accept_new_pins_an_unknown_host_keeping_the_file_then_strict_connects(
@@ -89,12 +89,12 @@ def test_accept_new_pins_an_unknown_host_keeping_the_file_then_strict_connects(
 ) -> None:
     host = ssh_servers.hosts[2]
     known_hosts = tmp_path / "known_hosts"
-    before = "# mine\n" + ssh_servers.hosts[0].known_hosts_line.rstrip("\n")  # no final newline
+    before = "# mine\n" + ssh_servers.hosts[0].known_hosts_line().rstrip("\n")  # no final newline
     known_hosts.write_text(before)
 
     open_to(ssh_servers, host, known_hosts, policy="accept-new").close()
 
-    assert known_hosts.read_text() == before + "\n" + host.known_hosts_line
+    assert known_hosts.read_text() == before + "\n" + host.known_hosts_line()
     with open_to(ssh_servers, host, known_hosts, policy="strict") as connection:
         assert connection.run("true", hide=True).ok
 
@@ -103,7 +103,7 @@ def test_a_changed_host_key_is_refused_under_both_policies(
     ssh_servers: SshServers, known_hosts: Path, tmp_path: Path
 ) -> None:
     host = ssh_servers.hosts[0]
-    expected = keygen_fingerprint(host.public_key, tmp_path)
+    expected = keygen_fingerprint(host.public_key(), tmp_path)
     before = known_hosts.read_text()
     with ssh_servers.changed_host_key(host) as new_key:
         offered = keygen_fingerprint(new_key, tmp_path)
@@ -127,17 +127,22 @@ def test_hashed_known_hosts_entries_are_recognised(
         assert connection.run("true", hide=True).ok
 
 
-def test_a_host_listed_with_several_keys_is_known_by_the_one_it_serves(
-    ssh_servers: SshServers, tmp_path: Path
+@pytest.mark.parametrize("listed", [("ecdsa",), ("ed25519", "ecdsa"), ("ecdsa", "ed25519")])
+def test_a_host_listed_by_any_of_its_keys_is_recognised(
+    ssh_servers: SshServers, tmp_path: Path, listed: tuple[str, ...]
 ) -> None:
-    host = ssh_servers.hosts[1]
-    other = tmp_path / "other_ecdsa"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(other)], check=True)
-    key_type, key = other.with_suffix(".pub").read_text().split()[:2]
+    host = ssh_servers.hosts[1]  # serves an ed25519 and an ecdsa key
     known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text(f"[{host.ip}]:{host.port} {key_type} {key}\n{host.known_hosts_line}")
+    known_hosts.write_text("".join(host.known_hosts_line(key_type) for key_type in listed))
     with open_to(ssh_servers, host, known_hosts) as connection:
         assert connection.run("true", hide=True).ok
+
+
+def test_accept_new_creates_a_missing_known_hosts(ssh_servers: SshServers, tmp_path: Path) -> None:
+    host = ssh_servers.hosts[0]
+    known_hosts = tmp_path / "new" / "known_hosts"
+    open_to(ssh_servers, host, known_hosts, policy="accept-new").close()
+    assert known_hosts.read_text() == host.known_hosts_line()
 
 
 def test_a_host_that_refuses_connections_is_unreachable_quickly(
