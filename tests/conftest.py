@@ -9,6 +9,7 @@ from pathlib import Path
 
 import moto_server
 import pytest
+import sshd
 from fake_netlify import FakeNetlify
 from helpers import CliResult, write_site
 
@@ -42,6 +43,16 @@ def moto_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def ssh_servers() -> Iterator[sshd.SshServers]:
+    """Three real OpenSSH hosts for the whole session; a missing sshd fails, it never skips."""
+    servers = sshd.start()
+    try:
+        yield servers
+    finally:
+        servers.stop()
 
 
 @pytest.fixture
