@@ -222,7 +222,22 @@ class Deployer:
             )
 
     def _prune(self, deployment: Deployment, previous: str | None) -> None:
-        protect = {deployment.release, previous}
+        """Drop old releases, never the new one, the one it replaced, nor the last good one.
+
+        What it replaced may be a deploy that was killed after its switch: the last good
+        release before it is then what a rollback would need.
+        """
+        last_good = next(
+            (
+                entry["release"]
+                for entry in self.history.query(
+                    environment=self.environment, action="deploy", status=Status.SUCCESS.value
+                )
+                if entry["id"] != deployment.id
+            ),
+            None,
+        )
+        protect = {deployment.release, previous, last_good}
         removed = self.platform.prune(
             int(self.settings.get("deployment.keep_releases")), {r for r in protect if r}
         )

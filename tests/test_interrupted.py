@@ -84,6 +84,25 @@ def test_rollback_after_a_kill_that_followed_the_switch_restores_the_last_good_r
     assert history.get(first).status.value == "success"
 
 
+def test_the_next_deploy_after_such_a_kill_never_prunes_the_last_good_release(
+    local, cli, silent_server
+):
+    project = local
+    cli("config.set", "deployment.keep_releases", "2", "--json")
+    cli("deploy", "--json")
+    write_site(project.root / "dist", "v2")
+    good = cli("deploy", "--json").json["id"]
+    _hang_in_the_health_check(cli, silent_server)
+    write_site(project.root / "dist", "v3")
+    _deploy_killed_when(project.root, lambda: _current(project) != good)
+    cli("config.set", "deployment.health_check.enabled", "false", "--json")
+    write_site(project.root / "dist", "v4")
+    assert cli("deploy", "--json").json["success"]
+
+    rolled_back = cli("rollback", "--json").json
+    assert rolled_back["success"] and rolled_back["details"]["restored"] == good
+
+
 def test_a_record_killed_after_the_switch_says_its_release_went_live(local, cli, silent_server):
     project = local
     cli("deploy", "--json")
