@@ -37,9 +37,11 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "LocalConnection", "ReleaseEngine"]
 
 _RELEASE = DEPLOYMENT_ID.pattern
+#: A leftover is renamed to this suffix before it is removed (see ``ReleaseEngine.sweep``).
+_SWEPT = r"\.swept"
 #: What an interrupted upload or switch leaves behind; nothing else is ever swept.
-_LEFTOVER_IN_RELEASES = re.compile(rf"\.{_RELEASE}\.(?:tar|partial)", re.ASCII)
-_LEFTOVER_IN_ROOT = re.compile(rf"\.current-{_RELEASE}", re.ASCII)
+_LEFTOVER_IN_RELEASES = re.compile(rf"\.{_RELEASE}\.(?:tar|partial)(?:{_SWEPT})?", re.ASCII)
+_LEFTOVER_IN_ROOT = re.compile(rf"\.current-{_RELEASE}(?:{_SWEPT})?", re.ASCII)
 
 
 class Connection(Protocol):
@@ -213,19 +215,27 @@ class ReleaseEngine:
         return doomed
 
     def sweep(self) -> list[str]:
-        """Remove what killed runs left (temporary names only); returns what was removed.
+        """Remove what killed runs left (temporary names only); returns what was there.
 
-        Call it only while holding the deploy lock of this root, so that no upload or
-        switch is running that could still need one of those files.
+        Call it only while holding the deploy lock of this root. The last command of a
+        killed deploy may still be running (a ``tar`` its death orphaned): each leftover is
+        first renamed aside, so that command can never finish a release from a directory
+        being emptied under it, and a removal it gets in the way of is left for next time.
         """
         leftovers = [
             f"releases/{name}"
             for name in self._names(self.releases_dir)
             if _LEFTOVER_IN_RELEASES.fullmatch(name)
         ] + [name for name in self._names(self.root) if _LEFTOVER_IN_ROOT.fullmatch(name)]
-        if leftovers:
-            paths = shlex.join(f"{self.root}/{name}" for name in leftovers)
-            self._run(f"rm -rf {paths}", "remove what an interrupted deploy left")
+        steps = []
+        for name in leftovers:
+            path = f"{self.root}/{name}"
+            aside = path if re.search(f"{_SWEPT}$", name) else f"{path}.swept"
+            if aside != path:
+                steps.append(f"mv -f {shlex.quote(path)} {shlex.quote(aside)} 2>/dev/null")
+            steps.append(f"rm -rf {shlex.quote(aside)} 2>/dev/null")
+        if steps:
+            self._run("; ".join([*steps, "true"]), "remove what an interrupted deploy left")
         return leftovers
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -285,3 +288,27 @@ def test_a_dry_run_config_does_not_make_the_engine_pretend(site, tmp_path, capfd
     assert engine.current() == R1
     assert (tmp_path / "target" / "current" / "index.html").is_file()
     assert capfd.readouterr().out == ""  # and nothing echoed
+
+
+def test_an_orphaned_unpack_still_running_never_completes_a_release_after_a_sweep(engine, tmp_path):
+    root = tmp_path / "target"
+    partial = root / "releases" / f".{R1}.partial"
+    partial.mkdir(parents=True)
+    # What a killed deploy's last command looks like: it keeps writing, then renames.
+    orphan = subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            f"cd {shlex.quote(str(partial))} && for i in $(seq 1 40); do echo $i > f$i; "
+            f"sleep 0.01; done; mv {shlex.quote(str(partial))} "
+            f"{shlex.quote(str(root / 'releases' / R1))}",
+        ]
+    )
+    time.sleep(0.1)
+
+    assert engine.sweep() == [f"releases/.{R1}.partial"]
+    orphan.wait(timeout=10)
+
+    assert not (root / "releases" / R1).exists()  # never a release with holes in it
+    engine.sweep()  # whatever the orphan kept writing into goes next time
+    assert tree(root) == {"releases"}
