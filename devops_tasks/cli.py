@@ -79,6 +79,22 @@ def _config_file(path: str, parse: Callable[[str], Any]) -> Any:
     return data
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without aliases: 500 bytes of nested ``*anchor`` references expand to
+    billions of nodes ("billion laughs"), and no devops setting needs one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed", self.peek_event().start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def _load_yaml_without_aliases(text: str) -> Any:
+    return yaml.load(text, Loader=_NoAliasLoader)
+
+
 def _config_problem(exc: Exception) -> str:
     """What is wrong, and where; a YAML error's own text would quote the file's lines."""
     mark = getattr(exc, "problem_mark", None)
@@ -104,7 +120,7 @@ class DevopsConfig(Config):
             self._set(_file_suffixes=suffixes)
 
     def _load_yaml(self, path: os.PathLike[Any]) -> Any:
-        return _config_file(os.fspath(path), yaml.safe_load)
+        return _config_file(os.fspath(path), _load_yaml_without_aliases)
 
     _load_yml = _load_yaml
 

@@ -169,6 +169,17 @@ PROBES = {
     "flag_the_program_does_not_have": Probe(["--dry", "deploy"], "INVALID_ARGUMENT"),
     "core_flag_value_not_a_number": Probe(["--list-depth", "abc", "status"], "INVALID_ARGUMENT"),
     "no_task_at_all": Probe([], "INVALID_ARGUMENT"),
+    "devops_yaml_billion_laughs": Probe(
+        ["status"],
+        "CONFIG_INVALID",
+        setup=_with_file(
+            "devops.yaml",
+            "\n".join(
+                ["a0: &a0 [x, x]"] + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 30)]
+            ).encode(),
+        ),
+        mentions="aliases",
+    ),
     "config_file_of_no_known_type": Probe(["-f", "/dev/zero", "status"], "CONFIG_INVALID"),
 }
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import run_devops
 
 from devops_tasks.durable import FileLock
 from devops_tasks.errors import DevopsError, ErrorCode
@@ -569,3 +570,30 @@ def test_a_set_is_locked_when_the_lock_is_held_past_the_timeout_and_writes_nothi
     assert raised.value.code is ErrorCode.LOCKED
     assert raised.value.details["holder"] == "test holder"
     assert store.path.read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_a_key_file_that_is_a_device_or_a_pipe_is_refused_at_once(tmp_path, kind):
+    key_file = Path("/dev/zero") if kind == "device" else tmp_path / "key.fifo"
+    if kind == "fifo":
+        os.mkfifo(key_file)
+    result = run_devops(
+        "secrets.set",
+        "TOKEN",
+        "--value",
+        "abcdefgh",
+        "--json",
+        cwd=tmp_path,
+        env={"DEVOPS_MASTER_KEY_FILE": str(key_file)},
+        timeout=20,
+    )
+    assert result.json["code"] == "MASTER_KEY_MISSING" and "regular file" in result.json["error"]
+
+
+def test_a_secrets_file_that_is_a_pipe_is_refused_at_once(tmp_path):
+    (tmp_path / ".devops").mkdir()
+    os.mkfifo(tmp_path / ".devops" / "credentials.enc")
+    result = run_devops(
+        "secrets.list", "--json", cwd=tmp_path, env={"DEVOPS_MASTER_KEY": "ab" * 32}, timeout=20
+    )
+    assert result.json["code"] == "SECRETS_CORRUPT"

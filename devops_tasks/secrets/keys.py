@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..durable import atomic_write
+from ..durable import atomic_write, read_bounded
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
 
@@ -122,15 +122,21 @@ def _raw_key(text: str, origin: str) -> MasterKey:
     return MasterKey(material, KeySource("raw", origin))
 
 
+#: A key file holds 64 hex characters and a newline; anything much longer is not one.
+_KEY_FILE_MAX_BYTES = 1024
+
+
 def _read_key_file(path: Path) -> MasterKey:
+    """The key in ``path``: a regular file, read within a bound (never /dev/zero or a FIFO)."""
     try:
-        return _raw_key(path.read_text(encoding="ascii"), str(path))
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_bounded(path, _KEY_FILE_MAX_BYTES).decode("ascii")
+    except (OSError, ValueError) as exc:  # FileRefused and UnicodeDecodeError are ValueErrors
         raise DevopsError(
             ErrorCode.MASTER_KEY_MISSING,
             f"Cannot read the key file {path}: {getattr(exc, 'strerror', None) or exc}",
-            f"Check that {path} exists and is readable by you (mode 0600).",
+            f"Check that {path} is a key file (64 hex characters) readable by you (mode 0600).",
         ) from None
+    return _raw_key(text, str(path))
 
 
 def create_key_file(environ: Mapping[str, str] | None = None) -> tuple[MasterKey, Path]:

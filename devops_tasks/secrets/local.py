@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..durable import FileLock, atomic_write
+from ..durable import MAX_JSON_BYTES, FileLock, FileRefused, atomic_write, read_bounded
 from ..errors import DevopsError, ErrorCode
 from ..project import Project
 from . import keys
@@ -39,9 +39,16 @@ class LocalSecretsStore(SecretsBackend):
     def open(self) -> Vault | None:
         """The decrypted file, or ``None`` when there is none yet."""
         try:
-            raw = self.path.read_bytes()
+            raw = read_bounded(self.path, MAX_JSON_BYTES)
         except FileNotFoundError:
             return None
+        except FileRefused as refused:
+            raise DevopsError(
+                ErrorCode.SECRETS_CORRUPT,
+                f"{self.path} {refused}: it is not a secrets file",
+                "Restore .devops/credentials.enc from a backup, or move it away and start "
+                "again with `devops secrets.init`.",
+            ) from None
         return Vault.from_bytes(raw, lambda header: keys.for_header(self.environ, header))
 
     def create(self) -> dict[str, Any]:
