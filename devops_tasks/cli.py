@@ -50,6 +50,7 @@ _KEPT_CORE_FLAGS = (
 )
 #: Config sections that decide how commands run: pinned to invoke's defaults, whatever
 #: devops.yaml, -f or DEVOPS_* variables say.
+_LIST_FORMATS = ("flat", "nested", "json")
 _PINNED_SECTIONS = ("run", "runners", "sudo", "tasks", "timeouts")
 #: A word shown back in an error only if it looks like a task or flag name, never a value.
 _NAME_LIKE = re.compile(r"-{0,2}[A-Za-z][\w.-]{0,63}")
@@ -199,6 +200,10 @@ class DevopsProgram(Program):
 
     def parse_cleanup(self) -> None:
         with self._answering(parsing=True):
+            if self.args["list-format"].value not in _LIST_FORMATS:
+                raise _invalid(
+                    "--list-format takes flat, nested or json", "Write e.g. --list-format nested."
+                )
             super().parse_cleanup()
 
     def update_config(self, merge: bool = True) -> None:
@@ -247,7 +252,16 @@ class DevopsProgram(Program):
         """
         try:
             yield
-        except Exit:
+        except Exit as exit_:
+            if exit_.message and exit_.code and self._asked_for("json"):
+                # invoke's own complaints (e.g. `--list NAME` of no collection) quote words
+                # from the command line: say what failed, never what was typed.
+                said = str(exit_.message)
+                self._fail(
+                    _invalid("--list names no collection of devops", "See `devops --list`.")
+                    if said.startswith("Sub-collection")
+                    else _invalid("devops refused the command line", _help_fix(None))
+                )
             raise
         except BrokenPipeError:
             reader_gone()

@@ -52,6 +52,12 @@ def _state_dir_is_a_broken_link(tmp_path: Path) -> Path:
     return root
 
 
+def _state_dir_is_a_link_to_itself(tmp_path: Path) -> Path:
+    root = _bare(tmp_path)
+    (root / ".devops").symlink_to(".devops")
+    return root
+
+
 def _home_is_a_file(tmp_path: Path) -> Path:
     (tmp_path / "home").write_text("a file, not a directory")
     return _bare(tmp_path)
@@ -169,6 +175,12 @@ PROBES = {
     "flag_the_program_does_not_have": Probe(["--dry", "deploy"], "INVALID_ARGUMENT"),
     "core_flag_value_not_a_number": Probe(["--list-depth", "abc", "status"], "INVALID_ARGUMENT"),
     "no_task_at_all": Probe([], "INVALID_ARGUMENT"),
+    "list_of_no_collection": Probe(["--list", "hunter2"], "INVALID_ARGUMENT"),
+    "list_format_of_no_kind": Probe(["-F", "hunter2", "--list"], "INVALID_ARGUMENT"),
+    "history_status_of_no_kind": Probe(["history", "--status", "bogus"], "INVALID_ARGUMENT"),
+    "state_dir_a_link_to_itself": Probe(
+        ["status"], "FILESYSTEM_ERROR", setup=_state_dir_is_a_link_to_itself
+    ),
     "devops_yaml_billion_laughs": Probe(
         ["status"],
         "CONFIG_INVALID",

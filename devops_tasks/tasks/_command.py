@@ -8,6 +8,7 @@ status 1. Tracebacks appear only with ``--debug``, and then with secret values m
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import math
@@ -81,6 +82,20 @@ def printable_data(data: Any) -> Any:
     return data
 
 
+def _is_os_error(exc: BaseException) -> bool:
+    # pathlib before Python 3.13 reports a link loop as RuntimeError("Symlink loop from ...")
+    return isinstance(exc, OSError) or (
+        isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop from ")
+    )
+
+
+def _as_os_error(exc: BaseException) -> OSError:
+    if isinstance(exc, OSError):
+        return exc
+    looping = str(exc).removeprefix("Symlink loop from ").strip("'")
+    return OSError(errno.ELOOP, os.strerror(errno.ELOOP), looping)
+
+
 def as_failure(exc: BaseException) -> DevopsError:
     """Any exception as the one error a user sees: specific when the environment caused it.
 
@@ -93,7 +108,7 @@ def as_failure(exc: BaseException) -> DevopsError:
             ErrorCode.INTERRUPTED, "Interrupted", "Run `devops status` to see where things stand."
         )
     else:
-        error = (os_failure(exc) if isinstance(exc, OSError) else None) or DevopsError(
+        error = (os_failure(_as_os_error(exc)) if _is_os_error(exc) else None) or DevopsError(
             ErrorCode.INTERNAL_ERROR,
             f"Unexpected {type(exc).__name__}: {exc}",
             "Run again with --debug and report the traceback if it looks like a bug.",

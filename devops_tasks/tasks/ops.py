@@ -8,7 +8,7 @@ from typing import Any
 from invoke import Context
 
 from ..errors import DevopsError, ErrorCode
-from ..history import DeploymentHistory
+from ..history import DeploymentHistory, Status
 from ..output import Output
 from ..scaffold import init_project
 from ._command import command, option
@@ -145,6 +145,12 @@ def history(
 ):
     """List deployments, newest first."""
     count = _limit(limit)
+    if status is not None and status not in {s.value for s in Status}:
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"--status {status!r} is not a deployment status",
+            f"Use one of: {', '.join(s.value for s in Status)}.",
+        )
     entries = DeploymentHistory(project_for(c)).query(
         environment=option(c, "env", env),
         platform=platform,
