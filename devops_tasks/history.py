@@ -137,15 +137,17 @@ class DeploymentHistory:
         self.dir = project.deployments_dir
         self.index_path = self.dir / "index.json"
         self._lock_path = project.locks_dir / "history.lock"
+        # What this process last put in the index for each deployment it saved.
+        self._indexed: dict[str, dict[str, Any]] = {}
 
     # -- writing ---------------------------------------------------------------------------
 
     def save(self, deployment: Deployment) -> None:
         """Write ``deployment``'s record and its index entry (create or update)."""
         write_json(self._record_path(deployment.id), deployment.to_dict())
+        summary = deployment.summary()
         with FileLock(self._lock_path):
             entries = self._load_index()
-            summary = deployment.summary()
             for position in range(len(entries) - 1, -1, -1):
                 if entries[position]["id"] == deployment.id:
                     entries[position] = summary
@@ -154,14 +156,19 @@ class DeploymentHistory:
                 entries.append(summary)
                 entries.sort(key=lambda e: e["id"])
             self._write_index(entries)
+        self._indexed[deployment.id] = summary
 
     def save_progress(self, deployment: Deployment) -> None:
-        """Write ``deployment``'s record only: cheap enough for every step of a deploy.
+        """Save ``deployment`` as the work goes on: cheap enough for every step of a deploy.
 
-        A process killed mid-deploy then leaves a record saying how far it got, with ids
-        such as the platform's deploy id; the index catches up at the next :meth:`save`.
+        A process killed mid-deploy then leaves a record saying how far it got. The record
+        is written each time; the index only when a field it holds changed (a platform
+        deploy id learnt mid-deploy shows in ``history`` and ``status`` at once).
         """
-        write_json(self._record_path(deployment.id), deployment.to_dict())
+        if deployment.summary() != self._indexed.get(deployment.id):
+            self.save(deployment)
+        else:
+            write_json(self._record_path(deployment.id), deployment.to_dict())
 
     def mark_interrupted(self, environment: str, live_release: str | None = None) -> list[str]:
         """Record every ``in_progress`` deployment of ``environment`` as interrupted.

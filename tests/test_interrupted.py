@@ -135,6 +135,8 @@ def test_an_interrupted_netlify_deploy_keeps_its_netlify_deploy_id(netlify, proj
     )
     (killed,) = _records(project)
     assert killed["platform_deploy_id"] in netlify.deploys
+    listed = cli("history", "--json").json["deployments"]
+    assert [e["platform_deploy_id"] for e in listed] == [killed["platform_deploy_id"]]
 
     netlify.ready_after_polls = 1
     assert cli("deploy", "--json").json["success"]

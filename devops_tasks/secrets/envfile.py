@@ -36,8 +36,9 @@ def read_env_file(path: Path) -> dict[str, str]:
     """Every ``NAME=value`` of the file at ``path``, each value exactly as dotenv quoting defines.
 
     Unquoted values are trimmed and end at `` #``; single-quoted values are literal but for
-    ``\\'`` and ``\\\\``; double-quoted values decode ``\\n``, ``\\t``, ``\\"``, ``\\\\`` and
-    the other C escapes. ``$VAR`` and ``${VAR}`` are text. A repeated name keeps its last value.
+    ``\\'`` and ``\\\\``; double-quoted values decode ``\\n``, ``\\t``, ``\\r``, ``\\"``, ``\\'``,
+    ``\\\\``, ``\\a``, ``\\b``, ``\\f`` and ``\\v`` (dotenv's set; ``\\0`` or ``\\x41``
+    stay as written). ``$VAR`` and ``${VAR}`` are text. A repeated name keeps its last value.
     """
     values: dict[str, str] = {}
     for binding in parse_stream(io.StringIO(_read_text(path))):
