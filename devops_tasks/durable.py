@@ -22,6 +22,7 @@ from .errors import DevopsError, ErrorCode
 
 __all__ = [
     "MAX_JSON_BYTES",
+    "TEMP_SUFFIX",
     "FileLock",
     "FileRefused",
     "atomic_write",
@@ -43,8 +44,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, replace: bool = Tru
     only if there was none, and FileExistsError says there was (no check-then-write race).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         # Held until the rename: a temporary file nobody holds belongs to a dead writer.
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -65,22 +66,27 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, replace: bool = Tru
     _fsync_directory(path.parent)
 
 
+#: The ending of every temporary file this module makes, and of nothing else.
+TEMP_SUFFIX = ".devops-tmp"
 #: A writer's temporary file younger than this is never swept, whatever its lock says.
 _STALE_AFTER_SECONDS = 60.0
+#: Directories this process has swept already: once per process is enough to clean up
+#: after killed writers, and a directory of 10,000 records is not listed on every write.
+_swept: set[str] = set()
 
 
-def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Delete the temporary files that writers of ``path`` killed mid-write left behind.
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write left in ``directory``.
 
-    Only names this module makes (``.<name>.*.tmp`` beside ``path``) are considered, and
-    only those no live writer holds (its flock) and older than a minute.
+    Only names this module makes (``.<name>.<random>.devops-tmp``) are considered, and only
+    those no live writer holds (its flock) and older than a minute.
     """
+    if str(directory) in _swept:
+        return []
+    _swept.add(str(directory))
     removed = []
-    prefix = f".{path.name}."
-    with contextlib.suppress(FileNotFoundError), os.scandir(path.parent) as entries:
-        candidates = [
-            e.path for e in entries if e.name.startswith(prefix) and e.name.endswith(".tmp")
-        ]
+    with contextlib.suppress(FileNotFoundError), os.scandir(directory) as entries:
+        candidates = [e.path for e in entries if e.name.endswith(TEMP_SUFFIX)]
     for candidate in candidates:
         with contextlib.suppress(OSError):
             fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW)

@@ -24,7 +24,7 @@ GITIGNORE_LINES = (
     ".devops/credentials.enc",
     ".devops/local/",
     ".devops/locks/",
-    ".devops/**/.*.tmp",
+    ".devops/**/*.devops-tmp",
 )
 _SET_SECRET = "devops secrets.set "
 

@@ -13,7 +13,7 @@ import sshd
 from fake_netlify import FakeNetlify
 from helpers import CliResult, write_site
 
-from devops_tasks import __version__, build_namespace, redaction
+from devops_tasks import __version__, build_namespace, durable, redaction
 from devops_tasks.cli import DevopsConfig, DevopsProgram
 from devops_tasks.project import Project
 
@@ -33,6 +33,12 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def fresh_redaction_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Values one test registers as secret must not mask another test's output."""
     monkeypatch.setattr(redaction, "_secrets", set())
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts as a new process would: no directory swept yet."""
+    monkeypatch.setattr(durable, "_swept", set())
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +95,7 @@ def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
             config_class=DevopsConfig,
         )
         capsys.readouterr()
+        durable._swept.clear()  # a run of devops is a process of its own
         try:
             program.run(["devops", *args])
             code = 0

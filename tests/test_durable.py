@@ -131,13 +131,13 @@ def _old_temporary(directory: Path, name: str) -> Path:
 
 
 def test_atomic_write_removes_temporaries_a_killed_writer_left(tmp_path: Path) -> None:
-    _old_temporary(tmp_path, ".credentials.enc.k1ll3d.tmp")
+    _old_temporary(tmp_path, ".credentials.enc.k1ll3d.devops-tmp")
     atomic_write(tmp_path / "credentials.enc", b"new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["credentials.enc"]
 
 
 def test_atomic_write_keeps_a_temporary_that_a_live_writer_holds(tmp_path: Path) -> None:
-    busy = _old_temporary(tmp_path, ".credentials.enc.busy.tmp")
+    busy = _old_temporary(tmp_path, ".credentials.enc.busy.devops-tmp")
     with busy.open("rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         atomic_write(tmp_path / "credentials.enc", b"new")
@@ -145,16 +145,16 @@ def test_atomic_write_keeps_a_temporary_that_a_live_writer_holds(tmp_path: Path)
 
 
 def test_atomic_write_keeps_temporaries_younger_than_a_minute(tmp_path: Path) -> None:
-    young = tmp_path / ".credentials.enc.young.tmp"
+    young = tmp_path / ".credentials.enc.young.devops-tmp"
     young.write_bytes(b"being written")
     atomic_write(tmp_path / "credentials.enc", b"new")
     assert young.exists()
 
 
-def test_atomic_write_removes_only_temporaries_of_the_file_it_writes(tmp_path: Path) -> None:
+def test_atomic_write_removes_only_temporaries_it_makes(tmp_path: Path) -> None:
     others = [
         _old_temporary(tmp_path, name)
-        for name in (".config.json.x.tmp", "credentials.enc.tmp", ".credentials.enc.x.bak")
+        for name in (".config.json.x.tmp", "credentials.enc.tmp", ".notes.devops-tmp.bak")
     ]
     atomic_write(tmp_path / "credentials.enc", b"new")
     assert all(path.exists() for path in others)
@@ -520,3 +520,10 @@ def test_waiting_acquire_gets_the_lock_once_the_other_process_releases_it(
 
     with FileLock(path, timeout=10, owner="waiter"):
         assert path.read_text(encoding="utf-8") == "waiter"
+
+
+def test_a_directory_is_swept_once_per_process(tmp_path: Path) -> None:
+    atomic_write(tmp_path / "index.json", b"{}")
+    later = _old_temporary(tmp_path, ".index.json.k1ll3d.devops-tmp")
+    atomic_write(tmp_path / "index.json", b"{}")
+    assert later.exists()  # the next process cleans it up

@@ -466,7 +466,7 @@ def test_8_processes_saving_25_deployments_each_at_once_keep_all_200_in_records_
     listed = [e["id"] for e in index["deployments"]]
     assert len(listed) == len(expected) and set(listed) == expected
     assert listed == sorted(listed)
-    assert not list(project.deployments_dir.glob(".*.tmp"))  # no half-written files left
+    assert not list(project.deployments_dir.glob("*.devops-tmp"))  # no half-written files left
     assert len(history.query(environment="env3")) == per_worker
 
 

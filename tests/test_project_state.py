@@ -62,7 +62,7 @@ def _leftover(directory: Path, name: str) -> Path:
 
 
 def test_a_temporary_file_left_by_a_killed_secrets_write_is_removed_by_the_next(initialised, cli):
-    leftover = _leftover(initialised.state_dir, ".credentials.enc.k1ll3d.tmp")
+    leftover = _leftover(initialised.state_dir, ".credentials.enc.k1ll3d.devops-tmp")
     assert cli("secrets.set", "OTHER", "--value", "another-value", "--json").json["success"]
     assert not leftover.exists()
 
@@ -71,9 +71,9 @@ def test_temporary_files_of_killed_writes_are_ignored_by_git(initialised):
     subprocess.run(["git", "init", "-q"], check=True)
     initialised.deployments_dir.mkdir(exist_ok=True)
     leftovers = [
-        _leftover(initialised.state_dir, ".credentials.enc.x1.tmp"),
-        _leftover(initialised.state_dir, ".config.json.x2.tmp"),
-        _leftover(initialised.deployments_dir, ".index.json.x3.tmp"),
+        _leftover(initialised.state_dir, ".credentials.enc.x1.devops-tmp"),
+        _leftover(initialised.state_dir, ".config.json.x2.devops-tmp"),
+        _leftover(initialised.deployments_dir, ".index.json.x3.devops-tmp"),
     ]
     ignored = subprocess.run(
         ["git", "check-ignore", *map(str, leftovers)], capture_output=True, text=True
