@@ -435,3 +435,17 @@ def test_a_build_hook_elsewhere_than_the_api_host_is_never_called(netlify, cli, 
     failure = cli("build", "--remote", "--json").json
     assert failure["code"] == "CONFIG_INVALID" and "not called" in failure["error"]
     assert len(netlify.requests) == sent
+
+
+def test_a_config_api_url_on_another_host_never_receives_the_token(netlify, cli, monkeypatch):
+    cli("config.set", "netlify.api_url", netlify.api_url, "--json")  # http://127.0.0.1:...
+    monkeypatch.delenv("NETLIFY_API_URL")
+    sent = len(netlify.requests)
+    failure = cli("status", "--json").json
+    assert failure["code"] == "CONFIG_INVALID" and "NETLIFY_API_URL" in failure["fix"]
+    assert len(netlify.requests) == sent
+
+
+def test_the_environment_api_url_wins_over_the_config(netlify, cli):
+    cli("config.set", "netlify.api_url", "https://api.netlify.com/api/v1", "--json")
+    assert cli("status", "--json").json["success"]  # served by the fake NETLIFY_API_URL names

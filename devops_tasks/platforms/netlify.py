@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
@@ -65,12 +66,30 @@ class NetlifyPlatform(Platform):
     @property
     def api(self) -> NetlifyApi:
         if self._api is None:
+            url = self._api_url()
             token = self.credentials.require(TOKEN, "deploying to Netlify")
-            url = (
-                self.options.get("api_url") or os.environ.get("NETLIFY_API_URL") or DEFAULT_API_URL
-            )
             self._api = NetlifyApi(token, url, pool_size=self.concurrency)
         return self._api
+
+    def _api_url(self) -> str:
+        """Where the token goes: ``NETLIFY_API_URL`` (the person running chose it), else
+        ``netlify.api_url`` only when it is Netlify's own API, else the public API.
+
+        A committed config file must not be a way to send a CI token to another host.
+        """
+        chosen = os.environ.get("NETLIFY_API_URL")
+        if chosen:
+            return chosen
+        configured = self.options.get("api_url")
+        if configured and urlsplit(configured)[:2] != urlsplit(DEFAULT_API_URL)[:2]:
+            raise DevopsError(
+                ErrorCode.CONFIG_INVALID,
+                "netlify.api_url points at a host other than Netlify's API; the token is never "
+                "sent there from a config file",
+                "Remove netlify.api_url, or set NETLIFY_API_URL in the environment of the "
+                "command (a test server, a proxy you run).",
+            )
+        return configured or DEFAULT_API_URL
 
     # -- checks before any network call ----------------------------------------------------
 
