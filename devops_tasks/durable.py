@@ -9,6 +9,7 @@ can never leave a lock behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -37,14 +38,19 @@ __all__ = [
 MAX_JSON_BYTES = 64 << 20
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644, replace: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes, mode: int = 0o644, replace: bool = True, sweep: bool = False
+) -> None:
     """Replace ``path`` with ``data`` in one step; on any failure the old file is untouched.
 
     With ``replace=False`` an existing ``path`` is never overwritten: the new file appears
     only if there was none, and FileExistsError says there was (no check-then-write race).
+    ``sweep=True`` (for devops-tasks' own state directories only, never a user's) first
+    removes what writers killed there left (:func:`remove_stale_temporaries`).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path.parent)
+    if sweep:
+        remove_stale_temporaries(path.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         # Held until the rename: a temporary file nobody holds belongs to a dead writer.
@@ -111,7 +117,12 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def write_json(
-    path: Path, data: Any, mode: int = 0o644, indent: int | None = 2, replace: bool = True
+    path: Path,
+    data: Any,
+    mode: int = 0o644,
+    indent: int | None = 2,
+    replace: bool = True,
+    sweep: bool = False,
 ) -> None:
     """Atomically write ``data`` as JSON (indented for people unless ``indent=None``)."""
     separators = None if indent else (",", ":")
@@ -121,7 +132,7 @@ def write_json(
     )
     # A name os.fsdecode() could not decode holds lone surrogates, which UTF-8 cannot carry;
     # they only occur inside JSON strings, where "\\udcff" is their exact JSON escape.
-    atomic_write(path, text.encode("utf-8", "backslashreplace"), mode, replace)
+    atomic_write(path, text.encode("utf-8", "backslashreplace"), mode, replace, sweep)
 
 
 class FileRefused(ValueError):
@@ -193,8 +204,7 @@ class FileLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # O_NOFOLLOW: a link planted where the lock goes must not get its target truncated.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = self._open()
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -215,6 +225,30 @@ class FileLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, self.owner.encode("utf-8"), 0)
         self._fd = fd
+
+    def _open(self) -> int:
+        """The lock file, refused unless it is a plain file of its own.
+
+        The lock is truncated to write its holder: a symbolic link, a hard link or a special
+        file planted where it goes must not get its target emptied.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            if error.errno != errno.ELOOP:
+                raise
+            fd = -1
+        if fd >= 0:
+            status = os.fstat(fd)
+            if stat.S_ISREG(status.st_mode) and status.st_nlink == 1:
+                return fd
+            os.close(fd)
+        raise DevopsError(
+            ErrorCode.FILESYSTEM_ERROR,
+            f"{self.path} is not a lock file of devops-tasks (a link or a special file)",
+            f"Remove {self.path}; devops-tasks makes its lock files itself.",
+            path=str(self.path),
+        )
 
     def release(self) -> None:
         if self._fd is not None:

@@ -144,7 +144,7 @@ class DeploymentHistory:
 
     def save(self, deployment: Deployment) -> None:
         """Write ``deployment``'s record and its index entry (create or update)."""
-        write_json(self._record_path(deployment.id), deployment.to_dict())
+        write_json(self._record_path(deployment.id), deployment.to_dict(), sweep=True)
         summary = deployment.summary()
         with FileLock(self._lock_path):
             entries = self._load_index()
@@ -168,7 +168,7 @@ class DeploymentHistory:
         if deployment.summary() != self._indexed.get(deployment.id):
             self.save(deployment)
         else:
-            write_json(self._record_path(deployment.id), deployment.to_dict())
+            write_json(self._record_path(deployment.id), deployment.to_dict(), sweep=True)
 
     def mark_interrupted(self, environment: str, live_release: str | None = None) -> list[str]:
         """Record every ``in_progress`` deployment of ``environment`` as interrupted.
@@ -317,7 +317,12 @@ class DeploymentHistory:
         return entries
 
     def _write_index(self, entries: list[dict[str, Any]]) -> None:
-        write_json(self.index_path, {"version": INDEX_VERSION, "deployments": entries}, indent=None)
+        write_json(
+            self.index_path,
+            {"version": INDEX_VERSION, "deployments": entries},
+            indent=None,
+            sweep=True,
+        )
 
     def rebuild_index(self) -> int:
         """Rewrite the index from the records; returns how many records it holds."""

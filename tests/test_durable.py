@@ -132,7 +132,7 @@ def _old_temporary(directory: Path, name: str) -> Path:
 
 def test_atomic_write_removes_temporaries_a_killed_writer_left(tmp_path: Path) -> None:
     _old_temporary(tmp_path, ".credentials.enc.k1ll3d.devops-tmp")
-    atomic_write(tmp_path / "credentials.enc", b"new")
+    atomic_write(tmp_path / "credentials.enc", b"new", sweep=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["credentials.enc"]
 
 
@@ -140,14 +140,14 @@ def test_atomic_write_keeps_a_temporary_that_a_live_writer_holds(tmp_path: Path)
     busy = _old_temporary(tmp_path, ".credentials.enc.busy.devops-tmp")
     with busy.open("rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        atomic_write(tmp_path / "credentials.enc", b"new")
+        atomic_write(tmp_path / "credentials.enc", b"new", sweep=True)
     assert busy.exists()
 
 
 def test_atomic_write_keeps_temporaries_younger_than_a_minute(tmp_path: Path) -> None:
     young = tmp_path / ".credentials.enc.young.devops-tmp"
     young.write_bytes(b"being written")
-    atomic_write(tmp_path / "credentials.enc", b"new")
+    atomic_write(tmp_path / "credentials.enc", b"new", sweep=True)
     assert young.exists()
 
 
@@ -156,7 +156,7 @@ def test_atomic_write_removes_only_temporaries_it_makes(tmp_path: Path) -> None:
         _old_temporary(tmp_path, name)
         for name in (".config.json.x.tmp", "credentials.enc.tmp", ".notes.devops-tmp.bak")
     ]
-    atomic_write(tmp_path / "credentials.enc", b"new")
+    atomic_write(tmp_path / "credentials.enc", b"new", sweep=True)
     assert all(path.exists() for path in others)
 
 
@@ -523,7 +523,30 @@ def test_waiting_acquire_gets_the_lock_once_the_other_process_releases_it(
 
 
 def test_a_directory_is_swept_once_per_process(tmp_path: Path) -> None:
-    atomic_write(tmp_path / "index.json", b"{}")
+    atomic_write(tmp_path / "index.json", b"{}", sweep=True)
     later = _old_temporary(tmp_path, ".index.json.k1ll3d.devops-tmp")
-    atomic_write(tmp_path / "index.json", b"{}")
+    atomic_write(tmp_path / "index.json", b"{}", sweep=True)
     assert later.exists()  # the next process cleans it up
+
+
+def test_atomic_write_sweeps_nothing_unless_asked(tmp_path: Path) -> None:
+    """A user's directory (config.export --output) is never swept."""
+    theirs = _old_temporary(tmp_path, ".notes.txt.x1.devops-tmp")
+    atomic_write(tmp_path / "out.json", b"{}")
+    assert theirs.exists()
+
+
+@pytest.mark.parametrize("kind", ["hard link", "fifo"])
+def test_a_lock_that_is_a_hard_link_or_a_special_file_is_refused_untouched(tmp_path, kind):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    lock = tmp_path / "locks" / "deploy.lock"
+    lock.parent.mkdir()
+    if kind == "hard link":
+        os.link(victim, lock)
+    else:
+        os.mkfifo(lock)
+    with pytest.raises(DevopsError) as refused:
+        FileLock(lock, timeout=0).acquire()
+    assert refused.value.code is ErrorCode.FILESYSTEM_ERROR
+    assert victim.read_text() == "precious"

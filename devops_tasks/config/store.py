@@ -274,7 +274,7 @@ class ConfigStore:
                     f"{self._display_path()} already exists",
                     "Pass --force to replace it (export it first to keep a copy).",
                 )
-            write_json(self.path, data)
+            write_json(self.path, data, sweep=True)
 
     def check(self, data: dict[str, Any], source: str) -> None:
         """Raise CONFIG_INVALID naming every problem in ``data`` (nothing is written)."""
@@ -296,7 +296,7 @@ class ConfigStore:
         """Check ``data`` in full, then replace the file atomically under the config lock."""
         self.check_all(data)
         with self._lock():
-            write_json(self.path, data)
+            write_json(self.path, data, sweep=True)
 
     def update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
         """Read, ``change`` and write the file as one step under the config lock.
@@ -307,7 +307,7 @@ class ConfigStore:
         with self._lock():
             data = change(self.read())
             self.check_all(data)
-            write_json(self.path, data)
+            write_json(self.path, data, sweep=True)
         return data
 
     def _lock(self) -> FileLock:

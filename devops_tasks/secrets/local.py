@@ -77,7 +77,7 @@ class LocalSecretsStore(SecretsBackend):
         return master, {"name": "none"}, key_file
 
     def _write(self, vault: Vault) -> None:
-        atomic_write(self.path, vault.to_bytes(), mode=FILE_MODE)
+        atomic_write(self.path, vault.to_bytes(), mode=FILE_MODE, sweep=True)
 
     def _change(self, change: Any) -> Any:
         """Run ``change(vault)`` and save, under the lock; nothing is written on any error."""

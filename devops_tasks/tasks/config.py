@@ -130,6 +130,12 @@ def export(c: Context, out: Output, output=None, force=False) -> dict[str, Any]:
 
 def _write_export(state_dir: Path, target: Path, data: Any, force: bool) -> None:
     """Write ``data`` to ``target``: never into .devops/, and over a file only if forced."""
+    if target.absolute().parts[1:2] in (("dev",), ("proc",)):
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"{target} is a device or process file, not a file to write",
+            "Leave out --output to print the config on stdout (redirect it where you like).",
+        )
     resolved = target.resolve()
     if resolved == state_dir.resolve() or state_dir.resolve() in resolved.parents:
         raise DevopsError(
