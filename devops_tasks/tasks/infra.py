@@ -33,14 +33,15 @@ def _platform(c: Any, env: str | None) -> Any:
 @command(human=_show_infra, help={"env": ENV_HELP})
 def show(c: Context, out: Output, env=None) -> dict[str, Any]:
     """Describe the environment's target (paths, ids, releases)."""
-    return {"infra": _platform(c, env).describe()}
+    with _platform(c, env) as platform:
+        return {"infra": platform.describe()}
 
 
 @command(human=_show_infra, help={"env": ENV_HELP})
 def up(c: Context, out: Output, env=None) -> dict[str, Any]:
     """Create what the environment's target needs; safe to run again."""
-    platform = _platform(c, env)
-    infra, updates = platform.provision()
+    with _platform(c, env) as platform:
+        infra, updates = platform.provision()
     if updates:
         store_settings(project_for(c), platform.settings.environment, updates)
     return {"infra": infra, "config_updated": sorted(updates)}
