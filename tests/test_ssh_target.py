@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -206,3 +207,102 @@ def test_an_unknown_host_key_is_refused_with_its_fingerprint_and_nothing_is_depl
     assert ssh_servers.hosts[1].ip in refused["error"] and "SHA256:" in refused["error"]
     assert os.listdir(fleet) == []
     assert known_hosts.read_text() == ssh_servers.hosts[0].known_hosts_line()
+
+
+@pytest.mark.parametrize("first_deploy", [False, True])
+def test_a_host_failing_its_switch_sends_the_switched_hosts_back(
+    project, cli, ssh_servers, hosts, first_deploy
+):
+    before = None if first_deploy else cli("deploy", "--json").json["release"]
+    stubborn = hosts[2]
+    (stubborn / "current").unlink(missing_ok=True)
+    (stubborn / "current").mkdir(parents=True)  # not a link: the engine never replaces it
+    login = pwd.getpwnam(ssh_servers.user)
+    for directory in (stubborn.parent, stubborn):
+        os.chown(directory, login.pw_uid, login.pw_gid)
+    write_site(project.root / "dist", "v2")
+
+    failed = cli("deploy", "--json").json
+
+    assert failed["code"] == "DEPLOY_FAILED" and ssh_servers.hosts[2].ip in failed["error"]
+    assert "went back" in failed["error"]
+    assert [live(root) for root in hosts[:2]] == [before, before]
+    assert all(releases(root) == ([before] if before else []) for root in hosts)
+
+
+def test_infra_up_creates_every_hosts_releases_directory_and_can_run_again(project, cli, hosts):
+    for _ in range(2):
+        infra = cli("infra.up", "--json").json["infra"]
+        assert [h["releases"] for h in infra["hosts"]] == [[], [], []]
+    assert all((root / "releases").is_dir() for root in hosts)
+    shown = cli("infra.show", "--json").json["infra"]
+    assert shown["hosts_agree"] and shown["live_release"] is None
+
+
+def test_hosts_that_disagree_have_no_live_release_and_status_shows_each(project, cli, hosts):
+    first = cli("deploy", "--json").json["release"]
+    second = cli("deploy", "--json").json["release"]
+    (hosts[0] / "current").unlink()
+    (hosts[0] / "current").symlink_to(f"releases/{first}")
+
+    status = cli("status", "--json").json
+
+    assert status["live_release"] is None and not status["in_sync"]
+    assert not status["target"]["hosts_agree"]
+    assert [h["current"] for h in status["target"]["hosts"]] == [first, second, second]
+
+
+def test_a_host_without_a_user_or_path_is_config_invalid_naming_where(project, cli, hosts):
+    data = json.loads(project.config_path.read_text())
+    del data["ssh"]["user"]
+    data["ssh"]["hosts"] = ["web1.example.com", {"host": "web2.example.com", "user": "deploy"}]
+    project.config_path.write_text(json.dumps(data))
+
+    refused = cli("deploy", "--json").json
+
+    assert refused["code"] == "CONFIG_INVALID"
+    assert [p["path"] for p in refused["problems"]] == ["ssh.hosts.0.user"]
+
+
+@pytest.mark.parametrize(
+    ("hosts_value", "path"),
+    [
+        ([], "ssh.hosts"),
+        (["deploy@bad host"], "ssh.hosts.0"),
+        ([{"host": "a", "port": 0}], "ssh.hosts.0.port"),
+    ],
+)
+def test_a_malformed_hosts_list_is_refused_by_the_schema_naming_the_item(
+    project, cli, hosts, hosts_value, path
+):
+    refused = cli("config.set", "ssh.hosts", json.dumps(hosts_value), "--json").json
+
+    assert refused["code"] == "CONFIG_INVALID"
+    assert [p["path"] for p in refused["problems"]] == [path]
+
+
+def test_deploy_ssh_without_hosts_says_which_setting_is_missing(project, cli):
+    refused = cli("deploy.ssh", "--json").json
+
+    assert refused["code"] == "CONFIG_INVALID"
+    assert [p["path"] for p in refused["problems"]] == ["ssh.hosts"]
+
+
+def test_init_for_ssh_writes_a_valid_config_and_next_steps_that_work(project, cli):
+    created = cli("init", "--platform", "ssh", "--json").json
+
+    assert created["next"][0].startswith("devops config.set ssh.hosts ")
+    assert created["next"][1:] == ["devops infra.up", "devops deploy --dir dist"]
+    assert cli(*shlex.split(created["next"][0])[1:], "--json").json["success"]
+    assert cli("config.validate", "--json").json["environments"] == ["production", "staging"]
+
+
+def test_infra_show_for_people_lists_each_host(project, cli, ssh_servers, hosts):
+    deployed = cli("deploy", "--json").json
+
+    shown = cli("infra.show")
+
+    assert shown.exit_code == 0, shown.stderr
+    for host in ssh_servers.hosts:
+        assert f"{host.ip}:{host.port}" in shown.stdout
+    assert shown.stdout.count(deployed["release"]) >= 3
