@@ -306,3 +306,17 @@ def test_infra_show_for_people_lists_each_host(project, cli, ssh_servers, hosts)
     for host in ssh_servers.hosts:
         assert f"{host.ip}:{host.port}" in shown.stdout
     assert shown.stdout.count(deployed["release"]) >= 3
+
+
+def test_a_failed_health_check_puts_every_host_back_on_the_previous_release(project, cli, hosts):
+    first = cli("deploy", "--json").json["release"]
+    check = {"enabled": True, "url": "http://127.0.0.1:9/health", "retries": 0, "timeout": 1}
+    cli("config.set", "deployment.health_check", json.dumps(check), "--json")
+    write_site(project.root / "dist", "v2")
+
+    failed = cli("deploy", "--json").json
+
+    assert failed["code"] == "HEALTH_CHECK_FAILED"
+    assert [live(root) for root in hosts] == [first] * 3
+    record = cli("logs", "--json").json
+    assert any(step["step"] == "rollback" for step in record["log"])

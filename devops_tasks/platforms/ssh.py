@@ -85,8 +85,9 @@ class SshPlatform(Platform):
         super().__init__(*args, **kwargs)
         self.hosts = self._resolve_hosts()
         self._members: list[_Member] | None = None
-        #: Per-host outcome of the deploy under way (what its record's ``details.hosts`` holds).
+        #: Per-host outcome of the release being deployed (its record's ``details.hosts``).
         self._outcomes: dict[str, dict[str, Any]] = {}
+        self._deploying: str | None = None
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -221,6 +222,7 @@ class SshPlatform(Platform):
     ) -> DeployOutcome:
         release = deployment.id
         fleet = self._fleet()
+        self._deploying = release
         self._outcomes = {m.host.label: {"host": m.host.label, "path": m.host.path} for m in fleet}
         deployment.details["hosts"] = list(self._outcomes.values())
 
@@ -268,9 +270,11 @@ class SshPlatform(Platform):
 
         results = self._on_each(switch)
         failed = [(m.host, r) for m, r in results if isinstance(r, DevopsError)]
+        # A rollback after a failed health check switches too: it is not the deploy's outcome.
+        mark = self._mark if release == self._deploying else _ignore
         if not failed:
             for member, _ in results:
-                self._mark(member.host, "switched")
+                mark(member.host, "switched")
             return
         switched = {id(m): before for m, before in results if not isinstance(before, DevopsError)}
 
@@ -283,15 +287,15 @@ class SshPlatform(Platform):
 
         undone = self._in_parallel([m for m, _ in results if id(m) in switched], switch_back)
         for host, error in failed:
-            self._mark(host, "failed", error.message)
+            mark(host, "failed", error.message)
         for member, result in undone:
             if isinstance(result, DevopsError):
                 failed.append((member.host, result))
-                self._mark(
+                mark(
                     member.host, "failed", f"switched, then could not switch back: {result.message}"
                 )
             else:
-                self._mark(member.host, "switched back")
+                mark(member.host, "switched back")
         raise _fleet_error(failed, f"switch to release {release} on", switched_back=True)
 
     def _mark(self, host: Host, status: str, error: str | None = None) -> None:
@@ -363,6 +367,10 @@ def _host_fields(entry: str | dict[str, Any]) -> dict[str, Any]:
     if match["port"]:
         parts["port"] = int(match["port"])
     return parts
+
+
+def _ignore(host: Host, status: str, error: str | None = None) -> None:
+    """Marks nothing: what :meth:`SshPlatform._mark` does when no deploy is being recorded."""
 
 
 def _attempt(action: Callable[[Any], T], item: Any) -> T | DevopsError:
