@@ -103,7 +103,7 @@ class Deployer:
         files = self.validate(self.build_dir(build_dir))
         self.platform.require_credentials()
         self._pre_deploy_checks()
-        with self._lock():
+        with self._lock(), self.platform:
             previous = self.platform.live_release()
             self.history.mark_interrupted(self.environment, previous)
             deployment = Deployment(
@@ -254,7 +254,7 @@ class Deployer:
                 "deployment id or release id (--to)",
                 f"Pick an id from `devops history --env {self.environment}` (or --remote).",
             )
-        with self._lock():
+        with self._lock(), self.platform:
             serving = self.platform.live_release()
             self.history.mark_interrupted(self.environment, serving)
             live = self._entry_serving(serving) if serving else self._live_entry()
@@ -370,7 +370,9 @@ class Deployer:
     def status(self) -> dict[str, Any]:
         """What the target serves, what the records say it should, and whether they agree."""
         live = self._live_entry()
-        release = self.platform.live_release()
+        with self.platform:
+            release = self.platform.live_release()
+            target = self.platform.describe()
         running = self.history.latest(environment=self.environment, status=Status.IN_PROGRESS.value)
         expected = live["release"] if live else None
         return {
@@ -380,7 +382,7 @@ class Deployer:
             "deployment": live,
             "in_sync": release == expected,
             "in_progress": running["id"] if running else None,
-            "target": self.platform.describe(),
+            "target": target,
         }
 
     def _entry_serving(self, release: str) -> dict[str, Any] | None:

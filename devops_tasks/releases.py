@@ -132,13 +132,17 @@ class ReleaseEngine:
         listing = self._run(f"ls -1A {shlex.quote(directory)} 2>/dev/null || true", "list files")
         return listing.splitlines()
 
+    def create_releases_dir(self) -> None:
+        """Create ``<root>/releases`` (and the root) if missing; safe to repeat."""
+        self._run(f"mkdir -p {shlex.quote(self.releases_dir)}", f"create {self.releases_dir}")
+
     def upload(self, release: str, files: SiteFiles, progress: Progress) -> None:
         """Copy ``files`` into a new release directory as one archive (one round trip)."""
         archive_path = self._archive_path(release)
         archive, partial, target = map(
             shlex.quote, (archive_path, self._partial_path(release), self.release_path(release))
         )
-        self._run(f"mkdir -p {shlex.quote(self.releases_dir)}", f"create {self.releases_dir}")
+        self.create_releases_dir()
         # Unnamed (O_TMPFILE where the OS has it): a killed run leaves nothing in /tmp.
         with tempfile.TemporaryFile(prefix="devops-release-") as packed:
             progress.start("Packing files", total=files.total_bytes)
@@ -174,6 +178,19 @@ class ReleaseEngine:
             f" && {{ mv -Tf {temporary} {current} 2>/dev/null"
             f" || mv -hf {temporary} {current}; }}",
             f"switch current to release {release}",
+        )
+
+    def deactivate(self, release: str) -> None:
+        """Remove ``current`` if it points at ``release``: undoes a first switch, atomically.
+
+        A host that served nothing before a failed multi-host switch serves nothing again.
+        """
+        expected = shlex.quote(f"releases/{_checked(release)}")
+        current = shlex.quote(f"{self.root}/current")
+        self._run(
+            f'if test -L {current} && test "$(readlink {current})" = {expected};'
+            f" then rm -f {current}; fi",
+            f"undo the switch to release {release}",
         )
 
     def current(self) -> str | None:

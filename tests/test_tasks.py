@@ -39,6 +39,7 @@ EXPECTED_FAILURES = {
     "build": "no build.command is configured",
     "secrets.init": "the secrets file exists already",
     "deploy.netlify": "the project has no netlify.site_id (nor a token)",
+    "deploy.ssh": "the project has no ssh.hosts",
 }
 
 

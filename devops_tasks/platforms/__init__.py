@@ -21,6 +21,7 @@ __all__ = ["AVAILABLE", "DeployOutcome", "Finding", "Platform", "create", "platf
 #: name -> "module:Class", in the order ``devops --list`` shows them.
 AVAILABLE: dict[str, str] = {
     "local": "devops_tasks.platforms.local:LocalPlatform",
+    "ssh": "devops_tasks.platforms.ssh:SshPlatform",
     "netlify": "devops_tasks.platforms.netlify:NetlifyPlatform",
 }
 

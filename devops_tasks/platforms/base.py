@@ -143,6 +143,15 @@ class Platform(abc.ABC):
     def live_release(self) -> str | None:
         """Which release the target is serving right now (``None`` before any deploy)."""
 
+    def close(self) -> None:  # noqa: B027 - most targets hold nothing open between calls
+        """Let go of what this command opened (connections); the next call opens anew."""
+
+    def __enter__(self) -> Platform:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def discard(self, release: str) -> None:  # noqa: B027 - most targets have nothing to clean
         """Remove a release that never went live (a deploy that failed half-way)."""
 

@@ -16,14 +16,30 @@ ENV_HELP = "Environment (default: `environment` in config, else production)."
 
 
 def _show_infra(result: Mapping[str, Any], out: Output) -> None:
+    infra = result["infra"]
+    # A list of objects (a fleet's hosts) is a table; any other list is one line.
+    tables = {k: v for k, v in infra.items() if isinstance(v, list) and v and _all_mappings(v)}
     out.fields(
         {
             key: ", ".join(value) if isinstance(value, list) else value
-            for key, value in result["infra"].items()
+            for key, value in infra.items()
+            if key not in tables
         }
     )
+    for rows in tables.values():
+        out.table(
+            [
+                {k: ", ".join(v) if isinstance(v, list) else v for k, v in row.items()}
+                for row in rows
+            ],
+            list(rows[0]),
+        )
     if result.get("config_updated"):
         out.line(f"Saved to .devops/config.json: {', '.join(result['config_updated'])}")
+
+
+def _all_mappings(values: list[Any]) -> bool:
+    return all(isinstance(value, Mapping) for value in values)
 
 
 def _platform(c: Any, env: str | None) -> Any:
@@ -33,14 +49,15 @@ def _platform(c: Any, env: str | None) -> Any:
 @command(human=_show_infra, help={"env": ENV_HELP})
 def show(c: Context, out: Output, env=None) -> dict[str, Any]:
     """Describe the environment's target (paths, ids, releases)."""
-    return {"infra": _platform(c, env).describe()}
+    with _platform(c, env) as platform:
+        return {"infra": platform.describe()}
 
 
 @command(human=_show_infra, help={"env": ENV_HELP})
 def up(c: Context, out: Output, env=None) -> dict[str, Any]:
     """Create what the environment's target needs; safe to run again."""
-    platform = _platform(c, env)
-    infra, updates = platform.provision()
+    with _platform(c, env) as platform:
+        infra, updates = platform.provision()
     if updates:
         store_settings(project_for(c), platform.settings.environment, updates)
     return {"infra": infra, "config_updated": sorted(updates)}

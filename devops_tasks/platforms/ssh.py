@@ -1,0 +1,424 @@
+"""The ``ssh`` target: the same releases as ``local``, on several hosts, switched together.
+
+Each host runs the :class:`~devops_tasks.releases.ReleaseEngine` over one verified fabric
+connection (:func:`devops_tasks.ssh_hosts.connect`). Connections are opened in parallel the
+first time a command needs them, reused for everything it does, and closed when it ends.
+
+A deploy has two phases so that the fleet never serves two releases for longer than one
+switch takes. Phase 1 puts the release in ``releases/<id>/`` on every host; only when every
+host has it does phase 2 switch ``current`` on every host. A host failing in phase 1 means
+nothing is switched anywhere (the deployer then discards the release); a host failing its
+switch means the hosts already switched go back to what they served before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..config.store import Problem
+from ..errors import DevopsError, ErrorCode, describe_problem
+from ..output import NullProgress
+from ..releases import ReleaseEngine
+from ..ssh_hosts import DEFAULT_CONNECT_TIMEOUT, connect
+from .base import DeployOutcome, Platform
+
+if TYPE_CHECKING:
+    from ..files import SiteFiles
+    from ..history import Deployment
+    from ..output import Progress
+
+__all__ = ["Host", "SshPlatform"]
+
+T = TypeVar("T")
+
+DEFAULT_PORT = 22
+DEFAULT_KEY_FILE = "~/.ssh/id_ed25519"
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+DEFAULT_CONCURRENCY = 10
+_MAX_PORT = 65535
+#: ``user@host:port`` as the schema admits it; an IPv6 address comes in brackets.
+_HOST_STRING = re.compile(
+    r"(?:(?P<user>[^@]+)@)?(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:]+))(?::(?P<port>\d+))?"
+)
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host of the fleet, with every setting resolved (its own, else the section's)."""
+
+    host: str
+    user: str
+    port: int
+    key_file: str
+    path: str
+
+    @property
+    def label(self) -> str:
+        """``user@host:port``, the way messages and records name the host."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.user}@{host}:{self.port}"
+
+
+@dataclass
+class _Member:
+    """A connected host and the engine that drives its releases."""
+
+    host: Host
+    engine: ReleaseEngine
+
+
+class SshPlatform(Platform):
+    name = "ssh"
+    first_steps = (
+        """devops config.set ssh.hosts '["deploy@web1.example.com", "deploy@web2.example.com"]'""",
+        "devops infra.up",
+    )
+    # Rolling batches and canaries are the next slices; today every host switches at once.
+    strategies = frozenset({"rolling", "blue-green"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hosts = self._resolve_hosts()
+        self._members: list[_Member] | None = None
+        #: Per-host outcome of the release being deployed (its record's ``details.hosts``).
+        self._outcomes: dict[str, dict[str, Any]] = {}
+        self._deploying: str | None = None
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def _resolve_hosts(self) -> list[Host]:
+        """Every host with a user, an address, a port, a key and a path, or CONFIG_INVALID.
+
+        Checked after the environments are merged: a host may take its user from the
+        section, the section may sit in another layer, so the schema alone cannot tell.
+        """
+        section = self.options
+        entries = section.get("hosts") or []
+        problems: list[Problem] = []
+        if not entries:
+            problems.append(Problem("ssh.hosts", "is required but missing"))
+        hosts: list[Host] = []
+        for index, entry in enumerate(entries):
+            where = f"ssh.hosts.{index}"
+            item = _host_fields(entry)
+            user = item.get("user") or section.get("user")
+            path = item.get("path") or section.get("path")
+            port = int(item.get("port") or section.get("port") or DEFAULT_PORT)
+            if not user:
+                problems.append(Problem(f"{where}.user", "is required: set it or ssh.user"))
+            if not path:
+                problems.append(Problem(f"{where}.path", "is required: set it or ssh.path"))
+            if not 1 <= port <= _MAX_PORT:
+                problems.append(Problem(f"{where}.port", "must be 1 to 65535", port))
+            if user and path:
+                hosts.append(
+                    Host(
+                        host=item["host"],
+                        user=user,
+                        port=port,
+                        key_file=item.get("key_file") or section.get("key_file", DEFAULT_KEY_FILE),
+                        path=path.replace("{host}", item["host"]).replace(
+                            "{env}", self.settings.environment
+                        ),
+                    )
+                )
+        roots: dict[tuple[str, int, str], int] = {}
+        for index, host in enumerate(hosts):
+            first = roots.setdefault((host.host, host.port, host.path), index)
+            if first != index:
+                problems.append(
+                    Problem(
+                        f"ssh.hosts.{index}",
+                        f"deploys to the same root as ssh.hosts.{first} ({host.path})",
+                        host.label,
+                    )
+                )
+        if problems:
+            raise DevopsError(
+                ErrorCode.CONFIG_INVALID,
+                f"settings for environment {self.settings.environment!r}: "
+                + describe_problem(problems[0].to_dict())
+                + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""),
+                "Give every host of ssh.hosts a user, an address and a path (its own or the "
+                "section's ssh.user and ssh.path; put {host} in the path when hosts share a "
+                "filesystem), then `devops config.validate`.",
+                problems=[p.to_dict() for p in problems],
+            )
+        return hosts
+
+    def _local_path(self, value: str) -> Path:
+        """A key or known_hosts path: ``~`` expanded, relative to the project."""
+        return self.project.resolve(Path(value).expanduser())
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _fleet(self) -> list[_Member]:
+        """Every host, connected (once per command, in parallel); raises if any is not."""
+        if self._members is None:
+            results = self._in_parallel(self.hosts, self._connect)
+            members = [m for _, m in results if isinstance(m, _Member)]
+            failed = [(host, e) for host, e in results if isinstance(e, DevopsError)]
+            if failed:
+                for member in members:
+                    member.engine.connection.close()  # type: ignore[attr-defined]
+                raise _fleet_error(failed, "connect to")
+            self._members = members
+        return self._members
+
+    def _connect(self, host: Host) -> _Member:
+        connection = connect(
+            host.host,
+            user=host.user,
+            port=host.port,
+            key_file=self._local_path(host.key_file),
+            known_hosts=self._local_path(self.options.get("known_hosts", DEFAULT_KNOWN_HOSTS)),
+            policy=self.options.get("host_key_policy", "strict"),
+            connect_timeout=float(self.options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+        )
+        return _Member(host, ReleaseEngine(connection, host.path))
+
+    def close(self) -> None:
+        for member in self._members or []:
+            member.engine.connection.close()  # type: ignore[attr-defined]
+        self._members = None
+
+    def _in_parallel(
+        self, items: list[Any], action: Callable[[Any], T], progress: Progress | None = None
+    ) -> list[tuple[Any, T | DevopsError]]:
+        """``action`` on every item, ``ssh.concurrency`` at a time; failures come back as errors.
+
+        Each failure names its host, so one bad host never hides what happened on the others.
+        """
+        workers = min(int(self.options.get("concurrency", DEFAULT_CONCURRENCY)), len(items))
+        with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+            futures = [pool.submit(_attempt, action, item) for item in items]
+            for _ in as_completed(futures):
+                if progress is not None:
+                    progress.advance(1)
+        return [(item, future.result()) for item, future in zip(items, futures, strict=True)]
+
+    def _on_each(
+        self, action: Callable[[_Member], T], progress: Progress | None = None
+    ) -> list[tuple[_Member, T | DevopsError]]:
+        return self._in_parallel(self._fleet(), action, progress)
+
+    def _from_each(self, action: Callable[[_Member], T], what: str) -> list[T]:
+        """``action``'s result on every host, in host order; raises if any host failed."""
+        results = self._on_each(action)
+        failed = [(m.host, r) for m, r in results if isinstance(r, DevopsError)]
+        if failed:
+            raise _fleet_error(failed, what)
+        return [r for _, r in results if not isinstance(r, DevopsError)]
+
+    # -- deploy ----------------------------------------------------------------------------
+
+    def deploy(
+        self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
+    ) -> DeployOutcome:
+        release = deployment.id
+        fleet = self._fleet()
+        self._deploying = release
+        self._outcomes = {m.host.label: {"host": m.host.label, "path": m.host.path} for m in fleet}
+        deployment.details["hosts"] = list(self._outcomes.values())
+
+        def prepare(member: _Member) -> list[str]:
+            # The deployer holds this environment's lock, hence every host's root.
+            swept = member.engine.sweep()
+            member.engine.upload(release, files, NullProgress())
+            return swept
+
+        progress.start(f"Uploading to {len(fleet)} host(s)", total=len(fleet))
+        results = self._on_each(prepare, progress)
+        progress.finish()
+        failed = []
+        for member, result in results:
+            if isinstance(result, DevopsError):
+                failed.append((member.host, result))
+                self._mark(member.host, "failed", result.message)
+            else:
+                self._mark(member.host, "prepared")
+                if result:
+                    deployment.step("cleanup", f"{member.host.label}: removed {', '.join(result)}")
+        if failed:
+            deployment.step("upload", "phase 1 failed; nothing was switched")
+            raise _fleet_error(failed, f"prepare release {release} on", nothing_switched=True)
+        deployment.step("upload", f"{len(files)} files in releases/{release} on {len(fleet)} hosts")
+        if publish:
+            self.restore(release)
+            deployment.step("activate", f"current -> releases/{release} on {len(fleet)} hosts")
+        return DeployOutcome(
+            release=release,
+            files_deployed=len(files),
+            bytes_uploaded=files.total_bytes * len(fleet),
+            rollback_available=True,
+            published=publish,
+            details={"hosts": deployment.details["hosts"]},
+        )
+
+    def restore(self, release: str) -> None:
+        """Switch every host to ``release``; if one cannot switch, the others switch back."""
+
+        def switch(member: _Member) -> str | None:
+            before = member.engine.current()
+            member.engine.activate(release)
+            return before
+
+        results = self._on_each(switch)
+        failed = [(m.host, r) for m, r in results if isinstance(r, DevopsError)]
+        # A rollback after a failed health check switches too: it is not the deploy's outcome.
+        mark = self._mark if release == self._deploying else _ignore
+        if not failed:
+            for member, _ in results:
+                mark(member.host, "switched")
+            return
+        switched = {id(m): before for m, before in results if not isinstance(before, DevopsError)}
+
+        def switch_back(member: _Member) -> None:
+            before = switched[id(member)]
+            if before:
+                member.engine.activate(before)
+            else:
+                member.engine.deactivate(release)
+
+        undone = self._in_parallel([m for m, _ in results if id(m) in switched], switch_back)
+        for host, error in failed:
+            mark(host, "failed", error.message)
+        for member, result in undone:
+            if isinstance(result, DevopsError):
+                failed.append((member.host, result))
+                mark(
+                    member.host, "failed", f"switched, then could not switch back: {result.message}"
+                )
+            else:
+                mark(member.host, "switched back")
+        raise _fleet_error(failed, f"switch to release {release} on", switched_back=True)
+
+    def _mark(self, host: Host, status: str, error: str | None = None) -> None:
+        """Record ``host``'s outcome in the deploy under way (if one is)."""
+        outcome = self._outcomes.get(host.label)
+        if outcome is not None:
+            outcome["status"] = status
+            if error is None:
+                outcome.pop("error", None)
+            else:
+                outcome["error"] = error
+
+    def discard(self, release: str) -> None:
+        results = self._on_each(lambda m: m.engine.remove(release))
+        failed = [(m.host, r) for m, r in results if isinstance(r, DevopsError)]
+        for member, result in results:
+            if (
+                not isinstance(result, DevopsError)
+                and self._outcomes.get(member.host.label, {}).get("status") == "prepared"
+            ):
+                self._mark(member.host, "discarded")
+        if failed:
+            raise _fleet_error(failed, f"remove release {release} from")
+
+    # -- what is there ---------------------------------------------------------------------
+
+    def live_release(self) -> str | None:
+        """The release every host serves; ``None`` if they disagree (``describe`` says how)."""
+        current = set(self._from_each(lambda m: m.engine.current(), "read the live release of"))
+        return current.pop() if len(current) == 1 else None
+
+    def can_restore(self, release: str) -> bool:
+        return all(self._from_each(lambda m: m.engine.exists(release), "list the releases of"))
+
+    def prune(self, keep: int, protect: set[str]) -> list[str]:
+        removed = self._from_each(lambda m: m.engine.prune(keep, protect), "prune releases on")
+        return sorted({release for host_removed in removed for release in host_removed})
+
+    def describe(self) -> dict[str, Any]:
+        hosts = self._from_each(
+            lambda m: {
+                "host": m.host.label,
+                "path": m.host.path,
+                "current": m.engine.current(),
+                "releases": m.engine.releases(),
+            },
+            "describe",
+        )
+        live = {host["current"] for host in hosts}
+        return {
+            "platform": self.name,
+            "live_release": live.pop() if len(live) == 1 else None,
+            "hosts_agree": len(live) <= 1,
+            "hosts": hosts,
+        }
+
+    def provision(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        self._from_each(lambda m: m.engine.create_releases_dir(), "create releases/ on")
+        return self.describe(), {}
+
+
+def _host_fields(entry: str | dict[str, Any]) -> dict[str, Any]:
+    """A ``hosts`` item as a mapping: ``"user@host:port"`` split into its parts."""
+    if isinstance(entry, dict):
+        return entry
+    match = _HOST_STRING.fullmatch(entry)
+    assert match is not None  # the schema admits only strings of this form
+    parts = {"host": match["ipv6"] or match["host"], "user": match["user"]}
+    if match["port"]:
+        parts["port"] = int(match["port"])
+    return parts
+
+
+def _ignore(host: Host, status: str, error: str | None = None) -> None:
+    """Marks nothing: what :meth:`SshPlatform._mark` does when no deploy is being recorded."""
+
+
+def _attempt(action: Callable[[Any], T], item: Any) -> T | DevopsError:
+    """``action(item)``, or what went wrong as an error naming the host."""
+    host: Host = item.host if isinstance(item, _Member) else item
+    try:
+        return action(item)
+    except DevopsError as error:
+        return DevopsError(
+            error.code,
+            f"{host.label}: {error.message}",
+            error.fix,
+            **{**error.details, "host": host.label},
+        )
+    except Exception as exc:  # noqa: BLE001 - a host failing in any way must not hide the others
+        return DevopsError(
+            ErrorCode.DEPLOY_FAILED,
+            f"{host.label}: {type(exc).__name__}: {exc}",
+            f"Check that {host.label} is up and reachable, then run it again.",
+            host=host.label,
+        )
+
+
+def _fleet_error(
+    failed: list[tuple[Host, DevopsError]],
+    what: str,
+    nothing_switched: bool = False,
+    switched_back: bool = False,
+) -> DevopsError:
+    """One error for the hosts that failed: the first one's code, every host named."""
+    first = failed[0][1]
+    names = ", ".join(host.label for host, _ in failed)
+    outcome = ""
+    if nothing_switched:
+        outcome = "; no host was switched, the previous release still serves everywhere"
+    elif switched_back:
+        outcome = "; the hosts already switched went back to what they served before"
+    message = (
+        first.message
+        if len(failed) == 1 and not outcome
+        else f"Could not {what} {names}{outcome}: "
+        + "; ".join(error.message for _, error in failed)
+    )
+    return DevopsError(
+        first.code,
+        message,
+        first.fix,
+        hosts=[
+            {"host": host.label, "code": e.code.value, "error": e.message} for host, e in failed
+        ],
+    )

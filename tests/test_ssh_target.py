@@ -1,0 +1,322 @@
+"""The ssh target as users run it, against three real sshd hosts (see sshd.py).
+
+The test hosts share this machine's filesystem, so each host's root is ``<fleet>/{host}/{env}``
+and what a host serves is checked right on disk. Each test gets a fresh fleet directory that
+the login user (``devops-test``) owns; the servers are the session's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shlex
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import write_site
+from sshd import SshServers
+
+from devops_tasks.config import ConfigStore
+from devops_tasks.files import SiteFiles
+from devops_tasks.history import Deployment
+from devops_tasks.output import NullProgress
+from devops_tasks.platforms import create
+from devops_tasks.project import Project
+
+
+@pytest.fixture
+def fleet(ssh_servers: SshServers) -> Iterator[Path]:
+    """A fresh directory the login user owns, under which each host gets its root."""
+    directory = Path(tempfile.mkdtemp(prefix="devops-fleet-"))
+    login = pwd.getpwnam(ssh_servers.user)
+    os.chown(directory, login.pw_uid, login.pw_gid)
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def configure(project: Project, servers: SshServers, fleet: Path, **ssh: Any) -> None:
+    """The project deploys to the three test hosts, each into ``<fleet>/<ip>/<env>``."""
+    section = {
+        "hosts": [f"{host.ip}:{host.port}" for host in servers.hosts],
+        "user": servers.user,
+        "key_file": str(servers.client_key),
+        "known_hosts": str(servers.known_hosts),
+        "path": f"{fleet}/{{host}}/{{env}}",
+        **ssh,
+    }
+    project.state_dir.mkdir(exist_ok=True)
+    project.config_path.write_text(json.dumps({"version": 1, "platform": "ssh", "ssh": section}))
+
+
+def roots(servers: SshServers, fleet: Path) -> list[Path]:
+    return [fleet / host.ip / "production" for host in servers.hosts]
+
+
+def live(root: Path) -> str | None:
+    """The release ``root/current`` points at, read on disk (None if there is none)."""
+    link = root / "current"
+    return os.readlink(link).rsplit("/", 1)[-1] if link.is_symlink() else None
+
+
+def releases(root: Path) -> list[str]:
+    directory = root / "releases"
+    return sorted(n for n in os.listdir(directory) if n.startswith("dep_"))
+
+
+@pytest.fixture
+def hosts(project: Project, ssh_servers: SshServers, fleet: Path) -> list[Path]:
+    """A project configured for the three hosts; returns each host's root."""
+    configure(project, ssh_servers, fleet)
+    return roots(ssh_servers, fleet)
+
+
+def test_a_deploy_puts_the_same_release_live_on_every_host(project, cli, hosts):
+    write_site(project.root / "dist", "fleet v1")
+
+    deployed = cli("deploy", "--json").json
+
+    assert deployed["success"] and deployed["platform"] == "ssh"
+    assert [live(root) for root in hosts] == [deployed["release"]] * 3
+    for root in hosts:
+        assert (root / "current" / "index.html").read_text() == "<h1>fleet v1</h1>\n"
+    assert [h["status"] for h in deployed["details"]["hosts"]] == ["switched"] * 3
+    status = cli("status", "--json").json
+    assert status["live_release"] == deployed["release"] and status["in_sync"]
+    assert status["target"]["hosts_agree"]
+    assert [h["current"] for h in status["target"]["hosts"]] == [deployed["release"]] * 3
+
+
+def test_rollback_restores_the_previous_release_on_every_host(project, cli, hosts):
+    first = cli("deploy", "--json").json
+    write_site(project.root / "dist", "v2")
+    second = cli("deploy", "--json").json
+    assert [live(root) for root in hosts] == [second["release"]] * 3
+
+    rolled_back = cli("rollback", "--json").json
+
+    assert rolled_back["success"] and rolled_back["details"]["restored"] == first["id"]
+    assert [live(root) for root in hosts] == [first["release"]] * 3
+    assert cli("status", "--json").json["in_sync"]
+
+
+def test_a_host_that_refuses_connections_fails_the_deploy_and_nothing_switches(
+    project, cli, ssh_servers, fleet
+):
+    configure(project, ssh_servers, fleet)
+    first = cli("deploy", "--json").json
+    down = "127.0.0.5"  # nothing listens there
+    port = ssh_servers.hosts[0].port
+    configure(
+        project,
+        ssh_servers,
+        fleet,
+        hosts=[*(f"{h.ip}:{port}" for h in ssh_servers.hosts), f"{down}:{port}"],
+    )
+    write_site(project.root / "dist", "v2")
+
+    refused = cli("deploy", "--json").json
+
+    assert refused["code"] == "HOST_UNREACHABLE" and down in refused["error"]
+    assert [live(root) for root in roots(ssh_servers, fleet)] == [first["release"]] * 3
+    assert [releases(root) for root in roots(ssh_servers, fleet)] == [[first["release"]]] * 3
+
+
+def test_a_host_failing_phase_one_switches_nothing_and_the_release_leaves_every_host(
+    project, cli, ssh_servers, fleet
+):
+    configure(project, ssh_servers, fleet)
+    first = cli("deploy", "--json").json
+    locked = ssh_servers.hosts[1]
+    # root owns it, 0755: the login user cannot create the host's new root inside
+    (fleet / "locked").mkdir(mode=0o755)
+    hosts = [
+        {"host": h.ip, "port": h.port}
+        | ({"path": f"{fleet}/locked/{{host}}"} if h is locked else {})
+        for h in ssh_servers.hosts
+    ]
+    configure(project, ssh_servers, fleet, hosts=hosts)
+    write_site(project.root / "dist", "v2")
+
+    failed = cli("deploy", "--json").json
+
+    assert failed["code"] == "DEPLOY_FAILED" and locked.ip in failed["error"]
+    assert "no host was switched" in failed["error"]
+    others = [fleet / h.ip / "production" for h in ssh_servers.hosts if h is not locked]
+    assert [live(root) for root in others] == [first["release"]] * 2
+    assert [releases(root) for root in others] == [[first["release"]]] * 2
+    record = cli("logs", "--json").json
+    assert record["status"] == "failed"
+
+
+def test_blue_green_leaves_every_host_on_the_old_release_until_published(
+    project, cli, ssh_servers, hosts
+):
+    first = cli("deploy", "--json").json
+    settings = ConfigStore(project).settings()
+    deployment = Deployment(
+        id="dep_1764111420000_ab12cd34", platform="ssh", environment="production"
+    )
+    site = SiteFiles.scan(write_site(project.root / "dist", "green"))
+
+    with create(project, settings) as target:
+        outcome = target.deploy(deployment, site, NullProgress(), publish=False)
+        assert not outcome.published
+        assert [live(root) for root in hosts] == [first["release"]] * 3
+        assert all(deployment.id in releases(root) for root in hosts)
+        assert target.live_release() == first["release"]
+
+        target.restore(deployment.id)
+
+    assert [live(root) for root in hosts] == [deployment.id] * 3
+    assert (hosts[2] / "current" / "index.html").read_text() == "<h1>green</h1>\n"
+
+
+def test_shell_metacharacters_in_the_path_are_only_a_name(project, cli, ssh_servers, fleet):
+    odd = f"{fleet}/a b/$(touch pwned)`touch pwned2`;touch pwned3/{{host}}"
+    configure(project, ssh_servers, fleet, path=odd)
+
+    deployed = cli("deploy", "--json").json
+
+    assert deployed["success"], deployed
+    home = Path(pwd.getpwnam(ssh_servers.user).pw_dir)
+    for host in ssh_servers.hosts:
+        root = Path(odd.replace("{host}", host.ip))
+        assert live(root) == deployed["release"]
+    for name in ("pwned", "pwned2", "pwned3"):
+        assert not (home / name).exists() and not (project.root / name).exists()
+
+
+def test_an_unknown_host_key_is_refused_with_its_fingerprint_and_nothing_is_deployed(
+    project, cli, ssh_servers, fleet, tmp_path
+):
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(ssh_servers.hosts[0].known_hosts_line())  # the other two unknown
+    configure(project, ssh_servers, fleet, known_hosts=str(known_hosts))
+
+    refused = cli("deploy", "--json").json
+
+    assert refused["code"] == "HOST_KEY_UNKNOWN"
+    assert ssh_servers.hosts[1].ip in refused["error"] and "SHA256:" in refused["error"]
+    assert os.listdir(fleet) == []
+    assert known_hosts.read_text() == ssh_servers.hosts[0].known_hosts_line()
+
+
+@pytest.mark.parametrize("first_deploy", [False, True])
+def test_a_host_failing_its_switch_sends_the_switched_hosts_back(
+    project, cli, ssh_servers, hosts, first_deploy
+):
+    before = None if first_deploy else cli("deploy", "--json").json["release"]
+    stubborn = hosts[2]
+    (stubborn / "current").unlink(missing_ok=True)
+    (stubborn / "current").mkdir(parents=True)  # not a link: the engine never replaces it
+    login = pwd.getpwnam(ssh_servers.user)
+    for directory in (stubborn.parent, stubborn):
+        os.chown(directory, login.pw_uid, login.pw_gid)
+    write_site(project.root / "dist", "v2")
+
+    failed = cli("deploy", "--json").json
+
+    assert failed["code"] == "DEPLOY_FAILED" and ssh_servers.hosts[2].ip in failed["error"]
+    assert "went back" in failed["error"]
+    assert [live(root) for root in hosts[:2]] == [before, before]
+    assert all(releases(root) == ([before] if before else []) for root in hosts)
+
+
+def test_infra_up_creates_every_hosts_releases_directory_and_can_run_again(project, cli, hosts):
+    for _ in range(2):
+        infra = cli("infra.up", "--json").json["infra"]
+        assert [h["releases"] for h in infra["hosts"]] == [[], [], []]
+    assert all((root / "releases").is_dir() for root in hosts)
+    shown = cli("infra.show", "--json").json["infra"]
+    assert shown["hosts_agree"] and shown["live_release"] is None
+
+
+def test_hosts_that_disagree_have_no_live_release_and_status_shows_each(project, cli, hosts):
+    first = cli("deploy", "--json").json["release"]
+    second = cli("deploy", "--json").json["release"]
+    (hosts[0] / "current").unlink()
+    (hosts[0] / "current").symlink_to(f"releases/{first}")
+
+    status = cli("status", "--json").json
+
+    assert status["live_release"] is None and not status["in_sync"]
+    assert not status["target"]["hosts_agree"]
+    assert [h["current"] for h in status["target"]["hosts"]] == [first, second, second]
+
+
+def test_a_host_without_a_user_or_path_is_config_invalid_naming_where(project, cli, hosts):
+    data = json.loads(project.config_path.read_text())
+    del data["ssh"]["user"]
+    data["ssh"]["hosts"] = ["web1.example.com", {"host": "web2.example.com", "user": "deploy"}]
+    project.config_path.write_text(json.dumps(data))
+
+    refused = cli("deploy", "--json").json
+
+    assert refused["code"] == "CONFIG_INVALID"
+    assert [p["path"] for p in refused["problems"]] == ["ssh.hosts.0.user"]
+
+
+@pytest.mark.parametrize(
+    ("hosts_value", "path"),
+    [
+        ([], "ssh.hosts"),
+        (["deploy@bad host"], "ssh.hosts.0"),
+        ([{"host": "a", "port": 0}], "ssh.hosts.0.port"),
+    ],
+)
+def test_a_malformed_hosts_list_is_refused_by_the_schema_naming_the_item(
+    project, cli, hosts, hosts_value, path
+):
+    refused = cli("config.set", "ssh.hosts", json.dumps(hosts_value), "--json").json
+
+    assert refused["code"] == "CONFIG_INVALID"
+    assert [p["path"] for p in refused["problems"]] == [path]
+
+
+def test_deploy_ssh_without_hosts_says_which_setting_is_missing(project, cli):
+    refused = cli("deploy.ssh", "--json").json
+
+    assert refused["code"] == "CONFIG_INVALID"
+    assert [p["path"] for p in refused["problems"]] == ["ssh.hosts"]
+
+
+def test_init_for_ssh_writes_a_valid_config_and_next_steps_that_work(project, cli):
+    created = cli("init", "--platform", "ssh", "--json").json
+
+    assert created["next"][0].startswith("devops config.set ssh.hosts ")
+    assert created["next"][1:] == ["devops infra.up", "devops deploy --dir dist"]
+    assert cli(*shlex.split(created["next"][0])[1:], "--json").json["success"]
+    assert cli("config.validate", "--json").json["environments"] == ["production", "staging"]
+
+
+def test_infra_show_for_people_lists_each_host(project, cli, ssh_servers, hosts):
+    deployed = cli("deploy", "--json").json
+
+    shown = cli("infra.show")
+
+    assert shown.exit_code == 0, shown.stderr
+    for host in ssh_servers.hosts:
+        assert f"{host.ip}:{host.port}" in shown.stdout
+    assert shown.stdout.count(deployed["release"]) >= 3
+
+
+def test_a_failed_health_check_puts_every_host_back_on_the_previous_release(project, cli, hosts):
+    first = cli("deploy", "--json").json["release"]
+    check = {"enabled": True, "url": "http://127.0.0.1:9/health", "retries": 0, "timeout": 1}
+    cli("config.set", "deployment.health_check", json.dumps(check), "--json")
+    write_site(project.root / "dist", "v2")
+
+    failed = cli("deploy", "--json").json
+
+    assert failed["code"] == "HEALTH_CHECK_FAILED"
+    assert [live(root) for root in hosts] == [first] * 3
+    record = cli("logs", "--json").json
+    assert any(step["step"] == "rollback" for step in record["log"])
