@@ -198,8 +198,9 @@ class _HostKeyCheck:
                 f"{hostname} is not in {self.path}; it offers the {key.get_name()} key "
                 f"{key.fingerprint}",
                 f"Check with the host's owner that {key.fingerprint} is its key (ssh-keygen -lf "
-                f"on its /etc/ssh/ssh_host_*_key.pub shows it), then run "
-                f"`devops ssh.trust {shlex.quote(_host_of(hostname))}`.",
+                f"on its /etc/ssh/ssh_host_*_key.pub shows it), then pin it: "
+                f"`{_keyscan(hostname, self.path)}`, or deploy once with "
+                "ssh.host_key_policy set to accept-new.",
                 host=hostname,
                 fingerprint=key.fingerprint,
                 known_hosts=str(self.path),
@@ -221,8 +222,8 @@ class _HostKeyCheck:
             "Someone may be intercepting the connection: do not deploy. If the host was "
             "reinstalled or its key replaced, confirm the new fingerprint with its owner, remove "
             f"the old entry (ssh-keygen -R {shlex.quote(hostname)} -f "
-            f"{shlex.quote(str(self.path))}) and trust it again with "
-            f"`devops ssh.trust {shlex.quote(_host_of(hostname))}`.",
+            f"{shlex.quote(str(self.path))}) and pin the new one: "
+            f"`{_keyscan(hostname, self.path)}`.",
             host=hostname,
             expected=[k.fingerprint for k in known],
             offered=key.fingerprint,
@@ -248,6 +249,13 @@ class _HostKeyCheck:
                 current += b"\n"
             line = HostKeyEntry([hostname], key).to_line()
             atomic_write(path, current + line.encode(), mode=mode)
+
+
+def _keyscan(name: str, known_hosts: Path) -> str:
+    """The command that appends ``name``'s keys to ``known_hosts`` (``ssh-keyscan``)."""
+    host = _host_of(name)
+    port = name.rsplit("]:", 1)[1] if name.startswith("[") else "22"
+    return f"ssh-keyscan -p {port} {shlex.quote(host)} >> {shlex.quote(str(known_hosts))}"
 
 
 def _host_of(name: str) -> str:

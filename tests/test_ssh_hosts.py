@@ -80,8 +80,20 @@ def test_an_unknown_host_is_refused_with_its_fingerprint(
     assert fingerprint.startswith("SHA256:") and not fingerprint.endswith("=")
     assert error.code is ErrorCode.HOST_KEY_UNKNOWN
     assert host.ip in error.message and fingerprint in error.message
-    assert f"devops ssh.trust {host.ip}" in error.fix
+    assert f"ssh-keyscan -p {host.port} {host.ip} >> " in error.fix
     assert known_hosts.read_text() == ssh_servers.hosts[0].known_hosts_line()
+
+
+def test_the_pinning_command_an_unknown_host_fix_gives_works_as_printed(
+    ssh_servers: SshServers, tmp_path: Path
+) -> None:
+    host = ssh_servers.hosts[1]
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    error = refusal(lambda: open_to(ssh_servers, host, known_hosts))
+    command = error.fix.split("`")[1]
+    subprocess.run(["sh", "-c", command], check=True, capture_output=True, timeout=30)
+    open_to(ssh_servers, host, known_hosts).close()
 
 
 def test_accept_new_pins_an_unknown_host_keeping_the_file_then_strict_connects(
