@@ -63,6 +63,12 @@ def _config_file(path: str, parse: Callable[[str], Any]) -> Any:
     except NotADirectoryError:
         # HOME (or a directory above the file) is a file: then the file cannot exist.
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path) from None
+    except RecursionError:
+        raise DevopsError(
+            ErrorCode.CONFIG_INVALID,
+            f"{path} is nested too deeply to be read as configuration",
+            "Fix or remove that file, then run the command again.",
+        ) from None
     except (ValueError, yaml.YAMLError) as exc:
         raise DevopsError(
             ErrorCode.CONFIG_INVALID,

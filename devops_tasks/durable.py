@@ -51,7 +51,12 @@ def atomic_write(
     path.parent.mkdir(parents=True, exist_ok=True)
     if sweep:
         remove_stale_temporaries(path.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent
+        )
+    except OSError as exc:  # name what the user knows, not a random temporary name
+        raise OSError(exc.errno, exc.strerror, str(path.parent)) from None
     try:
         # Held until the rename: a temporary file nobody holds belongs to a dead writer.
         fcntl.flock(fd, fcntl.LOCK_EX)

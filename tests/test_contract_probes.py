@@ -175,6 +175,14 @@ PROBES = {
     "flag_the_program_does_not_have": Probe(["--dry", "deploy"], "INVALID_ARGUMENT"),
     "core_flag_value_not_a_number": Probe(["--list-depth", "abc", "status"], "INVALID_ARGUMENT"),
     "no_task_at_all": Probe([], "INVALID_ARGUMENT"),
+    "devops_yaml_nested_too_deeply": Probe(
+        ["status"], "CONFIG_INVALID", setup=_with_file("devops.yaml", b"[" * 50_000)
+    ),
+    "config_nested_deeper_than_the_schema_check_goes": Probe(
+        ["status"],
+        "CONFIG_INVALID",
+        setup=lambda tmp: _project(tmp, b'{"version": 1, "x": ' + b"[" * 900 + b"]" * 900 + b"}"),
+    ),
     "list_of_no_collection": Probe(["--list", "hunter2"], "INVALID_ARGUMENT"),
     "list_format_of_no_kind": Probe(["-F", "hunter2", "--list"], "INVALID_ARGUMENT"),
     "history_status_of_no_kind": Probe(["history", "--status", "bogus"], "INVALID_ARGUMENT"),

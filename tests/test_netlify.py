@@ -413,8 +413,10 @@ def test_an_id_from_a_tampered_record_never_reaches_a_url_path(netlify, project,
     record = json.loads(record_path.read_text())
     record_path.write_text(json.dumps({**record, "platform_deploy_id": "../../sites"}))
     sent = len(netlify.requests)
-    failure = cli("logs", "--id", deployed["id"], "--json").json
-    assert failure["code"] == "INVALID_ARGUMENT" and "Netlify deploy id" in failure["error"]
+    shown = cli("logs", "--id", deployed["id"], "--json").json
+    assert shown["success"] and shown["log"]  # the local log stands on its own
+    assert shown["remote"]["code"] == "INVALID_ARGUMENT"
+    assert "Netlify deploy id" in shown["remote"]["error"]
     assert len(netlify.requests) == sent
 
 
@@ -449,3 +451,10 @@ def test_a_config_api_url_on_another_host_never_receives_the_token(netlify, cli,
 def test_the_environment_api_url_wins_over_the_config(netlify, cli):
     cli("config.set", "netlify.api_url", "https://api.netlify.com/api/v1", "--json")
     assert cli("status", "--json").json["success"]  # served by the fake NETLIFY_API_URL names
+
+
+def test_a_build_hook_netlify_does_not_know_says_to_copy_it_again(netlify, cli, monkeypatch):
+    monkeypatch.setenv("NETLIFY_BUILD_HOOK", f"{netlify.base}/build_hooks/000000000000000000000000")
+    failure = cli("build", "--remote", "--json").json
+    assert failure["code"] == "NOT_FOUND" and "build hook" in failure["error"]
+    assert "site_id" not in failure["fix"] and "Build & deploy" in failure["fix"]

@@ -107,7 +107,7 @@ def parse_value(text: str) -> Any:
     """
     try:
         return json.loads(text, parse_constant=_refuse_constant)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deeply for a setting: keep it as text
         return text
 
 
@@ -136,7 +136,10 @@ def _validator() -> Any:
 
 def schema_problems(data: Any) -> list[Problem]:
     """Every way ``data`` breaks the schema, each naming its path and the allowed values."""
-    errors = sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.path)))
+    try:
+        errors = sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.path)))
+    except RecursionError:
+        return [Problem("", "is nested too deeply to be a configuration")]
     return [problem for error in errors for problem in _explain(error)]
 
 

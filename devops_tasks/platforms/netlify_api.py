@@ -135,15 +135,25 @@ class NetlifyApi:
                 "Copy the hook URL from the site's Build & deploy settings in Netlify into "
                 "netlify.build_hook or NETLIFY_BUILD_HOOK.",
             )
-        self._call(
-            "POST",
-            hook_url,
-            absolute=True,
-            ok=(200, 201, 202, 204),
-            json=None,
-            headers={"Authorization": None},  # None drops the session's header for this call
-            what="the build hook",
-        )
+        try:
+            self._call(
+                "POST",
+                hook_url,
+                absolute=True,
+                ok=(200, 201, 202, 204),
+                json=None,
+                headers={"Authorization": None},  # None drops the session's header here
+                what="the build hook",
+            )
+        except DevopsError as error:
+            if error.code not in (ErrorCode.NOT_FOUND, ErrorCode.CREDENTIALS_INVALID):
+                raise
+            raise DevopsError(
+                ErrorCode.NOT_FOUND,
+                "Netlify does not know this build hook (it was deleted, or the URL is wrong)",
+                "Copy the hook URL again from the site's Build & deploy settings in Netlify "
+                "(or create one) into netlify.build_hook or NETLIFY_BUILD_HOOK.",
+            ) from None
 
     # -- plumbing --------------------------------------------------------------------------
 

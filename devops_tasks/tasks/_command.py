@@ -103,6 +103,13 @@ def as_failure(exc: BaseException) -> DevopsError:
     """
     if isinstance(exc, DevopsError):
         error = exc
+    elif isinstance(exc, RecursionError):
+        # Only data read from a file nests without bound: a config or a state file.
+        error = DevopsError(
+            ErrorCode.CONFIG_INVALID,
+            "A configuration or state file is nested too deeply to be read",
+            "Check .devops/config.json and any devops.yaml for runaway nesting, and fix it.",
+        )
     elif isinstance(exc, KeyboardInterrupt):
         error = DevopsError(
             ErrorCode.INTERRUPTED, "Interrupted", "Run `devops status` to see where things stand."

@@ -210,7 +210,10 @@ def logs(c: Context, out: Output, id=None, env=None) -> dict[str, Any]:
     }
     if record.platform_deploy_id:
         target = deployer_for(c, out, record.environment, record.platform).platform
-        result["remote"] = target.deployment_log(record.platform_deploy_id)
+        try:
+            result["remote"] = target.deployment_log(record.platform_deploy_id)
+        except DevopsError as error:  # the local log still stands on its own
+            result["remote"] = {"error": error.message, "code": error.code.value}
     return result
 
 
