@@ -55,3 +55,14 @@ def run_devops(
         **({"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}),
     )
     return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """End a server the tests started: politely, then for sure."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers import stop_process
+
 __all__ = ["MotoServer", "reset", "start"]
 
 STARTUP_TIMEOUT = 20.0
@@ -34,13 +36,7 @@ class MotoServer:
 
     def stop(self) -> None:
         """End the process (politely, then for sure) and remove its log."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process)
         self.log_path.unlink(missing_ok=True)
 
 

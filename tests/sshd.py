@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers import stop_process
+
 __all__ = ["SSHD", "TEST_USER", "SshHost", "SshServers", "start"]
 
 SSHD = "/usr/sbin/sshd"
@@ -85,13 +87,8 @@ class SshHost:
 
     def stop(self) -> None:
         """End this host's sshd (politely, then for sure)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
 
