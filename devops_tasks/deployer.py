@@ -60,12 +60,8 @@ class Deployer:
         else:
             findings += self.platform.validate_files(files)
         if findings:
-            raise DevopsError(
-                ErrorCode.VALIDATION_FAILED,
-                f"{len(findings)} problem(s) before deploying to {self.platform.name}: "
-                + "; ".join(f.message for f in findings),
-                " ".join(dict.fromkeys(f.fix for f in findings)),
-                problems=[f.to_dict() for f in findings],
+            raise _findings_error(
+                ErrorCode.VALIDATION_FAILED, f"before deploying to {self.platform.name}", findings
             )
         return files
 
@@ -254,6 +250,11 @@ class Deployer:
                 "deployment id or release id (--to)",
                 f"Pick an id from `devops history --env {self.environment}` (or --remote).",
             )
+        findings = self.platform.validate()  # e.g. two environments sharing one `current`
+        if findings:
+            raise _findings_error(
+                ErrorCode.CONFIG_INVALID, f"before rolling back on {self.platform.name}", findings
+            )
         with self._lock(), self.platform:
             serving = self.platform.live_release()
             self.history.mark_interrupted(self.environment, serving)
@@ -416,6 +417,16 @@ class Deployer:
 
             self.context = Context()
         return self.context
+
+
+def _findings_error(code: ErrorCode, when: str, findings: list[platforms.Finding]) -> DevopsError:
+    """Every problem found at once, each with its fix."""
+    return DevopsError(
+        code,
+        f"{len(findings)} problem(s) {when}: " + "; ".join(f.message for f in findings),
+        " ".join(dict.fromkeys(f.fix for f in findings)),
+        problems=[f.to_dict() for f in findings],
+    )
 
 
 def _ms_since(started: float) -> int:

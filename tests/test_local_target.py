@@ -262,3 +262,14 @@ def test_people_see_what_the_scan_left_out(project, cli):
     (project.root / "dist" / "gone.html").symlink_to("was-here.html")
     shown = cli("deploy").stdout
     assert "warning: gone.html was not deployed: it is a link to nothing" in shown
+
+
+def test_a_rollback_is_refused_first_for_a_shared_root_even_with_nothing_to_roll_back_to(
+    project, cli
+):
+    cli("deploy", "--env", "staging", "--json")
+    configure(project, local={"root": "common"}, environments={"staging": {}})
+
+    refused = cli("rollback", "--env", "staging", "--json").json
+
+    assert refused["code"] == "CONFIG_INVALID" and "share" in refused["error"]
