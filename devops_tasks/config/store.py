@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
         "rollback_on_failure": True,
         "keep_releases": 5,
         "lock_timeout": 60,
+        "lock_ttl": 3600,
+        "canary_wait": 0,
+        "max_fail": 0,
         "pre_deploy": [],
         "require_clean_git": False,
         "health_check": {
