@@ -17,6 +17,9 @@ from devops_tasks import __version__, build_namespace, durable, redaction
 from devops_tasks.cli import DevopsConfig, DevopsProgram
 from devops_tasks.project import Project
 
+#: The ssh fleet fixtures (``fleet``, ``hosts``) for every test module.
+pytest_plugins = ["fleet"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

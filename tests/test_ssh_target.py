@@ -11,71 +11,17 @@ import json
 import os
 import pwd
 import shlex
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from fleet import configure, live, releases, roots
 from helpers import write_site
-from sshd import SshServers
 
 from devops_tasks.config import ConfigStore
 from devops_tasks.files import SiteFiles
 from devops_tasks.history import Deployment
 from devops_tasks.output import NullProgress
 from devops_tasks.platforms import create
-from devops_tasks.project import Project
-
-
-@pytest.fixture
-def fleet(ssh_servers: SshServers) -> Iterator[Path]:
-    """A fresh directory the login user owns, under which each host gets its root."""
-    directory = Path(tempfile.mkdtemp(prefix="devops-fleet-"))
-    login = pwd.getpwnam(ssh_servers.user)
-    os.chown(directory, login.pw_uid, login.pw_gid)
-    directory.chmod(0o755)
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def configure(project: Project, servers: SshServers, fleet: Path, **ssh: Any) -> None:
-    """The project deploys to the three test hosts, each into ``<fleet>/<ip>/<env>``."""
-    section = {
-        "hosts": [f"{host.ip}:{host.port}" for host in servers.hosts],
-        "user": servers.user,
-        "key_file": str(servers.client_key),
-        "known_hosts": str(servers.known_hosts),
-        "path": f"{fleet}/{{host}}/{{env}}",
-        **ssh,
-    }
-    project.state_dir.mkdir(exist_ok=True)
-    project.config_path.write_text(json.dumps({"version": 1, "platform": "ssh", "ssh": section}))
-
-
-def roots(servers: SshServers, fleet: Path) -> list[Path]:
-    return [fleet / host.ip / "production" for host in servers.hosts]
-
-
-def live(root: Path) -> str | None:
-    """The release ``root/current`` points at, read on disk (None if there is none)."""
-    link = root / "current"
-    return os.readlink(link).rsplit("/", 1)[-1] if link.is_symlink() else None
-
-
-def releases(root: Path) -> list[str]:
-    directory = root / "releases"
-    return sorted(n for n in os.listdir(directory) if n.startswith("dep_"))
-
-
-@pytest.fixture
-def hosts(project: Project, ssh_servers: SshServers, fleet: Path) -> list[Path]:
-    """A project configured for the three hosts; returns each host's root."""
-    configure(project, ssh_servers, fleet)
-    return roots(ssh_servers, fleet)
 
 
 def test_a_deploy_puts_the_same_release_live_on_every_host(project, cli, hosts):
