@@ -10,14 +10,16 @@ that cannot be read is refused, never silently dropped; a broken link is a warni
 
 from __future__ import annotations
 
+import concurrent.futures
 import errno
 import hashlib
 import mimetypes
 import os
 import re
 import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DevopsError, ErrorCode
@@ -32,6 +34,10 @@ _ALWAYS_SKIPPED = {".git", ".hg", ".svn", "__MACOSX", ".DS_Store", "Thumbs.db"}
 _SECRET_NAME = re.compile(r"credentials\.enc|.*\.key", re.IGNORECASE)
 #: How many unreadable paths an error names (the count is always given).
 _MAX_LISTED = 50
+#: Bytes read at a time when hashing: large files never sit in memory.
+_CHUNK = 1 << 20
+#: Threads that hash a site's files (hashlib and reads release the GIL).
+_HASHING_THREADS = min(8, (os.cpu_count() or 2) * 2)
 
 
 def default_ignore(relative: str) -> bool:
@@ -46,14 +52,23 @@ class SiteFile:
     path: str
     source: Path
     size: int
+    #: Permission bits (``st_mode & 0o7777``) as the scan found them.
+    mode: int = 0o644
+    #: Last modification, in whole seconds since the epoch.
+    mtime: int = 0
 
     def digest(self, algorithm: str = "sha256") -> str:
         """Hex digest of the content, read in chunks (large files never sit in memory)."""
-        hasher = hashlib.new(algorithm)
-        with self.source.open("rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                hasher.update(chunk)
-        return hasher.hexdigest()
+        return self.digests(algorithm)[0]
+
+    def digests(self, *algorithms: str) -> tuple[str, ...]:
+        """Hex digests of the content, one per algorithm, all from a single read."""
+        hashers = [hashlib.new(algorithm) for algorithm in algorithms]
+        with open(self.source, "rb", buffering=0) as stream:
+            for chunk in iter(lambda: stream.read(_CHUNK), b""):
+                for hasher in hashers:
+                    hasher.update(chunk)
+        return tuple(hasher.hexdigest() for hasher in hashers)
 
     @property
     def content_type(self) -> str:
@@ -69,10 +84,35 @@ class SiteFiles:
     files: tuple[SiteFile, ...]
     #: What was left out and why (broken links, secrets), for the deployment's record.
     warnings: tuple[str, ...] = ()
+    _digests: dict[str, dict[str, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _hashing: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+    def digests(self, algorithm: str = "sha256") -> dict[str, str]:
+        """``path -> hex digest`` of every file, computed once however many hosts ask.
+
+        The files are hashed on a few threads, each taking one interleaved share (one task
+        per thread, not per file: for thousands of small files the per-task overhead would
+        outweigh the hashing).
+        """
+        with self._hashing:
+            if algorithm not in self._digests:
+                shares = [self.files[n::_HASHING_THREADS] for n in range(_HASHING_THREADS)]
+
+                def hash_share(share: tuple[SiteFile, ...]) -> list[tuple[str, str]]:
+                    return [(f.path, f.digests(algorithm)[0]) for f in share]
+
+                with concurrent.futures.ThreadPoolExecutor(_HASHING_THREADS) as pool:
+                    hashed = [pair for share in pool.map(hash_share, shares) for pair in share]
+                self._digests[algorithm] = dict(hashed)
+            return self._digests[algorithm]
 
     def __len__(self) -> int:
         return len(self.files)
@@ -211,7 +251,13 @@ class _Walk:
         except OSError:
             self.unreadable.append(relative)
             return
-        yield SiteFile(relative, source, status.st_size)
+        yield SiteFile(
+            relative,
+            source,
+            status.st_size,
+            stat.S_IMODE(status.st_mode),
+            int(status.st_mtime),
+        )
 
     def _skip(self, relative: str, why: str) -> None:
         self.warnings.append(f"{relative} was not deployed: {why}")

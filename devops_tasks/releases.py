@@ -1,47 +1,89 @@
-"""Releases with an atomic ``current`` switch, over any connection that can ``run`` and ``put``.
+"""Releases with an atomic ``current`` switch, on this machine or on a host reached over SSH.
 
 The layout is Capistrano's: ``<root>/releases/<release-id>/`` holds each deployed copy and
 ``<root>/current`` is a symlink to the live one. Switching is a rename of a fresh symlink
 over ``current``, which POSIX makes atomic: a reader sees the old release or the new one.
 
-The root may hold other people's files, so the engine touches only names it owns: release
-ids (which are deployment ids, ``dep_<ms>_<hex>``), ``current``, and its temporary names
-(``releases/.<id>.tar``, ``releases/.<id>.partial/``, ``.current-<id>``). A release is
-unpacked into its ``.partial`` directory and renamed to its id only once complete, so a
-``releases/<id>`` is always whole; whatever a killed run leaves behind carries a temporary
-name, which :meth:`ReleaseEngine.sweep` removes on the next deploy. Nothing is left outside
-the root: the archive is packed into an unnamed temporary file.
+Each release has a manifest, ``<root>/.devops/manifests/<release-id>.json`` (path -> sha256,
+size, mode and mtime of every file it was given), kept outside the served directory. It makes
+uploads *deltas*: a new release starts as hard links to the unchanged files of the host's
+current release, and only the added and changed files are sent, as one tar stream. A changed
+file is always a new inode, so an older release is never modified. Before linking, the
+current release's files are listed on the host; one whose size, mode or time no longer
+matches its manifest (edited by hand) is sent in full instead.
 
-The engine only speaks through ``connection.run(command)`` and ``connection.put(file, dst)``:
-fabric's ``Connection`` has both, and :class:`LocalConnection` gives invoke's ``Context``
-the same shape, so one engine serves the local target and every SSH host.
+The root may hold other people's files, so the engine touches only names it owns: release
+ids (which are deployment ids, ``dep_<ms>_<hex>``), ``current``, ``shared/``, the
+manifests, and its temporary names (``releases/.<id>.partial/``, ``.current-<id>``,
+``.devops/manifests/.<id>.json.partial``). A release is built in its ``.partial``
+directory and renamed to its id only once complete, so a ``releases/<id>`` is always whole;
+whatever a killed run leaves behind carries a temporary name, which
+:meth:`ReleaseEngine.sweep` removes on the next deploy.
+
+Small commands go through ``connection.run(command)``: fabric's ``Connection`` has it, and
+:class:`LocalConnection` gives invoke's ``Context`` the same shape. The two bulk steps of an
+upload (reading what the host has, writing the release) are done the fastest way each side
+allows: over SSH, one command each on a raw channel (the tar streams into ``tar -x``'s stdin);
+on this machine, directly (files are copied or linked straight into the release).
 """
 
 from __future__ import annotations
 
+import errno
+import json
+import os
+import posixpath
 import re
 import shlex
 import shutil
-import tarfile
-import tempfile
-from typing import IO, TYPE_CHECKING, Any, Protocol
+import stat
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from invoke.exceptions import CommandTimedOut
+
+from . import tar_stream
 from .commands import child_environment
-from .errors import DevopsError, ErrorCode
+from .errors import DevopsError, ErrorCode, os_failure
 from .ids import DEPLOYMENT_ID
+from .redaction import redact
 
 if TYPE_CHECKING:
-    from .files import SiteFiles
+    from .files import SiteFile, SiteFiles
     from .output import Progress
 
-__all__ = ["Connection", "LocalConnection", "ReleaseEngine"]
+__all__ = ["Connection", "LocalConnection", "ReleaseEngine", "Upload"]
 
 _RELEASE = DEPLOYMENT_ID.pattern
 #: A leftover is renamed to this suffix before it is removed (see ``ReleaseEngine.sweep``).
 _SWEPT = r"\.swept"
 #: What an interrupted upload or switch leaves behind; nothing else is ever swept.
+#: (``.tar`` is what versions that uploaded an archive first left.)
 _LEFTOVER_IN_RELEASES = re.compile(rf"\.{_RELEASE}\.(?:tar|partial)(?:{_SWEPT})?", re.ASCII)
 _LEFTOVER_IN_ROOT = re.compile(rf"\.current-{_RELEASE}(?:{_SWEPT})?", re.ASCII)
+_LEFTOVER_MANIFEST = re.compile(rf"\.{_RELEASE}\.json\.partial", re.ASCII)
+_MANIFEST = re.compile(rf"({_RELEASE})\.json", re.ASCII)
+_MANIFESTS = ".devops/manifests"
+_MANIFEST_VERSION = 1
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_OCTAL_MODE = re.compile(r"[0-7]{1,4}", re.ASCII)
+#: The permission bits a deployed file keeps: read and execute as built, write for the owner
+#: only, never set-id (as a umask of 022 would leave them, whoever extracts).
+_DEPLOYED_MODE = 0o755
+#: Bytes handed to the channel at a time: big enough that per-call costs vanish.
+_STREAM_CHUNK = 256 * 1024
+#: What one command may print before the host is taken for hostile (a manifest and a
+#: listing of a million files fit).
+_MAX_OUTPUT = 512 << 20
+#: How much of a failing command's stderr is kept for its error message.
+_STDERR_KEPT = 64 * 1024
+#: Lines of a failing hook's output that its error message quotes.
+_HOOK_TAIL_LINES = 20
+#: How often a wait on a remote command looks at its stderr and the deadline.
+_POLL = 0.05
 
 
 class Connection(Protocol):
@@ -49,11 +91,88 @@ class Connection(Protocol):
 
     def run(self, command: str, **kwargs: Any) -> Any: ...
 
-    def put(self, local: IO[bytes], remote: str) -> Any: ...
+
+@dataclass(frozen=True)
+class Upload:
+    """What one upload did on its host: what it linked from ``base``, and what it sent."""
+
+    release: str
+    #: The release whose unchanged files were linked (the host's current one), if any.
+    base: str | None
+    files_linked: int
+    files_sent: int
+    #: Content bytes of the files sent (the tar's headers are not counted).
+    bytes_sent: int
+
+
+class _Entry(NamedTuple):
+    """One file of a manifest."""
+
+    sha256: str
+    size: int
+    mode: int
+    mtime: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sha256": self.sha256,
+            "size": self.size,
+            "mode": f"{self.mode:o}",
+            "mtime": self.mtime,
+        }
+
+
+class _Survey(NamedTuple):
+    """What a host holds that an upload can reuse: its current release and that one's files."""
+
+    current: str | None
+    manifest: bytes | None
+    #: ``path -> (size, mtime, mode)`` of each regular file of the current release, on disk.
+    on_disk: dict[str, tuple[int, int, int]]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One release to build: each file linked from ``base`` or sent, then the manifest."""
+
+    release: str
+    base: str | None
+    #: Every file in path order, with its manifest entry and whether it is linked.
+    members: list[tuple[SiteFile, _Entry, bool]]
+    manifest: bytes
+    shared: tuple[str, ...]
+
+    # Paths relative to the root, so that the same plan serves a host and this machine.
+
+    @property
+    def partial(self) -> str:
+        return f"releases/.{self.release}.partial"
+
+    @property
+    def target(self) -> str:
+        return f"releases/{self.release}"
+
+    @property
+    def manifest_partial(self) -> str:
+        return f"{_MANIFESTS}/.{self.release}.json.partial"
+
+    @property
+    def manifest_path(self) -> str:
+        return f"{_MANIFESTS}/{self.release}.json"
+
+    def linked_from(self, path: str) -> str:
+        return f"releases/{self.base}/{path}"
+
+    @property
+    def sent(self) -> list[SiteFile]:
+        return [f for f, _, linked in self.members if not linked]
 
 
 class LocalConnection:
-    """Invoke's ``Context`` plus ``put``: this machine, shaped like a fabric ``Connection``."""
+    """Invoke's ``Context``, shaped like a fabric ``Connection``: this machine.
+
+    It also does an upload's bulk steps here directly, in Python, instead of through a tar.
+    """
 
     def __init__(self, context: Any = None) -> None:
         if context is None:
@@ -66,7 +185,7 @@ class LocalConnection:
         """Run ``command`` with options that invoke's config and flags cannot change.
 
         ``--dry`` or ``INVOKE_RUN_DRY`` must not turn a deploy into one that did nothing
-        yet is recorded as done, and ``tar``/``mv`` have no business with the master key.
+        yet is recorded as done, and ``mv``/``rm`` have no business with the master key.
         """
         return self.context.run(
             command,
@@ -83,18 +202,274 @@ class LocalConnection:
             },
         )
 
-    def put(self, local: IO[bytes], remote: str) -> None:
-        """Copy the open file ``local`` to the path ``remote`` (fabric's ``put`` takes one too)."""
-        with open(remote, "wb") as target:
-            shutil.copyfileobj(local, target)
+    def survey(self, root: str, timeout: float | None) -> _Survey:
+        """The current release of ``root``, its manifest and its regular files as they are."""
+        base = Path(root)
+        for directory in ("releases", _MANIFESTS):
+            (base / directory).mkdir(parents=True, exist_ok=True)
+        try:
+            current = _release_of_link(os.readlink(base / "current"))
+        except OSError:
+            current = None
+        if current is None:
+            return _Survey(None, None, {})
+        try:
+            manifest = (base / _MANIFESTS / f"{current}.json").read_bytes()
+        except FileNotFoundError:
+            return _Survey(current, None, {})
+        on_disk = {}
+        top = base / "releases" / current
+        for directory, _, names in os.walk(top):
+            relative = os.path.relpath(directory, top)
+            prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+            for name in names:
+                status = os.lstat(os.path.join(directory, name))
+                if stat.S_ISREG(status.st_mode):
+                    on_disk[prefix + name] = (
+                        status.st_size,
+                        int(status.st_mtime),
+                        stat.S_IMODE(status.st_mode),
+                    )
+        return _Survey(current, manifest, on_disk)
+
+    def build(self, root: str, plan: _Plan, progress: Progress, timeout: float | None) -> None:
+        """Copy the sent files and link the kept ones into the partial release, then rename it."""
+        base = Path(root)
+        partial = base / plan.partial
+        partial.mkdir()  # never into someone else's: a leftover is swept first
+        made = {partial}
+        progress.start("Copying files", total=sum(f.size for f in plan.sent))
+        for site_file, entry, linked in plan.members:
+            target = partial / site_file.path
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
+            if linked:
+                os.link(base / plan.linked_from(site_file.path), target)
+                continue
+            with open(site_file.source, "rb") as source, open(target, "xb") as copy:
+                shutil.copyfileobj(source, copy, 1 << 20)
+                if copy.tell() != site_file.size:
+                    raise _changed(site_file)
+                os.fchmod(copy.fileno(), entry.mode)
+                os.utime(copy.fileno(), (entry.mtime, entry.mtime))
+            progress.advance(site_file.size)
+        progress.finish()
+        (base / plan.manifest_partial).write_bytes(plan.manifest)
+        os.replace(base / plan.manifest_partial, base / plan.manifest_path)
+        for path in plan.shared:
+            if not (base / "shared" / path).exists():
+                raise _no_shared(root, path)
+            link = partial / path
+            if link.is_dir() and not link.is_symlink():
+                shutil.rmtree(link)
+            elif link.exists() or link.is_symlink():
+                link.unlink()
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(_shared_link(path))
+        if os.path.lexists(base / plan.target):  # rename() would replace an empty directory
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(base / plan.target))
+        partial.rename(base / plan.target)
+
+    def read(self, path: str, timeout: float | None) -> bytes | None:
+        try:
+            return Path(path).read_bytes()
+        except FileNotFoundError:
+            return None
+
+
+class _Completed(NamedTuple):
+    status: int
+    stdout: bytes
+    stderr: bytes
+
+
+class _OverSsh:
+    """An upload's bulk steps on a fabric ``Connection``: one command each, on a raw channel.
+
+    fabric's ``run`` reads output 1,000 bytes at a time and joins everything read so far
+    after each read (for prompts to answer), and feeds stdin through text decoding: fine
+    for short commands, quadratic for a manifest, and wrong for a tar. So these commands
+    use a channel of the same connection directly.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def survey(self, root: str, timeout: float | None) -> _Survey:
+        releases, manifests = (shlex.quote(f"{root}/{d}") for d in ("releases", _MANIFESTS))
+        # The id read from ``current`` is kept only if it is plain letters, digits and _,
+        # so it can name nothing but an entry of releases/ (Python checks it again).
+        command = (
+            f"mkdir -p {releases} {manifests} && cd {shlex.quote(root)} || exit 1\n"
+            "c=$(readlink current 2>/dev/null); c=${c#releases/}\n"
+            "case $c in dep_*) case $c in *[!a-z0-9_]*) c= ;; esac ;; *) c= ;; esac\n"
+            "printf '%s\\n' \"$c\"\n"
+            f'if test -n "$c" && test -f "{_MANIFESTS}/$c.json"; then\n'
+            f"  cat \"{_MANIFESTS}/$c.json\" && printf '\\0' &&\n"
+            "  find \"releases/$c\" -type f -printf '%s %T@ %m %P\\0' 2>/dev/null\n"
+            "fi\n"
+            "exit 0"
+        )
+        done = _check(self._exec(command, (), timeout, "read the current release"), root)
+        first, _, rest = done.stdout.partition(b"\n")
+        current = _release_of_link(os.fsdecode(first))
+        manifest, found, listing = rest.partition(b"\0")
+        if current is None or not found:
+            return _Survey(current, None, {})
+        return _Survey(current, manifest, _parse_listing(listing))
+
+    def build(self, root: str, plan: _Plan, progress: Progress, timeout: float | None) -> None:
+        q = shlex.quote
+        steps = [
+            f"cd {q(root)}",
+            f"mkdir {q(plan.partial)}",
+            "tar -x -p --no-same-owner -f -",
+            f"mv -f {q(plan.manifest_partial)} {q(plan.manifest_path)}",
+        ]
+        for path in plan.shared:
+            in_release = f"{plan.partial}/{path}"
+            missing = q(f"{root}/shared/{path} does not exist")
+            steps += [
+                f"{{ test -e {q('shared/' + path)} || {{ echo {missing} >&2; false; }}; }}",
+                f"rm -rf {q(in_release)}",
+                f"mkdir -p {q(posixpath.dirname(in_release))}",
+                f"ln -s {q(_shared_link(path))} {q(in_release)}",
+            ]
+        steps += [f"test ! -e {q(plan.target)}", f"mv {q(plan.partial)} {q(plan.target)}"]
+        what = f"unpack release {plan.release}"
+        _check(self._exec(" && ".join(steps), _tar(plan, progress), timeout, what), root, what)
+
+    def read(self, path: str, timeout: float | None) -> bytes | None:
+        done = self._exec(f"cat {shlex.quote(path)}", (), timeout, f"read {path}")
+        return done.stdout if done.status == 0 else None
+
+    def _exec(
+        self, command: str, stdin: Iterable[bytes], timeout: float | None, what: str
+    ) -> _Completed:
+        """Run ``command`` with ``stdin`` streamed in; its exit status and output.
+
+        Output is drained while stdin is sent, so a command that talks back never stalls on
+        a full window. A command still running after ``timeout`` seconds is abandoned.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        out, err = bytearray(), bytearray()
+        channel = self.connection.create_session()
+        try:
+            channel.exec_command(command)
+            # A failure to produce stdin propagates: closing the channel then ends the command.
+            for chunk in stdin:
+                _drain(channel, out, err)
+                channel.settimeout(_left(deadline, what, timeout))
+                try:
+                    channel.sendall(chunk)
+                except TimeoutError:
+                    raise _timed_out(what, timeout) from None
+                except OSError:
+                    break  # it stopped reading (it failed): its exit status and stderr say why
+            else:
+                channel.shutdown_write()
+            while True:  # stdout to its end, stderr alongside
+                channel.settimeout(min(_POLL, _left(deadline, what, timeout) or _POLL))
+                try:
+                    data = channel.recv(_STREAM_CHUNK)
+                except TimeoutError:
+                    data = None
+                _drain(channel, out, err)
+                if data == b"":
+                    break
+                if data:
+                    out += data
+                if len(out) > _MAX_OUTPUT:
+                    raise DevopsError(
+                        ErrorCode.DEPLOY_FAILED,
+                        f"Could not {what}: the host sent more than {_MAX_OUTPUT >> 20} MiB",
+                        "Check what the host's shell prints at login and what is under its "
+                        "deploy root, then run it again.",
+                    )
+            while not channel.status_event.wait(_POLL):
+                _drain(channel, out, err)
+                _left(deadline, what, timeout)
+            _drain(channel, out, err)
+            return _Completed(channel.recv_exit_status(), bytes(out), bytes(err))
+        finally:
+            channel.close()
+
+
+def _drain(channel: Any, out: bytearray, err: bytearray) -> None:
+    """Take what the channel already holds, without waiting; stderr keeps its tail only."""
+    while channel.recv_ready():
+        out += channel.recv(_STREAM_CHUNK)
+    while channel.recv_stderr_ready():
+        err += channel.recv_stderr(_STREAM_CHUNK)
+        del err[:-_STDERR_KEPT]
+
+
+def _left(deadline: float | None, what: str, timeout: float | None) -> float | None:
+    """Seconds until ``deadline`` (None: no deadline); raises once it has passed."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _timed_out(what, timeout)
+    return left
+
+
+def _tar(plan: _Plan, progress: Progress) -> Iterator[bytes]:
+    """The plan as one tar stream, relative to the root, in chunks of about 256 KiB.
+
+    Memory stays flat: a file's content is read in chunks as it is sent, and read exactly
+    to the size its header announced (a file that changed size since the scan stops it).
+    """
+    progress.start("Sending files", total=sum(f.size for f in plan.sent))
+    buffer = bytearray()
+    for site_file, entry, linked in plan.members:
+        name = os.fsencode(f"{plan.partial}/{site_file.path}")
+        if linked:
+            buffer += tar_stream.link_header(name, os.fsencode(plan.linked_from(site_file.path)))
+        else:
+            buffer += tar_stream.file_header(name, entry.size, entry.mode, entry.mtime)
+            with open(site_file.source, "rb", buffering=0) as source:
+                left = entry.size
+                while left:
+                    chunk = source.read(min(left, _STREAM_CHUNK))
+                    if not chunk:
+                        raise _changed(site_file)
+                    buffer += chunk
+                    left -= len(chunk)
+                    if len(buffer) >= _STREAM_CHUNK:
+                        yield bytes(buffer)
+                        buffer.clear()
+                if source.read(1):
+                    raise _changed(site_file)
+            buffer += tar_stream.padding(entry.size)
+            progress.advance(entry.size)
+        if len(buffer) >= _STREAM_CHUNK:
+            yield bytes(buffer)
+            buffer.clear()
+    name = os.fsencode(plan.manifest_partial)
+    buffer += tar_stream.file_header(name, len(plan.manifest), 0o644, int(time.time()))
+    buffer += plan.manifest + tar_stream.padding(len(plan.manifest)) + tar_stream.END
+    yield bytes(buffer)
+    progress.finish()
 
 
 class ReleaseEngine:
-    """Creates, activates, lists and prunes releases under ``root`` on one connection."""
+    """Creates, activates, lists and prunes releases under ``root`` on one connection.
 
-    def __init__(self, connection: Connection, root: str) -> None:
+    Every command gets ``command_timeout`` seconds (None: no limit); one still running then
+    is abandoned and reported as DEPLOY_FAILED, naming what it was doing.
+    """
+
+    def __init__(
+        self, connection: Connection, root: str, command_timeout: float | None = None
+    ) -> None:
         self.connection = connection
         self.root = root.rstrip("/") or "/"
+        self.command_timeout = command_timeout
+        self._bulk: LocalConnection | _OverSsh = (
+            connection if isinstance(connection, LocalConnection) else _OverSsh(connection)
+        )
 
     @property
     def releases_dir(self) -> str:
@@ -115,50 +490,93 @@ class ReleaseEngine:
     def _switch_path(self, release: str) -> str:
         return f"{self.root}/.current-{_checked(release)}"
 
+    def _manifest_paths(self, release: str) -> list[str]:
+        """The manifest of ``release`` and its temporary name."""
+        directory = f"{self.root}/{_MANIFESTS}"
+        return [f"{directory}/{_checked(release)}.json", f"{directory}/.{release}.json.partial"]
+
+    def _call(self, command: str, what: str) -> Any:
+        """``command``'s result, whatever its exit status; raises only once it timed out."""
+        try:
+            return self.connection.run(
+                command, hide=True, warn=True, in_stream=False, timeout=self.command_timeout
+            )
+        except CommandTimedOut:
+            raise _timed_out(what, self.command_timeout) from None
+
     def _run(self, command: str, what: str) -> str:
-        result = self.connection.run(command, hide=True, warn=True, in_stream=False)
+        result = self._call(command, what)
         if result.failed:
             detail = (result.stderr or result.stdout or "").strip()
-            raise DevopsError(
-                ErrorCode.DEPLOY_FAILED,
-                f"Could not {what}: {detail or f'exit status {result.exited}'}",
-                f"Check that {self.root} is writable, has free space and holds nothing of "
-                "yours where releases/ and current go, then deploy again.",
-            )
+            raise _failed(what, detail or f"exit status {result.exited}", self.root)
         return str(result.stdout)
 
-    def _names(self, directory: str) -> list[str]:
-        """The entries of ``directory`` (hidden ones too); none if it does not exist."""
-        listing = self._run(f"ls -1A {shlex.quote(directory)} 2>/dev/null || true", "list files")
-        return listing.splitlines()
-
     def create_releases_dir(self) -> None:
-        """Create ``<root>/releases`` (and the root) if missing; safe to repeat."""
-        self._run(f"mkdir -p {shlex.quote(self.releases_dir)}", f"create {self.releases_dir}")
+        """Create the root, ``releases/``, ``shared/`` and the manifests' directory; repeatable."""
+        paths = shlex.join(f"{self.root}/{d}" for d in ("releases", "shared", _MANIFESTS))
+        self._run(f"mkdir -p {paths}", f"create {self.releases_dir}")
 
-    def upload(self, release: str, files: SiteFiles, progress: Progress) -> None:
-        """Copy ``files`` into a new release directory as one archive (one round trip)."""
-        archive_path = self._archive_path(release)
-        archive, partial, target = map(
-            shlex.quote, (archive_path, self._partial_path(release), self.release_path(release))
+    def upload(
+        self,
+        release: str,
+        files: SiteFiles,
+        progress: Progress,
+        *,
+        shared: Sequence[str] = (),
+    ) -> Upload:
+        """Make ``files`` the release ``release``, sending only what the host does not have.
+
+        Unchanged files are hard links to the host's current release (when it has an intact
+        manifest); the rest go in one tar stream. Each of ``shared`` (paths relative to
+        ``<root>/shared/``, which must exist) replaces whatever the build has at that path
+        with a link to it. The release appears under its id only once whole.
+        """
+        _checked(release)
+        links = _shared_paths(shared)
+        try:
+            survey = self._bulk.survey(self.root, self.command_timeout)
+            plan = _plan(release, files, survey, links)
+            self._bulk.build(self.root, plan, progress, self.command_timeout)
+        except OSError as exc:  # on this machine, or reading the build
+            raise (os_failure(exc) or exc) from None
+        sent = plan.sent
+        return Upload(
+            release,
+            plan.base,
+            files_linked=len(plan.members) - len(sent),
+            files_sent=len(sent),
+            bytes_sent=sum(f.size for f in sent),
         )
-        self.create_releases_dir()
-        # Unnamed (O_TMPFILE where the OS has it): a killed run leaves nothing in /tmp.
-        with tempfile.TemporaryFile(prefix="devops-release-") as packed:
-            progress.start("Packing files", total=files.total_bytes)
-            # dereference: a linked file ships as its content, never as a link to the build dir
-            with tarfile.open(fileobj=packed, mode="w", dereference=True) as tar:
-                for site_file in files:
-                    tar.add(site_file.source, arcname=site_file.path, recursive=False)
-                    progress.advance(site_file.size)
-            progress.finish()
-            packed.seek(0)
-            self.connection.put(packed, archive_path)
-        self._run(
-            f"mkdir {partial} && tar -xf {archive} -C {partial} && rm -f {archive}"
-            f" && test ! -e {target} && mv {partial} {target}",
-            f"unpack release {release}",
-        )
+
+    def manifest(self, release: str) -> dict[str, dict[str, Any]] | None:
+        """``path -> {sha256, size, mode, mtime}`` of ``release`` as deployed; None if unknown.
+
+        ``mode`` is octal text (``"644"``); a release made before manifests existed, or
+        whose manifest cannot be read as one, has none.
+        """
+        data = self._bulk.read(self._manifest_paths(release)[0], self.command_timeout)
+        entries = _parse_manifest(data) if data is not None else None
+        return None if entries is None else {p: e.to_json() for p, e in entries.items()}
+
+    def run_in_release(self, release: str, command: str) -> str:
+        """Run the user's shell line ``command`` in ``release``'s directory; its stdout.
+
+        Raises DEPLOY_FAILED with the exit status and the last lines of its output.
+        """
+        what = f"run `{command}` in release {release}"
+        result = self._call(f"cd {shlex.quote(self.release_path(release))} && {command}", what)
+        if result.failed:
+            output = redact(result.stderr or "").strip() or redact(result.stdout or "").strip()
+            tail = "\n".join(output.splitlines()[-_HOOK_TAIL_LINES:])
+            raise DevopsError(
+                ErrorCode.DEPLOY_FAILED,
+                f"`{command}` failed in release {release} with exit status {result.exited}"
+                + (f":\n{tail}" if tail else ""),
+                "Fix the command (or what it needs on the host) and deploy again; run it by "
+                f"hand in {self.release_path(release)} to see all its output.",
+                exit_status=result.exited,
+            )
+        return str(result.stdout)
 
     def activate(self, release: str) -> None:
         """Point ``current`` at ``release`` atomically (a new symlink renamed over the old).
@@ -196,28 +614,47 @@ class ReleaseEngine:
     def current(self) -> str | None:
         """The release ``current`` points at, or ``None`` (before the first deploy)."""
         link = shlex.quote(f"{self.root}/current")
-        target = self._run(f"readlink {link} || true", "read the current release").strip()
-        name = target.rsplit("/", 1)[-1]
-        return name if DEPLOYMENT_ID.fullmatch(name) else None
+        return _release_of_link(self._run(f"readlink {link} || true", "read the current release"))
+
+    def _listings(self, *directories: str) -> list[list[str]]:
+        """The entries (hidden ones too) of each of ``directories`` under the root, at once.
+
+        A directory that does not exist has none.
+        """
+        separator = "/"  # the one name no directory entry can have
+        listing = " echo /;".join(f" ls -1A {shlex.quote(d)};" for d in directories)
+        output = self._run(
+            f"cd {shlex.quote(self.root)} 2>/dev/null && {{{listing} }} 2>/dev/null; true",
+            "list files",
+        )
+        names: list[list[str]] = [[]]
+        for line in output.splitlines():
+            if line == separator:
+                names.append([])
+            elif line:
+                names[-1].append(line)
+        return names + [[]] * (len(directories) - len(names))
 
     def releases(self) -> list[str]:
         """Every release on the host, oldest first (release ids sort by time).
 
         Only release ids count: anything else in ``releases/`` is not the engine's.
         """
-        return sorted(n for n in self._names(self.releases_dir) if DEPLOYMENT_ID.fullmatch(n))
+        (names,) = self._listings("releases")
+        return sorted(n for n in names if DEPLOYMENT_ID.fullmatch(n))
 
     def exists(self, release: str) -> bool:
         return release in self.releases()
 
     def remove(self, release: str) -> None:
-        """Delete ``release`` and any temporary files of its deploy."""
+        """Delete ``release``, its manifest and any temporary files of its deploy."""
         paths = shlex.join(
             [
                 self.release_path(release),
                 self._archive_path(release),
                 self._partial_path(release),
                 self._switch_path(release),
+                *self._manifest_paths(release),
             ]
         )
         self._run(f"rm -rf {paths}", f"remove release {release}")
@@ -227,7 +664,9 @@ class ReleaseEngine:
         existing = self.releases()
         doomed = [r for r in existing[: max(len(existing) - keep, 0)] if r not in protect]
         if doomed:
-            paths = shlex.join(self.release_path(r) for r in doomed)
+            paths = shlex.join(
+                path for r in doomed for path in (self.release_path(r), *self._manifest_paths(r))
+            )
             self._run(f"rm -rf {paths}", "prune old releases")
         return doomed
 
@@ -238,12 +677,19 @@ class ReleaseEngine:
         killed deploy may still be running (a ``tar`` its death orphaned): each leftover is
         first renamed aside, so that command can never finish a release from a directory
         being emptied under it, and a removal it gets in the way of is left for next time.
+        A manifest whose release is gone (the run died between the two renames, or the
+        release was deleted by hand) goes too.
         """
-        leftovers = [
-            f"releases/{name}"
-            for name in self._names(self.releases_dir)
-            if _LEFTOVER_IN_RELEASES.fullmatch(name)
-        ] + [name for name in self._names(self.root) if _LEFTOVER_IN_ROOT.fullmatch(name)]
+        in_releases, in_root, manifests = self._listings("releases", ".", _MANIFESTS)
+        existing = {name for name in in_releases if DEPLOYMENT_ID.fullmatch(name)}
+        leftovers = [f"releases/{n}" for n in in_releases if _LEFTOVER_IN_RELEASES.fullmatch(n)]
+        leftovers += [name for name in in_root if _LEFTOVER_IN_ROOT.fullmatch(name)]
+        stale = [
+            f"{_MANIFESTS}/{name}"
+            for name in manifests
+            if _LEFTOVER_MANIFEST.fullmatch(name)
+            or ((match := _MANIFEST.fullmatch(name)) and match[1] not in existing)
+        ]
         steps = []
         for name in leftovers:
             path = f"{self.root}/{name}"
@@ -251,9 +697,179 @@ class ReleaseEngine:
             if aside != path:
                 steps.append(f"mv -f {shlex.quote(path)} {shlex.quote(aside)} 2>/dev/null")
             steps.append(f"rm -rf {shlex.quote(aside)} 2>/dev/null")
+        if stale:
+            steps.append(f"rm -f {shlex.join(f'{self.root}/{name}' for name in stale)}")
         if steps:
             self._run("; ".join([*steps, "true"]), "remove what an interrupted deploy left")
-        return leftovers
+        return leftovers + stale
+
+
+def _plan(release: str, files: SiteFiles, survey: _Survey, shared: tuple[str, ...]) -> _Plan:
+    """What to link and what to send: a file is linked only if the current release has it
+    with the same content and mode, and its copy there still looks as its manifest says."""
+    intact: dict[str, _Entry] = {}
+    if survey.current is not None and survey.manifest is not None:
+        for path, entry in (_parse_manifest(survey.manifest) or {}).items():
+            if survey.on_disk.get(path) == (entry.size, entry.mtime, entry.mode):
+                intact[path] = entry
+    digests = files.digests("sha256")
+    members = []
+    for site_file in files:
+        if any(_within(site_file.path, path) for path in shared):
+            continue  # the shared path replaces it
+        mode = site_file.mode & _DEPLOYED_MODE
+        kept = intact.get(site_file.path)
+        if kept is not None and (kept.sha256, kept.mode) == (digests[site_file.path], mode):
+            members.append((site_file, kept, True))
+        else:
+            mtime = site_file.mtime
+            entry = _Entry(digests[site_file.path], site_file.size, mode, mtime)
+            members.append((site_file, entry, False))
+    manifest = {
+        "version": _MANIFEST_VERSION,
+        "release": release,
+        "files": {f.path: entry.to_json() for f, entry, _ in members},
+    }
+    return _Plan(
+        release,
+        survey.current if intact else None,
+        members,
+        json.dumps(manifest, separators=(",", ":")).encode(),
+        shared,
+    )
+
+
+def _parse_manifest(data: bytes) -> dict[str, _Entry] | None:
+    """The entries of a manifest as a host holds it; None unless every part is well formed."""
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get("version") != _MANIFEST_VERSION:
+        return None
+    files = document.get("files")
+    if not isinstance(files, dict):
+        return None
+    entries = {}
+    for path, entry in files.items():
+        if not isinstance(entry, dict):
+            return None
+        sha256, size, mode, mtime = (entry.get(k) for k in ("sha256", "size", "mode", "mtime"))
+        if not (
+            isinstance(sha256, str)
+            and _SHA256.fullmatch(sha256)
+            and type(size) is int
+            and size >= 0
+            and isinstance(mode, str)
+            and _OCTAL_MODE.fullmatch(mode)
+            and type(mtime) is int
+        ):
+            return None
+        entries[path] = _Entry(sha256, size, int(mode, 8), mtime)
+    return entries
+
+
+def _parse_listing(listing: bytes) -> dict[str, tuple[int, int, int]]:
+    """``find -printf '%s %T@ %m %P\\0'`` as ``path -> (size, mtime, mode)``.
+
+    A record that does not parse is left out: its file is then sent, never linked.
+    """
+    on_disk = {}
+    for record in listing.split(b"\0"):
+        try:
+            size, mtime, mode, path = record.split(b" ", 3)
+            on_disk[os.fsdecode(path)] = (int(size), int(mtime.split(b".")[0]), int(mode, 8))
+        except ValueError:
+            continue
+    return on_disk
+
+
+def _release_of_link(target: str) -> str | None:
+    """The release a ``current`` link's target names, if it names one."""
+    name = target.strip().rsplit("/", 1)[-1]
+    return name if DEPLOYMENT_ID.fullmatch(name) else None
+
+
+def _shared_paths(shared: Sequence[str]) -> tuple[str, ...]:
+    """``shared`` normalised; refused if one is not a plain relative path or holds another.
+
+    Nesting is refused because the outer one is a link to the user's data by the time the
+    inner one would be replaced: removing "what the build has there" would reach into it.
+    """
+    paths = []
+    for raw in shared:
+        path = posixpath.normpath(raw) if raw else ""
+        if path in ("", ".") or path.startswith(("/", "../")) or path == "..":
+            raise DevopsError(
+                ErrorCode.CONFIG_INVALID,
+                f"shared path {raw!r} is not a path relative to the shared directory",
+                'List paths under <path>/shared/ such as "uploads" or "config/.env".',
+            )
+        paths.append(path)
+    for path in paths:
+        for other in paths:
+            if other != path and _within(other, path):
+                raise DevopsError(
+                    ErrorCode.CONFIG_INVALID,
+                    f"shared path {other!r} is inside shared path {path!r}",
+                    f"Share {path!r} only: everything under it is shared with it.",
+                )
+    return tuple(dict.fromkeys(paths))
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory + "/")
+
+
+def _shared_link(path: str) -> str:
+    """What ``releases/<id>/<path>`` links to: ``<root>/shared/<path>``, relatively.
+
+    Relative, so the root can be moved or mounted elsewhere and its releases still work.
+    """
+    return "../" * (2 + path.count("/")) + f"shared/{path}"
+
+
+def _check(done: _Completed, root: str, what: str = "read the current release") -> _Completed:
+    if done.status != 0:
+        detail = done.stderr.decode(errors="replace").strip()
+        raise _failed(what, detail or f"exit status {done.status}", root)
+    return done
+
+
+def _failed(what: str, detail: str, root: str) -> DevopsError:
+    return DevopsError(
+        ErrorCode.DEPLOY_FAILED,
+        f"Could not {what}: {detail}",
+        f"Check that {root} is writable, has free space and holds nothing of "
+        "yours where releases/ and current go, then deploy again.",
+    )
+
+
+def _timed_out(what: str, timeout: float | None) -> DevopsError:
+    return DevopsError(
+        ErrorCode.DEPLOY_FAILED,
+        f"Could not {what}: it was still running after {timeout:g} s, so it was abandoned",
+        "Find out what it waits for on the host (a full disk, a hung mount, a command asking "
+        "for input), or allow more time (ssh.command_timeout), then run it again.",
+        timeout=timeout,
+    )
+
+
+def _changed(site_file: SiteFile) -> DevopsError:
+    return DevopsError(
+        ErrorCode.VALIDATION_FAILED,
+        f"{site_file.path} changed while it was being deployed",
+        "Let the build finish writing before deploying, then deploy again.",
+    )
+
+
+def _no_shared(root: str, path: str) -> DevopsError:
+    return DevopsError(
+        ErrorCode.DEPLOY_FAILED,
+        f"{root}/shared/{path} does not exist",
+        f"Create it on the host (it is kept across releases), or remove {path!r} from "
+        "ssh.shared, then deploy again.",
+    )
 
 
 def _checked(release: str) -> str:

@@ -81,9 +81,9 @@ class LocalPlatform(Platform):
                 yield name, release_root(self.project, settings)
 
     def own_paths(self) -> list[Path]:
-        # releases/ only: the root may be a directory of the user's that holds the build dir;
-        # ``current`` and the temporary links all resolve into releases/.
-        return [self.root / "releases"]
+        # releases/ and the manifests only: the root may be a directory of the user's that
+        # holds the build dir; ``current`` and the temporary links all resolve into releases/.
+        return [self.root / "releases", self.root / ".devops" / "manifests"]
 
     def deploy(
         self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
@@ -93,9 +93,13 @@ class LocalPlatform(Platform):
         swept = self.engine.sweep()
         if swept:
             deployment.step("cleanup", f"removed what interrupted deploys left: {', '.join(swept)}")
-        self.engine.upload(release, files, progress)
+        upload = self.engine.upload(release, files, progress)
+        linked = (
+            f", linked {upload.files_linked} unchanged from {upload.base}" if upload.base else ""
+        )
         deployment.step(
-            "upload", f"copied {len(files)} files to {self.engine.release_path(release)}"
+            "upload",
+            f"copied {upload.files_sent} files to {self.engine.release_path(release)}{linked}",
         )
         if publish:
             self.engine.activate(release)
@@ -103,10 +107,14 @@ class LocalPlatform(Platform):
         return DeployOutcome(
             release=release,
             files_deployed=len(files),
-            bytes_uploaded=files.total_bytes,
+            bytes_uploaded=upload.bytes_sent,
             rollback_available=True,
             published=publish,
-            details={"path": str(self.root / "current")},
+            details={
+                "path": str(self.root / "current"),
+                "files_copied": upload.files_sent,
+                "files_linked": upload.files_linked,
+            },
         )
 
     def restore(self, release: str) -> None:

@@ -40,6 +40,7 @@ DEFAULT_PORT = 22
 DEFAULT_KEY_FILE = "~/.ssh/id_ed25519"
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 DEFAULT_CONCURRENCY = 10
+DEFAULT_COMMAND_TIMEOUT = 600.0
 _MAX_PORT = 65535
 #: ``user@host:port`` as the schema admits it; an IPv6 address comes in brackets.
 _HOST_STRING = re.compile(
@@ -180,7 +181,8 @@ class SshPlatform(Platform):
             policy=self.options.get("host_key_policy", "strict"),
             connect_timeout=float(self.options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
         )
-        return _Member(host, ReleaseEngine(connection, host.path))
+        timeout = float(self.options.get("command_timeout", DEFAULT_COMMAND_TIMEOUT))
+        return _Member(host, ReleaseEngine(connection, host.path, command_timeout=timeout))
 
     def close(self) -> None:
         for member in self._members or []:
@@ -229,7 +231,14 @@ class SshPlatform(Platform):
         def prepare(member: _Member) -> list[str]:
             # The deployer holds this environment's lock, hence every host's root.
             swept = member.engine.sweep()
-            member.engine.upload(release, files, NullProgress())
+            sent = member.engine.upload(
+                release, files, NullProgress(), shared=self.options.get("shared", [])
+            )
+            self._outcomes[member.host.label]["sent"] = {
+                "files": sent.files_sent,
+                "bytes": sent.bytes_sent,
+                "linked": sent.files_linked,
+            }
             return swept
 
         progress.start(f"Uploading to {len(fleet)} host(s)", total=len(fleet))
@@ -254,7 +263,7 @@ class SshPlatform(Platform):
         return DeployOutcome(
             release=release,
             files_deployed=len(files),
-            bytes_uploaded=files.total_bytes * len(fleet),
+            bytes_uploaded=sum(o["sent"]["bytes"] for o in self._outcomes.values()),
             rollback_available=True,
             published=publish,
             details={"hosts": deployment.details["hosts"]},
