@@ -249,6 +249,7 @@ class LocalConnection:
                 continue
             with open(site_file.source, "rb") as source, open(target, "xb") as copy:
                 shutil.copyfileobj(source, copy, 1 << 20)
+                copy.flush()  # before the time is set: a later write would move it
                 if copy.tell() != site_file.size:
                     raise _changed(site_file)
                 os.fchmod(copy.fileno(), entry.mode)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import CliResult, run_devops, write_site
-from shims import tar_shim, without_privileges
+from shims import without_privileges
 
 from devops_tasks.history import DeploymentHistory, Status
 from devops_tasks.project import Project
@@ -142,16 +142,33 @@ def test_a_rollback_is_refused_while_two_environments_share_a_root(project, cli)
 # --------------------------------------------------------------------------- what a release holds
 
 
-def test_deploying_the_project_dir_twice_makes_releases_of_the_same_size(project, cli):
+def test_deploying_the_project_dir_twice_makes_releases_of_the_same_files(project, cli):
     first = cli("deploy", "--dir", ".", "--json").json
     second = cli("deploy", "--dir", ".", "--json").json
 
-    assert (second["files_deployed"], second["bytes_uploaded"]) == (
-        first["files_deployed"],
-        first["bytes_uploaded"],
-    )
+    assert second["files_deployed"] == first["files_deployed"]
     releases = project.state_dir / "local" / "production" / "releases"
     assert files_under(releases / first["release"]) == files_under(releases / second["release"])
+
+
+def test_a_redeploy_copies_only_the_changed_file_and_links_the_rest(project, cli):
+    first = cli("deploy", "--json").json
+    (project.root / "dist" / "index.html").write_text("<h1>v2</h1>\n")
+
+    second = cli("deploy", "--json").json
+
+    assert second["bytes_uploaded"] == len("<h1>v2</h1>\n")
+    assert (second["details"]["files_copied"], second["details"]["files_linked"]) == (1, 1)
+    releases = project.state_dir / "local" / "production" / "releases"
+    old, new = releases / first["release"], releases / second["release"]
+    assert (old / "index.html").read_text() == "<h1>v1</h1>\n"
+    assert (new / "css" / "site.css").stat().st_ino == (old / "css" / "site.css").stat().st_ino
+    step = [
+        e["message"]
+        for e in DeploymentHistory(project).get(second["id"]).log
+        if e["step"] == "upload"
+    ]
+    assert step == [f"copied 1 files to {new}, linked 1 unchanged from {first['release']}"]
 
 
 def test_a_release_of_the_project_dir_holds_no_state_secrets_or_keys(project, cli):
@@ -222,12 +239,12 @@ def test_a_deploy_with_an_unreadable_directory_is_refused_and_deploys_nothing(pr
 # --------------------------------------------------------------------------- interrupted runs
 
 
-def test_a_deploy_killed_mid_upload_leaves_only_what_the_next_deploy_removes(
-    project, tmp_path, monkeypatch
-):
-    plain_path = os.environ["PATH"]
-    unpacked = tmp_path / "unpacked"
-    tar_shim(tmp_path / "shims", monkeypatch, f'"$TAR" "$@"; touch "{unpacked}"; sleep 60')
+def test_a_deploy_killed_mid_upload_leaves_only_what_the_next_deploy_removes(project, tmp_path):
+    pages = project.root / "dist" / "pages"
+    pages.mkdir()
+    for n in range(3000):  # long enough a copy to be caught in the middle of it
+        (pages / f"{n}.html").write_text(f"<p>page {n}</p>\n" * 20)
+    releases = project.state_dir / "local" / "production" / "releases"
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     killed = subprocess.Popen(
@@ -240,16 +257,17 @@ def test_a_deploy_killed_mid_upload_leaves_only_what_the_next_deploy_removes(
         start_new_session=True,
     )
     deadline = time.monotonic() + 60
-    while not unpacked.exists() and killed.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while killed.poll() is None and time.monotonic() < deadline:
+        partial = [p for p in releases.glob(".dep_*.partial") if any(p.iterdir())]
+        if partial:
+            break
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait()
-    releases = project.state_dir / "local" / "production" / "releases"
     left = sorted(os.listdir(releases))
-    assert [name.rsplit(".", 1)[-1] for name in left] == ["partial", "tar"]  # mid-upload
+    assert [name.rsplit(".", 1)[-1] for name in left] == ["partial"]  # caught mid-copy
     assert os.listdir(scratch) == []
 
-    after = run_devops("deploy", "--json", cwd=project.root, env={"PATH": plain_path}).json
+    after = run_devops("deploy", "--json", cwd=project.root).json
 
     assert os.listdir(releases) == [after["release"]]
     assert [e["status"] for e in DeploymentHistory(project).query()] == [

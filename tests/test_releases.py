@@ -1,7 +1,8 @@
 """The release engine: the commands it sends, and what it does (and never does) to a real root.
 
-It speaks only run() and put(), touches only the names it owns (release ids, ``current`` and
-its own temporary names), and leaves nothing behind that the next deploy cannot clean up.
+It touches only the names it owns (release ids, ``current``, manifests and its own temporary
+names), and leaves nothing behind that the next deploy cannot clean up. Delta uploads,
+manifests and shared paths have their own module, ``test_delta.py``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ import os
 import re
 import shlex
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from helpers import write_site
 from invoke import Config, Context, MockContext, Result
-from shims import tar_shim
 
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.files import SiteFiles
@@ -83,26 +82,14 @@ def test_activate_renames_a_fresh_relative_link_over_current():
     assert f"|| mv -hf /srv/site/.current-{R1} /srv/site/current" in command
 
 
-def test_upload_sends_one_archive_and_renames_it_into_place_once_unpacked(site):
-    connection = RecordingConnection()
-    ReleaseEngine(connection, "/srv/site").upload(R1, site, NullProgress())
-    assert connection.commands[0] == "mkdir -p /srv/site/releases"
-    assert [remote for _, remote in connection.puts] == [f"/srv/site/releases/.{R1}.tar"]
-    assert connection.commands[1] == (
-        f"mkdir /srv/site/releases/.{R1}.partial"
-        f" && tar -xf /srv/site/releases/.{R1}.tar -C /srv/site/releases/.{R1}.partial"
-        f" && rm -f /srv/site/releases/.{R1}.tar"
-        f" && test ! -e /srv/site/releases/{R1}"
-        f" && mv /srv/site/releases/.{R1}.partial /srv/site/releases/{R1}"
-    )
-
-
 def test_paths_with_spaces_are_quoted():
     connection = RecordingConnection()
     ReleaseEngine(connection, "/srv/my site").remove(R1)
     assert connection.commands == [
         f"rm -rf '/srv/my site/releases/{R1}' '/srv/my site/releases/.{R1}.tar'"
         f" '/srv/my site/releases/.{R1}.partial' '/srv/my site/.current-{R1}'"
+        f" '/srv/my site/.devops/manifests/{R1}.json'"
+        f" '/srv/my site/.devops/manifests/.{R1}.json.partial'"
     ]
 
 
@@ -115,16 +102,20 @@ def test_a_failing_command_is_deploy_failed_with_its_stderr():
 
 def test_releases_are_listed_oldest_first_and_only_release_ids_count():
     listing = Result(stdout=f"{R2}\n.{R3}.tar\n{R1}\nphotos\ndep_notes\n{R4}.old\n")
-    connection = RecordingConnection({re.compile("^ls "): listing})
+    connection = RecordingConnection({re.compile(".*ls "): listing})
     assert ReleaseEngine(connection, "/srv").releases() == [R1, R2]
 
 
 def test_prune_keeps_the_newest_and_every_protected_release():
     listing = Result(stdout="\n".join([R1, R2, R3, R4, R5]))
-    connection = RecordingConnection({re.compile("^ls "): listing, re.compile("^rm "): Result()})
+    connection = RecordingConnection({re.compile(".*ls "): listing, re.compile("^rm "): Result()})
     removed = ReleaseEngine(connection, "/srv").prune(keep=2, protect={R1})
     assert removed == [R2, R3]
-    assert connection.commands[-1] == f"rm -rf /srv/releases/{R2} /srv/releases/{R3}"
+    assert connection.commands[-1] == (
+        f"rm -rf /srv/releases/{R2} /srv/.devops/manifests/{R2}.json"
+        f" /srv/.devops/manifests/.{R2}.json.partial /srv/releases/{R3}"
+        f" /srv/.devops/manifests/{R3}.json /srv/.devops/manifests/.{R3}.json.partial"
+    )
 
 
 # --------------------------------------------------------------------------- a real root
@@ -195,19 +186,6 @@ def test_current_is_none_when_the_link_is_not_to_a_release(engine, tmp_path):
 # --------------------------------------------------------------------------- interrupted runs
 
 
-def test_a_release_appears_only_once_all_its_files_are_unpacked(
-    engine, site, tmp_path, monkeypatch
-):
-    # a tar that unpacks everything, then fails: as if the disk filled on the last file
-    tar_shim(tmp_path / "shims", monkeypatch, '"$TAR" "$@"; exit 1')
-
-    with pytest.raises(DevopsError):
-        engine.upload(R1, site, NullProgress())
-
-    assert engine.releases() == []
-    assert not (tmp_path / "target" / "releases" / R1).exists()
-
-
 def test_sweep_removes_the_engines_leftovers_and_nothing_else(engine, tmp_path):
     root = tmp_path / "target"
     (root / "releases" / f".{R1}.partial" / "css").mkdir(parents=True)
@@ -245,36 +223,17 @@ def test_remove_also_removes_the_temporary_files_of_that_release(engine, site, t
     assert tree(root) == {"releases"}
 
 
-def test_the_archive_has_no_name_in_the_temp_dir_while_it_is_sent(site, tmp_path, monkeypatch):
-    # kill -9 can come at any moment: while the archive is sent, nothing may be named in /tmp
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    seen_while_sending: list[list[str]] = []
-
-    class Watching(RecordingConnection):
-        def put(self, local, remote: str) -> None:
-            seen_while_sending.append(os.listdir(scratch))
-            super().put(local, remote)
-
-    ReleaseEngine(Watching(), "/srv/site").upload(R1, site, NullProgress())
-
-    assert seen_while_sending == [[]]
-
-
 # --------------------------------------------------------------------------- child processes
 
 
-def test_engine_commands_never_see_the_master_key(engine, site, tmp_path, monkeypatch):
-    seen = tmp_path / "tar-env.txt"
-    tar_shim(tmp_path / "shims", monkeypatch, f'env > "{seen}"; exec "$TAR" "$@"')
+def test_engine_commands_never_see_the_master_key(engine, site, monkeypatch):
     monkeypatch.setenv("DEVOPS_MASTER_KEY", "ab" * 32)
     monkeypatch.setenv("DEVOPS_MASTER_PASSPHRASE", "correct horse battery staple")
-
     deploy(engine, site, R1)
 
-    environment = seen.read_text()
-    assert "PATH=" in environment  # the shim really ran
+    environment = engine.run_in_release(R1, "env")
+
+    assert "PATH=" in environment  # the command really ran
     assert "DEVOPS_MASTER" not in environment
     assert "ab" * 32 not in environment
 

@@ -1,0 +1,492 @@
+"""Delta uploads, manifests, shared paths and command timeouts, on a real sshd host and here.
+
+Each behaviour that both sides share runs twice: over SSH (a real sshd on 127.0.0.2, whose
+root is on this machine's disk, so the test reads inodes directly) and on this machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fleet import configure, live, releases, roots
+from helpers import write_site
+from sshd import SshServers
+
+from devops_tasks.errors import DevopsError, ErrorCode
+from devops_tasks.files import SiteFiles
+from devops_tasks.output import NullProgress
+from devops_tasks.releases import LocalConnection, ReleaseEngine
+from devops_tasks.ssh_hosts import connect
+
+R1, R2, R3, R4 = (f"dep_170000000000{n}_0000000{n}" for n in range(1, 5))
+BIG = os.urandom(200_000)
+
+
+class Counting:
+    """A verified fabric connection that counts the commands it runs and the bytes it sends."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.runs = 0
+        self.sessions = 0
+        self.sent = 0
+
+    def run(self, command: str, **kwargs: Any) -> Any:
+        self.runs += 1
+        return self.connection.run(command, **kwargs)
+
+    def create_session(self) -> Any:
+        self.sessions += 1
+        channel = self.connection.create_session()
+        sendall = channel.sendall
+
+        def counted(data: bytes) -> None:
+            self.sent += len(data)
+            sendall(data)
+
+        channel.sendall = counted
+        return channel
+
+
+@dataclass
+class Target:
+    engine: ReleaseEngine
+    root: Path
+
+    def release(self, release: str) -> Path:
+        return self.root / "releases" / release
+
+    def upload(self, release: str, build: Path, **options: Any) -> Any:
+        return self.engine.upload(release, SiteFiles.scan(build), NullProgress(), **options)
+
+    def deploy(self, release: str, build: Path, **options: Any) -> Any:
+        upload = self.upload(release, build, **options)
+        self.engine.activate(release)
+        return upload
+
+
+@pytest.fixture
+def make_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Makes an engine over SSH to a real host (``"ssh"``) or on this machine (``"local"``)."""
+    with contextlib.ExitStack() as stack:
+
+        def make(side: str, **options: Any) -> Target:
+            if side == "local":
+                root = tmp_path / "my root"  # a space: every path is quoted
+                return Target(ReleaseEngine(LocalConnection(), str(root), **options), root)
+            servers: SshServers = request.getfixturevalue("ssh_servers")
+            root = request.getfixturevalue("fleet") / "my root"
+            host = servers.hosts[0]
+            connection = connect(
+                host.ip,
+                port=host.port,
+                user=servers.user,
+                key_file=servers.client_key,
+                known_hosts=servers.known_hosts,
+            )
+            stack.callback(connection.close)
+            return Target(ReleaseEngine(Counting(connection), str(root), **options), root)
+
+        yield make
+
+
+@pytest.fixture(params=["ssh", "local"])
+def target(request: pytest.FixtureRequest, make_target: Any) -> Target:
+    """The engine over SSH to a real host, then on this machine."""
+    return make_target(request.param)
+
+
+@pytest.fixture
+def over_ssh(make_target: Any) -> Target:
+    return make_target("ssh")
+
+
+@pytest.fixture
+def build(tmp_path: Path) -> Path:
+    """A build with a page, a large binary, a stylesheet and a script."""
+    root = write_site(tmp_path / "build", "v1")
+    (root / "img").mkdir()
+    (root / "img" / "big.bin").write_bytes(BIG)
+    (root / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (root / "run.sh").chmod(0o644)
+    return root
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, bytes, int, int]]:
+    """``path -> (inode, content, mode, mtime)`` of every file below ``directory``."""
+    found = {}
+    for folder, _, names in os.walk(directory):
+        for name in names:
+            path = Path(folder) / name
+            status = path.lstat()
+            found[str(path.relative_to(directory))] = (
+                status.st_ino,
+                path.read_bytes(),
+                status.st_mode & 0o7777,
+                int(status.st_mtime),
+            )
+    return found
+
+
+def inode(path: Path) -> int:
+    return path.lstat().st_ino
+
+
+# --------------------------------------------------------------------------- what is sent
+
+
+def test_a_host_with_no_earlier_release_gets_every_file(target, build):
+    upload = target.deploy(R1, build)
+
+    assert (upload.base, upload.files_linked, upload.files_sent) == (None, 0, 4)
+    assert upload.bytes_sent == SiteFiles.scan(build).total_bytes
+    assert (target.release(R1) / "img" / "big.bin").read_bytes() == BIG
+
+
+def test_a_delta_sends_only_the_changed_file(target, build):
+    target.deploy(R1, build)
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    upload = target.upload(R2, build)
+
+    assert (upload.base, upload.files_sent, upload.files_linked) == (R1, 1, 3)
+    assert upload.bytes_sent == len("<h1>v2</h1>\n")
+    assert (target.release(R2) / "index.html").read_text() == "<h1>v2</h1>\n"
+    assert (target.release(R2) / "img" / "big.bin").read_bytes() == BIG
+
+
+def test_only_the_changed_file_crosses_the_wire(over_ssh, build):
+    counting = over_ssh.engine.connection
+    over_ssh.deploy(R1, build)
+    assert counting.sent > len(BIG)  # the counter sees what is sent
+    counting.sent = 0
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    over_ssh.upload(R2, build)
+
+    assert counting.sent < len(BIG) // 4  # headers, one page and the manifest
+
+
+def test_an_upload_over_ssh_is_one_look_and_one_stream(over_ssh, build):
+    counting = over_ssh.engine.connection
+    over_ssh.deploy(R1, build)
+    counting.runs = counting.sessions = 0
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    over_ssh.upload(R2, build)
+
+    assert (counting.runs, counting.sessions) == (0, 2)
+
+
+def test_the_older_release_stays_byte_identical_with_the_same_inodes(target, build):
+    target.deploy(R1, build)
+    before = snapshot(target.release(R1))
+    (build / "index.html").write_text("<h1>v2, longer</h1>\n")
+    (build / "run.sh").chmod(0o755)
+    (build / "css" / "site.css").unlink()
+
+    target.upload(R2, build)
+
+    assert snapshot(target.release(R1)) == before
+
+
+def test_a_changed_file_is_a_new_inode_and_an_unchanged_one_is_shared(target, build):
+    target.deploy(R1, build)
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    target.upload(R2, build)
+
+    old, new = target.release(R1), target.release(R2)
+    assert inode(new / "index.html") != inode(old / "index.html")
+    assert inode(new / "img" / "big.bin") == inode(old / "img" / "big.bin")
+
+
+def test_a_removed_file_is_gone_from_the_new_release_only(target, build):
+    target.deploy(R1, build)
+    (build / "css" / "site.css").unlink()
+    (build / "css").rmdir()
+
+    target.upload(R2, build)
+
+    assert not (target.release(R2) / "css").exists()
+    assert (target.release(R1) / "css" / "site.css").is_file()
+
+
+def test_a_mode_change_alone_is_a_new_inode_with_the_new_mode(target, build):
+    target.deploy(R1, build)
+    (build / "run.sh").chmod(0o755)
+
+    upload = target.upload(R2, build)
+
+    old, new = target.release(R1) / "run.sh", target.release(R2) / "run.sh"
+    assert upload.files_sent == 1
+    assert (old.stat().st_mode & 0o777, new.stat().st_mode & 0o777) == (0o644, 0o755)
+    assert inode(old) != inode(new)
+
+
+def test_files_keep_their_read_and_execute_bits_but_never_group_or_world_write(target, build):
+    (build / "run.sh").chmod(0o4777)
+
+    target.deploy(R1, build)
+
+    assert (target.release(R1) / "run.sh").stat().st_mode & 0o7777 == 0o755
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda path: path.write_text("edited on the host, and longer"),
+        lambda path: os.utime(path, (path.stat().st_mtime - 100,) * 2),  # same size
+        lambda path: path.chmod(0o600),
+    ],
+    ids=["size", "time", "mode"],
+)
+def test_a_file_edited_by_hand_in_the_current_release_is_sent_in_full(target, build, edit):
+    target.deploy(R1, build)
+    edit(target.release(R1) / "index.html")
+
+    upload = target.upload(R2, build)
+
+    assert upload.files_sent == 1
+    assert (target.release(R2) / "index.html").read_text() == "<h1>v1</h1>\n"
+    assert inode(target.release(R2) / "index.html") != inode(target.release(R1) / "index.html")
+
+
+def test_a_current_release_without_a_manifest_gets_every_file(target, build):
+    target.deploy(R1, build)
+    (target.root / ".devops" / "manifests" / f"{R1}.json").unlink()
+
+    upload = target.upload(R2, build)
+
+    assert (upload.base, upload.files_sent) == (None, 4)
+
+
+def test_a_manifest_that_is_not_one_is_ignored_and_every_file_sent(target, build):
+    target.deploy(R1, build)
+    manifest = target.root / ".devops" / "manifests" / f"{R1}.json"
+    document = json.loads(manifest.read_text())
+    document["files"]["index.html"]["size"] = "12; rm -rf /"
+    manifest.write_text(json.dumps(document))
+
+    upload = target.upload(R2, build)
+
+    assert (upload.base, upload.files_sent) == (None, 4)
+    assert target.engine.manifest(R1) is None
+
+
+def test_a_build_file_that_changes_during_the_upload_stops_it_and_nothing_is_released(
+    target, build
+):
+    files = SiteFiles.scan(build)
+    (build / "img" / "big.bin").write_bytes(BIG[:1000])  # after the scan, before the upload
+
+    with pytest.raises(DevopsError) as stopped:
+        target.engine.upload(R1, files, NullProgress())
+
+    assert stopped.value.code is ErrorCode.VALIDATION_FAILED
+    assert "img/big.bin changed" in stopped.value.message
+    assert target.engine.releases() == []
+    assert target.engine.sweep() == [f"releases/.{R1}.partial"]
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def test_the_manifest_describes_every_file_and_lives_outside_the_release(target, build):
+    target.deploy(R1, build)
+
+    manifest = target.engine.manifest(R1)
+
+    page = build / "index.html"
+    assert manifest["index.html"] == {
+        "sha256": hashlib.sha256(page.read_bytes()).hexdigest(),
+        "size": page.stat().st_size,
+        "mode": "644",
+        "mtime": int(page.stat().st_mtime),
+    }
+    assert sorted(manifest) == ["css/site.css", "img/big.bin", "index.html", "run.sh"]
+    assert (target.root / ".devops" / "manifests" / f"{R1}.json").is_file()
+    assert sorted(os.listdir(target.release(R1))) == ["css", "img", "index.html", "run.sh"]
+
+
+def test_a_linked_file_keeps_its_entry_from_the_release_it_is_linked_from(target, build):
+    target.deploy(R1, build)
+    os.utime(build / "index.html", (1_000_000_000, 1_000_000_000))  # rebuilt, same content
+
+    upload = target.upload(R2, build)
+
+    assert upload.files_sent == 0
+    assert target.engine.manifest(R2) == target.engine.manifest(R1)
+
+
+def test_a_release_that_never_had_a_manifest_has_none(target):
+    assert target.engine.manifest(R1) is None
+
+
+@pytest.mark.parametrize("removal", ["remove", "prune"])
+def test_the_manifest_goes_with_its_release(target, build, removal):
+    target.deploy(R1, build)
+    target.deploy(R2, build)
+
+    if removal == "remove":
+        target.engine.remove(R1)
+    else:
+        assert target.engine.prune(keep=1, protect=set()) == [R1]
+
+    assert sorted(os.listdir(target.root / ".devops" / "manifests")) == [f"{R2}.json"]
+
+
+def test_sweep_removes_half_written_and_orphaned_manifests_only(target, build):
+    target.deploy(R1, build)
+    manifests = target.root / ".devops" / "manifests"
+    (manifests / f".{R2}.json.partial").write_text("{")
+    (manifests / f"{R3}.json").write_text("{}")  # its release never made it
+    (manifests / "notes.txt").write_text("mine")
+
+    removed = target.engine.sweep()
+
+    assert sorted(removed) == sorted(
+        [f".devops/manifests/.{R2}.json.partial", f".devops/manifests/{R3}.json"]
+    )
+    assert sorted(os.listdir(manifests)) == [f"{R1}.json", "notes.txt"]
+
+
+# --------------------------------------------------------------------------- shared paths
+
+
+def test_shared_paths_replace_what_the_build_has_with_links_to_the_shared_directory(target, build):
+    target.engine.create_releases_dir()  # as the login user, who owns the root
+    shared = target.root / "shared"
+    (shared / "uploads").mkdir()
+    (shared / "uploads" / "cat.jpg").write_bytes(b"\xff\xd8 a user's upload")
+    (shared / "config").mkdir()
+    (shared / "config" / ".env").write_text("SECRET=1\n")
+    (build / "uploads").mkdir()
+    (build / "uploads" / "placeholder.jpg").write_bytes(b"from the build")
+
+    upload = target.deploy(R1, build, shared=["uploads", "config/.env/"])
+
+    release = target.release(R1)
+    assert (release / "uploads").is_symlink() and (release / "config" / ".env").is_symlink()
+    assert (release / "uploads" / "cat.jpg").read_bytes() == b"\xff\xd8 a user's upload"
+    assert (target.root / "current" / "config" / ".env").read_text() == "SECRET=1\n"
+    assert not (release / "uploads" / "placeholder.jpg").exists()
+    assert upload.files_sent == 4  # the build's uploads/ was not sent
+    assert "uploads/placeholder.jpg" not in target.engine.manifest(R1)
+
+
+def test_a_shared_path_is_linked_again_in_the_next_release(target, build):
+    target.engine.create_releases_dir()
+    (target.root / "shared" / "uploads").mkdir()
+    target.deploy(R1, build, shared=["uploads"])
+
+    upload = target.deploy(R2, build, shared=["uploads"])
+
+    assert upload.files_sent == 0
+    assert (target.release(R2) / "uploads").resolve() == (target.root / "shared" / "uploads")
+
+
+def test_a_shared_path_missing_on_the_host_fails_the_upload_and_nothing_is_released(target, build):
+    with pytest.raises(DevopsError) as refused:
+        target.upload(R1, build, shared=["uploads"])
+
+    assert refused.value.code is ErrorCode.DEPLOY_FAILED
+    assert f"{target.root}/shared/uploads does not exist" in refused.value.message
+    assert target.engine.releases() == []
+
+
+@pytest.mark.parametrize("shared", [["uploads", "uploads/cats"], ["../etc"], ["/etc"], ["."]])
+def test_a_shared_path_that_could_reach_outside_its_place_is_refused(tmp_path, build, shared):
+    engine = ReleaseEngine(LocalConnection(), str(tmp_path / "target"))
+
+    with pytest.raises(DevopsError) as refused:
+        engine.upload(R1, SiteFiles.scan(build), NullProgress(), shared=shared)
+
+    assert refused.value.code is ErrorCode.CONFIG_INVALID
+    assert not (tmp_path / "target").exists()
+
+
+def test_create_releases_dir_makes_the_shared_directory(target):
+    target.engine.create_releases_dir()
+
+    assert (target.root / "shared").is_dir() and (target.root / "releases").is_dir()
+
+
+# --------------------------------------------------------------------------- commands in a release
+
+
+def test_a_hook_runs_in_the_release_directory(target, build):
+    target.deploy(R1, build)
+
+    output = target.engine.run_in_release(R1, "pwd; cat index.html")
+
+    assert output == f"{target.release(R1)}\n<h1>v1</h1>\n"
+
+
+def test_a_failing_hook_reports_its_exit_status_and_the_tail_of_its_output(target, build):
+    target.deploy(R1, build)
+
+    with pytest.raises(DevopsError) as failed:
+        target.engine.run_in_release(R1, "for i in $(seq 1 50); do echo line $i; done >&2; exit 3")
+
+    error = failed.value
+    assert error.code is ErrorCode.DEPLOY_FAILED and error.details["exit_status"] == 3
+    assert "exit status 3" in error.message
+    assert "line 31\n" in error.message and error.message.endswith("line 50")
+    assert "line 30\n" not in error.message
+
+
+@pytest.mark.parametrize("side", ["ssh", "local"])
+def test_a_command_that_outlives_the_timeout_is_abandoned_and_named(make_target, build, side):
+    target = make_target(side, command_timeout=0.5)
+    target.deploy(R1, build)
+    started = time.monotonic()
+
+    with pytest.raises(DevopsError) as abandoned:
+        target.engine.run_in_release(R1, "sleep 5")
+
+    assert time.monotonic() - started < 4
+    assert abandoned.value.code is ErrorCode.DEPLOY_FAILED
+    assert "`sleep 5`" in abandoned.value.message and "0.5 s" in abandoned.value.message
+
+
+# --------------------------------------------------------------------------- the targets
+
+
+def test_a_redeploy_to_the_fleet_sends_each_host_only_the_changed_file(project, cli, hosts):
+    first = cli("deploy", "--json").json
+    before = [snapshot(root / "releases" / first["release"]) for root in hosts]
+    write_site(project.root / "dist", "v2")
+
+    second = cli("deploy", "--json").json
+
+    page = len("<h1>v2</h1>\n")
+    assert second["bytes_uploaded"] == 3 * page
+    assert [h["sent"] for h in second["details"]["hosts"]] == [
+        {"files": 1, "bytes": page, "linked": 1}
+    ] * 3
+    assert [snapshot(root / "releases" / first["release"]) for root in hosts] == before
+    assert [live(root) for root in hosts] == [second["release"]] * 3
+
+
+def test_shared_paths_in_the_config_are_linked_on_every_host(project, cli, ssh_servers, fleet):
+    configure(project, ssh_servers, fleet, shared=["uploads"])
+    assert cli("infra.up", "--json").json["success"]
+    for root in roots(ssh_servers, fleet):
+        (root / "shared" / "uploads").mkdir()
+
+    deployed = cli("deploy", "--json").json
+
+    assert deployed["success"], deployed
+    for root in roots(ssh_servers, fleet):
+        assert releases(root) == [deployed["release"]]
+        assert (root / "current" / "uploads").resolve() == root / "shared" / "uploads"
