@@ -376,11 +376,10 @@ class _OverSsh:
                     data = channel.recv(_STREAM_CHUNK)
                 except TimeoutError:
                     data = None
-                _drain(channel, out, err)
                 if data == b"":
                     break
-                if data:
-                    out += data
+                out += data or b""
+                _drain(channel, out, err)
                 if len(out) > _MAX_OUTPUT:
                     raise DevopsError(
                         ErrorCode.DEPLOY_FAILED,

@@ -176,6 +176,19 @@ def test_only_the_changed_file_crosses_the_wire(over_ssh, build):
     assert counting.sent < len(BIG) // 4  # headers, one page and the manifest
 
 
+def test_a_site_of_thousands_of_files_is_linked_whole_but_the_changed_file(over_ssh, build):
+    for n in range(3000):  # a manifest and a listing of several channel windows
+        page = build / "docs" / f"section-{n % 40:02d}" / f"a-long-page-name-{n:05d}.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(f"<p>{n}</p>\n")
+    over_ssh.deploy(R1, build)
+    (build / "docs" / "section-07" / "a-long-page-name-00007.html").write_text("<p>new</p>\n")
+
+    upload = over_ssh.upload(R2, build)
+
+    assert (upload.files_sent, upload.files_linked) == (1, 3003)
+
+
 def test_an_upload_over_ssh_is_one_look_and_one_stream(over_ssh, build):
     counting = over_ssh.engine.connection
     over_ssh.deploy(R1, build)

@@ -1,0 +1,251 @@
+"""Our SSH deploy against ``rsync -a --delete``, to the same three sshd hosts, side by side.
+
+The script starts the three OpenSSH servers the tests use (``tests/sshd.py``: 127.0.0.2-4,
+one port, a ``devops-test`` login), generates a site (default 5,000 files, about 30 MB, the
+same generator as ``netlify_vs_cli.py``), and for each of ``--runs`` runs times the whole
+command, wall clock:
+
+1. **first deploy**, to hosts that have nothing yet:
+   - ours: ``python -m devops_tasks deploy --dir SITE --json`` in a throwaway project whose
+     config names the three hosts (a new process, as a user runs it);
+   - rsync: ``rsync -a --delete SITE/ user@host:DEST/`` to the three hosts at once, each over
+     ``ssh -F /dev/null -i KEY -o UserKnownHostsFile=... -o StrictHostKeyChecking=yes -p PORT``.
+2. **one file changed** (a page rewritten, the same for both tools), the same commands again.
+
+Then it prints the median of each, the ratios ours / rsync and the targets of issue #8: the
+first deploy at most 1.0x rsync, the one-file change at most 1.5x. Before each timed command
+the page cache's dirty pages are flushed (``sync``), so neither tool pays for the other's
+writes. After each command the script checks what the hosts serve.
+
+Needs root (sshd and the test user, as the tests do), ``openssh-server``, ``openssh-client``
+and ``rsync``::
+
+    .venv/bin/python benchmarks/ssh_vs_rsync.py [--files 5000] [--megabytes 30] [--runs 3]
+
+What rsync does not do, and ours does, in the same time: every deploy is a whole new release
+beside the old one, switched atomically (a reader never sees a half-copied site), with a
+manifest and a record, and an older release is never modified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import pwd
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import sshd  # noqa: E402
+from netlify_vs_cli import make_site  # noqa: E402
+
+OURS, RSYNC = "devops-tasks", "rsync"
+FIRST, AGAIN = "first deploy", "one file changed"
+TARGETS = {FIRST: 1.0, AGAIN: 1.5}
+
+
+@dataclass
+class Sample:
+    seconds: float
+    sent: int | None = None  # bytes our deploy reports it sent (all hosts)
+
+
+def _timed(argv_sets: list[list[str]], cwd: Path | None = None) -> tuple[float, list[str]]:
+    """Run every argv at once; wall time until the last ends, and their stdouts."""
+    os.sync()
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argv_sets
+    ]
+    outputs = [proc.communicate() for proc in procs]
+    seconds = time.perf_counter() - started
+    for proc, (stdout, stderr), argv in zip(procs, outputs, argv_sets, strict=True):
+        if proc.returncode != 0:
+            raise RuntimeError(f"{argv[:4]}... exited {proc.returncode}:\n{stdout}\n{stderr}")
+    return seconds, [stdout for stdout, _ in outputs]
+
+
+class Bench:
+    def __init__(self, servers: sshd.SshServers, scratch: Path, site: Path) -> None:
+        self.servers = servers
+        self.scratch = scratch
+        self.site = site
+        self.login = pwd.getpwnam(servers.user)
+
+    def fleet(self, name: str) -> Path:
+        """A fresh directory the login user owns (the hosts share this machine's disk)."""
+        directory = self.scratch / name
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir()
+        os.chown(directory, self.login.pw_uid, self.login.pw_gid)
+        return directory
+
+    def project(self, name: str, fleet: Path) -> Path:
+        project = self.scratch / name
+        shutil.rmtree(project, ignore_errors=True)
+        (project / ".devops").mkdir(parents=True)
+        section = {
+            "hosts": [f"{host.ip}:{host.port}" for host in self.servers.hosts],
+            "user": self.servers.user,
+            "key_file": str(self.servers.client_key),
+            "known_hosts": str(self.servers.known_hosts),
+            "path": f"{fleet}/{{host}}",
+        }
+        config = {"version": 1, "platform": "ssh", "ssh": section}
+        (project / ".devops" / "config.json").write_text(json.dumps(config))
+        return project
+
+    def ours(self, project: Path) -> Sample:
+        argv = [sys.executable, "-m", "devops_tasks", "deploy", "--dir", str(self.site), "--json"]
+        seconds, (stdout,) = _timed([argv], cwd=project)
+        result = json.loads(stdout)
+        if not result.get("success"):
+            raise RuntimeError(f"our deploy failed: {stdout}")
+        return Sample(seconds, result.get("bytes_uploaded"))
+
+    def rsync(self, fleet: Path) -> Sample:
+        commands = []
+        for host in self.servers.hosts:
+            ssh = (
+                f"ssh -F /dev/null -i {self.servers.client_key}"
+                f" -o UserKnownHostsFile={self.servers.known_hosts}"
+                f" -o StrictHostKeyChecking=yes -o BatchMode=yes -p {host.port}"
+            )
+            destination = f"{self.servers.user}@{host.ip}:{fleet}/{host.ip}/"
+            commands.append(["rsync", "-a", "--delete", "-e", ssh, f"{self.site}/", destination])
+        seconds, _ = _timed(commands)
+        return Sample(seconds)
+
+    def check(self, served: list[Path], changed: str) -> None:
+        """Every host serves the site as it is now (the changed page, and every file)."""
+        expected = (self.site / changed).read_bytes()
+        count = sum(len(names) for _, _, names in os.walk(self.site))
+        for directory in served:
+            if (directory / changed).read_bytes() != expected:
+                raise RuntimeError(f"{directory} does not serve the changed {changed}")
+            found = sum(len(names) for _, _, names in os.walk(directory))
+            if found != count:
+                raise RuntimeError(f"{directory} has {found} files, the site {count}")
+
+
+def _median(samples: list[Sample]) -> float:
+    return statistics.median(s.seconds for s in samples)
+
+
+def _spread(samples: list[Sample]) -> str:
+    values = [s.seconds for s in samples]
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=5000, help="files in the site (5000)")
+    parser.add_argument("--megabytes", type=float, default=30.0, help="site size in MB (30)")
+    parser.add_argument("--runs", type=int, default=3, help="runs; medians are reported (3)")
+    parser.add_argument("--seed", type=int, default=1, help="site content seed (1)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where the site and the hosts' roots go (default: the temp dir; /dev/shm takes "
+        "the disk out of the figures)",
+    )
+    args = parser.parse_args(argv)
+    if shutil.which("rsync") is None:
+        parser.error("rsync is not installed (apt-get install rsync)")
+
+    servers = sshd.start()
+    scratch = Path(tempfile.mkdtemp(prefix="ssh-bench-", dir=args.dir))
+    scratch.chmod(0o755)  # the login user reaches its fleets through it
+    try:
+        site = make_site(scratch / "site", args.files, args.megabytes, args.seed)
+        bench = Bench(servers, scratch, site.root)
+        changed = next(p for p in site.paths if p.endswith(".html"))
+        print(
+            f"site: {len(site.paths)} files, {site.total_bytes / 1e6:.1f} MB in "
+            f"{site.directories} directories; 3 hosts (sshd on {servers.hosts[0].ip}-"
+            f"{servers.hosts[-1].ip.rsplit('.', 1)[-1]}, port {servers.hosts[0].port}); "
+            f"roots under {scratch}"
+        )
+        rsync_version = subprocess.run(
+            ["rsync", "--version"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()[0]
+        print(
+            f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {rsync_version}"
+        )
+
+        results: dict[str, dict[str, list[Sample]]] = {
+            tool: {FIRST: [], AGAIN: []} for tool in (OURS, RSYNC)
+        }
+        for run in range(1, args.runs + 1):
+            ours_fleet, rsync_fleet = bench.fleet("ours-fleet"), bench.fleet("rsync-fleet")
+            project = bench.project("project", ours_fleet)
+            ours_served = [ours_fleet / h.ip / "current" for h in servers.hosts]
+            rsync_served = [rsync_fleet / h.ip for h in servers.hosts]
+            # alternate who goes first, so neither always meets a warmer machine
+            order = [OURS, RSYNC] if run % 2 else [RSYNC, OURS]
+            for phase in (FIRST, AGAIN):
+                if phase == AGAIN:
+                    page = site.root / changed
+                    page.write_bytes(page.read_bytes() + f"<!-- run {run} -->\n".encode())
+                for tool in order:
+                    if tool == OURS:
+                        sample = bench.ours(project)
+                        bench.check(ours_served, changed)
+                    else:
+                        sample = bench.rsync(rsync_fleet)
+                        bench.check(rsync_served, changed)
+                    results[tool][phase].append(sample)
+            print(
+                f"run {run}: "
+                + ", ".join(
+                    f"{tool} {phase} {results[tool][phase][-1].seconds:.2f} s"
+                    for phase in (FIRST, AGAIN)
+                    for tool in (OURS, RSYNC)
+                )
+            )
+
+        print(f"\nmedians of {args.runs} run(s), wall time of the whole command, 3 hosts:\n")
+        print(f"| {'phase':<17} | {OURS + ' s':>18} | {RSYNC + ' s':>18} | ours/rsync | target |")
+        print(f"|{'-' * 19}|{'-' * 20}|{'-' * 20}|{'-' * 12}|{'-' * 8}|")
+        met = True
+        for phase in (FIRST, AGAIN):
+            ours, theirs = results[OURS][phase], results[RSYNC][phase]
+            ratio = _median(ours) / _median(theirs)
+            ok = ratio <= TARGETS[phase]
+            met &= ok
+            print(
+                f"| {phase:<17} | {_median(ours):6.2f} ({_spread(ours):>9}) "
+                f"| {_median(theirs):6.2f} ({_spread(theirs):>9}) | {ratio:9.2f}x "
+                f"| {'<=' if ok else '> '}{TARGETS[phase]:.1f}x |"
+            )
+        sent = [s.sent for s in results[OURS][AGAIN]]
+        print(f"\nours sent {sent[0]:,} bytes in all for the one-file change (3 hosts)")
+        print("targets met" if met else "TARGETS NOT MET")
+        return 0 if met else 1
+    finally:
+        servers.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
