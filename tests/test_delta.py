@@ -341,6 +341,16 @@ def test_a_linked_file_keeps_its_entry_from_the_release_it_is_linked_from(target
     assert target.engine.manifest(R2) == target.engine.manifest(R1)
 
 
+def test_a_manifest_of_many_megabytes_reads_back_whole(target, build):
+    target.deploy(R1, build)
+    entry = {"sha256": "ab" * 32, "size": 1, "mode": "644", "mtime": 1}
+    files = {f"page/{n:06d}/index.html": {**entry, "size": n} for n in range(60_000)}
+    manifest = target.root / ".devops" / "manifests" / f"{R1}.json"
+    manifest.write_text(json.dumps({"version": 1, "release": R1, "files": files}))
+
+    assert target.engine.manifest(R1) == files
+
+
 def test_a_release_that_never_had_a_manifest_has_none(target):
     assert target.engine.manifest(R1) is None
 
