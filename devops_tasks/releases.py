@@ -14,8 +14,8 @@ matches its manifest (edited by hand) is sent in full instead.
 
 The root may hold other people's files, so the engine touches only names it owns: release
 ids (which are deployment ids, ``dep_<ms>_<hex>``), ``current``, ``shared/``, the
-manifests, and its temporary names (``releases/.<id>.partial/``, ``.current-<id>``,
-``.devops/manifests/.<id>.json.partial``). A release is built in its ``.partial``
+manifests, and its temporary names (``releases/.<id>.partial/``, ``releases/.<id>.manifest``,
+``.current-<id>``). A release is built in its ``.partial``
 directory and renamed to its id only once complete, so a ``releases/<id>`` is always whole;
 whatever a killed run leaves behind carries a temporary name, which
 :meth:`ReleaseEngine.sweep` removes on the next deploy.
@@ -62,9 +62,10 @@ _RELEASE = DEPLOYMENT_ID.pattern
 _SWEPT = r"\.swept"
 #: What an interrupted upload or switch leaves behind; nothing else is ever swept.
 #: (``.tar`` is what versions that uploaded an archive first left.)
-_LEFTOVER_IN_RELEASES = re.compile(rf"\.{_RELEASE}\.(?:tar|partial)(?:{_SWEPT})?", re.ASCII)
+_LEFTOVER_IN_RELEASES = re.compile(
+    rf"\.{_RELEASE}\.(?:tar|partial|manifest)(?:{_SWEPT})?", re.ASCII
+)
 _LEFTOVER_IN_ROOT = re.compile(rf"\.current-{_RELEASE}(?:{_SWEPT})?", re.ASCII)
-_LEFTOVER_MANIFEST = re.compile(rf"\.{_RELEASE}\.json\.partial", re.ASCII)
 _MANIFEST = re.compile(rf"({_RELEASE})\.json", re.ASCII)
 _MANIFESTS = ".devops/manifests"
 _MANIFEST_VERSION = 1
@@ -142,26 +143,24 @@ class _Plan:
     manifest: bytes
     shared: tuple[str, ...]
 
-    # Paths relative to the root, so that the same plan serves a host and this machine.
+    # Paths relative to releases/, where the release is built: the shortest names that
+    # reach every file (a tar header holds 100 bytes of a link's target before it needs an
+    # extended header), and the same for a host and this machine.
 
     @property
     def partial(self) -> str:
-        return f"releases/.{self.release}.partial"
-
-    @property
-    def target(self) -> str:
-        return f"releases/{self.release}"
+        return f".{self.release}.partial"
 
     @property
     def manifest_partial(self) -> str:
-        return f"{_MANIFESTS}/.{self.release}.json.partial"
+        return f".{self.release}.manifest"
 
     @property
     def manifest_path(self) -> str:
-        return f"{_MANIFESTS}/{self.release}.json"
+        return f"../{_MANIFESTS}/{self.release}.json"
 
     def linked_from(self, path: str) -> str:
-        return f"releases/{self.base}/{path}"
+        return f"{self.base}/{path}"
 
     @property
     def sent(self) -> list[SiteFile]:
@@ -234,8 +233,8 @@ class LocalConnection:
 
     def build(self, root: str, plan: _Plan, progress: Progress, timeout: float | None) -> None:
         """Copy the sent files and link the kept ones into the partial release, then rename it."""
-        base = Path(root)
-        partial = base / plan.partial
+        releases = Path(root) / "releases"
+        partial = releases / plan.partial
         partial.mkdir()  # never into someone else's: a leftover is swept first
         made = {partial}
         progress.start("Copying files", total=sum(f.size for f in plan.sent))
@@ -245,7 +244,7 @@ class LocalConnection:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made.add(target.parent)
             if linked:
-                os.link(base / plan.linked_from(site_file.path), target)
+                os.link(releases / plan.linked_from(site_file.path), target)
                 continue
             with open(site_file.source, "rb") as source, open(target, "xb") as copy:
                 shutil.copyfileobj(source, copy, 1 << 20)
@@ -256,10 +255,10 @@ class LocalConnection:
                 os.utime(copy.fileno(), (entry.mtime, entry.mtime))
             progress.advance(site_file.size)
         progress.finish()
-        (base / plan.manifest_partial).write_bytes(plan.manifest)
-        os.replace(base / plan.manifest_partial, base / plan.manifest_path)
+        (releases / plan.manifest_partial).write_bytes(plan.manifest)
+        os.replace(releases / plan.manifest_partial, releases / plan.manifest_path)
         for path in plan.shared:
-            if not (base / "shared" / path).exists():
+            if not (Path(root) / "shared" / path).exists():
                 raise _no_shared(root, path)
             link = partial / path
             if link.is_dir() and not link.is_symlink():
@@ -268,9 +267,10 @@ class LocalConnection:
                 link.unlink()
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(_shared_link(path))
-        if os.path.lexists(base / plan.target):  # rename() would replace an empty directory
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(base / plan.target))
-        partial.rename(base / plan.target)
+        target = releases / plan.release
+        if os.path.lexists(target):  # rename() would replace an empty directory
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
+        partial.rename(target)
 
     def read(self, path: str, timeout: float | None) -> bytes | None:
         try:
@@ -323,7 +323,7 @@ class _OverSsh:
     def build(self, root: str, plan: _Plan, progress: Progress, timeout: float | None) -> None:
         q = shlex.quote
         steps = [
-            f"cd {q(root)}",
+            f"cd {q(root + '/releases')}",
             f"mkdir {q(plan.partial)}",
             "tar -x -p --no-same-owner -f -",
             f"mv -f {q(plan.manifest_partial)} {q(plan.manifest_path)}",
@@ -332,12 +332,12 @@ class _OverSsh:
             in_release = f"{plan.partial}/{path}"
             missing = q(f"{root}/shared/{path} does not exist")
             steps += [
-                f"{{ test -e {q('shared/' + path)} || {{ echo {missing} >&2; false; }}; }}",
+                f"{{ test -e {q('../shared/' + path)} || {{ echo {missing} >&2; false; }}; }}",
                 f"rm -rf {q(in_release)}",
                 f"mkdir -p {q(posixpath.dirname(in_release))}",
                 f"ln -s {q(_shared_link(path))} {q(in_release)}",
             ]
-        steps += [f"test ! -e {q(plan.target)}", f"mv {q(plan.partial)} {q(plan.target)}"]
+        steps += [f"test ! -e {q(plan.release)}", f"mv {q(plan.partial)} {q(plan.release)}"]
         what = f"unpack release {plan.release}"
         _check(self._exec(" && ".join(steps), _tar(plan, progress), timeout, what), root, what)
 
@@ -490,10 +490,11 @@ class ReleaseEngine:
     def _switch_path(self, release: str) -> str:
         return f"{self.root}/.current-{_checked(release)}"
 
-    def _manifest_paths(self, release: str) -> list[str]:
-        """The manifest of ``release`` and its temporary name."""
-        directory = f"{self.root}/{_MANIFESTS}"
-        return [f"{directory}/{_checked(release)}.json", f"{directory}/.{release}.json.partial"]
+    def _manifest_path(self, release: str) -> str:
+        return f"{self.root}/{_MANIFESTS}/{_checked(release)}.json"
+
+    def _manifest_partial_path(self, release: str) -> str:
+        return f"{self.releases_dir}/.{_checked(release)}.manifest"
 
     def _call(self, command: str, what: str) -> Any:
         """``command``'s result, whatever its exit status; raises only once it timed out."""
@@ -554,7 +555,7 @@ class ReleaseEngine:
         ``mode`` is octal text (``"644"``); a release made before manifests existed, or
         whose manifest cannot be read as one, has none.
         """
-        data = self._bulk.read(self._manifest_paths(release)[0], self.command_timeout)
+        data = self._bulk.read(self._manifest_path(release), self.command_timeout)
         entries = _parse_manifest(data) if data is not None else None
         return None if entries is None else {p: e.to_json() for p, e in entries.items()}
 
@@ -654,7 +655,8 @@ class ReleaseEngine:
                 self._archive_path(release),
                 self._partial_path(release),
                 self._switch_path(release),
-                *self._manifest_paths(release),
+                self._manifest_path(release),
+                self._manifest_partial_path(release),
             ]
         )
         self._run(f"rm -rf {paths}", f"remove release {release}")
@@ -665,7 +667,7 @@ class ReleaseEngine:
         doomed = [r for r in existing[: max(len(existing) - keep, 0)] if r not in protect]
         if doomed:
             paths = shlex.join(
-                path for r in doomed for path in (self.release_path(r), *self._manifest_paths(r))
+                path for r in doomed for path in (self.release_path(r), self._manifest_path(r))
             )
             self._run(f"rm -rf {paths}", "prune old releases")
         return doomed
@@ -687,8 +689,7 @@ class ReleaseEngine:
         stale = [
             f"{_MANIFESTS}/{name}"
             for name in manifests
-            if _LEFTOVER_MANIFEST.fullmatch(name)
-            or ((match := _MANIFEST.fullmatch(name)) and match[1] not in existing)
+            if (match := _MANIFEST.fullmatch(name)) and match[1] not in existing
         ]
         steps = []
         for name in leftovers:

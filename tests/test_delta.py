@@ -371,16 +371,15 @@ def test_the_manifest_goes_with_its_release(target, build, removal):
 def test_sweep_removes_half_written_and_orphaned_manifests_only(target, build):
     target.deploy(R1, build)
     manifests = target.root / ".devops" / "manifests"
-    (manifests / f".{R2}.json.partial").write_text("{")
+    (target.root / "releases" / f".{R2}.manifest").write_text("{")  # before its rename
     (manifests / f"{R3}.json").write_text("{}")  # its release never made it
     (manifests / "notes.txt").write_text("mine")
 
     removed = target.engine.sweep()
 
-    assert sorted(removed) == sorted(
-        [f".devops/manifests/.{R2}.json.partial", f".devops/manifests/{R3}.json"]
-    )
+    assert sorted(removed) == [f".devops/manifests/{R3}.json", f"releases/.{R2}.manifest"]
     assert sorted(os.listdir(manifests)) == [f"{R1}.json", "notes.txt"]
+    assert sorted(os.listdir(target.root / "releases")) == [R1]
 
 
 # --------------------------------------------------------------------------- shared paths

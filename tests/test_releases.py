@@ -89,7 +89,7 @@ def test_paths_with_spaces_are_quoted():
         f"rm -rf '/srv/my site/releases/{R1}' '/srv/my site/releases/.{R1}.tar'"
         f" '/srv/my site/releases/.{R1}.partial' '/srv/my site/.current-{R1}'"
         f" '/srv/my site/.devops/manifests/{R1}.json'"
-        f" '/srv/my site/.devops/manifests/.{R1}.json.partial'"
+        f" '/srv/my site/releases/.{R1}.manifest'"
     ]
 
 
@@ -113,8 +113,7 @@ def test_prune_keeps_the_newest_and_every_protected_release():
     assert removed == [R2, R3]
     assert connection.commands[-1] == (
         f"rm -rf /srv/releases/{R2} /srv/.devops/manifests/{R2}.json"
-        f" /srv/.devops/manifests/.{R2}.json.partial /srv/releases/{R3}"
-        f" /srv/.devops/manifests/{R3}.json /srv/.devops/manifests/.{R3}.json.partial"
+        f" /srv/releases/{R3} /srv/.devops/manifests/{R3}.json"
     )
 
 
