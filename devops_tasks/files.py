@@ -36,8 +36,9 @@ _SECRET_NAME = re.compile(r"credentials\.enc|.*\.key", re.IGNORECASE)
 _MAX_LISTED = 50
 #: Bytes read at a time when hashing: large files never sit in memory.
 _CHUNK = 1 << 20
-#: Threads that hash a site's files (hashlib and reads release the GIL).
-_HASHING_THREADS = min(8, (os.cpu_count() or 2) * 2)
+#: Threads that hash a site's files. hashlib and reads release the GIL, but for small files
+#: the Python around them holds it: more threads than cores only contend for it.
+_HASHING_THREADS = min(4, os.cpu_count() or 1)
 
 
 def default_ignore(relative: str) -> bool:

@@ -30,6 +30,7 @@ on this machine, directly (files are copied or linked straight into the release)
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import posixpath
@@ -39,6 +40,7 @@ import shutil
 import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -535,8 +537,12 @@ class ReleaseEngine:
         _checked(release)
         links = _shared_paths(shared)
         try:
-            survey = self._bulk.survey(self.root, self.command_timeout)
-            plan = _plan(release, files, survey, links)
+            # The files are hashed while the host is asked what it has (once per deploy,
+            # however many hosts: SiteFiles keeps the digests).
+            with ThreadPoolExecutor(1) as pool:
+                hashing = pool.submit(files.digests, "sha256")
+                survey = self._bulk.survey(self.root, self.command_timeout)
+                plan = _plan(release, files, hashing.result(), survey, links)
             self._bulk.build(self.root, plan, progress, self.command_timeout)
         except OSError as exc:  # on this machine, or reading the build
             raise (os_failure(exc) or exc) from None
@@ -705,7 +711,13 @@ class ReleaseEngine:
         return leftovers + stale
 
 
-def _plan(release: str, files: SiteFiles, survey: _Survey, shared: tuple[str, ...]) -> _Plan:
+def _plan(
+    release: str,
+    files: SiteFiles,
+    digests: dict[str, str],
+    survey: _Survey,
+    shared: tuple[str, ...],
+) -> _Plan:
     """What to link and what to send: a file is linked only if the current release has it
     with the same content and mode, and its copy there still looks as its manifest says."""
     intact: dict[str, _Entry] = {}
@@ -713,7 +725,6 @@ def _plan(release: str, files: SiteFiles, survey: _Survey, shared: tuple[str, ..
         for path, entry in (_parse_manifest(survey.manifest) or {}).items():
             if survey.on_disk.get(path) == (entry.size, entry.mtime, entry.mode):
                 intact[path] = entry
-    digests = files.digests("sha256")
     members = []
     for site_file in files:
         if any(_within(site_file.path, path) for path in shared):
@@ -740,8 +751,13 @@ def _plan(release: str, files: SiteFiles, survey: _Survey, shared: tuple[str, ..
     )
 
 
+@functools.lru_cache(maxsize=4)
 def _parse_manifest(data: bytes) -> dict[str, _Entry] | None:
-    """The entries of a manifest as a host holds it; None unless every part is well formed."""
+    """The entries of a manifest as a host holds it; None unless every part is well formed.
+
+    Hosts deployed together hold the same manifest: it is parsed once (never change the
+    mapping returned).
+    """
     try:
         document = json.loads(data)
     except ValueError:

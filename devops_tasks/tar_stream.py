@@ -24,6 +24,11 @@ _NAME, _LINK_NAME, _PREFIX = 100, 100, 155
 #: The largest size or time an 11-digit octal field holds (8 GiB, the year 2242).
 _MAX_OCTAL_11 = 8**11 - 1
 _CHECKSUM = slice(148, 156)
+_OWNER = b"0000000\0"
+_MAGIC, _VERSION = b"ustar\0", b"00"
+#: What the fields every header has the same add to its checksum (the checksum field itself
+#: counts as eight spaces).
+_FIXED_SUM = 2 * sum(_OWNER) + sum(_MAGIC) + sum(_VERSION) + 8 * ord(" ")
 _REGULAR, _HARD_LINK, _PAX = b"0", b"1", b"x"
 
 
@@ -81,18 +86,19 @@ def _header(
 def _ustar(
     name: bytes, kind: bytes, size: int, mode: int, mtime: int, link: bytes, prefix: bytes
 ) -> bytes:
+    fields = (b"%07o\0" % mode, b"%011o\0" % size, b"%011o\0" % mtime)
     block = _USTAR.pack(
         name,
-        b"%07o\0" % mode,
-        b"0000000\0",
-        b"0000000\0",
-        b"%011o\0" % size,
-        b"%011o\0" % mtime,
-        b"        ",  # the checksum is computed with its own field as spaces
+        fields[0],
+        _OWNER,
+        _OWNER,
+        fields[1],
+        fields[2],
+        b"        ",
         kind,
         link,
-        b"ustar\0",
-        b"00",
+        _MAGIC,
+        _VERSION,
         b"",
         b"",
         b"",
@@ -100,7 +106,11 @@ def _ustar(
         prefix,
         b"",
     )
-    return block[: _CHECKSUM.start] + b"%06o\0 " % sum(block) + block[_CHECKSUM.stop :]
+    # The checksum is the sum of the header's bytes, its own field counted as spaces: summed
+    # from the fields themselves (a few dozen bytes), not from the 512 of the block.
+    checksum = _FIXED_SUM + sum(name) + sum(link) + sum(prefix) + kind[0]
+    checksum += sum(fields[0]) + sum(fields[1]) + sum(fields[2])
+    return block[: _CHECKSUM.start] + b"%06o\0 " % checksum + block[_CHECKSUM.stop :]
 
 
 def _pax_record(key: bytes, value: bytes) -> bytes:
