@@ -225,16 +225,21 @@ class _Walk:
     def _file(self, source: Path, relative: str, real_dir: str) -> Iterator[SiteFile]:
         """``source`` as a site file if it can ship; else a warning or an unreadable entry."""
         real = os.path.join(real_dir, source.name)
-        if os.path.islink(source):  # only links can leave the directory
+        try:  # one lstat tells a plain file's size and mode; only a link needs a stat more
+            status: os.stat_result | None = os.lstat(source)
+        except OSError:
+            status = None  # the stat below meets the same error, and names it
+        if status is not None and stat.S_ISLNK(status.st_mode):  # only links leave the dir
             _refuse_escape(self.root, source, relative)
             real = os.path.realpath(source)
+            status = None
         if _within(real, self.excluded):
             return
         if _SECRET_NAME.fullmatch(source.name):
             self._skip(relative, "secrets and keys never are")
             return
         try:
-            status = source.stat()
+            status = status or source.stat()
         except FileNotFoundError:
             self._skip(relative, "it is a link to nothing")
             return
