@@ -585,25 +585,28 @@ class ReleaseEngine:
             )
         return str(result.stdout)
 
-    def activate(self, release: str) -> None:
+    def activate(self, release: str) -> str | None:
         """Point ``current`` at ``release`` atomically (a new symlink renamed over the old).
 
-        A ``current`` that is not a symlink was not made here, and is never replaced.
+        Returns the release ``current`` pointed at before (None if none), read in the same
+        command. A ``current`` that is not a symlink was not made here, and is never replaced.
         """
         target = shlex.quote(self.release_path(release))
         temporary = shlex.quote(self._switch_path(release))
         current = shlex.quote(f"{self.root}/current")
         refusal = shlex.quote(f"{self.root}/current is not a symlink; refusing to replace it")
         # GNU mv needs -T and BSD mv needs -h so as not to move *into* the old link's target.
-        self._run(
+        before = self._run(
             f"test -d {target}"
             f" && {{ test -L {current} || test ! -e {current}"
             f" || {{ echo {refusal} >&2; false; }}; }}"
+            f" && {{ readlink {current} || true; }}"
             f" && ln -sfn {shlex.quote('releases/' + release)} {temporary}"
             f" && {{ mv -Tf {temporary} {current} 2>/dev/null"
             f" || mv -hf {temporary} {current}; }}",
             f"switch current to release {release}",
         )
+        return _release_of_link(before)
 
     def deactivate(self, release: str) -> None:
         """Remove ``current`` if it points at ``release``: undoes a first switch, atomically.

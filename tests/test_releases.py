@@ -127,6 +127,15 @@ def test_the_same_engine_really_runs_locally(engine, site, tmp_path):
     assert (tmp_path / "target" / "current" / "css" / "site.css").is_file()
 
 
+def test_activate_says_which_release_it_replaced(engine, site):
+    for release in (R1, R2):
+        engine.upload(release, site, NullProgress())
+
+    assert engine.activate(R1) is None  # the first switch
+    assert engine.activate(R2) == R1
+    assert engine.current() == R2
+
+
 def test_a_linked_file_ships_as_a_copy_not_as_a_link_back_to_the_build_dir(engine, tmp_path):
     root = write_site(tmp_path / "site")
     (root / "home.html").symlink_to(root / "index.html")
