@@ -92,16 +92,18 @@ class Bench:
         self.login = pwd.getpwnam(servers.user)
 
     def fleet(self, name: str) -> Path:
-        """A fresh directory the login user owns (the hosts share this machine's disk)."""
+        """A new directory the login user owns (the hosts share this machine's disk).
+
+        Nothing is deleted until the end: on a file system mounted with ``discard``, what a
+        deletion frees is trimmed later, and would slow whichever command runs then.
+        """
         directory = self.scratch / name
-        shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir()
         os.chown(directory, self.login.pw_uid, self.login.pw_gid)
         return directory
 
     def project(self, name: str, fleet: Path) -> Path:
         project = self.scratch / name
-        shutil.rmtree(project, ignore_errors=True)
         (project / ".devops").mkdir(parents=True)
         section = {
             "hosts": [f"{host.ip}:{host.port}" for host in self.servers.hosts],
@@ -197,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             tool: {FIRST: [], AGAIN: []} for tool in (OURS, RSYNC)
         }
         for run in range(1, args.runs + 1):
-            ours_fleet, rsync_fleet = bench.fleet("ours-fleet"), bench.fleet("rsync-fleet")
-            project = bench.project("project", ours_fleet)
+            ours_fleet = bench.fleet(f"ours-fleet-{run}")
+            rsync_fleet = bench.fleet(f"rsync-fleet-{run}")
+            project = bench.project(f"project-{run}", ours_fleet)
             ours_served = [ours_fleet / h.ip / "current" for h in servers.hosts]
             rsync_served = [rsync_fleet / h.ip for h in servers.hosts]
             # alternate who goes first, so neither always meets a warmer machine
