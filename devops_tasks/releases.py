@@ -23,15 +23,15 @@ whatever a killed run leaves behind carries a temporary name, which
 Small commands go through ``connection.run(command)``: fabric's ``Connection`` has it, and
 :class:`LocalConnection` gives invoke's ``Context`` the same shape. The two bulk steps of an
 upload (reading what the host has, writing the release) are done the fastest way each side
-allows: over SSH, one command each on a raw channel (the tar streams into ``tar -x``'s stdin);
-on this machine, directly (files are copied or linked straight into the release).
+allows: over SSH, one command each on a raw channel (:mod:`devops_tasks.channels`; the tar
+of :mod:`devops_tasks.tar_stream` streams into ``tar -x``'s stdin); on this machine,
+directly (files are copied or linked straight into the release). What to link and what to
+send is the plan of :mod:`devops_tasks.manifests`.
 """
 
 from __future__ import annotations
 
 import errno
-import functools
-import json
 import os
 import posixpath
 import re
@@ -39,18 +39,20 @@ import shlex
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from invoke.exceptions import CommandTimedOut
 
 from . import tar_stream
+from .channels import Completed, run_streamed, timed_out
 from .commands import child_environment
 from .errors import DevopsError, ErrorCode, os_failure
 from .ids import DEPLOYMENT_ID
+from .manifests import MANIFESTS, Plan, Survey, parse_listing, parse_manifest, plan_upload, within
 from .redaction import redact
 
 if TYPE_CHECKING:
@@ -69,24 +71,10 @@ _LEFTOVER_IN_RELEASES = re.compile(
 )
 _LEFTOVER_IN_ROOT = re.compile(rf"\.current-{_RELEASE}(?:{_SWEPT})?", re.ASCII)
 _MANIFEST = re.compile(rf"({_RELEASE})\.json", re.ASCII)
-_MANIFESTS = ".devops/manifests"
-_MANIFEST_VERSION = 1
-_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
-_OCTAL_MODE = re.compile(r"[0-7]{1,4}", re.ASCII)
-#: The permission bits a deployed file keeps: read and execute as built, write for the owner
-#: only, never set-id (as a umask of 022 would leave them, whoever extracts).
-_DEPLOYED_MODE = 0o755
 #: Bytes handed to the channel at a time: big enough that per-call costs vanish.
 _STREAM_CHUNK = 256 * 1024
-#: What one command may print before the host is taken for hostile (a manifest and a
-#: listing of a million files fit).
-_MAX_OUTPUT = 512 << 20
-#: How much of a failing command's stderr is kept for its error message.
-_STDERR_KEPT = 64 * 1024
 #: Lines of a failing hook's output that its error message quotes.
 _HOOK_TAIL_LINES = 20
-#: How often a wait on a remote command looks at its stderr and the deadline.
-_POLL = 0.05
 
 
 class Connection(Protocol):
@@ -106,67 +94,6 @@ class Upload:
     files_sent: int
     #: Content bytes of the files sent (the tar's headers are not counted).
     bytes_sent: int
-
-
-class _Entry(NamedTuple):
-    """One file of a manifest."""
-
-    sha256: str
-    size: int
-    mode: int
-    mtime: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "sha256": self.sha256,
-            "size": self.size,
-            "mode": f"{self.mode:o}",
-            "mtime": self.mtime,
-        }
-
-
-class _Survey(NamedTuple):
-    """What a host holds that an upload can reuse: its current release and that one's files."""
-
-    current: str | None
-    manifest: bytes | None
-    #: ``path -> (size, mtime, mode)`` of each regular file of the current release, on disk.
-    on_disk: dict[str, tuple[int, int, int]]
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """One release to build: each file linked from ``base`` or sent, then the manifest."""
-
-    release: str
-    base: str | None
-    #: Every file in path order, with its manifest entry and whether it is linked.
-    members: list[tuple[SiteFile, _Entry, bool]]
-    manifest: bytes
-    shared: tuple[str, ...]
-
-    # Paths relative to releases/, where the release is built: the shortest names that
-    # reach every file (a tar header holds 100 bytes of a link's target before it needs an
-    # extended header), and the same for a host and this machine.
-
-    @property
-    def partial(self) -> str:
-        return f".{self.release}.partial"
-
-    @property
-    def manifest_partial(self) -> str:
-        return f".{self.release}.manifest"
-
-    @property
-    def manifest_path(self) -> str:
-        return f"../{_MANIFESTS}/{self.release}.json"
-
-    def linked_from(self, path: str) -> str:
-        return f"{self.base}/{path}"
-
-    @property
-    def sent(self) -> list[SiteFile]:
-        return [f for f, _, linked in self.members if not linked]
 
 
 class LocalConnection:
@@ -203,37 +130,40 @@ class LocalConnection:
             },
         )
 
-    def survey(self, root: str, timeout: float | None) -> _Survey:
+    def survey(self, root: str, timeout: float | None) -> Survey:
         """The current release of ``root``, its manifest and its regular files as they are."""
         base = Path(root)
-        for directory in ("releases", _MANIFESTS):
+        for directory in ("releases", MANIFESTS):
             (base / directory).mkdir(parents=True, exist_ok=True)
         try:
             current = _release_of_link(os.readlink(base / "current"))
         except OSError:
             current = None
         if current is None:
-            return _Survey(None, None, {})
+            return Survey(None, None, {})
         try:
-            manifest = (base / _MANIFESTS / f"{current}.json").read_bytes()
+            manifest = (base / MANIFESTS / f"{current}.json").read_bytes()
         except FileNotFoundError:
-            return _Survey(current, None, {})
+            return Survey(current, None, {})
         on_disk = {}
         top = base / "releases" / current
         for directory, _, names in os.walk(top):
             relative = os.path.relpath(directory, top)
             prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
             for name in names:
-                status = os.lstat(os.path.join(directory, name))
+                try:
+                    status = os.lstat(os.path.join(directory, name))
+                except OSError:
+                    continue  # gone, or hidden from us: sent again, never linked
                 if stat.S_ISREG(status.st_mode):
                     on_disk[prefix + name] = (
                         status.st_size,
                         int(status.st_mtime),
                         stat.S_IMODE(status.st_mode),
                     )
-        return _Survey(current, manifest, on_disk)
+        return Survey(current, manifest, on_disk)
 
-    def build(self, root: str, plan: _Plan, progress: Progress, timeout: float | None) -> None:
+    def build(self, root: str, plan: Plan, progress: Progress, timeout: float | None) -> None:
         """Copy the sent files and link the kept ones into the partial release, then rename it."""
         releases = Path(root) / "releases"
         partial = releases / plan.partial
@@ -281,26 +211,15 @@ class LocalConnection:
             return None
 
 
-class _Completed(NamedTuple):
-    status: int
-    stdout: bytes
-    stderr: bytes
-
-
 class _OverSsh:
-    """An upload's bulk steps on a fabric ``Connection``: one command each, on a raw channel.
-
-    fabric's ``run`` reads output 1,000 bytes at a time and joins everything read so far
-    after each read (for prompts to answer), and feeds stdin through text decoding: fine
-    for short commands, quadratic for a manifest, and wrong for a tar. So these commands
-    use a channel of the same connection directly.
-    """
+    """An upload's bulk steps on a fabric ``Connection``: one command each, on a raw channel
+    (see :mod:`devops_tasks.channels`)."""
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
 
-    def survey(self, root: str, timeout: float | None) -> _Survey:
-        releases, manifests = (shlex.quote(f"{root}/{d}") for d in ("releases", _MANIFESTS))
+    def survey(self, root: str, timeout: float | None) -> Survey:
+        releases, manifests = (shlex.quote(f"{root}/{d}") for d in ("releases", MANIFESTS))
         # The id read from ``current`` is kept only if it is plain letters, digits and _,
         # so it can name nothing but an entry of releases/ (Python checks it again).
         command = (
@@ -308,21 +227,23 @@ class _OverSsh:
             "c=$(readlink current 2>/dev/null); c=${c#releases/}\n"
             "case $c in dep_*) case $c in *[!a-z0-9_]*) c= ;; esac ;; *) c= ;; esac\n"
             "printf '%s\\n' \"$c\"\n"
-            f'if test -n "$c" && test -f "{_MANIFESTS}/$c.json"; then\n'
-            f"  cat \"{_MANIFESTS}/$c.json\" && printf '\\0' &&\n"
+            f'if test -n "$c" && test -f "{MANIFESTS}/$c.json"; then\n'
+            f"  cat \"{MANIFESTS}/$c.json\" && printf '\\0' &&\n"
             "  find \"releases/$c\" -type f -printf '%s %T@ %m %P\\0' 2>/dev/null\n"
             "fi\n"
             "exit 0"
         )
-        done = _check(self._exec(command, (), timeout, "read the current release"), root)
+        done = _check(
+            run_streamed(self.connection, command, (), timeout, "read the current release"), root
+        )
         first, _, rest = done.stdout.partition(b"\n")
         current = _release_of_link(os.fsdecode(first))
         manifest, found, listing = rest.partition(b"\0")
         if current is None or not found:
-            return _Survey(current, None, {})
-        return _Survey(current, manifest, _parse_listing(listing))
+            return Survey(current, None, {})
+        return Survey(current, manifest, parse_listing(listing))
 
-    def build(self, root: str, plan: _Plan, progress: Progress, timeout: float | None) -> None:
+    def build(self, root: str, plan: Plan, progress: Progress, timeout: float | None) -> None:
         q = shlex.quote
         steps = [
             f"cd {q(root + '/releases')}",
@@ -341,84 +262,19 @@ class _OverSsh:
             ]
         steps += [f"test ! -e {q(plan.release)}", f"mv {q(plan.partial)} {q(plan.release)}"]
         what = f"unpack release {plan.release}"
-        _check(self._exec(" && ".join(steps), _tar(plan, progress), timeout, what), root, what)
+        done = run_streamed(
+            self.connection, " && ".join(steps), _tar(plan, progress), timeout, what
+        )
+        _check(done, root, what)
 
     def read(self, path: str, timeout: float | None) -> bytes | None:
-        done = self._exec(f"cat {shlex.quote(path)}", (), timeout, f"read {path}")
+        command = f"cat {shlex.quote(path)}"
+        done = run_streamed(self.connection, command, (), timeout, f"read {path}")
         return done.stdout if done.status == 0 else None
 
-    def _exec(
-        self, command: str, stdin: Iterable[bytes], timeout: float | None, what: str
-    ) -> _Completed:
-        """Run ``command`` with ``stdin`` streamed in; its exit status and output.
 
-        Output is drained while stdin is sent, so a command that talks back never stalls on
-        a full window. A command still running after ``timeout`` seconds is abandoned.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        out, err = bytearray(), bytearray()
-        channel = self.connection.create_session()
-        try:
-            channel.exec_command(command)
-            # A failure to produce stdin propagates: closing the channel then ends the command.
-            for chunk in stdin:
-                _drain(channel, out, err)
-                channel.settimeout(_left(deadline, what, timeout))
-                try:
-                    channel.sendall(chunk)
-                except TimeoutError:
-                    raise _timed_out(what, timeout) from None
-                except OSError:
-                    break  # it stopped reading (it failed): its exit status and stderr say why
-            else:
-                channel.shutdown_write()
-            while True:  # stdout to its end, stderr alongside
-                channel.settimeout(min(_POLL, _left(deadline, what, timeout) or _POLL))
-                try:
-                    data = channel.recv(_STREAM_CHUNK)
-                except TimeoutError:
-                    data = None
-                if data == b"":
-                    break
-                out += data or b""
-                _drain(channel, out, err)
-                if len(out) > _MAX_OUTPUT:
-                    raise DevopsError(
-                        ErrorCode.DEPLOY_FAILED,
-                        f"Could not {what}: the host sent more than {_MAX_OUTPUT >> 20} MiB",
-                        "Check what the host's shell prints at login and what is under its "
-                        "deploy root, then run it again.",
-                    )
-            while not channel.status_event.wait(_POLL):
-                _drain(channel, out, err)
-                _left(deadline, what, timeout)
-            _drain(channel, out, err)
-            return _Completed(channel.recv_exit_status(), bytes(out), bytes(err))
-        finally:
-            channel.close()
-
-
-def _drain(channel: Any, out: bytearray, err: bytearray) -> None:
-    """Take what the channel already holds, without waiting; stderr keeps its tail only."""
-    while channel.recv_ready():
-        out += channel.recv(_STREAM_CHUNK)
-    while channel.recv_stderr_ready():
-        err += channel.recv_stderr(_STREAM_CHUNK)
-        del err[:-_STDERR_KEPT]
-
-
-def _left(deadline: float | None, what: str, timeout: float | None) -> float | None:
-    """Seconds until ``deadline`` (None: no deadline); raises once it has passed."""
-    if deadline is None:
-        return None
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise _timed_out(what, timeout)
-    return left
-
-
-def _tar(plan: _Plan, progress: Progress) -> Iterator[bytes]:
-    """The plan as one tar stream, relative to the root, in chunks of about 256 KiB.
+def _tar(plan: Plan, progress: Progress) -> Iterator[bytes]:
+    """The plan as one tar stream, relative to releases/, in chunks of about 256 KiB.
 
     Memory stays flat: a file's content is read in chunks as it is sent, and read exactly
     to the size its header announced (a file that changed size since the scan stops it).
@@ -493,7 +349,7 @@ class ReleaseEngine:
         return f"{self.root}/.current-{_checked(release)}"
 
     def _manifest_path(self, release: str) -> str:
-        return f"{self.root}/{_MANIFESTS}/{_checked(release)}.json"
+        return f"{self.root}/{MANIFESTS}/{_checked(release)}.json"
 
     def _manifest_partial_path(self, release: str) -> str:
         return f"{self.releases_dir}/.{_checked(release)}.manifest"
@@ -505,7 +361,7 @@ class ReleaseEngine:
                 command, hide=True, warn=True, in_stream=False, timeout=self.command_timeout
             )
         except CommandTimedOut:
-            raise _timed_out(what, self.command_timeout) from None
+            raise timed_out(what, self.command_timeout) from None
 
     def _run(self, command: str, what: str) -> str:
         result = self._call(command, what)
@@ -516,7 +372,7 @@ class ReleaseEngine:
 
     def create_releases_dir(self) -> None:
         """Create the root, ``releases/``, ``shared/`` and the manifests' directory; repeatable."""
-        paths = shlex.join(f"{self.root}/{d}" for d in ("releases", "shared", _MANIFESTS))
+        paths = shlex.join(f"{self.root}/{d}" for d in ("releases", "shared", MANIFESTS))
         self._run(f"mkdir -p {paths}", f"create {self.releases_dir}")
 
     def upload(
@@ -542,7 +398,7 @@ class ReleaseEngine:
             with ThreadPoolExecutor(1) as pool:
                 hashing = pool.submit(files.digests, "sha256")
                 survey = self._bulk.survey(self.root, self.command_timeout)
-                plan = _plan(release, files, hashing.result(), survey, links)
+                plan = plan_upload(release, files, hashing.result(), survey, links)
             self._bulk.build(self.root, plan, progress, self.command_timeout)
         except OSError as exc:  # on this machine, or reading the build
             raise (os_failure(exc) or exc) from None
@@ -562,7 +418,7 @@ class ReleaseEngine:
         whose manifest cannot be read as one, has none.
         """
         data = self._bulk.read(self._manifest_path(release), self.command_timeout)
-        entries = _parse_manifest(data) if data is not None else None
+        entries = parse_manifest(data) if data is not None else None
         return None if entries is None else {p: e.to_json() for p, e in entries.items()}
 
     def run_in_release(self, release: str, command: str) -> str:
@@ -691,12 +547,12 @@ class ReleaseEngine:
         A manifest whose release is gone (the run died between the two renames, or the
         release was deleted by hand) goes too.
         """
-        in_releases, in_root, manifests = self._listings("releases", ".", _MANIFESTS)
+        in_releases, in_root, manifests = self._listings("releases", ".", MANIFESTS)
         existing = {name for name in in_releases if DEPLOYMENT_ID.fullmatch(name)}
         leftovers = [f"releases/{n}" for n in in_releases if _LEFTOVER_IN_RELEASES.fullmatch(n)]
         leftovers += [name for name in in_root if _LEFTOVER_IN_ROOT.fullmatch(name)]
         stale = [
-            f"{_MANIFESTS}/{name}"
+            f"{MANIFESTS}/{name}"
             for name in manifests
             if (match := _MANIFEST.fullmatch(name)) and match[1] not in existing
         ]
@@ -712,96 +568,6 @@ class ReleaseEngine:
         if steps:
             self._run("; ".join([*steps, "true"]), "remove what an interrupted deploy left")
         return leftovers + stale
-
-
-def _plan(
-    release: str,
-    files: SiteFiles,
-    digests: dict[str, str],
-    survey: _Survey,
-    shared: tuple[str, ...],
-) -> _Plan:
-    """What to link and what to send: a file is linked only if the current release has it
-    with the same content and mode, and its copy there still looks as its manifest says."""
-    intact: dict[str, _Entry] = {}
-    if survey.current is not None and survey.manifest is not None:
-        for path, entry in (_parse_manifest(survey.manifest) or {}).items():
-            if survey.on_disk.get(path) == (entry.size, entry.mtime, entry.mode):
-                intact[path] = entry
-    members = []
-    for site_file in files:
-        if any(_within(site_file.path, path) for path in shared):
-            continue  # the shared path replaces it
-        mode = site_file.mode & _DEPLOYED_MODE
-        kept = intact.get(site_file.path)
-        if kept is not None and (kept.sha256, kept.mode) == (digests[site_file.path], mode):
-            members.append((site_file, kept, True))
-        else:
-            mtime = site_file.mtime
-            entry = _Entry(digests[site_file.path], site_file.size, mode, mtime)
-            members.append((site_file, entry, False))
-    manifest = {
-        "version": _MANIFEST_VERSION,
-        "release": release,
-        "files": {f.path: entry.to_json() for f, entry, _ in members},
-    }
-    return _Plan(
-        release,
-        survey.current if intact else None,
-        members,
-        json.dumps(manifest, separators=(",", ":")).encode(),
-        shared,
-    )
-
-
-@functools.lru_cache(maxsize=4)
-def _parse_manifest(data: bytes) -> dict[str, _Entry] | None:
-    """The entries of a manifest as a host holds it; None unless every part is well formed.
-
-    Hosts deployed together hold the same manifest: it is parsed once (never change the
-    mapping returned).
-    """
-    try:
-        document = json.loads(data)
-    except ValueError:
-        return None
-    if not isinstance(document, dict) or document.get("version") != _MANIFEST_VERSION:
-        return None
-    files = document.get("files")
-    if not isinstance(files, dict):
-        return None
-    entries = {}
-    for path, entry in files.items():
-        if not isinstance(entry, dict):
-            return None
-        sha256, size, mode, mtime = (entry.get(k) for k in ("sha256", "size", "mode", "mtime"))
-        if not (
-            isinstance(sha256, str)
-            and _SHA256.fullmatch(sha256)
-            and type(size) is int
-            and size >= 0
-            and isinstance(mode, str)
-            and _OCTAL_MODE.fullmatch(mode)
-            and type(mtime) is int
-        ):
-            return None
-        entries[path] = _Entry(sha256, size, int(mode, 8), mtime)
-    return entries
-
-
-def _parse_listing(listing: bytes) -> dict[str, tuple[int, int, int]]:
-    """``find -printf '%s %T@ %m %P\\0'`` as ``path -> (size, mtime, mode)``.
-
-    A record that does not parse is left out: its file is then sent, never linked.
-    """
-    on_disk = {}
-    for record in listing.split(b"\0"):
-        try:
-            size, mtime, mode, path = record.split(b" ", 3)
-            on_disk[os.fsdecode(path)] = (int(size), int(mtime.split(b".")[0]), int(mode, 8))
-        except ValueError:
-            continue
-    return on_disk
 
 
 def _release_of_link(target: str) -> str | None:
@@ -828,17 +594,13 @@ def _shared_paths(shared: Sequence[str]) -> tuple[str, ...]:
         paths.append(path)
     for path in paths:
         for other in paths:
-            if other != path and _within(other, path):
+            if other != path and within(other, path):
                 raise DevopsError(
                     ErrorCode.CONFIG_INVALID,
                     f"shared path {other!r} is inside shared path {path!r}",
                     f"Share {path!r} only: everything under it is shared with it.",
                 )
     return tuple(dict.fromkeys(paths))
-
-
-def _within(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory + "/")
 
 
 def _shared_link(path: str) -> str:
@@ -849,7 +611,7 @@ def _shared_link(path: str) -> str:
     return "../" * (2 + path.count("/")) + f"shared/{path}"
 
 
-def _check(done: _Completed, root: str, what: str = "read the current release") -> _Completed:
+def _check(done: Completed, root: str, what: str = "read the current release") -> Completed:
     if done.status != 0:
         detail = done.stderr.decode(errors="replace").strip()
         raise _failed(what, detail or f"exit status {done.status}", root)
@@ -862,16 +624,6 @@ def _failed(what: str, detail: str, root: str) -> DevopsError:
         f"Could not {what}: {detail}",
         f"Check that {root} is writable, has free space and holds nothing of "
         "yours where releases/ and current go, then deploy again.",
-    )
-
-
-def _timed_out(what: str, timeout: float | None) -> DevopsError:
-    return DevopsError(
-        ErrorCode.DEPLOY_FAILED,
-        f"Could not {what}: it was still running after {timeout:g} s, so it was abandoned",
-        "Find out what it waits for on the host (a full disk, a hung mount, a command asking "
-        "for input), or allow more time (ssh.command_timeout), then run it again.",
-        timeout=timeout,
     )
 
 

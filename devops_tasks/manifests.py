@@ -1,0 +1,195 @@
+"""Release manifests, and the plan of a delta upload that they make possible.
+
+A manifest says what each file of a release is: ``path -> {sha256, size, mode, mtime}``, as
+deployed. The plan of a new release compares the build with the manifest of the host's
+current release, and with that release's files as they are on the host: a file is linked
+from there only if its content and mode are the same and its copy there still has the size,
+mode and time its manifest says (so a file edited by hand on the host is sent again).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from .files import SiteFile, SiteFiles
+
+__all__ = [
+    "MANIFESTS",
+    "Entry",
+    "Plan",
+    "Survey",
+    "parse_listing",
+    "parse_manifest",
+    "plan_upload",
+    "within",
+]
+
+#: Where a root keeps its releases' manifests, outside anything served.
+MANIFESTS = ".devops/manifests"
+_VERSION = 1
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_OCTAL_MODE = re.compile(r"[0-7]{1,4}", re.ASCII)
+#: The permission bits a deployed file keeps: read and execute as built, write for the owner
+#: only, never set-id (as a umask of 022 would leave them, whoever extracts).
+_DEPLOYED_MODE = 0o755
+
+
+class Entry(NamedTuple):
+    """One file of a manifest."""
+
+    sha256: str
+    size: int
+    mode: int
+    mtime: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sha256": self.sha256,
+            "size": self.size,
+            "mode": f"{self.mode:o}",
+            "mtime": self.mtime,
+        }
+
+
+class Survey(NamedTuple):
+    """What a host holds that an upload can reuse: its current release and that one's files."""
+
+    current: str | None
+    manifest: bytes | None
+    #: ``path -> (size, mtime, mode)`` of each regular file of the current release, on disk.
+    on_disk: dict[str, tuple[int, int, int]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One release to build: each file linked from ``base`` or sent, then the manifest."""
+
+    release: str
+    base: str | None
+    #: Every file in path order, with its manifest entry and whether it is linked.
+    members: list[tuple[SiteFile, Entry, bool]]
+    manifest: bytes
+    shared: tuple[str, ...]
+
+    # Paths relative to releases/, where the release is built: the shortest names that
+    # reach every file (a tar header holds 100 bytes of a link's target before it needs an
+    # extended header), and the same for a host and this machine.
+
+    @property
+    def partial(self) -> str:
+        return f".{self.release}.partial"
+
+    @property
+    def manifest_partial(self) -> str:
+        return f".{self.release}.manifest"
+
+    @property
+    def manifest_path(self) -> str:
+        return f"../{MANIFESTS}/{self.release}.json"
+
+    def linked_from(self, path: str) -> str:
+        return f"{self.base}/{path}"
+
+    @property
+    def sent(self) -> list[SiteFile]:
+        return [f for f, _, linked in self.members if not linked]
+
+
+def plan_upload(
+    release: str,
+    files: SiteFiles,
+    digests: dict[str, str],
+    survey: Survey,
+    shared: tuple[str, ...],
+) -> Plan:
+    """What to link and what to send: a file is linked only if the current release has it
+    with the same content and mode, and its copy there still looks as its manifest says."""
+    intact: dict[str, Entry] = {}
+    if survey.current is not None and survey.manifest is not None:
+        for path, entry in (parse_manifest(survey.manifest) or {}).items():
+            if survey.on_disk.get(path) == (entry.size, entry.mtime, entry.mode):
+                intact[path] = entry
+    members = []
+    for site_file in files:
+        if any(within(site_file.path, path) for path in shared):
+            continue  # the shared path replaces it
+        mode = site_file.mode & _DEPLOYED_MODE
+        kept = intact.get(site_file.path)
+        if kept is not None and (kept.sha256, kept.mode) == (digests[site_file.path], mode):
+            members.append((site_file, kept, True))
+        else:
+            entry = Entry(digests[site_file.path], site_file.size, mode, site_file.mtime)
+            members.append((site_file, entry, False))
+    manifest = {
+        "version": _VERSION,
+        "release": release,
+        "files": {f.path: entry.to_json() for f, entry, _ in members},
+    }
+    return Plan(
+        release,
+        survey.current if intact else None,
+        members,
+        json.dumps(manifest, separators=(",", ":")).encode(),
+        shared,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def parse_manifest(data: bytes) -> dict[str, Entry] | None:
+    """The entries of a manifest as a host holds it; None unless every part is well formed.
+
+    Hosts deployed together hold the same manifest: it is parsed once (never change the
+    mapping returned).
+    """
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get("version") != _VERSION:
+        return None
+    files = document.get("files")
+    if not isinstance(files, dict):
+        return None
+    entries = {}
+    for path, entry in files.items():
+        if not isinstance(entry, dict):
+            return None
+        sha256, size, mode, mtime = (entry.get(k) for k in ("sha256", "size", "mode", "mtime"))
+        if not (
+            isinstance(sha256, str)
+            and _SHA256.fullmatch(sha256)
+            and type(size) is int
+            and size >= 0
+            and isinstance(mode, str)
+            and _OCTAL_MODE.fullmatch(mode)
+            and type(mtime) is int
+        ):
+            return None
+        entries[path] = Entry(sha256, size, int(mode, 8), mtime)
+    return entries
+
+
+def parse_listing(listing: bytes) -> dict[str, tuple[int, int, int]]:
+    """``find -printf '%s %T@ %m %P\\0'`` as ``path -> (size, mtime, mode)``.
+
+    A record that does not parse is left out: its file is then sent, never linked.
+    """
+    on_disk = {}
+    for record in listing.split(b"\0"):
+        try:
+            size, mtime, mode, path = record.split(b" ", 3)
+            on_disk[os.fsdecode(path)] = (int(size), int(mtime.split(b".")[0]), int(mode, 8))
+        except ValueError:
+            continue
+    return on_disk
+
+
+def within(path: str, directory: str) -> bool:
+    """Whether the site path ``path`` is ``directory`` or below it."""
+    return path == directory or path.startswith(directory + "/")
