@@ -168,23 +168,29 @@ class LocalConnection:
         releases = Path(root) / "releases"
         partial = releases / plan.partial
         partial.mkdir()  # never into someone else's: a leftover is swept first
-        made = {partial}
+        # Plain strings and file descriptors: per file, pathlib and file objects would cost
+        # more than the copy itself.
+        made = {str(partial)}
         progress.start("Copying files", total=sum(f.size for f in plan.sent))
         for site_file, entry, linked in plan.members:
-            target = partial / site_file.path
-            if target.parent not in made:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made.add(target.parent)
+            target = os.path.join(partial, site_file.path)
+            parent = os.path.dirname(target)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
             if linked:
-                os.link(releases / plan.linked_from(site_file.path), target)
+                os.link(os.path.join(releases, plan.linked_from(site_file.path)), target)
                 continue
-            with open(site_file.source, "rb") as source, open(target, "xb") as copy:
-                shutil.copyfileobj(source, copy, 1 << 20)
-                copy.flush()  # before the time is set: a later write would move it
-                if copy.tell() != site_file.size:
-                    raise _changed(site_file)
-                os.fchmod(copy.fileno(), entry.mode)
-                os.utime(copy.fileno(), (entry.mtime, entry.mtime))
+            copy = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                for chunk in _content(site_file):
+                    with memoryview(chunk) as left:
+                        while left:
+                            left = left[os.write(copy, left) :]
+                os.fchmod(copy, entry.mode)
+                os.utime(copy, (entry.mtime, entry.mtime))
+            finally:
+                os.close(copy)
             progress.advance(site_file.size)
         progress.finish()
         (releases / plan.manifest_partial).write_bytes(plan.manifest)
@@ -199,10 +205,10 @@ class LocalConnection:
                 link.unlink()
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(_shared_link(path))
-        target = releases / plan.release
-        if os.path.lexists(target):  # rename() would replace an empty directory
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
-        partial.rename(target)
+        release = releases / plan.release
+        if os.path.lexists(release):  # rename() would replace an empty directory
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(release))
+        partial.rename(release)
 
     def read(self, path: str, timeout: float | None) -> bytes | None:
         try:
@@ -287,19 +293,11 @@ def _tar(plan: Plan, progress: Progress) -> Iterator[bytes]:
             buffer += tar_stream.link_header(name, os.fsencode(plan.linked_from(site_file.path)))
         else:
             buffer += tar_stream.file_header(name, entry.size, entry.mode, entry.mtime)
-            with open(site_file.source, "rb", buffering=0) as source:
-                left = entry.size
-                while left:
-                    chunk = source.read(min(left, _STREAM_CHUNK))
-                    if not chunk:
-                        raise _changed(site_file)
-                    buffer += chunk
-                    left -= len(chunk)
-                    if len(buffer) >= _STREAM_CHUNK:
-                        yield bytes(buffer)
-                        buffer.clear()
-                if source.read(1):
-                    raise _changed(site_file)
+            for chunk in _content(site_file):
+                buffer += chunk
+                if len(buffer) >= _STREAM_CHUNK:
+                    yield bytes(buffer)
+                    buffer.clear()
             buffer += tar_stream.padding(entry.size)
             progress.advance(entry.size)
         if len(buffer) >= _STREAM_CHUNK:
@@ -310,6 +308,31 @@ def _tar(plan: Plan, progress: Progress) -> Iterator[bytes]:
     buffer += plan.manifest + tar_stream.padding(len(plan.manifest)) + tar_stream.END
     yield bytes(buffer)
     progress.finish()
+
+
+def _content(site_file: SiteFile) -> Iterator[bytes]:
+    """The file's bytes, in chunks: exactly as many as the scan saw, or VALIDATION_FAILED.
+
+    Each read asks for one byte more than is left, so a small file takes a single read to
+    be both read and known to have ended (a regular file reads short only at its end).
+    """
+    source = os.open(site_file.source, os.O_RDONLY)
+    try:
+        left = site_file.size
+        while True:
+            wanted = min(left + 1, _STREAM_CHUNK)
+            chunk = os.read(source, wanted)
+            if len(chunk) > left:
+                raise _changed(site_file)  # it grew
+            if chunk:
+                left -= len(chunk)
+                yield chunk
+            if len(chunk) < wanted:
+                if left:
+                    raise _changed(site_file)  # it shrank
+                return
+    finally:
+        os.close(source)
 
 
 class ReleaseEngine:
