@@ -239,7 +239,7 @@ def test_ctrl_c_during_a_deploy_clears_the_bar_and_prints_the_error_on_its_own_l
     big = project.root / "big"
     big.mkdir()
     for number in range(64):
-        (big / f"blob{number}.bin").write_bytes(bytes(4 << 20))  # 256 MB: packing takes a while
+        (big / f"blob{number}.bin").write_bytes(bytes(4 << 20))  # 256 MB: copying takes a while
     try:
         screen, status = _deploy_interrupted_on_a_terminal(big)
     finally:
@@ -249,7 +249,7 @@ def test_ctrl_c_during_a_deploy_clears_the_bar_and_prints_the_error_on_its_own_l
     bar, _, after = text.partition("Error [INTERRUPTED]")
     assert after, text[-2000:]
     assert bar.endswith("\x1b[2K")  # the bar's line erased, and the error starts there
-    assert "Packing files" in bar and "Packing files" not in after
+    assert "Copying files" in bar and "Copying files" not in after
 
 
 def _deploy_interrupted_on_a_terminal(build_dir: Path) -> tuple[bytes, int]:
@@ -263,7 +263,7 @@ def _deploy_interrupted_on_a_terminal(build_dir: Path) -> tuple[bytes, int]:
         )
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     try:
-        screen = _read_until(fd, b"Packing files", timeout=60)
+        screen = _read_until(fd, b"Copying files", timeout=60)
         os.kill(pid, signal.SIGINT)
         screen += _read_until(fd, None, timeout=60)
     finally:
