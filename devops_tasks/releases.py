@@ -36,7 +36,6 @@ import os
 import posixpath
 import re
 import shlex
-import shutil
 import stat
 import time
 from collections.abc import Iterator, Sequence
@@ -198,11 +197,7 @@ class LocalConnection:
         for path in plan.shared:
             if not (Path(root) / "shared" / path).exists():
                 raise _no_shared(root, path)
-            link = partial / path
-            if link.is_dir() and not link.is_symlink():
-                shutil.rmtree(link)
-            elif link.exists() or link.is_symlink():
-                link.unlink()
+            link = partial / path  # the plan left out what the build has there
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(_shared_link(path))
         release = releases / plan.release
@@ -260,9 +255,8 @@ class _OverSsh:
         for path in plan.shared:
             in_release = f"{plan.partial}/{path}"
             missing = q(f"{root}/shared/{path} does not exist")
-            steps += [
+            steps += [  # the plan left out what the build has there
                 f"{{ test -e {q('../shared/' + path)} || {{ echo {missing} >&2; false; }}; }}",
-                f"rm -rf {q(in_release)}",
                 f"mkdir -p {q(posixpath.dirname(in_release))}",
                 f"ln -s {q(_shared_link(path))} {q(in_release)}",
             ]

@@ -23,6 +23,7 @@ from sshd import SshServers
 
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.files import SiteFiles
+from devops_tasks.manifests import parse_manifest
 from devops_tasks.output import NullProgress
 from devops_tasks.releases import LocalConnection, ReleaseEngine
 from devops_tasks.ssh_hosts import connect
@@ -296,11 +297,12 @@ def test_a_manifest_that_is_not_one_is_ignored_and_every_file_sent(target, build
     assert target.engine.manifest(R1) is None
 
 
+@pytest.mark.parametrize("content", [BIG[:1000], BIG + b"more"], ids=["shrank", "grew"])
 def test_a_build_file_that_changes_during_the_upload_stops_it_and_nothing_is_released(
-    target, build
+    target, build, content
 ):
     files = SiteFiles.scan(build)
-    (build / "img" / "big.bin").write_bytes(BIG[:1000])  # after the scan, before the upload
+    (build / "img" / "big.bin").write_bytes(content)  # after the scan, before the upload
 
     with pytest.raises(DevopsError) as stopped:
         target.engine.upload(R1, files, NullProgress())
@@ -309,6 +311,30 @@ def test_a_build_file_that_changes_during_the_upload_stops_it_and_nothing_is_rel
     assert "img/big.bin changed" in stopped.value.message
     assert target.engine.releases() == []
     assert target.engine.sweep() == [f"releases/.{R1}.partial"]
+
+
+def test_a_release_that_exists_is_never_uploaded_over(target, build):
+    target.deploy(R1, build)
+    before = snapshot(target.release(R1))
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    with pytest.raises(DevopsError):
+        target.upload(R1, build)
+
+    assert snapshot(target.release(R1)) == before
+
+
+def test_an_upload_that_finds_its_partial_directory_in_the_way_says_so(target, build):
+    (build / "img" / "huge.bin").write_bytes(os.urandom(4 << 20))  # more than a channel window
+    target.engine.create_releases_dir()
+    in_the_way = target.root / "releases" / f".{R1}.partial"
+    in_the_way.mkdir()
+
+    with pytest.raises(DevopsError) as refused:
+        target.upload(R1, build)
+
+    assert "exists" in refused.value.message.lower()
+    assert os.listdir(in_the_way) == [] and target.engine.releases() == []
 
 
 # --------------------------------------------------------------------------- manifests
@@ -349,6 +375,26 @@ def test_a_manifest_of_many_megabytes_reads_back_whole(target, build):
     manifest.write_text(json.dumps({"version": 1, "release": R1, "files": files}))
 
     assert target.engine.manifest(R1) == files
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"not json",
+        b'{"version": 2, "files": {}}',
+        b'{"version": 1, "files": []}',
+        b'{"version": 1, "files": {"a": "b"}}',
+        b'{"version": 1, "files": {"a": {"sha256": "x", "size": 1, "mode": "644", "mtime": 1}}}',
+        b'{"version": 1, "files": {"a": {"sha256": "%s", "size": -1, "mode": "644", "mtime": 1}}}'
+        % (b"a" * 64),
+        b'{"version": 1, "files": {"a": {"sha256": "%s", "size": 1, "mode": "9", "mtime": 1}}}'
+        % (b"a" * 64),
+        b'{"version": 1, "files": {"a": {"sha256": "%s", "size": 1, "mode": "644", "mtime": "1"}}}'
+        % (b"a" * 64),
+    ],
+)
+def test_a_manifest_that_is_not_well_formed_in_every_part_is_none(document):
+    assert parse_manifest(document) is None
 
 
 def test_a_release_that_never_had_a_manifest_has_none(target):
