@@ -8,6 +8,7 @@ config files, locks, records, health checks or output. Those belong to the one f
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -170,6 +171,41 @@ class Platform(abc.ABC):
         e.g. the id of a site it created.
         """
         return self.describe(), {}
+
+    def plan(self) -> list[dict[str, Any]]:
+        """What :meth:`provision` would do, found without changing anything (``infra.plan``).
+
+        One ``{"action", "what", "where"}`` per thing it makes: ``create``, ``none`` (there
+        already), ``conflict`` (something else is in the way) or ``unknown`` (it could not
+        look; an ``error`` says why). A target whose ``provision`` makes nothing plans nothing.
+        """
+        return []
+
+    def host_logs(self, lines: int) -> list[dict[str, Any]]:
+        """The last ``lines`` lines of the service's log on each host (``logs --lines``).
+
+        One ``{"host", "lines"}`` per host, or ``{"host", "code", "error"}`` for a host that
+        could not answer; raises only when none could.
+        """
+        raise self._no_host_logs()
+
+    def follow_logs(
+        self, lines: int, emit: Callable[[str, str], None], warn: Callable[[str], None]
+    ) -> None:
+        """Pass each new line of every host's log to ``emit(host, line)`` as it comes, after
+        the last ``lines``, until every stream ends or Ctrl-C (``logs --follow``).
+
+        A host that cannot be followed, or whose stream ends, is told to ``warn(message)``
+        (naming the host); the others go on.
+        """
+        raise self._no_host_logs()
+
+    def _no_host_logs(self) -> DevopsError:
+        return DevopsError(
+            ErrorCode.NOT_SUPPORTED,
+            f"The {self.name} target has no hosts whose logs --lines or --follow could read",
+            "Use `devops logs` without --lines and --follow for a deployment's own steps.",
+        )
 
     def remote_history(self, limit: int) -> list[dict[str, Any]]:
         """The target's own record of deployments, newest first (``history --remote``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,7 @@ from invoke import Context
 from ..errors import DevopsError, ErrorCode
 from ..history import DeploymentHistory, Status
 from ..output import Output
+from ..platforms import create
 from ..scaffold import init_project
 from ._command import command, option
 from ._context import deployer_for, project_for, settings_for
@@ -114,12 +116,18 @@ def _show_history(result: Mapping[str, Any], out: Output) -> None:
 def _limit(given: str | int | None) -> int:
     """``--limit`` as a count. The flag takes text, so a non-number is our INVALID_ARGUMENT
     rather than invoke's ValueError before any task code runs."""
-    text = "20" if given is None else str(given)
-    if not (text.isascii() and text.isdigit() and int(text) > 0):
+    return _count("--limit", given, 20, "how many deployments to list, e.g. --limit 50")
+
+
+def _count(flag: str, given: str | int | None, default: int, what: str, most: int = 0) -> int:
+    """A flag's positive whole number (at most ``most``, if given), or INVALID_ARGUMENT."""
+    text = str(default) if given is None else str(given)
+    if not (text.isascii() and text.isdigit() and 0 < int(text) <= (most or int(text))):
+        bound = f" up to {most:,}" if most else ""
         raise DevopsError(
             ErrorCode.INVALID_ARGUMENT,
-            f"--limit {text!r} is not a positive whole number",
-            "Pass how many deployments to list, e.g. --limit 50.",
+            f"{flag} {text!r} is not a positive whole number{bound}",
+            f"Pass {what}.",
         )
     return int(text)
 
@@ -176,9 +184,32 @@ def merge_remote(remote: list[dict[str, Any]], local: list[dict[str, Any]]) -> l
 
 
 def _show_logs(result: Mapping[str, Any], out: Output) -> None:
+    if "followed" in result:  # its lines were shown as they came
+        return
+    if "hosts" in result:
+        _show_host_logs(result, out)
+        return
     out.line(f"{result['id']} ({result['status']})", style="bold")
     for entry in result["log"]:
         out.line(f"{entry['time']}  {entry['step']:<10} {entry['message']}")
+
+
+def _show_host_logs(result: Mapping[str, Any], out: Output) -> None:
+    """Each host's lines, prefixed by the host; a host that failed says why on stderr."""
+    for host in result["hosts"]:
+        if "error" in host:
+            out.warn(host["error"])
+        for line in host.get("lines", []):
+            out.raw(_host_line(host["host"], line))
+
+
+def _host_line(host: str, line: str) -> str:
+    return f"{host} | {line}\n"
+
+
+#: How many lines of each host's log ``--follow`` starts with, and ``--lines`` allows at most.
+FOLLOW_LINES = 10
+MAX_LOG_LINES = 10_000
 
 
 @command(
@@ -186,10 +217,15 @@ def _show_logs(result: Mapping[str, Any], out: Output) -> None:
     help={
         "id": "Deployment id (default: the latest of --env).",
         "env": ENV_HELP,
+        "lines": "Instead: the last N lines of the service's log on every host "
+        "(ssh.log_file or ssh.journal_unit).",
+        "follow": "Instead: stream every host's log as it grows, until Ctrl-C (not with --json).",
     },
 )
-def logs(c: Context, out: Output, id=None, env=None) -> dict[str, Any]:
-    """Show the step-by-step log of a deployment."""
+def logs(c: Context, out: Output, id=None, env=None, lines=None, follow=False) -> dict[str, Any]:
+    """Show the step-by-step log of a deployment, or with --lines/--follow the hosts' own logs."""
+    if lines is not None or follow:
+        return _host_logs(c, out, id, env, lines, follow)
     history = DeploymentHistory(project_for(c))
     if id is None:
         environment = settings_for(c, env).environment
@@ -215,6 +251,37 @@ def logs(c: Context, out: Output, id=None, env=None) -> dict[str, Any]:
         except DevopsError as error:  # the local log still stands on its own
             result["remote"] = {"error": error.message, "code": error.code.value}
     return result
+
+
+def _host_logs(
+    c: Any, out: Output, id: str | None, env: str | None, lines: str | None, follow: bool
+) -> dict[str, Any]:
+    """``logs --lines N`` (one answer) or ``logs --follow`` (a stream until Ctrl-C)."""
+    if id is not None:
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            "--id names a deployment, whose steps are not the hosts' logs",
+            "Use --id alone for a deployment's steps, or --lines/--follow for the hosts' logs.",
+        )
+    if follow and out.json_mode:
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            "--follow streams lines until Ctrl-C, which one JSON object cannot carry",
+            "Use --lines N --json for the last N lines of each host, or --follow without --json.",
+        )
+    count = _count(
+        "--lines",
+        lines,
+        FOLLOW_LINES,
+        f"how many lines of each host's log to show, e.g. --lines 50 (at most {MAX_LOG_LINES:,})",
+        MAX_LOG_LINES,
+    )
+    with create(project_for(c), settings_for(c, env), c) as target:
+        if not follow:
+            return {"hosts": target.host_logs(count)}
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a follow ends
+            target.follow_logs(count, lambda host, line: out.raw(_host_line(host, line)), out.warn)
+    return {"followed": True}
 
 
 @command(
