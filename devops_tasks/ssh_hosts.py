@@ -488,10 +488,12 @@ class RemoteLines:
             if not chunk:
                 break
             *complete, pending = (pending + chunk).split(b"\n")
-            yield from map(_line, complete)
-            while len(pending) > MAX_LINE_BYTES:
-                yield _line(pending[:MAX_LINE_BYTES])
-                pending = pending[MAX_LINE_BYTES:]
+            for line in complete:
+                yield from _pieces(line)
+            if len(pending) >= MAX_LINE_BYTES:  # no end in sight: pass on what is whole
+                whole = len(pending) - len(pending) % MAX_LINE_BYTES
+                yield from _pieces(pending[:whole])
+                pending = pending[whole:]
         if pending:
             yield _line(pending)
         self._keep_stderr()
@@ -513,6 +515,12 @@ class RemoteLines:
     def close(self) -> None:
         """Stop reading; with ``pty``, the command is hung up."""
         self._channel.close()
+
+
+def _pieces(line: bytes) -> Iterator[str]:
+    """``line`` (an empty one too) in pieces of at most :data:`MAX_LINE_BYTES`."""
+    for start in range(0, max(len(line), 1), MAX_LINE_BYTES):
+        yield _line(line[start : start + MAX_LINE_BYTES])
 
 
 def _line(data: bytes) -> str:
