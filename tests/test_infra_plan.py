@@ -96,7 +96,7 @@ def test_a_root_with_shell_metacharacters_is_only_a_name(cli, project, ssh_serve
 def test_for_people_the_plan_is_a_table_and_a_summary(cli, hosts):
     shown = cli("infra.plan").stdout
     assert shown.splitlines()[0].split() == ["action", "what", "where"]
-    assert shown.count("create") >= 6 and "infra.up would create 6 thing(s)." in shown
+    assert shown.count("create") >= 6 and "6 to create: run `devops infra.up`." in shown
     cli("infra.up", "--json")
     assert "Nothing to create." in cli("infra.plan").stdout
 

@@ -69,7 +69,7 @@ def _show_plan(result: Mapping[str, Any], out: Output) -> None:
         columns = ["action", "what", "where"]
         out.table(actions, columns + (["error"] if any("error" in a for a in actions) else []))
     if result["changes"]:
-        out.line(f"infra.up would create {result['changes']} thing(s).", style="bold")
+        out.line(f"{result['changes']} to create: run `devops infra.up`.", style="bold")
     else:
         out.line("Nothing to create.", style="bold green")
     if result["problems"]:
