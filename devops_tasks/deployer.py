@@ -145,7 +145,7 @@ class Deployer:
                 # blue-green: prove the new release on its own URL before it takes traffic
                 if outcome.preview_url:
                     self._health_check(deployment, outcome.preview_url, "draft")
-                self.platform.restore(outcome.release)
+                self.platform.publish(outcome.release)
                 deployment.step("publish", f"{outcome.release} is live")
             activated = True
             self._health_check(deployment, None, "live")
@@ -154,7 +154,13 @@ class Deployer:
             deployment.status = Status.FAILED
             deployment.error = error.to_dict()
             deployment.step("failed", f"{error.code.value}: {error.message}")
+            if error.details.get("rolled_back"):  # the platform put its hosts back itself
+                deployment.status = Status.ROLLED_BACK
             self._recover(deployment, release, previous, activated)
+            # what an agent needs to look further: the record, and every host's outcome
+            error.details.update(deployment_id=deployment.id, deployment_status=deployment.status)
+            if "hosts" in deployment.details:
+                error.details["hosts"] = deployment.details["hosts"]
             raise error from exc
         else:
             deployment.status = Status.SUCCESS
@@ -179,6 +185,7 @@ class Deployer:
                 deployment.step("recover", "nothing went live; the previous release still serves")
             elif self.settings.get("deployment.rollback_on_failure") and previous:
                 self.platform.restore(previous)
+                deployment.status = Status.ROLLED_BACK
                 deployment.step("rollback", f"restored {previous} after the failure")
                 entry = self._entry_serving(previous)
                 deployment.details["rolled_back_to"] = entry["id"] if entry else previous
@@ -189,8 +196,8 @@ class Deployer:
         """Check ``url`` (live: the configured URL, else the deployment's) if checks are on."""
         check = self.settings.get("deployment.health_check") or {}
         url = url or check.get("url") or deployment.url
-        if not check.get("enabled") or not url:
-            return
+        if not check.get("enabled") or not url or "{host}" in url:
+            return  # a URL per host is the platform's to check, host by host
         self.output.step(f"health check ({stage}): {url}")
         result = check_http(url, check)
         deployment.details[f"health_{stage}"] = result.to_dict()
@@ -307,11 +314,13 @@ class Deployer:
         if to and not to.startswith("dep_"):
             return self._platform_release_target(to)
         if to:
-            target = self.history.get(to).summary()
+            chosen = self.history.get(to)
+            target = chosen.summary()
             if (
                 target["environment"] != self.environment
                 or target["action"] != "deploy"
                 or target["status"] not in (Status.SUCCESS.value, Status.ROLLED_BACK.value)
+                or chosen.error  # it went live, failed, and was put back at once
             ):
                 raise DevopsError(
                     ErrorCode.ROLLBACK_UNAVAILABLE,

@@ -66,6 +66,8 @@ class Platform(abc.ABC):
     strategies: ClassVar[frozenset[str]] = frozenset({"rolling", "blue-green", "canary"})
     #: Credentials every deploy to this target needs (names the resolver looks up).
     deploy_credentials: ClassVar[tuple[str, ...]] = ()
+    #: Whether the target checks each of its hosts itself (``{host}`` URLs, ``remote``).
+    checks_hosts: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -100,15 +102,26 @@ class Platform(abc.ABC):
 
     def validate(self) -> list[Finding]:
         """Every problem with this target's settings, found without touching the network."""
+        findings = []
         strategy = self.settings.get("deployment.strategy")
         if strategy not in self.strategies:
-            return [
+            findings.append(
                 Finding(
                     f"The {self.name} target cannot do a {strategy} deployment",
                     f"Set deployment.strategy to one of: {', '.join(sorted(self.strategies))}.",
                 )
-            ]
-        return []
+            )
+        check = self.settings.get("deployment.health_check") or {}
+        if not self.checks_hosts and ("{host}" in (check.get("url") or "") or check.get("remote")):
+            findings.append(
+                Finding(
+                    f"deployment.health_check has a per-host check ({{host}} in its url, or "
+                    f"remote), which the {self.name} target has no hosts for",
+                    "Give health_check.url the site's own address and drop health_check.remote "
+                    "(they are for the ssh target).",
+                )
+            )
+        return findings
 
     def ignore(self, relative: str) -> bool:
         """Whether a build-dir file (path relative to it) is never sent to this target."""
@@ -134,6 +147,10 @@ class Platform(abc.ABC):
     @abc.abstractmethod
     def restore(self, release: str) -> None:
         """Make an earlier ``release`` live again (rollback)."""
+
+    def publish(self, release: str) -> None:
+        """Make live a release that :meth:`deploy` left unpublished (blue-green's switch)."""
+        self.restore(release)
 
     @abc.abstractmethod
     def can_restore(self, release: str) -> bool:
