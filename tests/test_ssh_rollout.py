@@ -297,3 +297,23 @@ def test_a_per_host_check_on_a_target_without_hosts_is_refused(project, cli):
     refused = cli("deploy", "--json").json
 
     assert refused["code"] == "VALIDATION_FAILED" and "remote" in refused["error"]
+
+
+def test_host_roles_are_shown_in_status_and_in_the_record(project, cli, ssh_servers, fleet):
+    first, *others = ssh_servers.hosts
+    configure(
+        project,
+        ssh_servers,
+        fleet,
+        hosts=[
+            {"host": first.ip, "port": first.port, "roles": ["web", "canary"]},
+            *(f"{h.ip}:{h.port}" for h in others),
+        ],
+    )
+
+    deployed = cli("deploy", "--json").json
+    status = cli("status", "--json").json
+
+    assert deployed["details"]["hosts"][0]["roles"] == ["web", "canary"]
+    assert "roles" not in deployed["details"]["hosts"][1]
+    assert status["target"]["hosts"][0]["roles"] == ["web", "canary"]

@@ -60,12 +60,20 @@ class Host:
     port: int
     key_file: str
     path: str
+    roles: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         """``user@host:port``, the way messages and records name the host."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.user}@{host}:{self.port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """How status and records name the host."""
+        named: dict[str, Any] = {"host": self.label, "path": self.path}
+        if self.roles:
+            named["roles"] = list(self.roles)
+        return named
 
 
 @dataclass
@@ -130,6 +138,7 @@ class SshPlatform(Platform):
                         path=path.replace("{host}", item["host"]).replace(
                             "{env}", self.settings.environment
                         ),
+                        roles=tuple(item.get("roles") or ()),
                     )
                 )
         roots: dict[tuple[str, int, str], int] = {}
@@ -228,7 +237,7 @@ class SshPlatform(Platform):
         release = deployment.id
         fleet = self._fleet()
         self._deploying = release
-        self._outcomes = {m.host.label: {"host": m.host.label, "path": m.host.path} for m in fleet}
+        self._outcomes = {m.host.label: m.host.to_dict() for m in fleet}
         deployment.details["hosts"] = list(self._outcomes.values())
         work = _FleetRelease(self, release, deployment, files)
         rollout = Rollout(
@@ -330,8 +339,7 @@ class SshPlatform(Platform):
     def describe(self) -> dict[str, Any]:
         hosts = self._from_each(
             lambda m: {
-                "host": m.host.label,
-                "path": m.host.path,
+                **m.host.to_dict(),
                 "current": m.engine.current(),
                 "releases": m.engine.releases(),
             },
