@@ -8,6 +8,8 @@ config files, locks, records, health checks or output. Those belong to the one f
 from __future__ import annotations
 
 import abc
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -189,8 +191,39 @@ class Platform(abc.ABC):
         return self.describe(), {}
 
     def remote_history(self, limit: int) -> list[dict[str, Any]]:
-        """The target's own record of deployments, newest first (``history --remote``)."""
+        """The target's own record of deployments, newest first (``history --remote``).
+
+        Each item says at least its ``action`` (``deploy`` or ``rollback``), ``release`` and
+        ``status`` (``success`` for one that went live), so that ``status`` and ``rollback``
+        work from a checkout with no records of its own.
+        """
         raise self._unsupported("keeps no deployment list of its own", "history")
+
+    @contextlib.contextmanager
+    def hold(self, holder: dict[str, Any]) -> Iterator[None]:
+        """Hold the target's own locks while one deploy or rollback by ``holder`` runs.
+
+        ``holder`` is :func:`devops_tasks.host_state.lock_holder`. A target that machines
+        other than this one deploy to keeps a lock where they all see it (the ssh target: on
+        each host) and raises LOCKED naming whoever has it; the project's own lock, which the
+        deployer takes first, is all the others need.
+        """
+        yield
+
+    def lock_states(self) -> list[dict[str, Any]]:
+        """Each lock :meth:`hold` takes, as it is now (``lock.status``)."""
+        return []
+
+    def release_locks(self, force: bool) -> list[dict[str, Any]]:
+        """Remove the stale locks :meth:`hold` left (any, with ``force``) (``lock.release``)."""
+        return []
+
+    def record_audit(self, entry: dict[str, Any]) -> None:  # noqa: B027 - most keep none
+        """Append ``entry`` (:meth:`Deployment.audit_entry`) to the target's own audit log.
+
+        A target with one keeps it where a second checkout can read it back through
+        :meth:`remote_history`.
+        """
 
     def trigger_build(self, wait: bool) -> dict[str, Any]:
         """Start a build on the target's side (``build --remote``)."""

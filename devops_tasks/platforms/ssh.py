@@ -13,8 +13,9 @@ switch means the hosts already switched go back to what they served before.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..config.store import Problem
 from ..errors import DevopsError, ErrorCode, describe_problem
 from ..health import HostGate
+from ..host_state import HostState, audit_line, merge_audits, release_reason
 from ..output import NullProgress
 from ..releases import ReleaseEngine
 from ..rollout import Plan, Rollout, rollout_error
@@ -357,6 +359,73 @@ class SshPlatform(Platform):
         self._from_each(lambda m: m.engine.create_releases_dir(), "create releases/ on")
         return self.describe(), {}
 
+    # -- locks and the audit log on the hosts ----------------------------------------------
+
+    def _state(self, member: _Member) -> HostState:
+        return HostState(member.engine.connection, member.host.path, member.host.label)
+
+    def _lock_ttl(self) -> float:
+        return float(self.settings.get("deployment.lock_ttl"))
+
+    @contextlib.contextmanager
+    def hold(self, holder: dict[str, Any]) -> Iterator[None]:
+        """Lock every host, one after another in the order of their names, then work.
+
+        The one order means two deploys of one fleet both start at the same host: one gets
+        it and the other fails there, never each holding half the fleet. A host already
+        locked lets go of the locks taken so far and fails with LOCKED, naming its holder.
+        The locks are released however the work ends (SIGINT and SIGTERM included), each
+        only if its token is still ours; one that cannot be (its host went away) stays, and
+        ``lock.status`` shows it.
+        """
+        ordered = sorted(self._fleet(), key=lambda m: m.host.label)
+        taken: list[_Member] = []
+        try:
+            try:
+                for member in ordered:
+                    taken.append(member)  # first: an interrupted take may have happened
+                    self._state(member).take(holder, self._lock_ttl())
+            except DevopsError as error:
+                taken.pop()
+                raise _lock_error(error, [m.host for m in taken]) from None
+            yield
+        finally:
+            self._in_parallel(taken, lambda m: self._state(m).release(holder["token"]))
+
+    def lock_states(self) -> list[dict[str, Any]]:
+        ttl = self._lock_ttl()
+        states = self._from_each(lambda m: self._state(m).inspect(ttl), "read the lock of")
+        return [state.to_dict() for state in states]
+
+    def release_locks(self, force: bool) -> list[dict[str, Any]]:
+        ttl = self._lock_ttl()
+
+        def release(member: _Member) -> dict[str, Any]:
+            host = self._state(member)
+            lock = host.inspect(ttl)
+            reason = release_reason(lock, force)
+            released = reason is not None and host.release(lock.token)
+            return {**lock.to_dict(), "released": released, "reason": reason}
+
+        return self._from_each(release, "release the lock of")
+
+    def record_audit(self, entry: dict[str, Any]) -> None:
+        self._from_each(
+            lambda m: self._state(m).append_audit(audit_line(entry, m.host.label)),
+            "append to the audit log of",
+        )
+
+    def remote_history(self, limit: int) -> list[dict[str, Any]]:
+        """The hosts' audit logs (their last ``limit`` lines), merged by deployment."""
+        environment = self.settings.environment
+        read = self._from_each(
+            lambda m: (m.host.label, self._state(m).read_audit(limit)), "read the audit log of"
+        )
+        return merge_audits(
+            [(host, [e for e in log if e.get("environment") == environment]) for host, log in read],
+            limit,
+        )
+
 
 def _host_fields(entry: str | dict[str, Any]) -> dict[str, Any]:
     """A ``hosts`` item as a mapping: ``"user@host:port"`` split into its parts."""
@@ -496,3 +565,17 @@ def _attempt(action: Callable[[Any], T], item: Any) -> T | DevopsError:
             f"Check that {host.label} is up and reachable, then run it again.",
             host=host.label,
         )
+
+
+def _lock_error(error: DevopsError, released: list[Host]) -> DevopsError:
+    """``error`` (taking a host's lock failed), saying which locks were let go again."""
+    if not released:
+        return error
+    names = ", ".join(host.label for host in released)
+    return DevopsError(
+        error.code,
+        f"{error.message} (the locks already taken, on {names}, were released)",
+        error.fix,
+        **{**error.details, "released": [host.label for host in released]},
+    )
+

@@ -14,6 +14,7 @@ from ..scaffold import init_project
 from ._command import command, option
 from ._context import deployer_for, project_for, settings_for
 from .deploy import show_deployment
+from .lock import lock_line
 
 ENV_HELP = "Environment (default: `environment` in config, else production)."
 
@@ -73,6 +74,9 @@ def _show_status(result: Mapping[str, Any], out: Output) -> None:
             "in progress": result["in_progress"],
         }
     )
+    for lock in result.get("locks") or []:
+        if lock["state"] != "free":
+            out.line(lock_line(lock), style="bold yellow")
 
 
 @command(human=_show_status, help={"env": ENV_HELP})
@@ -165,12 +169,21 @@ def history(
 
 
 def merge_remote(remote: list[dict[str, Any]], local: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The platform's deploys, each with the local record that made it (if any)."""
+    """The platform's deploys, each with the local record that made it (if any).
+
+    A platform's own id (a Netlify deploy) links to the record that holds it; an entry of
+    the hosts' audit log carries the deployment id itself.
+    """
     by_platform_id = {
         e["platform_deploy_id"]: e["id"] for e in local if e.get("platform_deploy_id")
     }
+    recorded = {e["id"] for e in local}
     return [
-        {**item, "deployment": by_platform_id.get(item.get("platform_deploy_id"))}
+        {
+            **item,
+            "deployment": by_platform_id.get(item.get("platform_deploy_id"))
+            or (item.get("id") if item.get("id") in recorded else None),
+        }
         for item in remote
     ]
 
@@ -222,8 +235,9 @@ def logs(c: Context, out: Output, id=None, env=None) -> dict[str, Any]:
     help={
         "env": ENV_HELP,
         "to": "Deployment id to make live (default: the previous good one).",
+        "message": "Why (kept in the record, the hosts' lock and their audit log).",
     },
 )
-def rollback(c: Context, out: Output, env=None, to=None) -> dict[str, Any]:
+def rollback(c: Context, out: Output, env=None, to=None, message=None) -> dict[str, Any]:
     """Make the previous good release live again."""
-    return deployer_for(c, out, env).rollback(to).result()
+    return deployer_for(c, out, env).rollback(to, message).result()
