@@ -252,3 +252,17 @@ def test_rollback_on_netlify_without_local_records_goes_back_to_the_previous_pub
     assert rolled_back["success"] and rolled_back["release"] == first["release"]
     assert netlify.sites[netlify.site["id"]]["published_deploy"]["id"] == first["release"]
     assert cli("status", "--json").json["deployment"]["release"] == first["release"]
+
+
+def test_history_remote_for_people_shows_the_hosts_deployments_from_a_second_checkout(
+    project, cli, hosts, tmp_path, monkeypatch
+):
+    deployed = cli("deploy", "--json", "--message", "shipped").json
+    _second_checkout(project, tmp_path, monkeypatch)
+
+    shown = cli("history", "--remote")
+
+    assert shown.exit_code == 0, shown.stderr
+    assert "On the target (1):" in shown.stdout
+    row = next(line for line in shown.stdout.splitlines() if deployed["id"] in line)
+    assert "deploy" in row and "success" in row and "shipped" in row and " 3 " in row

@@ -95,6 +95,8 @@ def _show_history(result: Mapping[str, Any], out: Output) -> None:
     """A table that never cuts an id (users copy them for --to and --id): on a narrow
     terminal other columns go instead, and with no room for a table, one id a line."""
     rows = result["deployments"]
+    if "remote" in result:
+        _show_remote_history(result["remote"], out)
     if not rows:
         out.line("No deployments yet. Run `devops deploy` to make the first one.")
         return
@@ -113,6 +115,22 @@ def _show_history(result: Mapping[str, Any], out: Output) -> None:
             out.line(row["id"])
         return
     out.table(rows, shown)
+
+
+#: What a remote history row may say (an audit entry, or a platform's own deploy).
+_REMOTE_COLUMNS = ("id", "platform_deploy_id", "action", "status", "version", "created_at")
+
+
+def _show_remote_history(remote: list[dict[str, Any]], out: Output) -> None:
+    """The target's own history, above the local one: what each row holds, and its hosts."""
+    out.line(f"On the target ({len(remote)}):", style="bold")
+    rows = [
+        {**row, "hosts": len(row["hosts"]) if isinstance(row.get("hosts"), list) else None}
+        for row in remote
+    ]
+    columns = [c for c in (*_REMOTE_COLUMNS, "hosts", "message") if any(r.get(c) for r in rows)]
+    out.table(rows, columns)
+    out.line()
 
 
 def _limit(given: str | int | None) -> int:
