@@ -63,7 +63,9 @@ def test_every_deploy_and_rollback_appends_one_line_to_each_hosts_audit_log(
         assert lines[2]["message"] == "second broke the cart"
 
 
-def test_a_failed_deploy_is_audited_on_each_host_with_the_error(project, cli, hosts):
+def test_a_failed_deploy_is_audited_on_each_host_with_the_error_and_its_outcome(
+    project, cli, hosts
+):
     cli("deploy", "--json")
     check = {"enabled": True, "url": "http://127.0.0.1:9/up", "retries": 0, "timeout": 1}
     cli("config.set", "deployment.health_check", json.dumps(check), "--json")
@@ -74,8 +76,8 @@ def test_a_failed_deploy_is_audited_on_each_host_with_the_error(project, cli, ho
     for root in hosts:
         line = _audit(root)[-1]
         assert line["id"] == failed
-        assert line["status"] == "failed" and line["error"]["code"] == "HEALTH_CHECK_FAILED"
-        assert line["outcome"]["status"] == "switched"  # then put back by the rollback
+        assert line["status"] == "rolled_back" and line["error"]["code"] == "HEALTH_CHECK_FAILED"
+        assert line["outcome"] == {"status": "rolled_back"}
 
 
 def test_a_host_failing_phase_one_is_audited_as_failed_and_the_others_as_discarded(

@@ -578,4 +578,3 @@ def _lock_error(error: DevopsError, released: list[Host]) -> DevopsError:
         error.fix,
         **{**error.details, "released": [host.label for host in released]},
     )
-
