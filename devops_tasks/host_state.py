@@ -24,6 +24,7 @@ import os
 import secrets
 import shlex
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -40,6 +41,7 @@ __all__ = [
     "HostState",
     "LockState",
     "audit_line",
+    "holder_text",
     "lock_holder",
     "merge_audits",
     "release_reason",
@@ -102,21 +104,6 @@ class LockState:
             data["age_seconds"] = self.age
         return data
 
-    def describe(self) -> str:
-        """``alice@laptop on laptop (pid 42) since 2025-…Z (12 s ago), deploy dep_…``."""
-        if self.holder is None:
-            return "an unknown holder (its holder.json is missing or unreadable)"
-        holder = self.holder
-        text = f"{holder.get('actor')} on {holder.get('machine')} (pid {holder.get('pid')})"
-        if holder.get("since"):
-            text += f" since {holder['since']}"
-        if self.age is not None:
-            text += f" ({self.age} s ago)"
-        text += f", {holder.get('action')} {holder.get('deployment')}"
-        if holder.get("message"):
-            text += f": {holder['message']!r}"
-        return text
-
     def locked_error(self, ttl: float) -> DevopsError:
         """LOCKED, naming the holder, with what to do about it."""
         if self.stale:
@@ -135,13 +122,32 @@ class LockState:
             )
         return DevopsError(
             ErrorCode.LOCKED,
-            f"{self.host} is locked by {self.describe()}{why}",
+            f"{self.host} is locked by {holder_text(self.to_dict())}{why}",
             fix,
             host=self.host,
             holder=self.holder,
             stale=self.stale,
             age_seconds=self.age,
         )
+
+
+def holder_text(lock: Mapping[str, Any]) -> str:
+    """Who holds a lock (:meth:`LockState.to_dict`), for people.
+
+    ``alice@laptop on laptop (pid 42) since 2025-…Z (12 s ago), deploy dep_…: 'message'``
+    """
+    holder = lock.get("holder")
+    if not holder:
+        return "an unknown holder (its holder.json is missing or unreadable)"
+    text = f"{holder.get('actor')} on {holder.get('machine')} (pid {holder.get('pid')})"
+    if holder.get("since"):
+        text += f" since {holder['since']}"
+    if lock.get("age_seconds") is not None:
+        text += f" ({lock['age_seconds']} s ago)"
+    text += f", {holder.get('action')} {holder.get('deployment')}"
+    if holder.get("message"):
+        text += f": {holder['message']!r}"
+    return text
 
 
 class HostState:

@@ -8,6 +8,7 @@ from typing import Any
 from invoke import Collection, Context
 
 from ..durable import FileLock
+from ..host_state import holder_text
 from ..output import Output
 from ._command import command
 from ._context import deployer_for
@@ -20,18 +21,8 @@ def lock_line(lock: Mapping[str, Any]) -> str:
     state = lock["state"]
     if state == "free":
         return f"{lock['host']}  free"
-    if state == "unknown":
-        return f"{lock['host']}  LOCKED by an unknown holder (its holder.json is unreadable)"
-    holder = lock.get("holder") or {}
-    text = (
-        f"{lock['host']}  {'STALE lock' if state == 'stale' else 'locked'} by "
-        f"{holder.get('actor')} on {holder.get('machine')} (pid {holder.get('pid')}) since "
-        f"{holder.get('since')} ({lock.get('age_seconds')} s), "
-        f"{holder.get('action')} {holder.get('deployment')}"
-    )
-    if holder.get("message"):
-        text += f": {holder['message']!r}"
-    return text
+    shown = {"held": "locked", "stale": "STALE lock", "unknown": "LOCKED"}[state]
+    return f"{lock['host']}  {shown} by {holder_text(lock)}"
 
 
 def _show_status(result: Mapping[str, Any], out: Output) -> None:
