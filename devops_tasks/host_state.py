@@ -139,12 +139,11 @@ def holder_text(lock: Mapping[str, Any]) -> str:
     holder = lock.get("holder")
     if not holder:
         return "an unknown holder (its holder.json is missing or unreadable)"
-    text = f"{holder.get('actor')} on {holder.get('machine')} (pid {holder.get('pid')})"
-    if holder.get("since"):
-        text += f" since {holder['since']}"
-    if lock.get("age_seconds") is not None:
-        text += f" ({lock['age_seconds']} s ago)"
-    text += f", {holder.get('action')} {holder.get('deployment')}"
+    text = (
+        f"{holder.get('actor')} on {holder.get('machine')} (pid {holder.get('pid')}) since "
+        f"{holder.get('since')} ({lock.get('age_seconds')} s ago), "
+        f"{holder.get('action')} {holder.get('deployment')}"
+    )
     if holder.get("message"):
         text += f": {holder['message']!r}"
     return text

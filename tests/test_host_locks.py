@@ -28,6 +28,7 @@ from helpers import CliResult, run_devops
 from devops_tasks.config import ConfigStore
 from devops_tasks.durable import FileLock
 from devops_tasks.host_state import HostState
+from devops_tasks.interrupts import terminate_as_interrupt
 from devops_tasks.platforms import create
 from devops_tasks.project import Project
 from devops_tasks.releases import LocalConnection
@@ -408,3 +409,47 @@ def test_a_message_with_shell_metacharacters_is_only_text_in_the_lock(
     assert not (fleet / "pwned").exists() and not (fleet / "pwned2").exists()
     home = Path(pwd.getpwnam(ssh_servers.user).pw_dir)
     assert not (home / "pwned").exists()
+
+
+def test_a_lock_whose_holder_cannot_be_read_is_shown_as_unknown_and_only_force_removes_it(
+    project, cli, hosts, login
+):
+    _plant_lock(hosts[0], login)
+    (_lock(hosts[0]) / "holder.json").write_text("{not json")
+
+    shown = cli("lock.status", "--json").json["hosts"][0]
+    kept = cli("lock.release", "--json").json
+    refused = cli("deploy", "--json").json
+    forced = cli("lock.release", "--force", "--json").json
+
+    assert shown["state"] == "unknown" and shown["holder"] is None
+    assert kept["released"] == [] and kept["hosts"][0]["state"] == "unknown"
+    assert refused["code"] == "LOCKED" and "unknown holder" in refused["error"]
+    assert forced["released"] == [shown["host"]] and not _lock(hosts[0]).exists()
+
+
+def test_status_for_people_shows_who_holds_the_hosts(
+    project, cli, ssh_servers, hosts, held_by_alice
+):
+    shown = cli("status")
+
+    assert shown.exit_code == 0, shown.stderr
+    assert shown.stdout.count("locked by alice@ci-runner-7 on ci-runner-7") == 3
+
+
+def test_a_deploy_run_outside_the_main_thread_leaves_sigterm_alone():
+    before = signal.getsignal(signal.SIGTERM)
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with terminate_as_interrupt():
+                assert signal.getsignal(signal.SIGTERM) is before
+        except BaseException as exc:  # noqa: BLE001 - reported to the test's thread
+            failures.append(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+
+    assert failures == []
