@@ -255,6 +255,23 @@ class ReleaseEngine:
             self._run("; ".join([*steps, "true"]), "remove what an interrupted deploy left")
         return leftovers
 
+    def run_in_release(self, release: str, command: str) -> str:
+        """Run the user's shell ``command`` in ``release``'s directory (a hook, a check)."""
+        result = self.connection.run(
+            f"cd {shlex.quote(self.release_path(release))} && {command}",
+            hide=True,
+            warn=True,
+            in_stream=False,
+        )
+        if result.failed:
+            tail = "\n".join((result.stderr or result.stdout or "").strip().splitlines()[-20:])
+            raise DevopsError(
+                ErrorCode.DEPLOY_FAILED,
+                f"`{command}` exited with status {result.exited}" + (f": {tail}" if tail else ""),
+                "Run the command on the host to see why, fix it, then deploy again.",
+            )
+        return str(result.stdout)
+
 
 def _checked(release: str) -> str:
     """``release`` if it is a release id: no other name is ever made into a path to change."""

@@ -307,6 +307,12 @@ class NetlifyPlatform(Platform):
     def remote_history(self, limit: int) -> list[dict[str, Any]]:
         return [
             {
+                "action": "deploy",
+                "release": d.get("id"),
+                # a deploy that went live once (published), so a rollback can go back to it
+                "status": "success"
+                if d.get("state") == "ready" and d.get("published_at")
+                else d.get("state"),
                 "platform_deploy_id": d.get("id"),
                 "state": d.get("state"),
                 "created_at": d.get("created_at"),

@@ -16,6 +16,7 @@ from ..scaffold import init_project
 from ._command import command, option
 from ._context import deployer_for, project_for, settings_for
 from .deploy import show_deployment
+from .lock import lock_line
 
 ENV_HELP = "Environment (default: `environment` in config, else production)."
 
@@ -75,6 +76,9 @@ def _show_status(result: Mapping[str, Any], out: Output) -> None:
             "in progress": result["in_progress"],
         }
     )
+    for lock in result.get("locks") or []:
+        if lock["state"] != "free":
+            out.line(lock_line(lock), style="bold yellow")
 
 
 @command(human=_show_status, help={"env": ENV_HELP})
@@ -93,6 +97,8 @@ def _show_history(result: Mapping[str, Any], out: Output) -> None:
     """A table that never cuts an id (users copy them for --to and --id): on a narrow
     terminal other columns go instead, and with no room for a table, one id a line."""
     rows = result["deployments"]
+    if "remote" in result:
+        _show_remote_history(result["remote"], out)
     if not rows:
         out.line("No deployments yet. Run `devops deploy` to make the first one.")
         return
@@ -111,6 +117,22 @@ def _show_history(result: Mapping[str, Any], out: Output) -> None:
             out.line(row["id"])
         return
     out.table(rows, shown)
+
+
+#: What a remote history row may say (an audit entry, or a platform's own deploy).
+_REMOTE_COLUMNS = ("id", "platform_deploy_id", "action", "status", "version", "created_at")
+
+
+def _show_remote_history(remote: list[dict[str, Any]], out: Output) -> None:
+    """The target's own history, above the local one: what each row holds, and its hosts."""
+    out.line(f"On the target ({len(remote)}):", style="bold")
+    rows = [
+        {**row, "hosts": len(row["hosts"]) if isinstance(row.get("hosts"), list) else None}
+        for row in remote
+    ]
+    columns = [c for c in (*_REMOTE_COLUMNS, "hosts", "message") if any(r.get(c) for r in rows)]
+    out.table(rows, columns)
+    out.line()
 
 
 def _limit(given: str | int | None) -> int:
@@ -173,12 +195,21 @@ def history(
 
 
 def merge_remote(remote: list[dict[str, Any]], local: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The platform's deploys, each with the local record that made it (if any)."""
+    """The platform's deploys, each with the local record that made it (if any).
+
+    A platform's own id (a Netlify deploy) links to the record that holds it; an entry of
+    the hosts' audit log carries the deployment id itself.
+    """
     by_platform_id = {
         e["platform_deploy_id"]: e["id"] for e in local if e.get("platform_deploy_id")
     }
+    recorded = {e["id"] for e in local}
     return [
-        {**item, "deployment": by_platform_id.get(item.get("platform_deploy_id"))}
+        {
+            **item,
+            "deployment": by_platform_id.get(item.get("platform_deploy_id"))
+            or (item.get("id") if item.get("id") in recorded else None),
+        }
         for item in remote
     ]
 
@@ -289,8 +320,9 @@ def _host_logs(
     help={
         "env": ENV_HELP,
         "to": "Deployment id to make live (default: the previous good one).",
+        "message": "Why (kept in the record, the hosts' lock and their audit log).",
     },
 )
-def rollback(c: Context, out: Output, env=None, to=None) -> dict[str, Any]:
+def rollback(c: Context, out: Output, env=None, to=None, message=None) -> dict[str, Any]:
     """Make the previous good release live again."""
-    return deployer_for(c, out, env).rollback(to).result()
+    return deployer_for(c, out, env).rollback(to, message).result()
