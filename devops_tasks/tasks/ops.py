@@ -238,8 +238,9 @@ def _host_line(host: str, line: str) -> str:
     return f"{host} | {line}\n"
 
 
-#: How many lines of each host's log ``--follow`` starts with, and ``--lines`` allows at most.
+#: How many lines of each host's log ``--follow`` starts with, unless ``--lines`` says.
 FOLLOW_LINES = 10
+#: The most ``--lines`` takes: a log, not a download.
 MAX_LOG_LINES = 10_000
 
 
