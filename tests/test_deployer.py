@@ -78,8 +78,21 @@ def test_failing_health_check_restores_the_previous_release(project, health_serv
     assert "503" in failure.value.message
     assert deployer.platform.live_release() == good.id
     latest = DeploymentHistory(project).latest(environment="production")
-    assert latest["status"] == "failed"
+    assert latest["status"] == "rolled_back"
     assert DeploymentHistory(project).get(latest["id"]).details["rolled_back_to"] == good.id
+
+
+def test_a_deploy_that_failed_and_was_rolled_back_is_no_rollback_target(project, health_server):
+    make_deployer(project).deploy()
+    health_server.status = 503
+    with pytest.raises(DevopsError):
+        make_deployer(project, deployment=health(health_server.url)).deploy()
+    broken = DeploymentHistory(project).latest(environment="production")
+
+    with pytest.raises(DevopsError) as refused:
+        make_deployer(project).rollback(to=broken["id"])
+
+    assert refused.value.code is ErrorCode.ROLLBACK_UNAVAILABLE
 
 
 def test_failing_health_check_without_rollback_on_failure_leaves_new_release(

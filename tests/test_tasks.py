@@ -40,6 +40,7 @@ EXPECTED_FAILURES = {
     "secrets.init": "the secrets file exists already",
     "deploy.netlify": "the project has no netlify.site_id (nor a token)",
     "deploy.ssh": "the project has no ssh.hosts",
+    "ssh.trust": "the project has no ssh.hosts",
 }
 
 

@@ -8,6 +8,8 @@ config files, locks, records, health checks or output. Those belong to the one f
 from __future__ import annotations
 
 import abc
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -66,6 +68,8 @@ class Platform(abc.ABC):
     strategies: ClassVar[frozenset[str]] = frozenset({"rolling", "blue-green", "canary"})
     #: Credentials every deploy to this target needs (names the resolver looks up).
     deploy_credentials: ClassVar[tuple[str, ...]] = ()
+    #: Whether the target checks each of its hosts itself (``{host}`` URLs, ``remote``).
+    checks_hosts: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -100,15 +104,26 @@ class Platform(abc.ABC):
 
     def validate(self) -> list[Finding]:
         """Every problem with this target's settings, found without touching the network."""
+        findings = []
         strategy = self.settings.get("deployment.strategy")
         if strategy not in self.strategies:
-            return [
+            findings.append(
                 Finding(
                     f"The {self.name} target cannot do a {strategy} deployment",
                     f"Set deployment.strategy to one of: {', '.join(sorted(self.strategies))}.",
                 )
-            ]
-        return []
+            )
+        check = self.settings.get("deployment.health_check") or {}
+        if not self.checks_hosts and ("{host}" in (check.get("url") or "") or check.get("remote")):
+            findings.append(
+                Finding(
+                    f"deployment.health_check has a per-host check ({{host}} in its url, or "
+                    f"remote), which the {self.name} target has no hosts for",
+                    "Give health_check.url the site's own address and drop health_check.remote "
+                    "(they are for the ssh target).",
+                )
+            )
+        return findings
 
     def ignore(self, relative: str) -> bool:
         """Whether a build-dir file (path relative to it) is never sent to this target."""
@@ -134,6 +149,10 @@ class Platform(abc.ABC):
     @abc.abstractmethod
     def restore(self, release: str) -> None:
         """Make an earlier ``release`` live again (rollback)."""
+
+    def publish(self, release: str) -> None:
+        """Make live a release that :meth:`deploy` left unpublished (blue-green's switch)."""
+        self.restore(release)
 
     @abc.abstractmethod
     def can_restore(self, release: str) -> bool:
@@ -171,9 +190,75 @@ class Platform(abc.ABC):
         """
         return self.describe(), {}
 
+    def plan(self) -> list[dict[str, Any]]:
+        """What :meth:`provision` would do, found without changing anything (``infra.plan``).
+
+        One ``{"action", "what", "where"}`` per thing it makes: ``create``, ``none`` (there
+        already), ``conflict`` (something else is in the way) or ``unknown`` (it could not
+        look; an ``error`` says why). A target whose ``provision`` makes nothing plans nothing.
+        """
+        return []
+
+    def host_logs(self, lines: int) -> list[dict[str, Any]]:
+        """The last ``lines`` lines of the service's log on each host (``logs --lines``).
+
+        One ``{"host", "lines"}`` per host, or ``{"host", "code", "error"}`` for a host that
+        could not answer; raises only when none could.
+        """
+        raise self._no_host_logs()
+
+    def follow_logs(
+        self, lines: int, emit: Callable[[str, str], None], warn: Callable[[str], None]
+    ) -> None:
+        """Pass each new line of every host's log to ``emit(host, line)`` as it comes, after
+        the last ``lines``, until every stream ends or Ctrl-C (``logs --follow``).
+
+        A host that cannot be followed, or whose stream ends, is told to ``warn(message)``
+        (naming the host); the others go on.
+        """
+        raise self._no_host_logs()
+
+    def _no_host_logs(self) -> DevopsError:
+        return DevopsError(
+            ErrorCode.NOT_SUPPORTED,
+            f"The {self.name} target has no hosts whose logs --lines or --follow could read",
+            "Use `devops logs` without --lines and --follow for a deployment's own steps.",
+        )
+
     def remote_history(self, limit: int) -> list[dict[str, Any]]:
-        """The target's own record of deployments, newest first (``history --remote``)."""
+        """The target's own record of deployments, newest first (``history --remote``).
+
+        Each item says at least its ``action`` (``deploy`` or ``rollback``), ``release`` and
+        ``status`` (``success`` for one that went live), so that ``status`` and ``rollback``
+        work from a checkout with no records of its own.
+        """
         raise self._unsupported("keeps no deployment list of its own", "history")
+
+    @contextlib.contextmanager
+    def hold(self, holder: dict[str, Any]) -> Iterator[None]:
+        """Hold the target's own locks while one deploy or rollback by ``holder`` runs.
+
+        ``holder`` is :func:`devops_tasks.host_state.lock_holder`. A target that machines
+        other than this one deploy to keeps a lock where they all see it (the ssh target: on
+        each host) and raises LOCKED naming whoever has it; the project's own lock, which the
+        deployer takes first, is all the others need.
+        """
+        yield
+
+    def lock_states(self) -> list[dict[str, Any]]:
+        """Each lock :meth:`hold` takes, as it is now (``lock.status``)."""
+        return []
+
+    def release_locks(self, force: bool) -> list[dict[str, Any]]:
+        """Remove the stale locks :meth:`hold` left (any, with ``force``) (``lock.release``)."""
+        return []
+
+    def record_audit(self, entry: dict[str, Any]) -> None:  # noqa: B027 - most keep none
+        """Append ``entry`` (:meth:`Deployment.audit_entry`) to the target's own audit log.
+
+        A target with one keeps it where a second checkout can read it back through
+        :meth:`remote_history`.
+        """
 
     def trigger_build(self, wait: bool) -> dict[str, Any]:
         """Start a build on the target's side (``build --remote``)."""

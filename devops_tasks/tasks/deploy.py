@@ -16,6 +16,7 @@ HELP = {
     "env": "Environment to deploy (default: `environment` in config, else production).",
     "dir": "Directory to deploy (default: build.dir from config).",
     "build": "Run build.command first.",
+    "message": "Why (kept in the record, the hosts' lock and their audit log).",
 }
 
 
@@ -31,6 +32,7 @@ def show_deployment(result: Mapping[str, Any], out: Output) -> None:
             "platform": result["platform"],
             "release": result.get("release"),
             "version": result.get("version"),
+            "message": result.get("message"),
             "url": result.get("url"),
             "files": result.get("files_deployed"),
             "sent": _size(size) if size is not None else None,
@@ -52,23 +54,33 @@ def _size(count: float) -> str:
 
 
 def _deploy(
-    c: Any, out: Output, env: str | None, dir: str | None, build: bool, platform: str | None
+    c: Any,
+    out: Output,
+    env: str | None,
+    dir: str | None,
+    build: bool,
+    message: str | None,
+    platform: str | None,
 ) -> dict[str, Any]:
-    deployment = deployer_for(c, out, env, platform).deploy(build_dir=dir, build=build)
-    return deployment.result()
+    deployer = deployer_for(c, out, env, platform)
+    return deployer.deploy(build_dir=dir, build=build, message=message).result()
 
 
 @command(human=show_deployment, help=HELP)
-def configured(c: Context, out: Output, env=None, dir=None, build=False) -> dict[str, Any]:
+def configured(
+    c: Context, out: Output, env=None, dir=None, build=False, message=None
+) -> dict[str, Any]:
     """Deploy to the platform configured for the environment."""
-    return _deploy(c, out, env, dir, build, None)
+    return _deploy(c, out, env, dir, build, message, None)
 
 
 def _platform_task(name: str) -> Any:
     """``deploy.<name>``: one task per registered platform, all the same flow."""
 
-    def deploy_to(c: Context, out: Output, env=None, dir=None, build=False) -> dict[str, Any]:
-        return _deploy(c, out, env, dir, build, name)
+    def deploy_to(
+        c: Context, out: Output, env=None, dir=None, build=False, message=None
+    ) -> dict[str, Any]:
+        return _deploy(c, out, env, dir, build, message, name)
 
     deploy_to.__doc__ = f"Deploy to the {name} target, whatever the config names."
     return command(human=show_deployment, help=HELP, name=name)(deploy_to)

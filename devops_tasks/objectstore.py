@@ -1,0 +1,76 @@
+"""The small interface the bucket targets (aws, gcp, azure) implement for the sync engine.
+
+Everything that decides *what* to send — manifests, diffs, headers, order, deletes, rollback
+by server-side copy — is written once in :mod:`devops_tasks.sync`. A store only moves bytes
+and metadata in one bucket or container, and maps its SDK's failures onto the project's error
+codes. Its SDK is imported inside the backend module, never here.
+
+Keys are relative to the target's configured ``prefix`` (the store adds it), use ``/`` and
+never start with one.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+__all__ = ["Headers", "ObjectStore", "StoredObject"]
+
+
+@dataclass(frozen=True)
+class Headers:
+    """The HTTP headers an object is served with; part of what makes two uploads the same."""
+
+    content_type: str
+    cache_control: str | None = None
+    content_encoding: str | None = None
+
+    def fingerprint(self) -> str:
+        """A short, stable string: a change of any header is a change of the object."""
+        return "|".join((self.content_type, self.cache_control or "", self.content_encoding or ""))
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a listing shows it."""
+
+    key: str
+    size: int
+    #: The store's own tag (an ETag, an MD5, a generation): only to notice a hand edit.
+    tag: str | None = None
+
+
+class ObjectStore(abc.ABC):
+    """One bucket (or container), seen through its prefix."""
+
+    #: Whether the store honours "create only if absent" (an emulator may not).
+    conditional_create: bool = True
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        """Every object whose key starts with ``prefix``, paginated lazily."""
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or ``None`` if there is no such object."""
+
+    @abc.abstractmethod
+    def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> None:
+        """Store ``size`` bytes read from ``body`` under ``key`` with ``headers``."""
+
+    @abc.abstractmethod
+    def copy(self, source: str, key: str, headers: Headers) -> None:
+        """Server-side copy of ``source`` to ``key`` (may be the same key), with ``headers``."""
+
+    @abc.abstractmethod
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove ``keys`` (batched where the store can; a missing key is not an error)."""
+
+    @abc.abstractmethod
+    def create(self, key: str, body: bytes) -> bool:
+        """Create ``key`` only if it does not exist; False if it already did (a lock)."""
+
+    def close(self) -> None:  # noqa: B027 - most SDK clients need no closing
+        """Let go of connections."""
