@@ -122,6 +122,24 @@ class Deployer:
             )
             return self._run_deploy(deployment, files, previous)
 
+    def dry_run(self, build_dir: str | None = None, build: bool = False) -> dict[str, Any]:
+        """What a deploy would change on the target, and nothing written there or here."""
+        if build:
+            self.platform.require_credentials()
+            self.build()
+        files = self.validate(self.build_dir(build_dir))
+        self.platform.require_credentials()
+        with self.platform:
+            plan = self.platform.plan(files)
+        return {
+            "dry_run": True,
+            "environment": self.environment,
+            "platform": self.platform.name,
+            "files": len(files),
+            "bytes": files.total_bytes,
+            **plan,
+        }
+
     def _run_deploy(
         self, deployment: Deployment, files: SiteFiles, previous: str | None
     ) -> Deployment:

@@ -81,6 +81,9 @@ class Platform(abc.ABC):
         self.context = context  # invoke's Context, for targets that run local commands
         self.options = settings.section(self.name)
         self._credentials = credentials
+        #: This command's flags for the target (``deploy --force-deletes``, ``infra.up
+        #: --public``); a target reads the ones it knows and ignores the rest.
+        self.flags: dict[str, Any] = {}
 
     @property
     def credentials(self) -> Credentials:
@@ -191,6 +194,25 @@ class Platform(abc.ABC):
     def remote_history(self, limit: int) -> list[dict[str, Any]]:
         """The target's own record of deployments, newest first (``history --remote``)."""
         raise self._unsupported("keeps no deployment list of its own", "history")
+
+    def plan(self, files: SiteFiles) -> dict[str, Any]:
+        """What a deploy of ``files`` would change, found without changing anything.
+
+        For ``deploy --dry-run``: counts, bytes and the first few paths of what would be
+        added, changed and deleted.
+        """
+        raise self._unsupported("cannot tell in advance what a deploy would change", "deploy")
+
+    def infra_plan(self) -> dict[str, Any]:
+        """What :meth:`provision` would create, found without creating it (``infra.plan``)."""
+        raise self._unsupported("has no infra plan", "infra.show")
+
+    def teardown(self, force: bool) -> dict[str, Any]:
+        """Remove what :meth:`provision` made (``infra.down --yes``).
+
+        Never something it did not make and that holds data, unless ``force``.
+        """
+        raise self._unsupported("cannot be torn down by devops-tasks", "infra.show")
 
     def trigger_build(self, wait: bool) -> dict[str, Any]:
         """Start a build on the target's side (``build --remote``)."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from invoke import Collection, Context
 
+from ..errors import DevopsError, ErrorCode
 from ..output import Output
 from ..platforms import create
 from ._command import command
@@ -53,14 +54,46 @@ def show(c: Context, out: Output, env=None) -> dict[str, Any]:
         return {"infra": platform.describe()}
 
 
-@command(human=_show_infra, help={"env": ENV_HELP})
-def up(c: Context, out: Output, env=None) -> dict[str, Any]:
+PUBLIC_HELP = "Let anyone read the site's objects (bucket targets; off unless asked)."
+
+
+@command(human=_show_infra, help={"env": ENV_HELP, "public": PUBLIC_HELP})
+def plan(c: Context, out: Output, env=None, public=False) -> dict[str, Any]:
+    """Say what infra.up would create, creating nothing."""
+    with _platform(c, env) as platform:
+        platform.flags["public"] = public
+        return {"infra": platform.infra_plan()}
+
+
+@command(human=_show_infra, help={"env": ENV_HELP, "public": PUBLIC_HELP})
+def up(c: Context, out: Output, env=None, public=False) -> dict[str, Any]:
     """Create what the environment's target needs; safe to run again."""
     with _platform(c, env) as platform:
+        platform.flags["public"] = public
         infra, updates = platform.provision()
     if updates:
         store_settings(project_for(c), platform.settings.environment, updates)
     return {"infra": infra, "config_updated": sorted(updates)}
 
 
-ns = Collection("infra", show, up)
+@command(
+    human=_show_infra,
+    help={
+        "env": ENV_HELP,
+        "yes": "Really delete (required).",
+        "force": "Also delete a bucket devops-tasks did not create, with its objects.",
+    },
+)
+def down(c: Context, out: Output, env=None, yes=False, force=False) -> dict[str, Any]:
+    """Delete what infra.up created (the bucket and every object in it)."""
+    if not yes:
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            "infra.down deletes the target and everything in it; it needs --yes",
+            "Run `devops infra.down --yes` if that is what you want.",
+        )
+    with _platform(c, env) as platform:
+        return {"infra": platform.teardown(force)}
+
+
+ns = Collection("infra", show, plan, up, down)
