@@ -144,6 +144,9 @@ _FINGERPRINT = re.compile(
     r"[.-](?:[0-9a-f]{8,}|(?=[A-Za-z0-9_]{0,7}[0-9])[A-Za-z0-9_]{8})\.[A-Za-z0-9]+$"
 )
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: The name of a release the engine made (``rel_<epoch-ms>_<hex>``): the only kind of name it
+#: reads or deletes under ``releases/``.
+RELEASE_ID = re.compile(r"rel_[0-9]+_[0-9a-f]+", re.ASCII)
 
 
 def _now() -> str:
@@ -555,7 +558,9 @@ class Sync:
         return self._listing
 
     def release(self, release: str) -> Manifest | None:
-        """A kept release's manifest, or None if it is not kept."""
+        """A kept release's manifest, or None if it is not kept (or cannot be a release)."""
+        if not RELEASE_ID.fullmatch(release):
+            return None
         key = f"{self.private}{RELEASES}{release}.json"
         raw = self.store.get(key)
         return None if raw is None else Manifest.parse(raw, key)
@@ -628,11 +633,12 @@ class Sync:
         plan = self.plan(files, progress)
         if plan.empty and plan.base is not None and not self.listing().locked:
             return self._result(plan, plan.base.release, {}, noop=True)
+        self._check_deletes(plan, force_deletes)  # before the lock: nothing at all written
         with self._locked():
             if self._moved(plan):  # someone deployed between our reads and our lock
                 self.forget()
                 plan = self.plan(files, progress)
-            self._check_deletes(plan, force_deletes)
+                self._check_deletes(plan, force_deletes)
             manifest = Manifest(
                 release, {**plan.unchanged}, {**info, "created": _now(), "base": _id(plan.base)}
             )
@@ -1008,9 +1014,8 @@ class Sync:
         """Drop kept manifests beyond the newest ``keep`` (never one in ``protect`` nor the
         live one), then every kept copy that no remaining manifest needs."""
         folder = self.private + RELEASES
-        ordered = sorted(
-            (o.key[len(folder) : -len(".json")] for o in self.store.list(folder)), reverse=True
-        )
+        names = (o.key[len(folder) : -len(".json")] for o in self.store.list(folder))
+        ordered = sorted((n for n in names if RELEASE_ID.fullmatch(n)), reverse=True)
         live = self.live()
         keep_ids = set(ordered[:keep]) | protect | {_id(live)}
         dropped = [r for r in ordered if r not in keep_ids]

@@ -114,6 +114,10 @@ class S3Store(ObjectStore):
             self._delete(batch)
 
     def _delete(self, keys: tuple[str, ...]) -> None:
+        if len(keys) == 1:  # one object (a lock): the plain DELETE, no XML to build
+            with _translated("delete", self._url(keys[0])):
+                self.client.delete_object(Bucket=self.bucket, Key=self.prefix + keys[0])
+            return
         with _translated("delete", self.location):
             response = self.client.delete_objects(
                 Bucket=self.bucket,

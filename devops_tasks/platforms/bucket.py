@@ -185,7 +185,7 @@ class BucketPlatform(Platform):
             "environment": deployment.environment,
         }
         result = self.engine.deploy(
-            deployment.id,
+            release_id(deployment.id),
             files,
             info,
             progress,
@@ -342,6 +342,12 @@ class BucketPlatform(Platform):
             "objects_deleted": len(keys),
             "created_by_devops": ours,
         }
+
+
+def release_id(deployment_id: str) -> str:
+    """``rel_<ms>_<hex>`` for deployment ``dep_<ms>_<hex>``: a name of the bucket's own, so
+    ``rollback --to`` takes it from any machine, with or without local records."""
+    return "rel_" + deployment_id.removeprefix("dep_")
 
 
 def cdn_paths(paths: list[str]) -> list[str]:
