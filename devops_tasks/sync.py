@@ -241,7 +241,7 @@ class Entry:
             "content_encoding": self.headers.content_encoding,
             "tag": self.tag,
         }
-        if self.stored_sha256 != self.sha256:
+        if (self.stored_sha256, self.stored_size) != (self.sha256, self.size):
             data["stored_sha256"] = self.stored_sha256
             data["stored_size"] = self.stored_size
         return data

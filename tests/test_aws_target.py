@@ -41,14 +41,14 @@ class Bucket:
     def __init__(self, url: str) -> None:
         self.client = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
 
-    def keys(self) -> list[str]:
+    def listed(self) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
     def site(self) -> dict[str, tuple[bytes, str, str | None, str | None]]:
         """key -> (bytes, Content-Type, Cache-Control, Content-Encoding) of the site's objects."""
         result = {}
-        for key in self.keys():
+        for key in self.listed():
             if key.startswith(".devops/"):
                 continue
             got = self.client.get_object(Bucket=BUCKET, Key=key)
@@ -126,9 +126,9 @@ def test_first_deploy_uploads_every_file_with_its_content_type_and_cache_control
     assert result["success"] and result["platform"] == "aws"
     assert result["release"].startswith("rel_") and result["files_deployed"] == 6
     site = bucket.site()
+    pages = ["index.html", "about/index.html"]
     assert sorted(site) == sorted(
-        ["index.html", "about/index.html", "css/site.css", "js/app.3f2a9c1b.js", "data.json"]
-        + ["img/logo.png"]
+        [*pages, "css/site.css", "js/app.3f2a9c1b.js", "data.json", "img/logo.png"]
     )
     assert site["index.html"][0] == b"<h1>home v1</h1>\n"
     assert site["index.html"][1:] == ("text/html; charset=utf-8", "no-cache", None)
@@ -139,7 +139,7 @@ def test_first_deploy_uploads_every_file_with_its_content_type_and_cache_control
     assert site["data.json"][1] == "application/json; charset=utf-8"
     assert site["img/logo.png"][1] == "image/png"
     assert bucket.manifest()["release"] == result["release"]
-    assert f".devops/releases/{result['release']}.json" in bucket.keys()
+    assert f".devops/releases/{result['release']}.json" in bucket.listed()
 
 
 def test_a_redeploy_after_touching_every_file_uploads_nothing_with_one_get_and_one_list(
@@ -248,9 +248,9 @@ def test_assets_go_up_before_pages_then_the_manifest_then_the_deletes(bucket, cl
             sequence.append("release")
         elif request.method == "PUT" and key == ".devops/manifest.json":
             sequence.append("manifest")
-        elif request.method == "POST" and "delete" in request.query:
-            sequence.append("delete")
-        elif request.method == "DELETE" and not key.startswith(".devops/"):
+        elif (request.method, request.query) == ("POST", "delete") or (
+            request.method == "DELETE" and not key.startswith(".devops/")
+        ):
             sequence.append("delete")
     assert sequence == ["asset"] * 3 + ["page"] * 2 + ["release", "manifest", "delete"]
 
@@ -299,7 +299,7 @@ def test_a_held_lock_stops_the_deploy_and_names_its_holder(bucket, cli, s3_proxy
 def test_a_lock_past_its_ttl_is_taken_over_and_released(bucket, cli):
     bucket.put(".devops/lock.json", json.dumps({"holder": "gone", "expires_epoch": 1}).encode())
     assert deploy(cli)["success"]
-    assert ".devops/lock.json" not in bucket.keys()
+    assert ".devops/lock.json" not in bucket.listed()
 
 
 def test_the_lock_is_a_conditional_create_that_moto_honours(bucket):
@@ -380,7 +380,7 @@ def test_pruning_keeps_only_what_kept_releases_need(bucket, cli):
     for version in ("v1", "v2", "v3", "v4"):
         write_site(Path("dist"), version)
         releases.append(deploy(cli)["release"])
-    keys = bucket.keys()
+    keys = bucket.listed()
     kept = sorted(k for k in keys if k.startswith(".devops/releases/"))
     assert kept == [f".devops/releases/{r}.json" for r in releases[2:]]
     objects = {k.rsplit("/", 1)[1] for k in keys if k.startswith(".devops/objects/")}
@@ -550,7 +550,7 @@ def test_infra_down_needs_yes_then_deletes_the_bucket_it_created(bucket, cli):
     deploy(cli)
     refused = cli("infra.down", "--json").json
     assert refused["code"] == "INVALID_ARGUMENT" and "--yes" in refused["fix"]
-    assert bucket.keys()
+    assert bucket.listed()
     down = cli("infra.down", "--yes", "--json").json["infra"]
     assert down["deleted"] and down["created_by_devops"]
     names = [b["Name"] for b in bucket.client.list_buckets()["Buckets"]]
@@ -566,7 +566,7 @@ def test_infra_down_keeps_a_non_empty_bucket_it_did_not_create_unless_forced(
     configure(project, {"bucket": BUCKET, "endpoint_url": s3_proxy.url})
     refused = cli("infra.down", "--yes", "--json").json
     assert refused["code"] == "INVALID_ARGUMENT" and "--force" in refused["fix"]
-    assert theirs.keys() == ["their-file.txt"]
+    assert theirs.listed() == ["their-file.txt"]
     forced = cli("infra.down", "--yes", "--force", "--json").json
     assert forced["success"] and forced["infra"]["objects_deleted"] == 1
 
@@ -589,8 +589,8 @@ def test_an_unknown_aws_setting_is_named_with_its_path(project, cli):
 
 def test_a_prefix_keeps_the_site_and_its_state_inside_it(bucket, cli, s3_proxy, project):
     set_config(cli, "aws.prefix", "site/v")
-    Bucket.put(bucket, "elsewhere.txt", b"not ours")
+    bucket.put("elsewhere.txt", b"not ours")
     deploy(cli)
-    keys = bucket.keys()
+    keys = bucket.listed()
     assert "site/v/index.html" in keys and "site/v/.devops/manifest.json" in keys
     assert "elsewhere.txt" in keys  # outside the prefix: never deleted
