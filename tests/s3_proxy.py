@@ -118,8 +118,7 @@ class S3Proxy:
             target.query,
             handler.headers.get("x-amz-copy-source"),
         )
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
+        body = _read_body(handler)
         with self._guard:
             self.requests.append(request)
             fault = next((f for f in self.faults if f.matches(request)), None)
@@ -158,6 +157,22 @@ class S3Proxy:
         handler.end_headers()
         if not head:
             handler.wfile.write(data)
+
+
+def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """The request's body, sent with a Content-Length or in chunks."""
+    if "chunked" not in handler.headers.get("Transfer-Encoding", "").lower():
+        length = int(handler.headers.get("Content-Length") or 0)
+        return handler.rfile.read(length) if length else b""
+    chunks = []
+    while True:
+        size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(chunks)
+        chunks.append(handler.rfile.read(size))
+        handler.rfile.readline()
 
 
 def _error_xml(code: str) -> str:
