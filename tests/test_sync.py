@@ -16,6 +16,7 @@ from devops_tasks.files import SiteFiles
 from devops_tasks.objectstore import Headers
 from devops_tasks.output import NullProgress
 from devops_tasks.platforms.aws import S3Store
+from devops_tasks.platforms.aws_signed import SignedS3
 from devops_tasks.platforms.bucket import cdn_paths
 from devops_tasks.sync import (
     IMMUTABLE,
@@ -160,11 +161,15 @@ def test_a_plan_names_at_most_twenty_paths_of_each_kind_but_counts_them_all():
 # -- the engine on a real store -----------------------------------------------------------------
 
 
-@pytest.fixture
-def store(aws_env):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["boto3", "signed"])
+def store(aws_env, request):  # type: ignore[no-untyped-def]
+    """The bucket through boto3 alone, and through the lean signed transport first."""
     client = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
     client.create_bucket(Bucket="engine-bucket")
-    return S3Store(client, "engine-bucket", "", "us-east-1")
+    signed = None
+    if request.param == "signed":
+        signed = SignedS3("engine-bucket", "us-east-1", "testing", "testing", endpoint=aws_env)
+    return S3Store(lambda: client, "engine-bucket", "", "us-east-1", signed)
 
 
 def site(root: Path, files: dict[str, str]) -> SiteFiles:
@@ -233,3 +238,40 @@ def test_a_rollback_moves_content_back_even_when_it_now_lives_at_another_path(st
 
 def test_a_name_that_cannot_be_a_release_is_never_read(store):
     assert Sync(store, HeaderRules()).release("../manifest") is None
+
+
+# -- the lean signed transport -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "query", "body", "headers"),
+    [
+        ("GET", "/a%20b/index.html", "", b"", {}),
+        ("GET", "/", "list-type=2&prefix=site%2F", b"", {}),
+        ("PUT", "/x.css", "", b"body{}", {"Content-Type": "text/css", "Cache-Control": "no-cache"}),
+        ("PUT", "/y.css", "", b"", {"x-amz-copy-source": "/my-bucket/x.css"}),
+        ("POST", "/", "delete=", b"<Delete/>", {"Content-MD5": "abc=="}),
+    ],
+)
+def test_the_signed_transport_signs_as_botocore_does(
+    monkeypatch, method, url, query, body, headers
+):
+    from datetime import datetime, timezone
+
+    from botocore import auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.config import Config
+    from botocore.credentials import Credentials
+
+    now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(auth, "get_current_datetime", lambda: now.replace(tzinfo=None))
+    transport = SignedS3("my-bucket", "eu-west-1", "AKIDEXAMPLE", "secret/key", token="tok")
+    ours = transport._sign(method, url, query, body, dict(headers), now=now)
+    host = "https://my-bucket.s3.eu-west-1.amazonaws.com"
+    request = AWSRequest(
+        method=method, url=host + url + (f"?{query}" if query else ""), data=body, headers=headers
+    )
+    request.context["client_config"] = Config(s3={"payload_signing_enabled": False})
+    credentials = Credentials("AKIDEXAMPLE", "secret/key", "tok")
+    auth.S3SigV4Auth(credentials, "s3", "eu-west-1").add_auth(request)
+    assert ours["Authorization"] == request.headers["Authorization"]

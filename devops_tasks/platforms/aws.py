@@ -15,15 +15,17 @@ import contextlib
 import itertools
 import json
 import os
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import DevopsError, ErrorCode
 from ..objectstore import Headers, ObjectStore, StoredObject
 from ..secrets.aws import _REFUSED as REFUSED_CODES
+from .aws_signed import SignedS3, Unexpected
 from .bucket import BucketPlatform
 
 if TYPE_CHECKING:
@@ -42,6 +44,17 @@ WAIT_INTERVAL = 2.0
 WAIT_TIMEOUT = 1800.0
 #: Characters CloudFront takes as they are in an invalidation path; the rest are %-encoded.
 _PATH_SAFE = "/-._~!$&'()+,;=:@"
+#: Settings under which requests must go the way boto3 sends them (a proxy, a CA bundle).
+_NOT_DIRECT = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "AWS_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+)
 #: What S3 answers a conditional create whose key exists (or is being written).
 _TAKEN = ("PreconditionFailed", "ConditionalRequestConflict")
 _MISSING_FIX = (
@@ -52,28 +65,61 @@ _MISSING_FIX = (
 
 
 class S3Store(ObjectStore):
-    """One S3 bucket seen through a prefix."""
+    """One S3 bucket seen through a prefix.
 
-    def __init__(self, client: BaseClient, bucket: str, prefix: str, region: str) -> None:
-        self.client = client
+    Requests go through ``signed`` (:mod:`.aws_signed`) when there is one, and through boto3
+    otherwise, or when ``signed`` gets an answer it does not handle. The boto3 client is made
+    only when first needed.
+    """
+
+    def __init__(
+        self,
+        client: Callable[[], BaseClient],
+        bucket: str,
+        prefix: str,
+        region: str,
+        signed: SignedS3 | None = None,
+    ) -> None:
+        self._make_client = client
+        self._client: BaseClient | None = None
+        self._client_guard = threading.Lock()
+        self.signed = signed
         self.bucket = bucket
         self.prefix = prefix
         self.region = region
         self.location = f"s3://{bucket}/{prefix}"
 
+    @property
+    def client(self) -> BaseClient:
+        with self._client_guard:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
     # -- objects ---------------------------------------------------------------------------
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        start = len(self.prefix)
+        if self.signed is not None:
+            try:  # every page before the first object is given out: a retry starts afresh
+                listed = [*self.signed.listing(self.prefix + prefix)]
+            except Unexpected:
+                pass
+            else:
+                yield from (StoredObject(k[start:], size, tag or None) for k, size, tag in listed)
+                return
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.prefix + prefix
         )
-        start = len(self.prefix)
         with _translated("list", self.location):
             for page in pages:
                 for item in page.get("Contents", []):
                     yield StoredObject(item["Key"][start:], int(item["Size"]), _tag(item))
 
     def get(self, key: str) -> bytes | None:
+        with contextlib.suppress(Unexpected):
+            if self.signed is not None:
+                return self.signed.get(self.prefix + key)
         try:
             with _translated("read", self._url(key), absent=("NoSuchKey", "404")):
                 response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
@@ -82,22 +128,32 @@ class S3Store(ObjectStore):
             return None
 
     def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> str | None:
-        with _translated("upload", self._url(key)):
-            if size <= MULTIPART_THRESHOLD:
-                response = self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=self.prefix + key,
-                    Body=body,
-                    ContentLength=size,
-                    **_header_args(headers),
+        if size > MULTIPART_THRESHOLD:
+            with _translated("upload", self._url(key)):
+                self.client.upload_fileobj(
+                    body, self.bucket, self.prefix + key, ExtraArgs=_header_args(headers)
                 )
-                return _tag(response)
-            self.client.upload_fileobj(
-                body, self.bucket, self.prefix + key, ExtraArgs=_header_args(headers)
+                return _tag(self.client.head_object(Bucket=self.bucket, Key=self.prefix + key))
+        data = body.read(size)
+        with contextlib.suppress(Unexpected):
+            if self.signed is not None:
+                return self.signed.put(self.prefix + key, data, _http_headers(headers))
+        with _translated("upload", self._url(key)):
+            response = self.client.put_object(
+                Bucket=self.bucket,
+                Key=self.prefix + key,
+                Body=data,
+                ContentLength=size,
+                **_header_args(headers),
             )
-            return _tag(self.client.head_object(Bucket=self.bucket, Key=self.prefix + key))
+            return _tag(response)
 
     def copy(self, source: str, key: str, headers: Headers) -> str | None:
+        with contextlib.suppress(Unexpected):
+            if self.signed is not None:
+                return self.signed.copy(
+                    self.prefix + source, self.prefix + key, _http_headers(headers)
+                )
         with _translated("copy", f"{self._url(source)} to {self._url(key)}"):
             response = self.client.copy_object(
                 Bucket=self.bucket,
@@ -114,6 +170,10 @@ class S3Store(ObjectStore):
             self._delete(batch)
 
     def _delete(self, keys: tuple[str, ...]) -> None:
+        with contextlib.suppress(Unexpected):
+            if self.signed is not None:
+                self.signed.delete([self.prefix + k for k in keys])
+                return
         if len(keys) == 1:  # one object (a lock): the plain DELETE, no XML to build
             with _translated("delete", self._url(keys[0])):
                 self.client.delete_object(Bucket=self.bucket, Key=self.prefix + keys[0])
@@ -134,6 +194,10 @@ class S3Store(ObjectStore):
             )
 
     def create(self, key: str, body: bytes) -> bool:
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+        with contextlib.suppress(Unexpected):
+            if self.signed is not None:
+                return self.signed.create(self.prefix + key, body, headers)
         try:
             with _translated("create", self._url(key), absent=_TAKEN):
                 self.client.put_object(
@@ -149,7 +213,10 @@ class S3Store(ObjectStore):
         return True
 
     def close(self) -> None:
-        self.client.close()
+        if self.signed is not None:
+            self.signed.close()
+        if self._client is not None:
+            self._client.close()
 
     # -- the bucket ------------------------------------------------------------------------
 
@@ -228,13 +295,27 @@ class AwsPlatform(BucketPlatform):
 
     @property
     def region(self) -> str:
-        return str(
+        """aws.region, AWS_REGION, AWS_DEFAULT_REGION, a profile's own, else us-east-1."""
+        chosen = (
             self.options.get("region")
             or os.environ.get("AWS_REGION")
             or os.environ.get("AWS_DEFAULT_REGION")
-            or (self._boto_session().region_name)
-            or DEFAULT_REGION
         )
+        if not chosen and not self._keys():  # only a profile can name one then
+            chosen = self._boto_session().region_name
+        return str(chosen or DEFAULT_REGION)
+
+    def _keys(self) -> dict[str, Any]:
+        """Plain keys from the environment or the secrets store ({} to use boto3's chain)."""
+        key_id = self.credentials.lookup("AWS_ACCESS_KEY_ID")
+        secret = self.credentials.lookup("AWS_SECRET_ACCESS_KEY")
+        if not (key_id and secret):
+            return {}
+        return {
+            "aws_access_key_id": key_id,
+            "aws_secret_access_key": secret,
+            "aws_session_token": self.credentials.lookup("AWS_SESSION_TOKEN"),
+        }
 
     def _boto_session(self) -> Any:
         if self._session is None:
@@ -246,15 +327,7 @@ class AwsPlatform(BucketPlatform):
                     "The aws target needs boto3, which is not installed",
                     "Install the AWS extra: pip install 'devops-tasks[aws]'.",
                 ) from exc
-            keys: dict[str, Any] = {}
-            key_id = self.credentials.lookup("AWS_ACCESS_KEY_ID")
-            secret = self.credentials.lookup("AWS_SECRET_ACCESS_KEY")
-            if key_id and secret:
-                keys = {
-                    "aws_access_key_id": key_id,
-                    "aws_secret_access_key": secret,
-                    "aws_session_token": self.credentials.lookup("AWS_SESSION_TOKEN"),
-                }
+            keys = self._keys()
             profile = None if keys else self.options.get("profile")
             with _translated("open a session for", "AWS"):
                 self._session = boto3.session.Session(profile_name=profile, **keys)
@@ -266,9 +339,7 @@ class AwsPlatform(BucketPlatform):
         from .. import __version__  # noqa: PLC0415
 
         endpoint = self.config["endpoint_url"] or None
-        custom = (
-            endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        )
+        custom = self._endpoint()
         config = Config(
             retries={"mode": "adaptive", "max_attempts": 8},
             max_pool_connections=int(self.config["concurrency"]) + 4,
@@ -287,7 +358,31 @@ class AwsPlatform(BucketPlatform):
             )
 
     def open_store(self) -> ObjectStore:
-        return S3Store(self._client("s3"), self.bucket, self.prefix, self.region)
+        return S3Store(
+            lambda: self._client("s3"), self.bucket, self.prefix, self.region, self._signed()
+        )
+
+    def _signed(self) -> SignedS3 | None:
+        """The lean transport, for plain keys reaching S3 directly (no proxy, no own CA)."""
+        keys = self._keys()
+        if not keys or any(os.environ.get(name) for name in _NOT_DIRECT):
+            return None
+        return SignedS3(
+            self.bucket,
+            self.region,
+            keys["aws_access_key_id"],
+            keys["aws_secret_access_key"],
+            keys["aws_session_token"],
+            endpoint=self._endpoint(),
+        )
+
+    def _endpoint(self) -> str | None:
+        return (
+            self.config["endpoint_url"]
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or None
+        )
 
     def site_url(self) -> str | None:
         if self.config["endpoint_url"] or not self.bucket:
@@ -452,6 +547,15 @@ def _aws_error(exc: Exception, why: str, absent: tuple[str, ...]) -> Exception |
 def _tag(response: Any) -> str | None:
     etag = response.get("ETag")
     return str(etag).strip('"') if etag else None
+
+
+def _http_headers(headers: Headers) -> dict[str, str]:
+    sent = {"Content-Type": headers.content_type}
+    if headers.cache_control:
+        sent["Cache-Control"] = headers.cache_control
+    if headers.content_encoding:
+        sent["Content-Encoding"] = headers.content_encoding
+    return sent
 
 
 def _header_args(headers: Headers) -> dict[str, str]:
