@@ -96,6 +96,7 @@ class Deployer:
         if build:
             self.platform.require_credentials()  # so the build's output masks them too
             self.build()
+        self.platform.prefetch()  # the target's first reads overlap the scan of the files
         files = self.validate(self.build_dir(build_dir))
         self.platform.require_credentials()
         self._pre_deploy_checks()
@@ -127,6 +128,7 @@ class Deployer:
         if build:
             self.platform.require_credentials()
             self.build()
+        self.platform.prefetch()
         files = self.validate(self.build_dir(build_dir))
         self.platform.require_credentials()
         with self.platform:

@@ -524,38 +524,61 @@ class Sync:
         #: What this object wrote since the live manifest, to undo a deploy that failed.
         self._written: dict[str, Entry] = {}
         self._base: Manifest | None = None
+        #: Reads started early by :meth:`prefetch`, by what they read.
+        self._pending: dict[str, _Background] = {}
+        #: The releases the bucket keeps, as this object last saw and changed them.
+        self._releases: set[str] | None = None
 
     # -- reading -------------------------------------------------------------------------
 
+    def prefetch(self) -> None:
+        """Start the GET of the live manifest and the LIST of the bucket, each on a thread of
+        its own, so that they overlap whatever comes before :meth:`plan` needs them."""
+        if not self._pending and not self._live_read and self._listing is None:
+            self._pending = {"live": _Background(self._read_live)}
+            self._pending["listing"] = _Background(self._read_listing)
+
     def live(self) -> Manifest | None:
         """The live manifest (one GET per command)."""
+        if "live" in self._pending:
+            self._live = self._pending.pop("live").result()
+            self._live_read = True
         if not self._live_read:
-            raw = self.store.get(self.private + MANIFEST)
-            self._live = None if raw is None else Manifest.parse(raw, self.private + MANIFEST)
+            self._live = self._read_live()
             self._live_read = True
         return self._live
 
+    def _read_live(self) -> Manifest | None:
+        raw = self.store.get(self.private + MANIFEST)
+        return None if raw is None else Manifest.parse(raw, self.private + MANIFEST)
+
     def listing(self, fresh: bool = False) -> Listing:
         """Every object under the prefix (one paginated LIST per command, unless ``fresh``)."""
+        if "listing" in self._pending:
+            self._listing = self._pending.pop("listing").result()
         if self._listing is None or fresh:
-            site: dict[str, StoredObject] = {}
-            objects: set[str] = set()
-            releases: set[str] = set()
-            locked = False
-            for stored in self.store.list():
-                key = stored.key
-                if not key.startswith(self.private):
-                    site[key] = stored
-                    continue
-                name = key[len(self.private) :]
-                if name.startswith(OBJECTS):
-                    objects.add(name[len(OBJECTS) :])
-                elif name.startswith(RELEASES) and name.endswith(".json"):
-                    releases.add(name[len(RELEASES) : -len(".json")])
-                elif name == LOCK:
-                    locked = True
-            self._listing = Listing(site, objects, releases, locked)
+            self._listing = self._read_listing()
+            self._releases = set(self._listing.releases)
         return self._listing
+
+    def _read_listing(self) -> Listing:
+        site: dict[str, StoredObject] = {}
+        objects: set[str] = set()
+        releases: set[str] = set()
+        locked = False
+        for stored in self.store.list():
+            key = stored.key
+            if not key.startswith(self.private):
+                site[key] = stored
+                continue
+            name = key[len(self.private) :]
+            if name.startswith(OBJECTS):
+                objects.add(name[len(OBJECTS) :])
+            elif name.startswith(RELEASES) and name.endswith(".json"):
+                releases.add(name[len(RELEASES) : -len(".json")])
+            elif name == LOCK:
+                locked = True
+        return Listing(site, objects, releases, locked)
 
     def release(self, release: str) -> Manifest | None:
         """A kept release's manifest, or None if it is not kept (or cannot be a release)."""
@@ -578,6 +601,9 @@ class Sync:
 
     def forget(self) -> None:
         """Drop cached reads (after writing, or between commands)."""
+        for pending in self._pending.values():
+            pending.wait()
+        self._pending = {}
         self._live_read = False
         self._live = None
         self._listing = None
@@ -587,10 +613,9 @@ class Sync:
     def plan(self, files: SiteFiles, progress: Progress | None = None) -> Plan:
         """Compare the build with the live manifest and the listing; nothing is written."""
         progress = progress or NullProgress()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            listed = pool.submit(self.listing)  # the LIST runs while files are hashed
-            digests = hash_files(files, progress)
-            listing = listed.result()
+        self.prefetch()  # unless it runs already: the GET and the LIST go on while files hash
+        digests = hash_files(files, progress)
+        listing = self.listing()
         live = self.live()
         current = live.files if live else {}
         writes: list[Write] = []
@@ -856,6 +881,8 @@ class Sync:
             self._put_json(f"{self.private}{RELEASES}{manifest.release}.json", manifest.to_bytes())
             self._put_json(self.private + MANIFEST, manifest.to_bytes())
             self._written.clear()
+            if self._releases is not None:
+                self._releases.add(manifest.release)
         changed = sorted(set(written) | set(deletes))
         if changed and self._invalidate is not None:
             try:
@@ -873,6 +900,8 @@ class Sync:
                     f"({error.message}); the next deploy deletes them"
                 )
         self.forget()
+        if manifest is not None:  # what is live now is known without asking
+            self._live, self._live_read = manifest, True
         return {
             "uploaded": len(uploads),
             "bytes_uploaded": sum(w.entry.size for w in uploads),
@@ -1014,8 +1043,11 @@ class Sync:
         """Drop kept manifests beyond the newest ``keep`` (never one in ``protect`` nor the
         live one), then every kept copy that no remaining manifest needs."""
         folder = self.private + RELEASES
-        names = (o.key[len(folder) : -len(".json")] for o in self.store.list(folder))
-        ordered = sorted((n for n in names if RELEASE_ID.fullmatch(n)), reverse=True)
+        if self._releases is None:
+            known = {o.key[len(folder) : -len(".json")] for o in self.store.list(folder)}
+        else:  # what the listing showed and this object added since
+            known = set(self._releases)
+        ordered = sorted((n for n in known if RELEASE_ID.fullmatch(n)), reverse=True)
         live = self.live()
         keep_ids = set(ordered[:keep]) | protect | {_id(live)}
         dropped = [r for r in ordered if r not in keep_ids]
@@ -1034,8 +1066,35 @@ class Sync:
             ]
             if unused:
                 self.store.delete(unused)
-        self.forget()
+        self._releases = set(ordered) - set(dropped)
         return dropped
+
+
+class _Background:
+    """One call run on a daemon thread: a process that exits early never waits for it."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self._done = threading.Event()
+        self._result: Any = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(call,), daemon=True).start()
+
+    def _run(self, call: Callable[[], Any]) -> None:
+        try:
+            self._result = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the result
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def wait(self) -> None:
+        self._done.wait()
+
+    def result(self) -> Any:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 def _id(manifest: Manifest | None) -> str | None:

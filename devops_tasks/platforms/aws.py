@@ -44,17 +44,8 @@ WAIT_INTERVAL = 2.0
 WAIT_TIMEOUT = 1800.0
 #: Characters CloudFront takes as they are in an invalidation path; the rest are %-encoded.
 _PATH_SAFE = "/-._~!$&'()+,;=:@"
-#: Settings under which requests must go the way boto3 sends them (a proxy, a CA bundle).
-_NOT_DIRECT = (
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "AWS_CA_BUNDLE",
-    "REQUESTS_CA_BUNDLE",
-)
+#: Settings under which requests must go the way boto3 sends them: through a proxy.
+_NOT_DIRECT = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 #: What S3 answers a conditional create whose key exists (or is being written).
 _TAKEN = ("PreconditionFailed", "ConditionalRequestConflict")
 _MISSING_FIX = (
@@ -363,7 +354,7 @@ class AwsPlatform(BucketPlatform):
         )
 
     def _signed(self) -> SignedS3 | None:
-        """The lean transport, for plain keys reaching S3 directly (no proxy, no own CA)."""
+        """The lean transport, for plain keys reaching S3 directly (not through a proxy)."""
         keys = self._keys()
         if not keys or any(os.environ.get(name) for name in _NOT_DIRECT):
             return None
@@ -374,6 +365,7 @@ class AwsPlatform(BucketPlatform):
             keys["aws_secret_access_key"],
             keys["aws_session_token"],
             endpoint=self._endpoint(),
+            ca_bundle=os.environ.get("AWS_CA_BUNDLE") or None,
         )
 
     def _endpoint(self) -> str | None:

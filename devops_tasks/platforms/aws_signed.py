@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import http.client
+import ssl
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
@@ -45,12 +46,14 @@ class SignedS3:
         token: str | None = None,
         endpoint: str | None = None,
         timeout: float = 60,
+        ca_bundle: str | None = None,
     ) -> None:
         self.region = region
         self._key_id = key_id
         self._secret = secret
         self._token = token
         self.timeout = timeout
+        self.ca_bundle = ca_bundle  # AWS_CA_BUNDLE, as boto3 honours it
         if endpoint:
             parts = urlsplit(endpoint)
             self.scheme, self.host = parts.scheme, parts.netloc
@@ -170,12 +173,13 @@ class SignedS3:
     def _connection(self) -> http.client.HTTPConnection:
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            kind = (
-                http.client.HTTPSConnection
-                if self.scheme == "https"
-                else http.client.HTTPConnection
-            )
-            connection = kind(self.host, timeout=self.timeout)
+            if self.scheme == "https":
+                context = ssl.create_default_context(cafile=self.ca_bundle)
+                connection = http.client.HTTPSConnection(
+                    self.host, timeout=self.timeout, context=context
+                )
+            else:
+                connection = http.client.HTTPConnection(self.host, timeout=self.timeout)
             self._local.connection = connection
         return connection
 

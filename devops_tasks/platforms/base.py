@@ -195,6 +195,10 @@ class Platform(abc.ABC):
         """The target's own record of deployments, newest first (``history --remote``)."""
         raise self._unsupported("keeps no deployment list of its own", "history")
 
+    def prefetch(self) -> None:  # noqa: B027 - most targets read nothing ahead
+        """Start reading what a deploy will ask the target first, while the build dir is
+        scanned (a bucket's manifest and listing); errors surface when the reads are used."""
+
     def plan(self, files: SiteFiles) -> dict[str, Any]:
         """What a deploy of ``files`` would change, found without changing anything.
 

@@ -163,6 +163,10 @@ class BucketPlatform(Platform):
 
     # -- deploy, rollback ------------------------------------------------------------------
 
+    def prefetch(self) -> None:
+        if not self.validate():  # settings that cannot work wait for their error
+            self.engine.prefetch()
+
     def plan(self, files: SiteFiles) -> dict[str, Any]:
         plan = self.engine.plan(files)
         summary = plan.summary()
