@@ -7,8 +7,10 @@ a deployment safe and auditable is written once, here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +21,17 @@ from .durable import FileLock
 from .errors import DevopsError, ErrorCode, os_failure
 from .files import SiteFiles
 from .health import check_http
-from .history import Deployment, DeploymentHistory, Status, new_deployment_id
+from .history import Deployment, DeploymentHistory, Status, check_message, new_deployment_id
+from .host_state import lock_holder
 from .ids import check_id
+from .interrupts import terminate_as_interrupt
 from .output import Output
 from .project import Project, actor
 
 __all__ = ["Deployer"]
+
+#: How far back the target's own history is read when the local records have no answer.
+_REMOTE_LOOKBACK = 100
 
 
 class Deployer:
@@ -91,8 +98,11 @@ class Deployer:
         )
         return {"command": command, "duration_ms": _ms_since(started)}
 
-    def deploy(self, build_dir: str | None = None, build: bool = False) -> Deployment:
+    def deploy(
+        self, build_dir: str | None = None, build: bool = False, message: str | None = None
+    ) -> Deployment:
         """Deploy the build directory to this environment and return its record."""
+        message = check_message(message)
         if build:
             self.platform.require_credentials()  # so the build's output masks them too
             self.build()
@@ -100,15 +110,22 @@ class Deployer:
         files = self.validate(self.build_dir(build_dir))
         self.platform.require_credentials()
         self._pre_deploy_checks()
-        with self._lock(), self.platform:
+        version = self.project.version()
+        with (
+            terminate_as_interrupt(),
+            self._lock(),
+            self.platform,
+            self._holding("deploy", version, message) as deployment_id,
+        ):
             previous = self.platform.live_release()
             self.history.mark_interrupted(self.environment, previous)
             deployment = Deployment(
-                id=new_deployment_id(),
+                id=deployment_id,
                 platform=self.platform.name,
                 environment=self.environment,
-                version=self.project.version(),
+                version=version,
                 actor=actor(),
+                message=message,
             )
             deployment.step(
                 "start", f"{len(files)} files, {files.total_bytes} bytes from {files.root}"
@@ -132,7 +149,7 @@ class Deployer:
         files = self.validate(self.build_dir(build_dir))
         self.platform.require_credentials()
         with self.platform:
-            plan = self.platform.plan(files)
+            plan = self.platform.plan_deploy(files)
         return {
             "dry_run": True,
             "environment": self.environment,
@@ -189,6 +206,7 @@ class Deployer:
         finally:
             deployment.duration_ms = _ms_since(started)
             self.history.save(deployment)
+            self._audit(deployment)
         return deployment
 
     def _recover(
@@ -269,8 +287,9 @@ class Deployer:
 
     # -- rollback --------------------------------------------------------------------------
 
-    def rollback(self, to: str | None = None) -> Deployment:
+    def rollback(self, to: str | None = None, message: str | None = None) -> Deployment:
         """Make the previous good release live again (or the one deployment ``to`` names)."""
+        message = check_message(message)
         if to is not None:
             check_id(
                 to,
@@ -282,13 +301,18 @@ class Deployer:
             raise _findings_error(
                 ErrorCode.CONFIG_INVALID, f"before rolling back on {self.platform.name}", findings
             )
-        with self._lock(), self.platform:
+        with (
+            terminate_as_interrupt(),
+            self._lock(),
+            self.platform,
+            self._holding("rollback", None, message) as record_id,
+        ):
             serving = self.platform.live_release()
             self.history.mark_interrupted(self.environment, serving)
             live = self._entry_serving(serving) if serving else self._live_entry()
             target = self._rollback_target(to, live, serving)
             record = Deployment(
-                id=new_deployment_id(),
+                id=record_id,
                 platform=self.platform.name,
                 action="rollback",
                 environment=self.environment,
@@ -297,7 +321,8 @@ class Deployer:
                 release=target["release"],
                 url=target.get("url"),
                 platform_deploy_id=target.get("platform_deploy_id"),
-                rollback_of=live["id"] if live else None,
+                rollback_of=live["id"] if live else target.get("rollback_of"),
+                message=message,
                 details={"restored": target["id"]},
             )
             started = time.monotonic()
@@ -313,7 +338,7 @@ class Deployer:
             else:
                 record.status = Status.SUCCESS
                 record.step("done", f"{name} is live again")
-                if target["id"]:
+                if target["id"] and not target.get("remote"):
                     self._set_status(
                         target["id"], Status.SUCCESS, f"made live again by {record.id}"
                     )
@@ -322,6 +347,7 @@ class Deployer:
             finally:
                 record.duration_ms = _ms_since(started)
                 self.history.save(record)
+                self._audit(record)
             return record
 
     def _rollback_target(
@@ -362,11 +388,53 @@ class Deployer:
                 continue
             if self.platform.can_restore(entry["release"]):
                 return entry
+        remote = self._remote_rollback_target(serving)
+        if remote is not None:
+            return remote
         raise DevopsError(
             ErrorCode.ROLLBACK_UNAVAILABLE,
             f"No earlier successful deployment of {self.environment} to roll back to",
             "Deploy a known-good version instead, or name one with --to <deployment id>.",
         )
+
+    def _remote_rollback_target(self, serving: str | None) -> dict[str, Any] | None:
+        """With no local record to go by (a second checkout, CI): the target's own history.
+
+        The newest successful deploy older than the one that put ``serving`` in place, whose
+        release the target can still restore. Its ``rollback_of`` names that deploy.
+        """
+        live: dict[str, Any] | None = None
+        for item in self._remote_history():
+            if item.get("action", "deploy") != "deploy" or not item.get("release"):
+                continue
+            if live is None:
+                if item["release"] == serving:
+                    live = item
+                continue
+            if (
+                item.get("status") == "success"
+                and item["release"] != serving
+                and self.platform.can_restore(item["release"])
+            ):
+                return {
+                    "id": item.get("id"),
+                    "release": item["release"],
+                    "version": item.get("version"),
+                    "url": item.get("url"),
+                    "platform_deploy_id": item.get("platform_deploy_id"),
+                    "rollback_of": live.get("id"),
+                    "remote": True,  # no local record to update
+                }
+        return None
+
+    def _remote_history(self) -> list[dict[str, Any]]:
+        """The target's own deployments, newest first; none from a target that keeps none."""
+        try:
+            return self.platform.remote_history(_REMOTE_LOOKBACK)
+        except DevopsError as error:
+            if error.code is ErrorCode.NOT_SUPPORTED:
+                return []
+            raise
 
     def _platform_release_target(self, release: str) -> dict[str, Any]:
         """``--to`` naming the platform's own id (a Netlify deploy id, say), recorded or not."""
@@ -403,6 +471,17 @@ class Deployer:
         with self.platform:
             release = self.platform.live_release()
             target = self.platform.describe()
+            locks = self.platform.lock_states()
+            if live is None and release is not None:  # no records here: the target's own
+                live = next(
+                    (
+                        item
+                        for item in self._remote_history()
+                        if item.get("release") == release
+                        and item.get("action", "deploy") == "deploy"
+                    ),
+                    None,
+                )
         running = self.history.latest(environment=self.environment, status=Status.IN_PROGRESS.value)
         expected = live["release"] if live else None
         return {
@@ -413,6 +492,7 @@ class Deployer:
             "in_sync": release == expected,
             "in_progress": running["id"] if running else None,
             "target": target,
+            "locks": locks,
         }
 
     def _entry_serving(self, release: str) -> dict[str, Any] | None:
@@ -432,6 +512,25 @@ class Deployer:
         return self.history.get(restored).summary() if restored else latest
 
     # -- helpers ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _holding(self, action: str, version: str | None, message: str | None) -> Iterator[str]:
+        """A new deployment id, and the target's own locks held in its name meanwhile.
+
+        Entered under the project's lock, so ids keep the order in which deploys ran.
+        """
+        deployment_id = new_deployment_id()
+        with self.platform.hold(lock_holder(deployment_id, action, version, message)):
+            yield deployment_id
+
+    def _audit(self, record: Deployment) -> None:
+        """The record's final word in the target's own audit log; failing that, a warning."""
+        try:
+            self.platform.record_audit(record.audit_entry())
+        except DevopsError as error:
+            record.step("audit", f"warning: the audit log was not written: {error.message}")
+            self.history.save(record)
+            self.output.warn(f"the audit log was not written: {error.message}")
 
     def _lock(self) -> FileLock:
         return FileLock(
@@ -472,7 +571,7 @@ def _as_error(exc: BaseException) -> DevopsError:
     if isinstance(exc, KeyboardInterrupt):
         return DevopsError(
             ErrorCode.INTERRUPTED,
-            "Interrupted by the user",
+            str(exc) or "Interrupted by the user",
             "Run `devops status` to see what is live, then deploy again.",
         )
     return DevopsError(

@@ -9,6 +9,7 @@ lose a record or corrupt the index. The index can always be rebuilt from the rec
 from __future__ import annotations
 
 import enum
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +26,7 @@ from .redaction import redact, redact_data
 if TYPE_CHECKING:
     from .project import Project
 
-__all__ = ["Deployment", "DeploymentHistory", "Status", "new_deployment_id"]
+__all__ = ["Deployment", "DeploymentHistory", "Status", "check_message", "new_deployment_id"]
 
 INDEX_VERSION = 1
 # The summary fields copied into the index; everything a query filters or a table shows.
@@ -41,6 +42,7 @@ INDEX_FIELDS = (
     "url",
     "platform_deploy_id",
     "duration_ms",
+    "message",
 )
 _INDEX_KEYS = frozenset(INDEX_FIELDS)
 
@@ -56,6 +58,32 @@ class Status(str, enum.Enum):
 def new_deployment_id() -> str:
     """``dep_<epoch-ms>_<8 hex>``: sorts by time, unique across processes and hosts."""
     return f"dep_{int(time.time() * 1000)}_{secrets.token_hex(4)}"
+
+
+#: A deploy message is a line or a short paragraph; the bound keeps each host's audit line
+#: (one ``>>`` append, atomic below 4 KiB) whole whatever the message holds.
+MAX_MESSAGE_CHARS = 500
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: How much of an error's text an audit line keeps (the record keeps all of it).
+_AUDIT_TEXT_CHARS = 300
+
+
+def check_message(message: str | None) -> str | None:
+    """``--message`` as given, if it can be kept as text everywhere; INVALID_ARGUMENT if not.
+
+    Newlines, quotes and ``$(...)`` are fine (they are only ever JSON and shell-quoted);
+    control characters that would drive a terminal reading ``history`` are not.
+    """
+    if message is None:
+        return None
+    if len(message) > MAX_MESSAGE_CHARS or _CONTROL.search(message):
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"--message must be at most {MAX_MESSAGE_CHARS} characters of text "
+            "(no control characters other than newline and tab)",
+            "Shorten the message, or leave the details in your change log and link to it.",
+        )
+    return message
 
 
 def _now() -> str:
@@ -82,6 +110,8 @@ class Deployment:
     rollback_available: bool = False
     platform_deploy_id: str | None = None
     rollback_of: str | None = None
+    #: Why, in the words of whoever ran it (``--message``).
+    message: str | None = None
     error: dict[str, Any] | None = None
     log: list[dict[str, str]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
@@ -121,12 +151,65 @@ class Deployment:
         data = self.to_dict()
         return {key: data[key] for key in INDEX_FIELDS}
 
+    def audit_entry(self) -> dict[str, Any]:
+        """The record as one audit line on each host says it: who, when, what, how it ended.
+
+        ``hosts`` maps each host's name to its own outcome, where the record knows it (from
+        ``details.hosts``, and the hosts the error names); free text is masked and errors are
+        cut short, so that one line stays one small append.
+        """
+        data = self.to_dict()
+        entry = {
+            key: data[key]
+            for key in (
+                "id",
+                "action",
+                "timestamp",
+                "environment",
+                "platform",
+                "actor",
+                "status",
+                "version",
+                "release",
+                "message",
+                "rollback_of",
+                "duration_ms",
+            )
+        }
+        error = data["error"] or {}
+        if error:
+            entry["error"] = {
+                "code": error.get("code"),
+                "message": _clip(str(error.get("error", "")), _AUDIT_TEXT_CHARS),
+            }
+        hosts: dict[str, dict[str, Any]] = {}
+        for host in data["details"].get("hosts") or []:
+            if isinstance(host, dict) and host.get("status"):
+                hosts[str(host.get("host"))] = _outcome(host.get("status"), host.get("error"))
+        for host in error.get("hosts") or []:
+            if isinstance(host, dict) and str(host.get("host")) not in hosts:
+                hosts[str(host.get("host"))] = _outcome("failed", host.get("error"))
+        entry["time"] = _now()
+        entry["hosts"] = hosts
+        return entry
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Deployment:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["status"] = Status(values.get("status", Status.IN_PROGRESS))
         return cls(**values)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _outcome(status: Any, error: Any) -> dict[str, Any]:
+    outcome: dict[str, Any] = {"status": str(status)}
+    if error:
+        outcome["error"] = _clip(str(error), _AUDIT_TEXT_CHARS)
+    return outcome
 
 
 class DeploymentHistory:

@@ -538,12 +538,15 @@ def test_infra_up_twice_creates_the_bucket_once_and_configures_the_website(bucke
 
 def test_infra_plan_says_what_up_would_do_without_doing_it(aws_env, s3_proxy, project, cli):
     configure(project, {"bucket": "planned-bucket", "endpoint_url": s3_proxy.url})
-    plan = cli("infra.plan", "--public", "--json").json["infra"]
-    assert plan["exists"] is False and plan["actions"][0] == "create s3://planned-bucket/"
-    assert "let anyone read its objects" in plan["actions"]
-    assert "planned-bucket" not in [
-        b["Name"] for b in Bucket(aws_env).client.list_buckets()["Buckets"]
-    ]
+    plan = cli("infra.plan", "--public", "--json").json
+    where = "s3://planned-bucket/"
+    assert plan["actions"][0] == {"action": "create", "what": "bucket", "where": where}
+    assert {"action": "configure", "what": "public read", "where": where} in plan["actions"]
+    assert plan["changes"] == 1 and plan["problems"] == 0
+    buckets = Bucket(aws_env).client.list_buckets()["Buckets"]
+    assert "planned-bucket" not in [b["Name"] for b in buckets]
+    assert cli("infra.up", "--json").json["infra"]["created"]
+    assert cli("infra.plan", "--json").json["actions"][0]["action"] == "none"
 
 
 def test_infra_down_needs_yes_then_deletes_the_bucket_it_created(bucket, cli):

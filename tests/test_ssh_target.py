@@ -81,8 +81,12 @@ def test_a_host_failing_phase_one_switches_nothing_and_the_release_leaves_every_
     configure(project, ssh_servers, fleet)
     first = cli("deploy", "--json").json
     locked = ssh_servers.hosts[1]
-    # root owns it, 0755: the login user cannot create the host's new root inside
-    (fleet / "locked").mkdir(mode=0o755)
+    # root owns the host's root, 0755: the login user can lock it (.devops is its own)
+    # but cannot create releases/ there
+    state = fleet / "locked" / locked.ip / ".devops"
+    state.mkdir(parents=True)
+    login = pwd.getpwnam(ssh_servers.user)
+    os.chown(state, login.pw_uid, login.pw_gid)
     hosts = [
         {"host": h.ip, "port": h.port}
         | ({"path": f"{fleet}/locked/{{host}}"} if h is locked else {})

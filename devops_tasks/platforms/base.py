@@ -8,6 +8,8 @@ config files, locks, records, health checks or output. Those belong to the one f
 from __future__ import annotations
 
 import abc
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -191,25 +193,87 @@ class Platform(abc.ABC):
         """
         return self.describe(), {}
 
+    def plan(self) -> list[dict[str, Any]]:
+        """What :meth:`provision` would do, found without changing anything (``infra.plan``).
+
+        One ``{"action", "what", "where"}`` per thing it makes: ``create``, ``none`` (there
+        already), ``conflict`` (something else is in the way) or ``unknown`` (it could not
+        look; an ``error`` says why). A target whose ``provision`` makes nothing plans nothing.
+        """
+        return []
+
+    def host_logs(self, lines: int) -> list[dict[str, Any]]:
+        """The last ``lines`` lines of the service's log on each host (``logs --lines``).
+
+        One ``{"host", "lines"}`` per host, or ``{"host", "code", "error"}`` for a host that
+        could not answer; raises only when none could.
+        """
+        raise self._no_host_logs()
+
+    def follow_logs(
+        self, lines: int, emit: Callable[[str, str], None], warn: Callable[[str], None]
+    ) -> None:
+        """Pass each new line of every host's log to ``emit(host, line)`` as it comes, after
+        the last ``lines``, until every stream ends or Ctrl-C (``logs --follow``).
+
+        A host that cannot be followed, or whose stream ends, is told to ``warn(message)``
+        (naming the host); the others go on.
+        """
+        raise self._no_host_logs()
+
+    def _no_host_logs(self) -> DevopsError:
+        return DevopsError(
+            ErrorCode.NOT_SUPPORTED,
+            f"The {self.name} target has no hosts whose logs --lines or --follow could read",
+            "Use `devops logs` without --lines and --follow for a deployment's own steps.",
+        )
+
     def remote_history(self, limit: int) -> list[dict[str, Any]]:
-        """The target's own record of deployments, newest first (``history --remote``)."""
+        """The target's own record of deployments, newest first (``history --remote``).
+
+        Each item says at least its ``action`` (``deploy`` or ``rollback``), ``release`` and
+        ``status`` (``success`` for one that went live), so that ``status`` and ``rollback``
+        work from a checkout with no records of its own.
+        """
         raise self._unsupported("keeps no deployment list of its own", "history")
+
+    @contextlib.contextmanager
+    def hold(self, holder: dict[str, Any]) -> Iterator[None]:
+        """Hold the target's own locks while one deploy or rollback by ``holder`` runs.
+
+        ``holder`` is :func:`devops_tasks.host_state.lock_holder`. A target that machines
+        other than this one deploy to keeps a lock where they all see it (the ssh target: on
+        each host) and raises LOCKED naming whoever has it; the project's own lock, which the
+        deployer takes first, is all the others need.
+        """
+        yield
+
+    def lock_states(self) -> list[dict[str, Any]]:
+        """Each lock :meth:`hold` takes, as it is now (``lock.status``)."""
+        return []
+
+    def release_locks(self, force: bool) -> list[dict[str, Any]]:
+        """Remove the stale locks :meth:`hold` left (any, with ``force``) (``lock.release``)."""
+        return []
+
+    def record_audit(self, entry: dict[str, Any]) -> None:  # noqa: B027 - most keep none
+        """Append ``entry`` (:meth:`Deployment.audit_entry`) to the target's own audit log.
+
+        A target with one keeps it where a second checkout can read it back through
+        :meth:`remote_history`.
+        """
 
     def prefetch(self) -> None:  # noqa: B027 - most targets read nothing ahead
         """Start reading what a deploy will ask the target first, while the build dir is
         scanned (a bucket's manifest and listing); errors surface when the reads are used."""
 
-    def plan(self, files: SiteFiles) -> dict[str, Any]:
+    def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:
         """What a deploy of ``files`` would change, found without changing anything.
 
         For ``deploy --dry-run``: counts, bytes and the first few paths of what would be
         added, changed and deleted.
         """
         raise self._unsupported("cannot tell in advance what a deploy would change", "deploy")
-
-    def infra_plan(self) -> dict[str, Any]:
-        """What :meth:`provision` would create, found without creating it (``infra.plan``)."""
-        raise self._unsupported("has no infra plan", "infra.show")
 
     def teardown(self, force: bool) -> dict[str, Any]:
         """Remove what :meth:`provision` made (``infra.down --yes``).

@@ -167,7 +167,7 @@ class BucketPlatform(Platform):
         if not self.validate():  # settings that cannot work wait for their error
             self.engine.prefetch()
 
-    def plan(self, files: SiteFiles) -> dict[str, Any]:
+    def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:
         plan = self.engine.plan(files)
         summary = plan.summary()
         deletes = len(plan.deletes)
@@ -290,16 +290,24 @@ class BucketPlatform(Platform):
 
     # -- infra -----------------------------------------------------------------------------
 
-    def infra_plan(self) -> dict[str, Any]:
-        exists = self.store.bucket_exists()
-        actions = [] if exists else [f"create {self.store.location}"]
-        actions.append(
-            f"serve it as a website (index {self.config['index_document']}, "
+    def plan(self) -> list[dict[str, Any]]:
+        """The bucket (created unless it exists), its website, public read if asked."""
+        where = self.store.location
+        try:
+            exists = self.store.bucket_exists()
+        except DevopsError as error:
+            return [{"action": "unknown", "what": "bucket", "where": where, "error": error.message}]
+        website = (
+            f"website (index {self.config['index_document']}, "
             f"error {self.config['error_document']})"
         )
+        actions = [
+            {"action": "none" if exists else "create", "what": "bucket", "where": where},
+            {"action": "configure", "what": website, "where": where},
+        ]
         if self.flags.get("public"):
-            actions.append("let anyone read its objects")
-        return {"bucket": self.store.location, "exists": exists, "actions": actions}
+            actions.append({"action": "configure", "what": "public read", "where": where})
+        return actions
 
     def provision(self) -> tuple[dict[str, Any], dict[str, Any]]:
         store = self.store

@@ -138,3 +138,16 @@ class LocalPlatform(Platform):
     def provision(self) -> tuple[dict[str, Any], dict[str, Any]]:
         (self.root / "releases").mkdir(parents=True, exist_ok=True)
         return self.describe(), {}
+
+    def plan(self) -> list[dict[str, Any]]:
+        return [_planned(path) for path in (self.root, self.root / "releases")]
+
+
+def _planned(path: Path) -> dict[str, Any]:
+    """What ``provision`` does about the directory ``path``: nothing, create it, or fail."""
+    row = {"what": str(path), "where": "this machine"}
+    if path.is_dir():
+        return {"action": "none", **row}
+    if path.exists() or path.is_symlink():
+        return {"action": "conflict", **row, "error": "exists and is not a directory"}
+    return {"action": "create", **row}

@@ -297,9 +297,22 @@ class NetlifyPlatform(Platform):
         self.site_id = str(site["id"])
         return {**self.describe(), "created": True}, {"netlify.site_id": self.site_id}
 
+    def plan(self) -> list[dict[str, Any]]:
+        if self.site_id:
+            return [{"action": "none", "what": f"site {self.site_id}", "where": "Netlify"}]
+        name = self.options.get("site_name")
+        what = f"site {name}" if name else "a site (Netlify picks its name)"
+        return [{"action": "create", "what": what, "where": "Netlify"}]
+
     def remote_history(self, limit: int) -> list[dict[str, Any]]:
         return [
             {
+                "action": "deploy",
+                "release": d.get("id"),
+                # a deploy that went live once (published), so a rollback can go back to it
+                "status": "success"
+                if d.get("state") == "ready" and d.get("published_at")
+                else d.get("state"),
                 "platform_deploy_id": d.get("id"),
                 "state": d.get("state"),
                 "created_at": d.get("created_at"),

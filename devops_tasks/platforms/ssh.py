@@ -13,8 +13,13 @@ switch means the hosts already switched go back to what they served before.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import re
-from collections.abc import Callable, Sequence
+import shlex
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +28,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..config.store import Problem
 from ..errors import DevopsError, ErrorCode, describe_problem
 from ..health import HostGate
+from ..host_state import HostState, audit_line, merge_audits, release_reason
 from ..output import NullProgress
 from ..releases import ReleaseEngine
 from ..rollout import Plan, Rollout, rollout_error
-from ..ssh_hosts import DEFAULT_CONNECT_TIMEOUT, connect
+from ..ssh_hosts import DEFAULT_CONNECT_TIMEOUT, RemoteLines, connect, is_listed, trust
 from .base import DeployOutcome, Platform
 
 if TYPE_CHECKING:
@@ -44,6 +50,9 @@ DEFAULT_PORT = 22
 DEFAULT_KEY_FILE = "~/.ssh/id_ed25519"
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 DEFAULT_CONCURRENCY = 10
+DEFAULT_COMMAND_TIMEOUT = 600.0
+#: What ``logs --lines`` keeps of one host's answer at most, whatever the host sends.
+_LOG_CHARACTERS = 8 << 20
 _MAX_PORT = 65535
 #: ``user@host:port`` as the schema admits it; an IPv6 address comes in brackets.
 _HOST_STRING = re.compile(
@@ -190,7 +199,7 @@ class SshPlatform(Platform):
             user=host.user,
             port=host.port,
             key_file=self._local_path(host.key_file),
-            known_hosts=self._local_path(self.options.get("known_hosts", DEFAULT_KNOWN_HOSTS)),
+            known_hosts=self.known_hosts,
             policy=self.options.get("host_key_policy", "strict"),
             connect_timeout=float(self.options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
         )
@@ -354,8 +363,287 @@ class SshPlatform(Platform):
         }
 
     def provision(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        self._from_each(lambda m: m.engine.create_releases_dir(), "create releases/ on")
+        self._from_each(
+            lambda m: _checked_run(m, f"mkdir -p -- {_quoted(self._layout(m))}", "create"),
+            "create the layout on",
+        )
         return self.describe(), {}
+
+    # -- locks and the audit log on the hosts ----------------------------------------------
+
+    def _state(self, member: _Member) -> HostState:
+        return HostState(member.engine.connection, member.host.path, member.host.label)
+
+    def _lock_ttl(self) -> float:
+        return float(self.settings.get("deployment.lock_ttl"))
+
+    @contextlib.contextmanager
+    def hold(self, holder: dict[str, Any]) -> Iterator[None]:
+        """Lock every host, one after another in the order of their names, then work.
+
+        The one order means two deploys of one fleet both start at the same host: one gets
+        it and the other fails there, never each holding half the fleet. A host already
+        locked lets go of the locks taken so far and fails with LOCKED, naming its holder.
+        The locks are released however the work ends (SIGINT and SIGTERM included), each
+        only if its token is still ours; one that cannot be (its host went away) stays, and
+        ``lock.status`` shows it.
+        """
+        ordered = sorted(self._fleet(), key=lambda m: m.host.label)
+        taken: list[_Member] = []
+        try:
+            try:
+                for member in ordered:
+                    taken.append(member)  # first: an interrupted take may have happened
+                    self._state(member).take(holder, self._lock_ttl())
+            except DevopsError as error:
+                taken.pop()
+                raise _lock_error(error, [m.host for m in taken]) from None
+            yield
+        finally:
+            self._in_parallel(taken, lambda m: self._state(m).release(holder["token"]))
+
+    def lock_states(self) -> list[dict[str, Any]]:
+        ttl = self._lock_ttl()
+        states = self._from_each(lambda m: self._state(m).inspect(ttl), "read the lock of")
+        return [state.to_dict() for state in states]
+
+    def release_locks(self, force: bool) -> list[dict[str, Any]]:
+        ttl = self._lock_ttl()
+
+        def release(member: _Member) -> dict[str, Any]:
+            host = self._state(member)
+            lock = host.inspect(ttl)
+            reason = release_reason(lock, force)
+            released = reason is not None and host.release(lock.token)
+            return {**lock.to_dict(), "released": released, "reason": reason}
+
+        return self._from_each(release, "release the lock of")
+
+    def record_audit(self, entry: dict[str, Any]) -> None:
+        self._from_each(
+            lambda m: self._state(m).append_audit(audit_line(entry, m.host.label)),
+            "append to the audit log of",
+        )
+
+    def remote_history(self, limit: int) -> list[dict[str, Any]]:
+        """The hosts' audit logs (their last ``limit`` lines), merged by deployment."""
+        environment = self.settings.environment
+        read = self._from_each(
+            lambda m: (m.host.label, self._state(m).read_audit(limit)), "read the audit log of"
+        )
+        return merge_audits(
+            [(host, [e for e in log if e.get("environment") == environment]) for host, log in read],
+            limit,
+        )
+
+    # -- host keys, host logs, plans: ssh.trust, logs --lines/--follow, infra.plan ---------
+
+    @property
+    def known_hosts(self) -> Path:
+        return self._local_path(self.options.get("known_hosts", DEFAULT_KNOWN_HOSTS))
+
+    def trust(self, wanted: str | None = None, fingerprint: str | None = None) -> dict[str, Any]:
+        """Pin the host keys of ``wanted`` (as ssh.hosts writes it, ``host`` or ``host:port``),
+        else of every host ``known_hosts`` does not list yet (``ssh.trust``)."""
+        known_hosts = self.known_hosts
+        hosts = self._named(wanted) if wanted else self._unlisted(known_hosts)
+        if fingerprint is not None and len(hosts) > 1:
+            raise DevopsError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"A fingerprint is one host's key, and {len(hosts)} hosts are to be trusted",
+                "Name the host it belongs to: `devops ssh.trust --host HOST --fingerprint "
+                f"{fingerprint}`.",
+            )
+        timeout = float(self.options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
+
+        def pin(host: Host) -> dict[str, Any]:
+            pinned = trust(
+                host.host,
+                port=host.port,
+                known_hosts=known_hosts,
+                fingerprint=fingerprint,
+                timeout=timeout,
+            )
+            return {"host": host.label, **pinned}
+
+        results = self._in_parallel(hosts, pin)
+        trusted = [r for _, r in results if not isinstance(r, DevopsError)]
+        failed = [(host.label, r) for host, r in results if isinstance(r, DevopsError)]
+        if failed:
+            raise rollout_error(failed, "pin the host key of", trusted=trusted)
+        return {"known_hosts": str(known_hosts), "hosts": trusted}
+
+    def _named(self, wanted: str) -> list[Host]:
+        """The hosts ``wanted`` names, or INVALID_ARGUMENT listing the ones there are."""
+        found = _distinct(h for h in self.hosts if wanted in _names_of(h))
+        if not found:
+            raise DevopsError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{wanted!r} is not a host of ssh.hosts (environment {self.settings.environment})",
+                f"Name one of: {', '.join(h.label for h in self.hosts)} (as ssh.hosts writes "
+                "it, or host, or host:port), or add it to ssh.hosts first.",
+            )
+        return found
+
+    def _unlisted(self, known_hosts: Path) -> list[Host]:
+        return _distinct(h for h in self.hosts if not is_listed(known_hosts, h.host, h.port))
+
+    def _log_command(self, host: Host, lines: int, follow: bool) -> str:
+        """``tail`` of ``ssh.log_file`` or ``journalctl`` of ``ssh.journal_unit`` on ``host``."""
+        log_file, unit = self.options.get("log_file"), self.options.get("journal_unit")
+        if bool(log_file) == bool(unit):
+            raise DevopsError(
+                ErrorCode.CONFIG_INVALID,
+                "ssh.log_file and ssh.journal_unit are both set"
+                if log_file
+                else "Neither ssh.log_file nor ssh.journal_unit is set",
+                "Set one of them: `devops config.set ssh.log_file /var/log/app.log` (a file "
+                "on each host) or `devops config.set ssh.journal_unit app.service`.",
+            )
+        if unit:  # colours off: a followed journal has a terminal
+            return (
+                f"SYSTEMD_COLORS=0 journalctl -u {shlex.quote(unit)} -n {lines}"
+                f"{' -f' if follow else ''} --no-pager"
+            )
+        path = (
+            str(log_file).replace("{host}", host.host).replace("{env}", self.settings.environment)
+        )
+        if not path.startswith("/"):
+            path = f"{host.path.rstrip('/')}/{path}"
+        return f"tail -n {lines}{' -F' if follow else ''} -- {shlex.quote(path)}"
+
+    def host_logs(self, lines: int) -> list[dict[str, Any]]:
+        commands = {h: self._log_command(h, lines, follow=False) for h in self.hosts}
+        timeout = float(self.options.get("command_timeout", DEFAULT_COMMAND_TIMEOUT))
+
+        def read(member: _Member) -> dict[str, Any]:
+            output = RemoteLines(member.engine.connection, commands[member.host])
+            kept = _last(output.lines(timeout), lines)
+            status = output.exit_status()
+            if status != 0:
+                raise DevopsError(
+                    ErrorCode.COMMAND_FAILED,
+                    f"`{output.command}` failed (exit status {status}): "
+                    f"{output.errors or 'it said nothing'}",
+                    f"Check that what ssh.log_file or ssh.journal_unit names exists on "
+                    f"{member.host.host} and that {member.host.user} may read it.",
+                )
+            return {"host": member.host.label, "lines": kept}
+
+        with self._reachable() as (members, unreachable):
+            results = self._in_parallel(members, read)
+        failed = unreachable + [(m.host, r) for m, r in results if isinstance(r, DevopsError)]
+        if len(failed) == len(self.hosts):
+            raise rollout_error([(h.label, e) for h, e in failed], "read the logs of")
+        answers = {m.host: r for m, r in results if not isinstance(r, DevopsError)}
+        answers.update(
+            {h: {"host": h.label, "code": e.code.value, "error": e.message} for h, e in failed}
+        )
+        return [answers[host] for host in self.hosts]
+
+    def follow_logs(
+        self, lines: int, emit: Callable[[str, str], None], warn: Callable[[str], None]
+    ) -> None:
+        commands = {h: self._log_command(h, lines, follow=True) for h in self.hosts}
+        #: (host, text, ended): a line of a host's log, or why its stream ended.
+        events: queue.Queue[tuple[str, str, bool]] = queue.Queue()
+
+        def pump(label: str, output: RemoteLines) -> None:
+            ended = f"{label}: the log stream ended"
+            try:
+                for line in output.lines():
+                    events.put((label, line, False))
+                ended += f" (exit status {output.exit_status()})"
+            except Exception as exc:  # noqa: BLE001 - one host's stream must not stop the others
+                ended += f": {exc}"
+            finally:
+                events.put((label, ended, True))
+
+        with self._reachable() as (members, unreachable):
+            for _, error in unreachable:
+                warn(error.message)
+            if not members:
+                raise rollout_error([(h.label, e) for h, e in unreachable], "connect to")
+            streams = []
+            try:
+                for member in members:
+                    label, command = member.host.label, commands[member.host]
+                    try:
+                        output = RemoteLines(member.engine.connection, command, pty=True)
+                    except Exception as exc:  # noqa: BLE001 - reported, the others go on
+                        warn(f"{label}: could not start `{command}`: {exc}")
+                        continue
+                    streams.append(output)
+                    threading.Thread(target=pump, args=(label, output), daemon=True).start()
+                running = len(streams)
+                while running:
+                    label, text, ended = events.get()
+                    if ended:
+                        running -= 1
+                        warn(text)
+                    else:
+                        emit(label, text)
+            finally:
+                for output in streams:
+                    output.close()
+
+    def plan(self) -> list[dict[str, Any]]:
+        """Each host's layout directories: there (``none``) or to be made (``create``)."""
+
+        def check(member: _Member) -> list[dict[str, Any]]:
+            layout = self._layout(member)
+            answers = _checked_run(
+                member,
+                f'for d in {_quoted(layout)}; do if [ -d "$d" ]; then echo none; '
+                'elif [ -e "$d" ] || [ -L "$d" ]; then echo conflict; else echo create; fi; done',
+                "inspect",
+            ).split()
+            return [
+                _planned(action, path, member.host.label)
+                for action, path in zip(answers, layout, strict=True)
+            ]
+
+        with self._reachable() as (members, unreachable):
+            results = self._in_parallel(members, check)
+        answers: dict[Host, list[dict[str, Any]]] = {
+            h: [{"action": "unknown", "what": h.path, "where": h.label, "error": e.message}]
+            for h, e in unreachable
+        }
+        for member, result in results:
+            answers[member.host] = (
+                [
+                    {
+                        "action": "unknown",
+                        "what": member.host.path,
+                        "where": member.host.label,
+                        "error": result.message,
+                    }
+                ]
+                if isinstance(result, DevopsError)
+                else result
+            )
+        return [row for host in self.hosts for row in answers[host]]
+
+    def _layout(self, member: _Member) -> list[str]:
+        """The directories ``infra.up`` makes on a host (and ``infra.plan`` looks for)."""
+        engine = member.engine
+        shared = [f"{engine.root}/shared"] if self.options.get("shared") else []
+        return [engine.root, engine.releases_dir, *shared]
+
+    @contextlib.contextmanager
+    def _reachable(self) -> Iterator[tuple[list[_Member], list[tuple[Host, DevopsError]]]]:
+        """The hosts that answer, connected, and the error of each that does not.
+
+        For commands that only look: one host being down is part of their answer, not a
+        reason to tell nothing about the others. The connections close on leaving.
+        """
+        results = self._in_parallel(self.hosts, self._connect)
+        members = [m for _, m in results if isinstance(m, _Member)]
+        try:
+            yield members, [(h, e) for h, e in results if isinstance(e, DevopsError)]
+        finally:
+            for member in members:
+                member.engine.connection.close()  # type: ignore[attr-defined]
 
 
 def _host_fields(entry: str | dict[str, Any]) -> dict[str, Any]:
@@ -368,6 +656,66 @@ def _host_fields(entry: str | dict[str, Any]) -> dict[str, Any]:
     if match["port"]:
         parts["port"] = int(match["port"])
     return parts
+
+
+def _names_of(host: Host) -> set[str]:
+    """The names ``ssh.trust`` knows ``host`` by: as ssh.hosts has it, ``host``, ``host:port``."""
+    bracketed = f"[{host.host}]"
+    return {
+        host.label,
+        host.host,
+        bracketed,
+        f"{host.host}:{host.port}",
+        f"{bracketed}:{host.port}",
+        f"{host.user}@{host.host}",
+        f"{host.user}@{bracketed}",
+        f"{host.user}@{host.host}:{host.port}",
+    }
+
+
+def _distinct(hosts: Iterable[Host]) -> list[Host]:
+    """One host per address and port (two roots on one server share its key)."""
+    first: dict[tuple[str, int], Host] = {}
+    for host in hosts:
+        first.setdefault((host.host, host.port), host)
+    return list(first.values())
+
+
+def _quoted(paths: list[str]) -> str:
+    return " ".join(map(shlex.quote, paths))
+
+
+def _checked_run(member: _Member, command: str, what: str) -> str:
+    """``command``'s output on ``member``; DEPLOY_FAILED with what the host said if it fails."""
+    result = member.engine.connection.run(command, hide=True, warn=True, in_stream=False)
+    if result.failed:
+        said = (result.stderr or result.stdout or "").strip()
+        raise DevopsError(
+            ErrorCode.DEPLOY_FAILED,
+            f"Could not {what} {member.host.path}: {said or f'exit status {result.exited}'}",
+            f"Check that {member.host.user} may create {member.host.path} on "
+            f"{member.host.host} (or create it for them), then run it again.",
+        )
+    return str(result.stdout)
+
+
+def _planned(action: str, path: str, where: str) -> dict[str, Any]:
+    row = {"action": action, "what": path, "where": where}
+    if action == "conflict":
+        row["error"] = "exists and is not a directory: infra.up cannot create it"
+    return row
+
+
+def _last(lines: Iterator[str], count: int) -> list[str]:
+    """The last ``count`` of ``lines``, and no more than :data:`_LOG_CHARACTERS` of them."""
+    kept: deque[str] = deque()
+    size = 0
+    for line in lines:
+        kept.append(line)
+        size += len(line)
+        while len(kept) > count or size > _LOG_CHARACTERS:
+            size -= len(kept.popleft())
+    return list(kept)
 
 
 class _FleetRelease:
@@ -496,3 +844,16 @@ def _attempt(action: Callable[[Any], T], item: Any) -> T | DevopsError:
             f"Check that {host.label} is up and reachable, then run it again.",
             host=host.label,
         )
+
+
+def _lock_error(error: DevopsError, released: list[Host]) -> DevopsError:
+    """``error`` (taking a host's lock failed), saying which locks were let go again."""
+    if not released:
+        return error
+    names = ", ".join(host.label for host in released)
+    return DevopsError(
+        error.code,
+        f"{error.message} (the locks already taken, on {names}, were released)",
+        error.fix,
+        **{**error.details, "released": [host.label for host in released]},
+    )

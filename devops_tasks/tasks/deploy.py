@@ -16,6 +16,7 @@ HELP = {
     "env": "Environment to deploy (default: `environment` in config, else production).",
     "dir": "Directory to deploy (default: build.dir from config).",
     "build": "Run build.command first.",
+    "message": "Why (kept in the record, the hosts' lock and their audit log).",
     "dry_run": "Only say what would be added, changed and deleted (bucket targets); write nothing.",
     "force_deletes": "Delete more objects than max_deletes allows (bucket targets).",
     "wait": "Wait until the CDN's invalidation completes (aws with CloudFront).",
@@ -37,6 +38,7 @@ def show_deployment(result: Mapping[str, Any], out: Output) -> None:
             "platform": result["platform"],
             "release": result.get("release"),
             "version": result.get("version"),
+            "message": result.get("message"),
             "url": result.get("url"),
             "files": result.get("files_deployed"),
             "sent": _size(size) if size is not None else None,
@@ -75,6 +77,7 @@ def _deploy(
     env: str | None,
     dir: str | None,
     build: bool,
+    message: str | None,
     platform: str | None,
     flags: dict[str, bool],
 ) -> dict[str, Any]:
@@ -82,7 +85,7 @@ def _deploy(
     if flags.pop("dry_run"):
         return deployer.dry_run(build_dir=dir, build=build)
     deployer.platform.flags.update(flags)
-    return deployer.deploy(build_dir=dir, build=build).result()
+    return deployer.deploy(build_dir=dir, build=build, message=message).result()
 
 
 @command(human=show_deployment, help=HELP)
@@ -92,13 +95,14 @@ def configured(
     env=None,
     dir=None,
     build=False,
+    message=None,
     dry_run=False,
     force_deletes=False,
     wait=False,
 ) -> dict[str, Any]:
     """Deploy to the platform configured for the environment."""
     flags = {"dry_run": dry_run, "force_deletes": force_deletes, "wait": wait}
-    return _deploy(c, out, env, dir, build, None, flags)
+    return _deploy(c, out, env, dir, build, message, None, flags)
 
 
 def _platform_task(name: str) -> Any:
@@ -110,12 +114,13 @@ def _platform_task(name: str) -> Any:
         env=None,
         dir=None,
         build=False,
+        message=None,
         dry_run=False,
         force_deletes=False,
         wait=False,
     ) -> dict[str, Any]:
         flags = {"dry_run": dry_run, "force_deletes": force_deletes, "wait": wait}
-        return _deploy(c, out, env, dir, build, name, flags)
+        return _deploy(c, out, env, dir, build, message, name, flags)
 
     deploy_to.__doc__ = f"Deploy to the {name} target, whatever the config names."
     return command(human=show_deployment, help=HELP, name=name)(deploy_to)

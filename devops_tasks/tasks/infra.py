@@ -1,4 +1,4 @@
-"""``infra.*``: what a target is made of, and creating it."""
+"""``infra.*``: what a target is made of, what creating it would do, and creating it."""
 
 from __future__ import annotations
 
@@ -58,14 +58,6 @@ PUBLIC_HELP = "Let anyone read the site's objects (bucket targets; off unless as
 
 
 @command(human=_show_infra, help={"env": ENV_HELP, "public": PUBLIC_HELP})
-def plan(c: Context, out: Output, env=None, public=False) -> dict[str, Any]:
-    """Say what infra.up would create, creating nothing."""
-    with _platform(c, env) as platform:
-        platform.flags["public"] = public
-        return {"infra": platform.infra_plan()}
-
-
-@command(human=_show_infra, help={"env": ENV_HELP, "public": PUBLIC_HELP})
 def up(c: Context, out: Output, env=None, public=False) -> dict[str, Any]:
     """Create what the environment's target needs; safe to run again."""
     with _platform(c, env) as platform:
@@ -74,6 +66,34 @@ def up(c: Context, out: Output, env=None, public=False) -> dict[str, Any]:
     if updates:
         store_settings(project_for(c), platform.settings.environment, updates)
     return {"infra": infra, "config_updated": sorted(updates)}
+
+
+def _show_plan(result: Mapping[str, Any], out: Output) -> None:
+    actions = result["actions"]
+    if actions:
+        columns = ["action", "what", "where"]
+        out.table(actions, columns + (["error"] if any("error" in a for a in actions) else []))
+    if result["changes"]:
+        out.line(f"{result['changes']} to create: run `devops infra.up`.", style="bold")
+    else:
+        out.line("Nothing to create.", style="bold green")
+    if result["problems"]:
+        out.line(f"{result['problems']} problem(s): see the error column.", style="bold red")
+
+
+@command(human=_show_plan, help={"env": ENV_HELP, "public": PUBLIC_HELP})
+def plan(c: Context, out: Output, env=None, public=False) -> dict[str, Any]:
+    """Show what infra.up would create, changing nothing."""
+    with _platform(c, env) as platform:
+        platform.flags["public"] = public
+        actions = platform.plan()
+    return {
+        "platform": platform.name,
+        "environment": platform.settings.environment,
+        "actions": actions,
+        "changes": sum(a["action"] == "create" for a in actions),
+        "problems": sum("error" in a for a in actions),
+    }
 
 
 @command(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,10 +11,12 @@ from invoke import Context
 from ..errors import DevopsError, ErrorCode
 from ..history import DeploymentHistory, Status
 from ..output import Output
+from ..platforms import create
 from ..scaffold import init_project
 from ._command import command, option
 from ._context import deployer_for, project_for, settings_for
 from .deploy import show_deployment
+from .lock import lock_line
 
 ENV_HELP = "Environment (default: `environment` in config, else production)."
 
@@ -73,6 +76,9 @@ def _show_status(result: Mapping[str, Any], out: Output) -> None:
             "in progress": result["in_progress"],
         }
     )
+    for lock in result.get("locks") or []:
+        if lock["state"] != "free":
+            out.line(lock_line(lock), style="bold yellow")
 
 
 @command(human=_show_status, help={"env": ENV_HELP})
@@ -91,6 +97,8 @@ def _show_history(result: Mapping[str, Any], out: Output) -> None:
     """A table that never cuts an id (users copy them for --to and --id): on a narrow
     terminal other columns go instead, and with no room for a table, one id a line."""
     rows = result["deployments"]
+    if "remote" in result:
+        _show_remote_history(result["remote"], out)
     if not rows:
         out.line("No deployments yet. Run `devops deploy` to make the first one.")
         return
@@ -111,15 +119,37 @@ def _show_history(result: Mapping[str, Any], out: Output) -> None:
     out.table(rows, shown)
 
 
+#: What a remote history row may say (an audit entry, or a platform's own deploy).
+_REMOTE_COLUMNS = ("id", "platform_deploy_id", "action", "status", "version", "created_at")
+
+
+def _show_remote_history(remote: list[dict[str, Any]], out: Output) -> None:
+    """The target's own history, above the local one: what each row holds, and its hosts."""
+    out.line(f"On the target ({len(remote)}):", style="bold")
+    rows = [
+        {**row, "hosts": len(row["hosts"]) if isinstance(row.get("hosts"), list) else None}
+        for row in remote
+    ]
+    columns = [c for c in (*_REMOTE_COLUMNS, "hosts", "message") if any(r.get(c) for r in rows)]
+    out.table(rows, columns)
+    out.line()
+
+
 def _limit(given: str | int | None) -> int:
     """``--limit`` as a count. The flag takes text, so a non-number is our INVALID_ARGUMENT
     rather than invoke's ValueError before any task code runs."""
-    text = "20" if given is None else str(given)
-    if not (text.isascii() and text.isdigit() and int(text) > 0):
+    return _count("--limit", given, 20, "how many deployments to list, e.g. --limit 50")
+
+
+def _count(flag: str, given: str | int | None, default: int, what: str, most: int = 0) -> int:
+    """A flag's positive whole number (at most ``most``, if given), or INVALID_ARGUMENT."""
+    text = str(default) if given is None else str(given)
+    if not (text.isascii() and text.isdigit() and 0 < int(text) <= (most or int(text))):
+        bound = f" up to {most:,}" if most else ""
         raise DevopsError(
             ErrorCode.INVALID_ARGUMENT,
-            f"--limit {text!r} is not a positive whole number",
-            "Pass how many deployments to list, e.g. --limit 50.",
+            f"{flag} {text!r} is not a positive whole number{bound}",
+            f"Pass {what}.",
         )
     return int(text)
 
@@ -165,20 +195,53 @@ def history(
 
 
 def merge_remote(remote: list[dict[str, Any]], local: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The platform's deploys, each with the local record that made it (if any)."""
+    """The platform's deploys, each with the local record that made it (if any).
+
+    A platform's own id (a Netlify deploy) links to the record that holds it; an entry of
+    the hosts' audit log carries the deployment id itself.
+    """
     by_platform_id = {
         e["platform_deploy_id"]: e["id"] for e in local if e.get("platform_deploy_id")
     }
+    recorded = {e["id"] for e in local}
     return [
-        {**item, "deployment": by_platform_id.get(item.get("platform_deploy_id"))}
+        {
+            **item,
+            "deployment": by_platform_id.get(item.get("platform_deploy_id"))
+            or (item.get("id") if item.get("id") in recorded else None),
+        }
         for item in remote
     ]
 
 
 def _show_logs(result: Mapping[str, Any], out: Output) -> None:
+    if "followed" in result:  # its lines were shown as they came
+        return
+    if "hosts" in result:
+        _show_host_logs(result, out)
+        return
     out.line(f"{result['id']} ({result['status']})", style="bold")
     for entry in result["log"]:
         out.line(f"{entry['time']}  {entry['step']:<10} {entry['message']}")
+
+
+def _show_host_logs(result: Mapping[str, Any], out: Output) -> None:
+    """Each host's lines, prefixed by the host; a host that failed says why on stderr."""
+    for host in result["hosts"]:
+        if "error" in host:
+            out.warn(host["error"])
+        for line in host.get("lines", []):
+            out.raw(_host_line(host["host"], line))
+
+
+def _host_line(host: str, line: str) -> str:
+    return f"{host} | {line}\n"
+
+
+#: How many lines of each host's log ``--follow`` starts with, unless ``--lines`` says.
+FOLLOW_LINES = 10
+#: The most ``--lines`` takes: a log, not a download.
+MAX_LOG_LINES = 10_000
 
 
 @command(
@@ -186,10 +249,15 @@ def _show_logs(result: Mapping[str, Any], out: Output) -> None:
     help={
         "id": "Deployment id (default: the latest of --env).",
         "env": ENV_HELP,
+        "lines": "Instead: the last N lines of the service's log on every host "
+        "(ssh.log_file or ssh.journal_unit).",
+        "follow": "Instead: stream every host's log as it grows, until Ctrl-C (not with --json).",
     },
 )
-def logs(c: Context, out: Output, id=None, env=None) -> dict[str, Any]:
-    """Show the step-by-step log of a deployment."""
+def logs(c: Context, out: Output, id=None, env=None, lines=None, follow=False) -> dict[str, Any]:
+    """Show the step-by-step log of a deployment, or with --lines/--follow the hosts' own logs."""
+    if lines is not None or follow:
+        return _host_logs(c, out, id, env, lines, follow)
     history = DeploymentHistory(project_for(c))
     if id is None:
         environment = settings_for(c, env).environment
@@ -217,13 +285,45 @@ def logs(c: Context, out: Output, id=None, env=None) -> dict[str, Any]:
     return result
 
 
+def _host_logs(
+    c: Any, out: Output, id: str | None, env: str | None, lines: str | None, follow: bool
+) -> dict[str, Any]:
+    """``logs --lines N`` (one answer) or ``logs --follow`` (a stream until Ctrl-C)."""
+    if id is not None:
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            "--id names a deployment, whose steps are not the hosts' logs",
+            "Use --id alone for a deployment's steps, or --lines/--follow for the hosts' logs.",
+        )
+    if follow and out.json_mode:
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            "--follow streams lines until Ctrl-C, which one JSON object cannot carry",
+            "Use --lines N --json for the last N lines of each host, or --follow without --json.",
+        )
+    count = _count(
+        "--lines",
+        lines,
+        FOLLOW_LINES,
+        f"how many lines of each host's log to show, e.g. --lines 50 (at most {MAX_LOG_LINES:,})",
+        MAX_LOG_LINES,
+    )
+    with create(project_for(c), settings_for(c, env), c) as target:
+        if not follow:
+            return {"hosts": target.host_logs(count)}
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a follow ends
+            target.follow_logs(count, lambda host, line: out.raw(_host_line(host, line)), out.warn)
+    return {"followed": True}
+
+
 @command(
     human=show_deployment,
     help={
         "env": ENV_HELP,
         "to": "Deployment id to make live (default: the previous good one).",
+        "message": "Why (kept in the record, the hosts' lock and their audit log).",
     },
 )
-def rollback(c: Context, out: Output, env=None, to=None) -> dict[str, Any]:
+def rollback(c: Context, out: Output, env=None, to=None, message=None) -> dict[str, Any]:
     """Make the previous good release live again."""
-    return deployer_for(c, out, env).rollback(to).result()
+    return deployer_for(c, out, env).rollback(to, message).result()
