@@ -520,7 +520,9 @@ class Sync:
         self._live: Manifest | None = None
         self._live_read = False
         self._listing: Listing | None = None
-        self._held = False
+        #: The lock while this object holds it; ``_sticky`` keeps it until :meth:`holding` ends.
+        self._lock: BucketLock | None = None
+        self._sticky = False
         #: What this object wrote since the live manifest, to undo a deploy that failed.
         self._written: dict[str, Entry] = {}
         self._base: Manifest | None = None
@@ -1024,18 +1026,33 @@ class Sync:
         self._put_json(self.private + HISTORY, json.dumps(history[:HISTORY_LENGTH]).encode())
 
     @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Once a write takes the lock, keep it until this block ends: a deploy's health
+        check, and the rollback after it, run under it too. A deploy that writes nothing
+        never takes it."""
+        self._sticky = True
+        try:
+            yield
+        finally:
+            self._sticky = False
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                lock.release()
+
+    @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        if self._held or self._lock_factory is None:
+        if self._lock is not None or self._lock_factory is None:
             yield
             return
         lock = self._lock_factory()
         lock.acquire()
-        self._held = True
+        self._lock = lock
         try:
             yield
         finally:
-            self._held = False
-            lock.release()
+            if not self._sticky:
+                self._lock = None
+                lock.release()
 
     # -- pruning -------------------------------------------------------------------------
 

@@ -323,6 +323,7 @@ def test_a_failed_health_check_puts_the_previous_release_back(bucket, cli, aws_e
     assert failed["code"] == "HEALTH_CHECK_FAILED" and failed["deployment_status"] == "rolled_back"
     assert bucket.body("index.html") == b"<h1>home v2</h1>\n"
     assert bucket.manifest()["release"] != first["release"]
+    assert ".devops/lock.json" not in bucket.listed()  # held through the check, then let go
 
 
 # -- rollback --------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ invalidate it (:meth:`BucketPlatform.cdn_invalidate`) and what state it is in.
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import DevopsError, ErrorCode
@@ -60,6 +62,7 @@ class BucketPlatform(Platform):
         self._store: ObjectStore | None = None
         self._engine: Sync | None = None
         self._unchanged = False
+        self._holder: dict[str, Any] | None = None
 
     # -- what a subclass provides ----------------------------------------------------------
 
@@ -105,11 +108,24 @@ class BucketPlatform(Platform):
             )
         return self._engine
 
+    @contextlib.contextmanager
+    def hold(self, holder: dict[str, Any]) -> Iterator[None]:
+        """The bucket's lock, taken by the first write and kept until the flow ends."""
+        self._holder = holder
+        try:
+            with self.engine.holding():
+                yield
+        finally:
+            self._holder = None
+
     def _lock(self) -> BucketLock:
+        who = f"{actor()} ({self.settings.environment})"
+        if self._holder:
+            who = f"{self._holder['actor']} ({self._holder['action']} {self._holder['deployment']})"
         return BucketLock(
             self.store,
             self.private_prefix + "lock.json",
-            holder=f"{actor()} ({self.settings.environment})",
+            holder=who,
             ttl=float(self.settings.get("deployment.lock_ttl", 3600)),
             timeout=float(self.settings.get("deployment.lock_timeout", 60)),
         )
