@@ -106,6 +106,7 @@ class Deployer:
         if build:
             self.platform.require_credentials()  # so the build's output masks them too
             self.build()
+        self.platform.prefetch()  # the target's first reads overlap the scan of the files
         files = self.validate(self.build_dir(build_dir))
         self.platform.require_credentials()
         self._pre_deploy_checks()
@@ -138,6 +139,25 @@ class Deployer:
                 f"({self.platform.name}) as {deployment.id}"
             )
             return self._run_deploy(deployment, files, previous)
+
+    def dry_run(self, build_dir: str | None = None, build: bool = False) -> dict[str, Any]:
+        """What a deploy would change on the target, and nothing written there or here."""
+        if build:
+            self.platform.require_credentials()
+            self.build()
+        self.platform.prefetch()
+        files = self.validate(self.build_dir(build_dir))
+        self.platform.require_credentials()
+        with self.platform:
+            plan = self.platform.plan_deploy(files)
+        return {
+            "dry_run": True,
+            "environment": self.environment,
+            "platform": self.platform.name,
+            "files": len(files),
+            "bytes": files.total_bytes,
+            **plan,
+        }
 
     def _run_deploy(
         self, deployment: Deployment, files: SiteFiles, previous: str | None

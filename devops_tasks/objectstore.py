@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from .errors import DevopsError, ErrorCode
+
 __all__ = ["Headers", "ObjectStore", "StoredObject"]
 
 
@@ -57,12 +59,19 @@ class ObjectStore(abc.ABC):
         """The object's bytes, or ``None`` if there is no such object."""
 
     @abc.abstractmethod
-    def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> None:
-        """Store ``size`` bytes read from ``body`` under ``key`` with ``headers``."""
+    def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> str | None:
+        """Store ``size`` bytes read from ``body`` under ``key`` with ``headers``.
+
+        Returns the new object's tag as :meth:`list` will show it (``None`` if the store
+        cannot say): the engine keeps it to notice a later hand edit of the object.
+        """
 
     @abc.abstractmethod
-    def copy(self, source: str, key: str, headers: Headers) -> None:
-        """Server-side copy of ``source`` to ``key`` (may be the same key), with ``headers``."""
+    def copy(self, source: str, key: str, headers: Headers) -> str | None:
+        """Server-side copy of ``source`` to ``key`` (may be the same key), with ``headers``.
+
+        Returns the copy's tag, as :meth:`put` does.
+        """
 
     @abc.abstractmethod
     def delete(self, keys: Iterable[str]) -> None:
@@ -74,3 +83,35 @@ class ObjectStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most SDK clients need no closing
         """Let go of connections."""
+
+    # -- the bucket itself, for infra.up / infra.down (a store may not manage buckets) ------
+
+    #: What a person calls the bucket (``s3://name``), for messages and ``infra.show``.
+    location: str = ""
+
+    def bucket_exists(self) -> bool:
+        """Whether the bucket (or container) exists and can be reached."""
+        raise self._cannot("look up its bucket")
+
+    def create_bucket(self) -> None:
+        """Create the bucket (or container); it does not exist yet."""
+        raise self._cannot("create its bucket")
+
+    def configure_website(self, index: str, error: str) -> None:
+        """Serve the bucket as a website with these index and error documents."""
+        raise self._cannot("configure a website")
+
+    def allow_public_read(self) -> None:
+        """Let anyone read the bucket's objects (only when asked: ``infra.up --public``)."""
+        raise self._cannot("make its objects public")
+
+    def delete_bucket(self) -> None:
+        """Delete the bucket, which holds no objects any more."""
+        raise self._cannot("delete its bucket")
+
+    def _cannot(self, what: str) -> DevopsError:
+        return DevopsError(
+            ErrorCode.NOT_SUPPORTED,
+            f"This store ({type(self).__name__}) cannot {what}",
+            "Do it in the provider's console or CLI, then deploy.",
+        )

@@ -41,6 +41,10 @@ EXPECTED_FAILURES = {
     "deploy.netlify": "the project has no netlify.site_id (nor a token)",
     "deploy.ssh": "the project has no ssh.hosts",
     "ssh.trust": "the project has no ssh.hosts",
+    "deploy.aws": "the project has no aws.bucket",
+    "deploy.gcp": "the project has no gcp.bucket",
+    "deploy.azure": "the project has no azure.account",
+    "infra.down": "it needs --yes (and the local target is not torn down)",
 }
 
 

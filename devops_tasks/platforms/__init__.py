@@ -23,6 +23,9 @@ AVAILABLE: dict[str, str] = {
     "local": "devops_tasks.platforms.local:LocalPlatform",
     "ssh": "devops_tasks.platforms.ssh:SshPlatform",
     "netlify": "devops_tasks.platforms.netlify:NetlifyPlatform",
+    "aws": "devops_tasks.platforms.aws:AwsPlatform",
+    "gcp": "devops_tasks.platforms.gcp:GcpPlatform",
+    "azure": "devops_tasks.platforms.azure:AzurePlatform",
 }
 
 
@@ -34,12 +37,22 @@ def create(project: Project, settings: Settings, context: Any = None) -> Platfor
 def platform_class(name: str) -> type[Platform]:
     """The class of platform ``name`` (its module is imported now, not before)."""
     if name not in AVAILABLE:
-        raise DevopsError(
-            ErrorCode.NOT_SUPPORTED,
-            f"Platform {name!r} is not available in this version of devops-tasks",
-            f"Use one of: {', '.join(AVAILABLE)} (set `platform` in .devops/config.json), "
-            "or upgrade devops-tasks.",
-        )
+        raise _not_available(name)
     module_name, class_name = AVAILABLE[name].split(":")
-    cls: type[Platform] = getattr(importlib.import_module(module_name), class_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:  # a module the platform itself needs: a real failure
+            raise
+        raise _not_available(name) from None
+    cls: type[Platform] = getattr(module, class_name)
     return cls
+
+
+def _not_available(name: str) -> DevopsError:
+    return DevopsError(
+        ErrorCode.NOT_SUPPORTED,
+        f"Platform {name!r} is not available in this version of devops-tasks",
+        f"Use one of: {', '.join(AVAILABLE)} (set `platform` in .devops/config.json), "
+        "or upgrade devops-tasks.",
+    )

@@ -83,6 +83,9 @@ class Platform(abc.ABC):
         self.context = context  # invoke's Context, for targets that run local commands
         self.options = settings.section(self.name)
         self._credentials = credentials
+        #: This command's flags for the target (``deploy --force-deletes``, ``infra.up
+        #: --public``); a target reads the ones it knows and ignores the rest.
+        self.flags: dict[str, Any] = {}
 
     @property
     def credentials(self) -> Credentials:
@@ -259,6 +262,25 @@ class Platform(abc.ABC):
         A target with one keeps it where a second checkout can read it back through
         :meth:`remote_history`.
         """
+
+    def prefetch(self) -> None:  # noqa: B027 - most targets read nothing ahead
+        """Start reading what a deploy will ask the target first, while the build dir is
+        scanned (a bucket's manifest and listing); errors surface when the reads are used."""
+
+    def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:
+        """What a deploy of ``files`` would change, found without changing anything.
+
+        For ``deploy --dry-run``: counts, bytes and the first few paths of what would be
+        added, changed and deleted.
+        """
+        raise self._unsupported("cannot tell in advance what a deploy would change", "deploy")
+
+    def teardown(self, force: bool) -> dict[str, Any]:
+        """Remove what :meth:`provision` made (``infra.down --yes``).
+
+        Never something it did not make and that holds data, unless ``force``.
+        """
+        raise self._unsupported("cannot be torn down by devops-tasks", "infra.show")
 
     def trigger_build(self, wait: bool) -> dict[str, Any]:
         """Start a build on the target's side (``build --remote``)."""

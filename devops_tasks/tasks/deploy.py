@@ -17,10 +17,16 @@ HELP = {
     "dir": "Directory to deploy (default: build.dir from config).",
     "build": "Run build.command first.",
     "message": "Why (kept in the record, the hosts' lock and their audit log).",
+    "dry_run": "Only say what would be added, changed and deleted (bucket targets); write nothing.",
+    "force_deletes": "Delete more objects than max_deletes allows (bucket targets).",
+    "wait": "Wait until the CDN's invalidation completes (aws with CloudFront).",
 }
 
 
 def show_deployment(result: Mapping[str, Any], out: Output) -> None:
+    if result.get("dry_run"):
+        _show_plan(result, out)
+        return
     out.line(
         f"{result['action'].capitalize()} {result['id']}: {result['status']}", style="bold green"
     )
@@ -43,6 +49,18 @@ def show_deployment(result: Mapping[str, Any], out: Output) -> None:
         out.line(f"warning: {warning}", style="yellow")
 
 
+def _show_plan(result: Mapping[str, Any], out: Output) -> None:
+    out.line(f"Dry run: nothing was written ({result['platform']}, {result['environment']})")
+    for kind in ("added", "changed", "headers", "deleted"):
+        group = result.get(kind) or {}
+        size = f", {_size(group['bytes'])}" if group.get("bytes") else ""
+        out.line(f"{kind}: {group.get('count', 0)}{size}", style="bold")
+        for path in group.get("paths", []):
+            out.line(f"  {path}")
+    if (result.get("max_deletes") or {}).get("exceeded"):
+        out.warn("more deletes than max_deletes: the deploy would stop unless --force-deletes")
+
+
 def _size(count: float) -> str:
     """``33.3 MB`` for people (decimal units, as file managers and Netlify show them)."""
     units = ("bytes", "kB", "MB", "GB", "TB")
@@ -61,26 +79,48 @@ def _deploy(
     build: bool,
     message: str | None,
     platform: str | None,
+    flags: dict[str, bool],
 ) -> dict[str, Any]:
     deployer = deployer_for(c, out, env, platform)
+    if flags.pop("dry_run"):
+        return deployer.dry_run(build_dir=dir, build=build)
+    deployer.platform.flags.update(flags)
     return deployer.deploy(build_dir=dir, build=build, message=message).result()
 
 
 @command(human=show_deployment, help=HELP)
 def configured(
-    c: Context, out: Output, env=None, dir=None, build=False, message=None
+    c: Context,
+    out: Output,
+    env=None,
+    dir=None,
+    build=False,
+    message=None,
+    dry_run=False,
+    force_deletes=False,
+    wait=False,
 ) -> dict[str, Any]:
     """Deploy to the platform configured for the environment."""
-    return _deploy(c, out, env, dir, build, message, None)
+    flags = {"dry_run": dry_run, "force_deletes": force_deletes, "wait": wait}
+    return _deploy(c, out, env, dir, build, message, None, flags)
 
 
 def _platform_task(name: str) -> Any:
     """``deploy.<name>``: one task per registered platform, all the same flow."""
 
     def deploy_to(
-        c: Context, out: Output, env=None, dir=None, build=False, message=None
+        c: Context,
+        out: Output,
+        env=None,
+        dir=None,
+        build=False,
+        message=None,
+        dry_run=False,
+        force_deletes=False,
+        wait=False,
     ) -> dict[str, Any]:
-        return _deploy(c, out, env, dir, build, message, name)
+        flags = {"dry_run": dry_run, "force_deletes": force_deletes, "wait": wait}
+        return _deploy(c, out, env, dir, build, message, name, flags)
 
     deploy_to.__doc__ = f"Deploy to the {name} target, whatever the config names."
     return command(human=show_deployment, help=HELP, name=name)(deploy_to)

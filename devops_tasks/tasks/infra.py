@@ -7,6 +7,7 @@ from typing import Any
 
 from invoke import Collection, Context
 
+from ..errors import DevopsError, ErrorCode
 from ..output import Output
 from ..platforms import create
 from ._command import command
@@ -53,10 +54,14 @@ def show(c: Context, out: Output, env=None) -> dict[str, Any]:
         return {"infra": platform.describe()}
 
 
-@command(human=_show_infra, help={"env": ENV_HELP})
-def up(c: Context, out: Output, env=None) -> dict[str, Any]:
+PUBLIC_HELP = "Let anyone read the site's objects (bucket targets; off unless asked)."
+
+
+@command(human=_show_infra, help={"env": ENV_HELP, "public": PUBLIC_HELP})
+def up(c: Context, out: Output, env=None, public=False) -> dict[str, Any]:
     """Create what the environment's target needs; safe to run again."""
     with _platform(c, env) as platform:
+        platform.flags["public"] = public
         infra, updates = platform.provision()
     if updates:
         store_settings(project_for(c), platform.settings.environment, updates)
@@ -76,10 +81,11 @@ def _show_plan(result: Mapping[str, Any], out: Output) -> None:
         out.line(f"{result['problems']} problem(s): see the error column.", style="bold red")
 
 
-@command(human=_show_plan, help={"env": ENV_HELP})
-def plan(c: Context, out: Output, env=None) -> dict[str, Any]:
+@command(human=_show_plan, help={"env": ENV_HELP, "public": PUBLIC_HELP})
+def plan(c: Context, out: Output, env=None, public=False) -> dict[str, Any]:
     """Show what infra.up would create, changing nothing."""
     with _platform(c, env) as platform:
+        platform.flags["public"] = public
         actions = platform.plan()
     return {
         "platform": platform.name,
@@ -90,4 +96,24 @@ def plan(c: Context, out: Output, env=None) -> dict[str, Any]:
     }
 
 
-ns = Collection("infra", show, plan, up)
+@command(
+    human=_show_infra,
+    help={
+        "env": ENV_HELP,
+        "yes": "Really delete (required).",
+        "force": "Also delete a bucket devops-tasks did not create, with its objects.",
+    },
+)
+def down(c: Context, out: Output, env=None, yes=False, force=False) -> dict[str, Any]:
+    """Delete what infra.up created (the bucket and every object in it)."""
+    if not yes:
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            "infra.down deletes the target and everything in it; it needs --yes",
+            "Run `devops infra.down --yes` if that is what you want.",
+        )
+    with _platform(c, env) as platform:
+        return {"infra": platform.teardown(force)}
+
+
+ns = Collection("infra", show, plan, up, down)
