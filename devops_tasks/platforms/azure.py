@@ -39,7 +39,6 @@ AZURE_STORAGE_SAS_TOKEN = "AZURE_STORAGE_SAS_TOKEN"
 #: In the order they are looked for; the first one found is used.
 CREDENTIAL_NAMES = (AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN)
 DEFAULT_CONTAINER = "$web"
-_DELETE_BATCH = 256  # the most sub-requests one blob batch may carry
 _SERVICE = "Azure Blob Storage"
 _MISSING_FIX = (
     "Give the deploy the storage account's connection string: `devops secrets.set "
@@ -71,6 +70,9 @@ def open_store(options: Mapping[str, Any], lookup: Callable[[str], str | None]) 
 
 class AzureStore(ObjectStore):
     """One blob container (``$web`` by default), seen through ``prefix``."""
+
+    #: The most keys one delete request carries (Azure's limit for one blob batch).
+    delete_batch = 256
 
     def __init__(
         self,
@@ -184,7 +186,7 @@ class AzureStore(ObjectStore):
 
     def delete(self, keys: Iterable[str]) -> None:
         names = (self.prefix + key for key in keys)
-        while chunk := list(islice(names, _DELETE_BATCH)):
+        while chunk := list(islice(names, self.delete_batch)):
             with self._failures("delete blobs in"):
                 for name in self._delete_batch(chunk):
                     try:

@@ -32,7 +32,6 @@ GOOGLE_CREDENTIALS = "GOOGLE_CREDENTIALS"
 #: Where google-cloud-storage itself looks for an emulator.
 EMULATOR_VARIABLE = "STORAGE_EMULATOR_HOST"
 _SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
-_DELETE_BATCH = 100  # the most requests one GCS batch request may carry
 _SERVICE = "Google Cloud Storage"
 _MISSING_FIX = (
     "Give the deploy a service account's key: `devops secrets.set GOOGLE_CREDENTIALS < key.json` "
@@ -62,6 +61,9 @@ def open_store(options: Mapping[str, Any], lookup: Callable[[str], str | None]) 
 class GcsStore(ObjectStore):
     """One GCS bucket, seen through ``prefix``."""
 
+    #: The most keys one delete request carries (GCS's limit for one batch request).
+    delete_batch = 100
+
     def __init__(
         self,
         bucket: str,
@@ -71,6 +73,7 @@ class GcsStore(ObjectStore):
         endpoint_url: str | None = None,
         service_account: str | None = None,
         page_size: int = 1000,
+        retry_backoff: float = 1.0,
         retry_timeout: float = 120.0,
     ) -> None:
         self.bucket_name = bucket
@@ -86,7 +89,10 @@ class GcsStore(ObjectStore):
             from google.cloud.storage.retry import DEFAULT_RETRY  # noqa: PLC0415
 
             self._api, _ = _sdk_errors()
-            self._retry = DEFAULT_RETRY.with_timeout(retry_timeout)
+            # The SDK's policy (429, 5xx, dropped connections), waits doubling from retry_backoff.
+            self._retry = DEFAULT_RETRY.with_delay(
+                initial=retry_backoff, maximum=32 * retry_backoff
+            ).with_timeout(retry_timeout)
             credentials, project = self._credentials(service_account, project)
             self._client = storage.Client(
                 project=project,
@@ -148,7 +154,7 @@ class GcsStore(ObjectStore):
 
     def delete(self, keys: Iterable[str]) -> None:
         names = (self.prefix + key for key in keys)
-        while chunk := list(islice(names, _DELETE_BATCH)):
+        while chunk := list(islice(names, self.delete_batch)):
             with self._failures("delete objects in"):
                 for name in self._delete_batch(chunk):
                     with contextlib.suppress(self._api.NotFound):
@@ -251,6 +257,7 @@ class GcsStore(ObjectStore):
             cause = getattr(exc, "cause", None)
             exc = cause if isinstance(cause, Exception) else OSError("timed out")
         after = " (still, after retrying)" if retried else ""
+        status = _status(exc)
         if isinstance(exc, auth.DefaultCredentialsError):
             return DevopsError(
                 ErrorCode.CREDENTIALS_MISSING,
@@ -259,7 +266,7 @@ class GcsStore(ObjectStore):
                 credential=GOOGLE_CREDENTIALS,
                 **details,
             )
-        if isinstance(exc, (auth.RefreshError, api.Unauthorized, api.Forbidden)):
+        if isinstance(exc, auth.RefreshError) or status in (401, 403):
             return DevopsError(
                 ErrorCode.CREDENTIALS_INVALID,
                 f"{_SERVICE} refused the credentials: {why} ({_said(exc)})",
@@ -269,7 +276,7 @@ class GcsStore(ObjectStore):
                 credential=GOOGLE_CREDENTIALS,
                 **details,
             )
-        if isinstance(exc, api.NotFound):
+        if status == 404:
             return DevopsError(
                 ErrorCode.NOT_FOUND,
                 f"{_SERVICE} {why}: {missing}",
@@ -277,7 +284,7 @@ class GcsStore(ObjectStore):
                 "`devops infra.up` if it is new.",
                 **details,
             )
-        if isinstance(exc, (auth.TransportError, OSError)):
+        if status is None and isinstance(exc, (auth.TransportError, OSError)):
             return DevopsError(
                 ErrorCode.SERVICE_UNAVAILABLE,
                 f"{_SERVICE} {why}: could not reach "
@@ -285,7 +292,7 @@ class GcsStore(ObjectStore):
                 "Check the network (and gcp.endpoint_url, if set), then run the command again.",
                 **details,
             )
-        if isinstance(exc, (api.TooManyRequests, api.ServerError)):
+        if status is not None and (status == 429 or status >= 500):
             return DevopsError(
                 ErrorCode.SERVICE_UNAVAILABLE,
                 f"{_SERVICE} {why}: {_said(exc)}{after}",
@@ -337,12 +344,23 @@ def _shown_endpoint(endpoint: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
-def _said(exc: BaseException) -> str:
-    """What the service said, in one short line (status and message; never a header)."""
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status behind ``exc``: an API error's code, or a media download's response."""
     code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code
+    code = getattr(getattr(exc, "response", None), "status_code", None)
+    return code if isinstance(code, int) else None
+
+
+def _said(exc: BaseException) -> str:
+    """What the service said, in one short line: the status and GCS's own message, if any."""
     errors = getattr(exc, "errors", None) or []
-    message = (errors[0].get("message") if errors and isinstance(errors[0], dict) else None) or (
-        getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    )
-    text = " ".join(str(message).split())[:300]
-    return f"HTTP {code}: {text}" if isinstance(code, int) else text
+    message = errors[0].get("message") if errors and isinstance(errors[0], dict) else None
+    status = _status(exc)
+    if status is None and message is None and exc.args and isinstance(exc.args[0], str):
+        message = exc.args[0]  # the auth library's own words (e.g. invalid_grant)
+    text = " ".join(str(message).split())[:300] if message else ""
+    if status is None:
+        return text or type(exc).__name__
+    return f"HTTP {status}" + (f": {text}" if text else "")
