@@ -15,6 +15,8 @@ import http.server
 import io
 import json
 import os
+import subprocess
+import sys
 import threading
 import urllib.parse
 import urllib.request
@@ -29,7 +31,7 @@ import pytest
 
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.objectstore import Headers, ObjectStore
-from devops_tasks.platforms import azure
+from devops_tasks.platforms import azure, gcp
 from devops_tasks.platforms.azure import AzureStore
 from devops_tasks.platforms.gcp import GcsStore
 
@@ -456,7 +458,7 @@ def test_a_503_is_retried_by_the_sdk_policy(backend: Backend, store: ObjectStore
         assert through.get("index.html") == b"<h1>hi</h1>"
 
     assert proxy.refused == 2
-    assert proxy.forwarded >= 1
+    assert len(proxy.seen) == 1
 
 
 @backends()
@@ -472,6 +474,310 @@ def test_a_service_that_stays_unavailable_is_service_unavailable(
     assert proxy.refused > 1  # retried before giving up
 
 
+# -- both backends --------------------------------------------------------------------------
+
+
+def test_importing_the_backends_loads_no_sdk() -> None:
+    code = (
+        "import sys, devops_tasks.platforms.gcp, devops_tasks.platforms.azure; "
+        "print(sorted(m for m in sys.modules if m.startswith(('google', 'azure'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+    assert loaded.strip() == "[]"
+
+
+# -- GCS: settings, credentials, and the emulator's gaps -----------------------------------
+
+
+def test_gcs_settings_make_the_store(gcs_server: local_server.LocalServer) -> None:
+    store = gcp.open_store(
+        {"bucket": BUCKET, "prefix": "/www/", "project": "p", "endpoint_url": gcs_server.url},
+        {}.get,
+    )
+
+    assert (store.bucket_name, store.prefix, store.endpoint) == (BUCKET, "www/", gcs_server.url)
+
+
+def test_gcs_without_a_bucket_is_config_invalid() -> None:
+    with pytest.raises(DevopsError) as failure:
+        gcp.open_store({"prefix": "www"}, {}.get)
+
+    assert failure.value.code is ErrorCode.CONFIG_INVALID
+    assert "gcp.bucket" in failure.value.fix
+
+
+def test_gcs_storage_emulator_host_alone_reaches_the_emulator(
+    gcs_backend: Backend, gcs_server: local_server.LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(gcs_backend.open(), "index.html", b"hi")
+    monkeypatch.setenv(gcp.EMULATOR_VARIABLE, gcs_server.url)
+
+    store = GcsStore(BUCKET, prefix=PREFIX)
+
+    assert store.get("index.html") == b"hi"
+    assert store.conditional_create is False
+
+
+def test_gcs_on_google_itself_relies_on_preconditions() -> None:
+    key = _service_account_key("http://127.0.0.1:9/token")
+
+    assert GcsStore(BUCKET, service_account=key).conditional_create is True
+    assert GcsStore(BUCKET, endpoint_url="http://127.0.0.1:9").conditional_create is False
+
+
+def test_gcs_without_any_credentials_is_credentials_missing() -> None:
+    with pytest.raises(DevopsError) as failure:
+        GcsStore(BUCKET)
+
+    assert failure.value.code is ErrorCode.CREDENTIALS_MISSING
+    assert "GOOGLE_CREDENTIALS" in failure.value.fix
+    assert "gcloud auth application-default login" in failure.value.fix
+
+
+def test_gcs_malformed_key_is_credentials_invalid_and_not_shown() -> None:
+    secret = '{"type": "service_account", "private_key": "-----BEGIN hunter2'
+
+    with pytest.raises(DevopsError) as failure:
+        GcsStore(BUCKET, service_account=secret)
+
+    assert failure.value.code is ErrorCode.CREDENTIALS_INVALID
+    assert "hunter2" not in json.dumps(failure.value.to_dict())
+    assert failure.value.__cause__ is None and failure.value.__context__ is not None
+
+
+def test_gcs_an_unreachable_endpoint_is_service_unavailable() -> None:
+    store = GcsStore(BUCKET, endpoint_url="http://127.0.0.1:9", retry_timeout=0.3)
+
+    with pytest.raises(DevopsError) as failure:
+        list(store.list())
+
+    assert failure.value.code is ErrorCode.SERVICE_UNAVAILABLE
+    assert "could not reach http://127.0.0.1:9" in failure.value.message
+
+
+def test_gcs_delete_sends_one_batch_request_per_batch(gcs_backend: Backend) -> None:
+    store = gcs_backend.open()
+    for number in range(5):
+        put(store, f"{number}.html", b"x")
+    with FlakyProxy(backend_url(store)) as proxy:
+        through = gcs_backend.open_through(proxy.url)
+        through.delete_batch = 2  # type: ignore[attr-defined]
+        through.delete([f"{number}.html" for number in range(5)])
+
+    assert proxy.seen == [("POST", "/batch/storage/v1")] * 3
+    assert list(store.list()) == []
+
+
+def test_gcs_create_asks_for_generation_0_which_the_emulator_ignores(
+    gcs_backend: Backend, gcs_server: local_server.LocalServer
+) -> None:
+    store = gcs_backend.open()
+    asked_before = gcs_server.log().count("ifGenerationMatch=0")
+
+    created = [store.create("lock", b"one"), store.create("lock", b"two")]
+
+    # Both requests carried the precondition; GCS answers the second with 412 (tested by
+    # the contract's xfail above), the emulator replaces the object.
+    assert gcs_server.log().count("ifGenerationMatch=0") - asked_before == 2
+    assert created == [True, True]
+    assert store.get("lock") == b"two"
+
+
+def test_gcs_emulator_rewrite_keeps_the_source_metadata(gcs_backend: Backend) -> None:
+    """Why GcsStore.copy patches the headers when a rewrite did not set them."""
+    store = gcs_backend.open()
+    put(store, "source.html", b"x", HTML)
+    base = backend_url(store)
+    rewrite = (
+        f"{_gcs_object_url(base, f'{PREFIX}/source.html')}/rewriteTo/b/{BUCKET}/o/"
+        f"{urllib.parse.quote(f'{PREFIX}/target.css', safe='')}"
+    )
+
+    answer = json.loads(_gcs_request(rewrite, "POST", {"contentType": "text/css"}))
+
+    assert answer["resource"]["contentType"] == HTML.content_type  # GCS would say text/css
+
+
+def test_gcs_emulator_ignores_max_results(gcs_backend: Backend) -> None:
+    """Why the lazy-paging contract test is an xfail on GCS (paging is the SDK's own)."""
+    store = gcs_backend.open()
+    for number in range(3):
+        put(store, f"{number}.html", b"x")
+
+    listing = json.loads(_gcs_request(f"{backend_url(store)}/storage/v1/b/{BUCKET}/o?maxResults=1"))
+
+    assert len(listing["items"]) == 3
+    assert "nextPageToken" not in listing
+
+
+# -- Azure: settings, credentials, batch deletes in $web -----------------------------------
+
+
+def test_azure_settings_make_the_store(azurite_server: azurite.Azurite) -> None:
+    found = {"AZURE_STORAGE_KEY": azurite.ACCOUNT_KEY}
+    store = azure.open_store(
+        {"account": azurite.ACCOUNT, "prefix": "www", "endpoint_url": azurite_server.endpoint},
+        found.get,
+    )
+
+    assert (store.container_name, store.prefix) == ("$web", "www/")
+    assert store.where == f"{azurite_server.endpoint}/$web"
+
+
+def test_azure_takes_the_connection_string_first(azurite_server: azurite.Azurite) -> None:
+    found = {
+        "AZURE_STORAGE_CONNECTION_STRING": azurite_server.connection_string,
+        "AZURE_STORAGE_KEY": "not even base64",
+    }
+
+    store = azure.open_store({"container": "other"}, found.get)
+
+    assert store.where == f"{azurite_server.endpoint}/other"
+
+
+def test_azure_an_account_key_or_a_sas_token_work_too(
+    azure_backend: Backend, azurite_server: azurite.Azurite
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    sas = generate_container_sas(
+        azurite.ACCOUNT,
+        azure.DEFAULT_CONTAINER,
+        account_key=azurite.ACCOUNT_KEY,
+        permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True),
+        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
+    )
+    for found in ({"AZURE_STORAGE_KEY": azurite.ACCOUNT_KEY}, {"AZURE_STORAGE_SAS_TOKEN": sas}):
+        options = {"account": azurite.ACCOUNT, "endpoint_url": azurite_server.endpoint}
+        store = azure.open_store({**options, "prefix": PREFIX}, found.get)
+        put(store, "index.html", b"hi", Headers("text/plain"))
+        store.copy("index.html", "copy.html", HTML)  # the copy's source carries the SAS
+
+        assert azure_backend.served("copy.html") == Served(b"hi", HTML)
+        store.delete(["index.html", "copy.html"])
+
+
+def test_azure_a_forged_sas_is_credentials_invalid_and_not_shown(
+    azure_backend: Backend, azurite_server: azurite.Azurite
+) -> None:
+    forged = "sv=2021-08-06&sr=c&sp=rl&se=2099-01-01T00%3A00%3A00Z&sig=Zm9yZ2VkLXNpZ25hdHVyZQ%3D%3D"
+    store = AzureStore(
+        account=azurite.ACCOUNT, endpoint_url=azurite_server.endpoint, sas_token=forged
+    )
+
+    with pytest.raises(DevopsError) as failure:
+        list(store.list())
+
+    assert failure.value.code is ErrorCode.CREDENTIALS_INVALID
+    shown = json.dumps(failure.value.to_dict())
+    assert "Zm9yZ2Vk" not in shown and failure.value.__cause__ is None
+
+
+def test_azure_without_credentials_is_credentials_missing() -> None:
+    with pytest.raises(DevopsError) as failure:
+        azure.open_store({"account": "mysite"}, {}.get)
+
+    assert failure.value.code is ErrorCode.CREDENTIALS_MISSING
+    assert "AZURE_STORAGE_CONNECTION_STRING" in failure.value.fix
+
+
+def test_azure_without_an_account_is_config_invalid() -> None:
+    with pytest.raises(DevopsError) as failure:
+        azure.open_store({}, {"AZURE_STORAGE_KEY": azurite.ACCOUNT_KEY}.get)
+
+    assert failure.value.code is ErrorCode.CONFIG_INVALID
+    assert "azure.account" in failure.value.fix
+
+
+def test_azure_a_malformed_connection_string_is_credentials_invalid_and_not_shown() -> None:
+    with pytest.raises(DevopsError) as failure:
+        AzureStore(connection_string="AccountKey=hunter2;garbage")
+
+    assert failure.value.code is ErrorCode.CREDENTIALS_INVALID
+    assert "hunter2" not in json.dumps(failure.value.to_dict())
+
+
+def test_azure_an_unreachable_endpoint_is_service_unavailable() -> None:
+    store = AzureStore(
+        account=azurite.ACCOUNT,
+        account_key=azurite.ACCOUNT_KEY,
+        endpoint_url=f"http://127.0.0.1:9/{azurite.ACCOUNT}",
+        retry_total=0,
+    )
+
+    with pytest.raises(DevopsError) as failure:
+        store.get("index.html")
+
+    assert failure.value.code is ErrorCode.SERVICE_UNAVAILABLE
+
+
+def test_azurite_refuses_a_batch_delete_in_web(
+    azure_backend: Backend, azurite_server: azurite.Azurite
+) -> None:
+    """Why AzureStore.delete falls back to per-blob deletes (real Azure fails batches too)."""
+    from azure.storage.blob import BlobServiceClient
+
+    put(azure_backend.open(), "index.html", b"x")
+    with BlobServiceClient.from_connection_string(azurite_server.connection_string) as service:
+        container = service.get_container_client(azure.DEFAULT_CONTAINER)
+        answers = list(container.delete_blobs(f"{PREFIX}/index.html", raise_on_any_failure=False))
+
+    assert [answer.status_code for answer in answers] == [400]
+
+
+def test_azure_delete_in_web_falls_back_to_one_delete_per_blob(azure_backend: Backend) -> None:
+    store = azure_backend.open()
+    for number in range(5):
+        put(store, f"{number}.html", b"x")
+    with FlakyProxy(backend_url(store)) as proxy:
+        through = azure_backend.open_through(proxy.url)
+        through.delete_batch = 2  # type: ignore[attr-defined]
+        through.delete([f"{number}.html" for number in range(5)] + ["never-there.html"])
+
+    batches = [path for method, path in proxy.seen if method == "POST"]
+    singles = [path for method, path in proxy.seen if method == "DELETE"]
+    assert len(batches) == 3
+    assert sorted(singles) == sorted(
+        f"/{azurite.ACCOUNT}/$web/{PREFIX}/{name}.html"
+        for name in [*map(str, range(5)), "never-there"]
+    )
+    assert list(store.list()) == []
+
+
+def test_azure_delete_elsewhere_is_one_batch_request_per_batch(
+    azure_backend: Backend, azurite_server: azurite.Azurite
+) -> None:
+    store = AzureStore(connection_string=azurite_server.connection_string, container="other")
+    store._service.create_container("other")
+    for number in range(5):
+        put(store, f"{number}.html", b"x")
+    with FlakyProxy(backend_url(store)) as proxy:
+        through = AzureStore(
+            account=azurite.ACCOUNT,
+            account_key=azurite.ACCOUNT_KEY,
+            endpoint_url=f"{proxy.url}/{azurite.ACCOUNT}",
+            container="other",
+        )
+        through.delete_batch = 2  # type: ignore[attr-defined]
+        through.delete([f"{number}.html" for number in range(5)])
+
+    assert [method for method, _ in proxy.seen] == ["POST"] * 3
+    assert list(store.list()) == []
+
+
+def test_azure_a_missing_container_is_not_found_even_for_a_read(azure_backend: Backend) -> None:
+    with pytest.raises(DevopsError) as failure:
+        azure_backend.open_missing().get("index.html")
+
+    assert failure.value.code is ErrorCode.NOT_FOUND
+    assert "container does not exist" in failure.value.message
+
+
 def backend_url(store: ObjectStore) -> str:
     """The emulator's base URL (scheme, host and port) behind ``store``."""
     if isinstance(store, GcsStore):
@@ -483,13 +789,17 @@ def backend_url(store: ObjectStore) -> str:
 
 
 class FlakyProxy:
-    """A loopback HTTP proxy that answers 503 to the first ``failures`` requests."""
+    """A loopback HTTP proxy that answers 503 to the first ``failures`` requests.
 
-    def __init__(self, upstream: str, failures: int) -> None:
+    It records every request it forwards (``seen``: method and path), so a test can count
+    the requests a store makes.
+    """
+
+    def __init__(self, upstream: str, failures: int = 0) -> None:
         self.upstream = urllib.parse.urlsplit(upstream)
         self.failures = failures
         self.refused = 0
-        self.forwarded = 0
+        self.seen: list[tuple[str, str]] = []
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -504,7 +814,7 @@ class FlakyProxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                proxy.forwarded += 1
+                proxy.seen.append((self.command, urllib.parse.unquote(self.path)))
                 connection = http.client.HTTPConnection(
                     proxy.upstream.hostname, proxy.upstream.port, timeout=10
                 )

@@ -99,6 +99,10 @@ class GcsStore(ObjectStore):
                 credentials=credentials,
                 client_options={"api_endpoint": endpoint_url} if endpoint_url else None,
             )
+            # Since 3.x the client fetches each bucket's metadata in a background thread, for
+            # telemetry: one more request (and permission) per deploy, which a no-op deploy of
+            # one GET and one LIST does not pay.
+            self._client._bucket_metadata_cache = None
             self._bucket = self._client.bucket(bucket)
 
     # -- the store interface -----------------------------------------------------------------
