@@ -57,12 +57,19 @@ class ObjectStore(abc.ABC):
         """The object's bytes, or ``None`` if there is no such object."""
 
     @abc.abstractmethod
-    def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> None:
-        """Store ``size`` bytes read from ``body`` under ``key`` with ``headers``."""
+    def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> str | None:
+        """Store ``size`` bytes read from ``body`` under ``key`` with ``headers``.
+
+        Returns the new object's tag as :meth:`list` will show it (``None`` if the store
+        cannot say): the engine keeps it to notice a later hand edit of the object.
+        """
 
     @abc.abstractmethod
-    def copy(self, source: str, key: str, headers: Headers) -> None:
-        """Server-side copy of ``source`` to ``key`` (may be the same key), with ``headers``."""
+    def copy(self, source: str, key: str, headers: Headers) -> str | None:
+        """Server-side copy of ``source`` to ``key`` (may be the same key), with ``headers``.
+
+        Returns the copy's tag, as :meth:`put` does.
+        """
 
     @abc.abstractmethod
     def delete(self, keys: Iterable[str]) -> None:

@@ -50,6 +50,15 @@ class Served:
 
 
 @dataclass
+class Website:
+    """A bucket's website documents and whether anyone may read its objects."""
+
+    index: str | None
+    error: str | None
+    public: bool
+
+
+@dataclass
 class Backend:
     """One store on a fresh bucket, and ways to look at it without going through the store."""
 
@@ -58,8 +67,10 @@ class Backend:
     open: Callable[..., ObjectStore]
     #: What the service serves for a key (relative to ``PREFIX``).
     served: Callable[[str], Served]
-    #: A store on a bucket (or container) that does not exist.
-    open_missing: Callable[[], ObjectStore]
+    #: A store on another bucket (or container), which does not exist unless made.
+    open_bucket: Callable[[str], ObjectStore]
+    #: What the service says of a bucket's website and public read (see ``Website``).
+    website: Callable[[str], Website]
     #: A store whose credentials the service refuses, and the secret that must not be shown.
     open_refused: Callable[[], tuple[ObjectStore, str]]
     #: A store whose requests go through ``url`` (a proxy in front of the emulator).
@@ -145,12 +156,24 @@ def gcs_backend(gcs_server: local_server.LocalServer) -> Backend:
         "gcs",
         lambda **options: GcsStore(BUCKET, endpoint_url=url, **{"prefix": PREFIX, **options}),
         served,
-        lambda: GcsStore("no-such-bucket", endpoint_url=url),
+        lambda name: GcsStore(name, endpoint_url=url, project="test"),
+        lambda name: _gcs_website(url, name),
         refused,
         lambda through: GcsStore(
             BUCKET, prefix=PREFIX, endpoint_url=through, retry_backoff=0.01, retry_timeout=1
         ),
     )
+
+
+def _gcs_website(url: str, name: str) -> Website:
+    bucket = json.loads(_gcs_request(f"{url}/storage/v1/b/{name}"))
+    policy = json.loads(_gcs_request(f"{url}/storage/v1/b/{name}/iam"))
+    public = any(
+        binding["role"] == "roles/storage.objectViewer" and "allUsers" in binding["members"]
+        for binding in policy.get("bindings", [])
+    )
+    website = bucket.get("website") or {}
+    return Website(website.get("mainPageSuffix"), website.get("notFoundPage"), public)
 
 
 def _service_account_key(token_uri: str) -> str:
@@ -236,7 +259,8 @@ def azure_backend(azurite_server: azurite.Azurite) -> Backend:
         "azure",
         lambda **options: AzureStore(connection_string=connection, **{"prefix": PREFIX, **options}),
         served,
-        lambda: AzureStore(connection_string=connection, container="no-such-container"),
+        lambda name: AzureStore(connection_string=connection, container=name),
+        lambda name: _azure_website(connection, name),
         refused,
         lambda through: AzureStore(
             account=azurite.ACCOUNT,
@@ -246,6 +270,19 @@ def azure_backend(azurite_server: azurite.Azurite) -> Backend:
             retry_total=3,
             retry_backoff=0.01,
         ),
+    )
+
+
+def _azure_website(connection: str, name: str) -> Website:
+    from azure.storage.blob import BlobServiceClient
+
+    with BlobServiceClient.from_connection_string(connection) as service:
+        website = service.get_service_properties()["static_website"]
+        public = service.get_container_client(name).get_container_properties().public_access
+    return Website(
+        website.index_document if website.enabled else None,
+        website.error_document404_path if website.enabled else None,
+        public == "blob",
     )
 
 
@@ -425,8 +462,39 @@ def test_a_5_mb_object_round_trips(store: ObjectStore) -> None:
 
 
 @backends()
+def test_put_and_copy_return_the_tag_the_listing_shows(store: ObjectStore) -> None:
+    first = store.put("a.html", io.BytesIO(b"a"), 1, HTML)
+    copied = store.copy("a.html", "b.html", ASSET)
+    assert {item.key: item.tag for item in store.list()} == {"a.html": first, "b.html": copied}
+
+    changed = store.copy("a.html", "a.html", ASSET)
+
+    assert changed != first
+    assert {item.key: item.tag for item in store.list()}["a.html"] == changed
+
+
+@backends()
+def test_a_bucket_is_created_served_as_a_website_made_public_and_deleted(
+    backend: Backend,
+) -> None:
+    store = backend.open_bucket("fresh-site")
+    assert store.bucket_exists() is False
+
+    store.create_bucket()
+    store.configure_website("index.html", "404.html")
+    assert backend.website("fresh-site") == Website("index.html", "404.html", public=False)
+    store.allow_public_read()
+    store.allow_public_read()  # twice: still one grant
+    assert backend.website("fresh-site").public is True
+    assert store.bucket_exists() is True
+
+    store.delete_bucket()
+    assert store.bucket_exists() is False
+
+
+@backends()
 def test_a_missing_bucket_is_not_found_with_a_fix(backend: Backend) -> None:
-    store = backend.open_missing()
+    store = backend.open_bucket("no-such-bucket")
 
     for attempt in (lambda: list(store.list()), lambda: put(store, "index.html", b"x")):
         with pytest.raises(DevopsError) as failure:
@@ -772,7 +840,7 @@ def test_azure_delete_elsewhere_is_one_batch_request_per_batch(
 
 def test_azure_a_missing_container_is_not_found_even_for_a_read(azure_backend: Backend) -> None:
     with pytest.raises(DevopsError) as failure:
-        azure_backend.open_missing().get("index.html")
+        azure_backend.open_bucket("no-such-bucket").get("index.html")
 
     assert failure.value.code is ErrorCode.NOT_FOUND
     assert "container does not exist" in failure.value.message

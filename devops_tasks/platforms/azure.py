@@ -141,7 +141,7 @@ class AzureStore(ObjectStore):
                 service = BlobServiceClient(url, credential=credential, **options)
             self._service = service
             self._container = service.get_container_client(container)
-            self.where = f"{_shown_url(service.url)}/{container}"
+            self.where = self.location = f"{_shown_url(service.url)}/{container}"
 
     # -- the store interface -----------------------------------------------------------------
 
@@ -167,13 +167,14 @@ class AzureStore(ObjectStore):
                 return None
             return data
 
-    def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> None:
+    def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> str | None:
         with self._failures("upload", key):
-            self._blob(key).upload_blob(
+            written = self._blob(key).upload_blob(
                 body, length=size, overwrite=True, content_settings=_settings(headers)
             )
+            return _etag(written.get("etag"))
 
-    def copy(self, source: str, key: str, headers: Headers) -> None:
+    def copy(self, source: str, key: str, headers: Headers) -> str | None:
         with self._failures(f"copy {self.prefix}{source} to", key):
             target = self._blob(key)
             if source == key:
@@ -182,7 +183,10 @@ class AzureStore(ObjectStore):
                 target.start_copy_from_url(self._blob(source).url)
                 properties = self._copied(target)
             # Setting the headers replaces all of them: keep the MD5 the blob has.
-            target.set_http_headers(_settings(headers, properties.content_settings.content_md5))
+            updated = target.set_http_headers(
+                _settings(headers, properties.content_settings.content_md5)
+            )
+            return _etag(updated.get("etag"))
 
     def delete(self, keys: Iterable[str]) -> None:
         names = (self.prefix + key for key in keys)
@@ -205,6 +209,35 @@ class AzureStore(ObjectStore):
 
     def close(self) -> None:
         self._service.close()
+
+    # -- the container itself (infra.up / infra.down) --------------------------------------
+
+    def bucket_exists(self) -> bool:
+        with self._failures("look up"):
+            return bool(self._container.exists())
+
+    def create_bucket(self) -> None:
+        with self._failures("create"):
+            self._container.create_container()
+
+    def configure_website(self, index: str, error: str) -> None:
+        """Turn on the account's static website (it serves ``$web``), an account setting."""
+        from azure.storage.blob import StaticWebsite  # noqa: PLC0415
+
+        with self._failures("configure the static website of"):
+            self._service.set_service_properties(
+                static_website=StaticWebsite(
+                    enabled=True, index_document=index, error_document404_path=error
+                )
+            )
+
+    def allow_public_read(self) -> None:
+        with self._failures("make public"):
+            self._container.set_container_access_policy(signed_identifiers={}, public_access="blob")
+
+    def delete_bucket(self) -> None:
+        with self._failures("delete"):
+            self._container.delete_container()
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class GcsStore(ObjectStore):
         retry_timeout: float = 120.0,
     ) -> None:
         self.bucket_name = bucket
+        self.location = f"gs://{bucket}"
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.page_size = page_size
         emulator = os.environ.get(EMULATOR_VARIABLE)
@@ -117,11 +118,7 @@ class GcsStore(ObjectStore):
                 retry=self._retry,
             )
             for blob in blobs:  # one page at a time, as the caller goes
-                yield StoredObject(
-                    blob.name[len(self.prefix) :],
-                    int(blob.size or 0),
-                    f"{blob.generation}.{blob.metageneration}",
-                )
+                yield StoredObject(blob.name[len(self.prefix) :], int(blob.size or 0), _tag(blob))
 
     def get(self, key: str) -> bytes | None:
         with self._failures("read", key):
@@ -133,13 +130,15 @@ class GcsStore(ObjectStore):
                 return None
             return data
 
-    def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> None:
+    def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> str | None:
         with self._failures("upload", key):
-            self._blob(key, headers).upload_from_file(
+            blob = self._blob(key, headers)
+            blob.upload_from_file(
                 body, size=size, content_type=headers.content_type, retry=self._retry
             )
+            return _tag(blob)
 
-    def copy(self, source: str, key: str, headers: Headers) -> None:
+    def copy(self, source: str, key: str, headers: Headers) -> str | None:
         missing = "the source object (or the bucket) does not exist"
         with self._failures(f"copy {self.prefix}{source} to", key, missing):
             target = self._blob(key, headers)
@@ -150,11 +149,12 @@ class GcsStore(ObjectStore):
                     if token is None:
                         break
                 if _headers_of(target) == headers:
-                    return
+                    return _tag(target)
                 # gcp-storage-emulator's rewrite keeps the source's metadata: set ours after.
                 _apply(target, headers)
             # Same key: a metadata update, no bytes copied.
             target.patch(retry=self._retry)
+            return _tag(target)
 
     def delete(self, keys: Iterable[str]) -> None:
         names = (self.prefix + key for key in keys)
@@ -174,6 +174,39 @@ class GcsStore(ObjectStore):
 
     def close(self) -> None:
         self._client.close()
+
+    # -- the bucket itself (infra.up / infra.down) -----------------------------------------
+
+    def bucket_exists(self) -> bool:
+        with self._failures("look up"):
+            return bool(self._bucket.exists(retry=self._retry))
+
+    def create_bucket(self) -> None:
+        if not self._client.project:
+            raise DevopsError(
+                ErrorCode.CONFIG_INVALID,
+                f"gcp.project is not set: it is needed to create gs://{self.bucket_name}",
+                "Name the project that will own the bucket: `devops config.set gcp.project ID`.",
+            )
+        with self._failures("create"):
+            self._client.create_bucket(self._bucket, project=self._client.project)
+
+    def configure_website(self, index: str, error: str) -> None:
+        with self._failures("configure the website of"):
+            self._bucket.configure_website(main_page_suffix=index, not_found_page=error)
+            self._bucket.patch(retry=self._retry)
+
+    def allow_public_read(self) -> None:
+        with self._failures("make public"):
+            policy = self._bucket.get_iam_policy(requested_policy_version=3, retry=self._retry)
+            binding = {"role": "roles/storage.objectViewer", "members": {"allUsers"}}
+            if binding not in policy.bindings:
+                policy.bindings.append(binding)
+                self._bucket.set_iam_policy(policy, retry=self._retry)
+
+    def delete_bucket(self) -> None:
+        with self._failures("delete"):
+            self._bucket.delete(retry=self._retry)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -330,6 +363,11 @@ def _apply(blob: Any, headers: Headers) -> None:
     blob.content_type = headers.content_type
     blob.cache_control = headers.cache_control
     blob.content_encoding = headers.content_encoding
+
+
+def _tag(blob: Any) -> str:
+    """Generation and metageneration: a new one for any write of the bytes or the headers."""
+    return f"{blob.generation}.{blob.metageneration}"
 
 
 def _headers_of(blob: Any) -> Headers:
