@@ -11,6 +11,7 @@ batch (the store's per-blob fallback is tested against exactly that).
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,16 @@ from pathlib import Path
 
 import local_server
 
-__all__ = ["ACCOUNT", "ACCOUNT_KEY", "VERSION", "Azurite", "install", "reset", "start"]
+__all__ = [
+    "ACCOUNT",
+    "ACCOUNT_KEY",
+    "VERSION",
+    "Azurite",
+    "install",
+    "installed_version",
+    "reset",
+    "start",
+]
 
 VERSION = "3.37.0"
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,9 +66,17 @@ class Azurite:
         shutil.rmtree(self.location, ignore_errors=True)
 
 
+def installed_version() -> str | None:
+    """The version of Azurite in ``node_modules/``, if any."""
+    try:
+        return str(json.loads((ROOT / "node_modules/azurite/package.json").read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def install() -> Path:
-    """``node_modules/.bin/azurite-blob``, installed with npm (pinned) if it is missing."""
-    if BINARY.exists():
+    """``node_modules/.bin/azurite-blob``, installed with npm (pinned) unless it is there."""
+    if BINARY.exists() and installed_version() == VERSION:
         return BINARY
     npm = shutil.which("npm")
     if npm is None:
