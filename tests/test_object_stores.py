@@ -508,13 +508,25 @@ def test_a_missing_bucket_is_not_found_with_a_fix(backend: Backend) -> None:
 def test_refused_credentials_are_credentials_invalid_and_never_shown(backend: Backend) -> None:
     store, secret = backend.open_refused()
 
-    with pytest.raises(DevopsError) as failure:
-        list(store.list())
+    for attempt in (lambda: list(store.list()), lambda: store.delete(["a.html", "b.html"])):
+        with pytest.raises(DevopsError) as failure:
+            attempt()
+        assert failure.value.code is ErrorCode.CREDENTIALS_INVALID
+        shown = json.dumps(failure.value.to_dict()) + repr(failure.value.__cause__)
+        assert secret not in shown
+        assert "secrets.set" in failure.value.fix
 
-    assert failure.value.code is ErrorCode.CREDENTIALS_INVALID
-    shown = json.dumps(failure.value.to_dict()) + repr(failure.value.__cause__)
-    assert secret not in shown
-    assert "secrets.set" in failure.value.fix
+
+@backends()
+def test_creating_a_bucket_that_exists_says_why_it_failed(backend: Backend) -> None:
+    store = backend.open_bucket("taken-name")
+    store.create_bucket()
+
+    with pytest.raises(DevopsError) as failure:
+        store.create_bucket()
+
+    assert failure.value.code is ErrorCode.DEPLOY_FAILED
+    assert "409" in failure.value.message
 
 
 @backends()
@@ -637,6 +649,74 @@ def test_gcs_delete_sends_one_batch_request_per_batch(gcs_backend: Backend) -> N
 
     assert proxy.seen == [("POST", "/batch/storage/v1")] * 3
     assert list(store.list()) == []
+
+
+def test_gcs_create_is_false_where_preconditions_are_enforced(gcs_backend: Backend) -> None:
+    """GCS answers 412 to ifGenerationMatch=0 on an existing object: a proxy does it here."""
+    store = gcs_backend.open()
+    with FlakyProxy(backend_url(store), preconditions=True) as proxy:
+        through = gcs_backend.open_through(proxy.url)
+
+        created = [through.create("lock", b"one"), through.create("lock", b"two")]
+
+    assert created == [True, False]
+    assert store.get("lock") == b"one"
+    assert proxy.refused_preconditions == 1
+
+
+def test_gcs_a_refused_batch_falls_back_to_one_delete_per_object(gcs_backend: Backend) -> None:
+    store = gcs_backend.open()
+    for number in range(3):
+        put(store, f"{number}.html", b"x")
+    with FlakyProxy(backend_url(store), failures=1) as proxy:  # the batch gets a 503
+        gcs_backend.open_through(proxy.url).delete(["0.html", "1.html", "2.html", "gone.html"])
+
+    assert [method for method, _ in proxy.seen] == ["DELETE"] * 4
+    assert list(store.list()) == []
+
+
+def test_gcs_creating_a_bucket_needs_a_project(gcs_server: local_server.LocalServer) -> None:
+    with pytest.raises(DevopsError) as failure:
+        GcsStore("new-bucket", endpoint_url=gcs_server.url).create_bucket()
+
+    assert failure.value.code is ErrorCode.CONFIG_INVALID
+    assert "gcp.project" in failure.value.fix
+
+
+def test_gcs_finds_a_key_file_through_google_application_credentials(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = tmp_path / "key.json"
+    key.write_text(_service_account_key("http://127.0.0.1:9/token"))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+
+    store = GcsStore(BUCKET)
+
+    assert store._client.project == "test-project"
+
+
+def test_without_their_sdk_the_stores_say_which_extra_to_install() -> None:
+    probe = (
+        "import sys\n"
+        "for name in ('google.api_core', 'google.cloud', 'azure.core', 'azure.storage'):\n"
+        "    sys.modules[name] = None\n"
+        "from devops_tasks.errors import DevopsError\n"
+        "from devops_tasks.platforms import azure, gcp\n"
+        "for make in (lambda: gcp.GcsStore('b', endpoint_url='http://127.0.0.1:9'),\n"
+        "             lambda: azure.AzureStore(account='a', account_key='a2V5')):\n"
+        "    try:\n"
+        "        make()\n"
+        "    except DevopsError as error:\n"
+        "        print(error.code.value, error.fix)\n"
+    )
+    said = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+
+    assert said == [
+        "NOT_SUPPORTED Install the extra: pip install 'devops-tasks[gcp]'.",
+        "NOT_SUPPORTED Install the extra: pip install 'devops-tasks[azure]'.",
+    ]
 
 
 def test_gcs_create_asks_for_generation_0_which_the_emulator_ignores(
@@ -838,6 +918,25 @@ def test_azure_delete_elsewhere_is_one_batch_request_per_batch(
     assert list(store.list()) == []
 
 
+def test_azure_a_leased_blob_is_deploy_failed_with_the_service_code(
+    azure_backend: Backend, azurite_server: azurite.Azurite
+) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    store = azure_backend.open()
+    put(store, "index.html", b"x")
+    with BlobServiceClient.from_connection_string(azurite_server.connection_string) as service:
+        blob = service.get_blob_client(azure.DEFAULT_CONTAINER, f"{PREFIX}/index.html")
+        blob.acquire_lease(lease_duration=15)
+
+        with pytest.raises(DevopsError) as failure:
+            put(store, "index.html", b"y")
+
+    assert failure.value.code is ErrorCode.DEPLOY_FAILED
+    assert failure.value.details["azure_error"] == "LeaseIdMissing"
+    assert "leases" in failure.value.fix
+
+
 def test_azure_a_missing_container_is_not_found_even_for_a_read(azure_backend: Backend) -> None:
     with pytest.raises(DevopsError) as failure:
         azure_backend.open_bucket("no-such-bucket").get("index.html")
@@ -859,14 +958,19 @@ def backend_url(store: ObjectStore) -> str:
 class FlakyProxy:
     """A loopback HTTP proxy that answers 503 to the first ``failures`` requests.
 
+    With ``preconditions`` it also does what gcp-storage-emulator does not: a GCS upload with
+    ``ifGenerationMatch=0`` whose object exists gets 412, as GCS answers.
+
     It records every request it forwards (``seen``: method and path), so a test can count
     the requests a store makes.
     """
 
-    def __init__(self, upstream: str, failures: int = 0) -> None:
+    def __init__(self, upstream: str, failures: int = 0, preconditions: bool = False) -> None:
         self.upstream = urllib.parse.urlsplit(upstream)
         self.failures = failures
+        self.preconditions = preconditions
         self.refused = 0
+        self.refused_preconditions = 0
         self.seen: list[tuple[str, str]] = []
         proxy = self
 
@@ -879,6 +983,12 @@ class FlakyProxy:
                     proxy.refused += 1
                     self.send_response(503)
                     self.send_header("x-ms-error-code", "ServerBusy")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if proxy.preconditions and proxy.object_exists(self.path, body):
+                    proxy.refused_preconditions += 1
+                    self.send_response(412)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -906,6 +1016,19 @@ class FlakyProxy:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def object_exists(self, path: str, body: bytes) -> bool:
+        """For a GCS upload with ifGenerationMatch=0: whether its object exists already."""
+        if "ifGenerationMatch=0" not in path:
+            return False
+        bucket = urllib.parse.unquote(path.split("/b/", 1)[1].split("/", 1)[0])
+        metadata = json.loads(body.split(b"\r\n\r\n", 1)[1].split(b"\r\n--", 1)[0])
+        name = urllib.parse.quote(metadata["name"], safe="")
+        connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port)
+        connection.request("GET", f"/storage/v1/b/{bucket}/o/{name}")
+        status = connection.getresponse().status
+        connection.close()
+        return status == 200
 
     def __enter__(self) -> FlakyProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
