@@ -15,6 +15,7 @@ import http.server
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -943,6 +944,107 @@ def test_azure_a_missing_container_is_not_found_even_for_a_read(azure_backend: B
 
     assert failure.value.code is ErrorCode.NOT_FOUND
     assert "container does not exist" in failure.value.message
+
+
+# -- the gcp and azure targets, end to end through the devops program ----------------------
+
+
+@dataclass
+class Target:
+    """A project configured for a bucket target on its emulator, and that bucket's store."""
+
+    name: str
+    store: ObjectStore
+
+
+@pytest.fixture
+def bucket_target(
+    request: pytest.FixtureRequest, project: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Target]:
+    if request.param == "gcp":
+        server = request.getfixturevalue("gcs_server")
+        gcs_emulator.reset(server.url)
+        settings = {"bucket": "site-e2e", "project": "test-project", "endpoint_url": server.url}
+        store: ObjectStore = GcsStore("site-e2e", endpoint_url=server.url)
+    else:
+        emulator = request.getfixturevalue("azurite_server")
+        azurite.reset(emulator)
+        monkeypatch.setenv(azure.AZURE_STORAGE_CONNECTION_STRING, emulator.connection_string)
+        settings = {"container": "$web"}
+        store = AzureStore(connection_string=emulator.connection_string)
+    project.state_dir.mkdir(exist_ok=True)
+    project.config_path.write_text(
+        json.dumps({"version": 1, "platform": request.param, request.param: settings})
+    )
+    try:
+        yield Target(request.param, store)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("bucket_target", ["gcp", "azure"], indirect=True)
+def test_deploy_touch_edit_and_roll_back_without_the_build(
+    bucket_target: Target, project: Any, cli: Any
+) -> None:
+    dist = project.root / "dist"
+    site = ["index.html", "css/site.css"]
+    assert cli("infra.up", "--json").json["success"] is True
+    first = cli("deploy", "--json").json
+    deployed = [bucket_target.store.get(path) for path in site]
+    for path in dist.rglob("*"):
+        os.utime(path)
+    touched = cli("deploy", "--json").json
+    (dist / "index.html").write_text("<h1>v2</h1>\n")
+    edited = cli("deploy", "--json").json
+    shutil.rmtree(dist)
+
+    rolled = cli("rollback", "--json").json
+
+    assert [first["success"], touched["success"], edited["success"], rolled["success"]] == [
+        True
+    ] * 4
+    assert deployed == [b"<h1>v1</h1>\n", b"body { margin: 0 }\n"]
+    assert touched["details"]["sync"]["uploaded"] == 0
+    assert edited["details"]["sync"]["uploaded"] == 1
+    assert [bucket_target.store.get(path) for path in site] == deployed
+
+
+def test_the_gcp_target_links_the_index_document(
+    gcs_server: local_server.LocalServer, project: Any, cli: Any
+) -> None:
+    gcs_emulator.reset(gcs_server.url)
+    settings = {"bucket": "site-e2e", "project": "test-project", "endpoint_url": gcs_server.url}
+    project.state_dir.mkdir(exist_ok=True)
+    project.config_path.write_text(json.dumps({"version": 1, "platform": "gcp", "gcp": settings}))
+    cli("infra.up", "--public", "--json")
+
+    deployed = cli("deploy", "--json").json
+
+    assert deployed["url"] == f"{gcs_server.url}/site-e2e/index.html"
+    with urllib.request.urlopen(deployed["url"], timeout=10) as page:
+        assert page.read() == b"<h1>v1</h1>\n"
+
+
+def test_the_azure_target_without_credentials_fails_before_the_build(
+    project: Any, cli: Any
+) -> None:
+    project.state_dir.mkdir(exist_ok=True)
+    project.config_path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "platform": "azure",
+                "build": {"command": "touch built"},
+                "azure": {"account": "mysite"},
+            }
+        )
+    )
+
+    failed = cli("deploy", "--json").json
+
+    assert failed["code"] == "CREDENTIALS_MISSING"
+    assert "AZURE_STORAGE_CONNECTION_STRING" in failed["fix"]
+    assert not (project.root / "built").exists()
 
 
 def backend_url(store: ObjectStore) -> str:

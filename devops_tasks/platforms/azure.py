@@ -24,11 +24,13 @@ from urllib.parse import urlsplit
 
 from ..errors import DevopsError, ErrorCode
 from ..objectstore import Headers, ObjectStore, StoredObject
+from .bucket import BucketPlatform
 
 __all__ = [
     "AZURE_STORAGE_CONNECTION_STRING",
     "AZURE_STORAGE_KEY",
     "AZURE_STORAGE_SAS_TOKEN",
+    "AzurePlatform",
     "AzureStore",
     "open_store",
 ]
@@ -66,6 +68,21 @@ def open_store(options: Mapping[str, Any], lookup: Callable[[str], str | None]) 
         account_key=found.get(AZURE_STORAGE_KEY),
         sas_token=found.get(AZURE_STORAGE_SAS_TOKEN),
     )
+
+
+class AzurePlatform(BucketPlatform):
+    """A static site in Azure Blob Storage: ``azure.account``, ``azure.container``, ``prefix``."""
+
+    name = "azure"
+    #: azure.account may come from the connection string instead (the store checks).
+    required = ()
+
+    def open_store(self) -> ObjectStore:
+        return open_store({**self.options, "prefix": self.prefix}, self.credentials.lookup)
+
+    def require_credentials(self) -> None:
+        if not any(self.credentials.lookup(name) for name in CREDENTIAL_NAMES):
+            raise _no_credentials(self.options.get("account"))
 
 
 class AzureStore(ObjectStore):
@@ -131,12 +148,7 @@ class AzureStore(ObjectStore):
                 elif sas_token:
                     credential = sas_token.lstrip("?")  # in every URL, the copy source's too
                 else:
-                    raise DevopsError(
-                        ErrorCode.CREDENTIALS_MISSING,
-                        f"No credentials for the Azure storage account {account}",
-                        _MISSING_FIX,
-                        credential=AZURE_STORAGE_CONNECTION_STRING,
-                    )
+                    raise _no_credentials(account)
                 url = endpoint_url or f"https://{account}.blob.core.windows.net"
                 service = BlobServiceClient(url, credential=credential, **options)
             self._service = service
@@ -370,6 +382,15 @@ def _sdk_errors() -> Any:
             "Install the extra: pip install 'devops-tasks[azure]'.",
         ) from None
     return exceptions
+
+
+def _no_credentials(account: str | None) -> DevopsError:
+    return DevopsError(
+        ErrorCode.CREDENTIALS_MISSING,
+        f"No credentials for the Azure storage account {account or '(azure.account)'}",
+        _MISSING_FIX,
+        credential=AZURE_STORAGE_CONNECTION_STRING,
+    )
 
 
 def _unusable(name: str) -> DevopsError:

@@ -24,8 +24,9 @@ from urllib.parse import urlsplit
 
 from ..errors import DevopsError, ErrorCode
 from ..objectstore import Headers, ObjectStore, StoredObject
+from .bucket import BucketPlatform
 
-__all__ = ["GOOGLE_CREDENTIALS", "GcsStore", "open_store"]
+__all__ = ["GOOGLE_CREDENTIALS", "GcpPlatform", "GcsStore", "open_store"]
 
 #: A service-account key (the JSON file's content), as a secret or an environment variable.
 GOOGLE_CREDENTIALS = "GOOGLE_CREDENTIALS"
@@ -56,6 +57,27 @@ def open_store(options: Mapping[str, Any], lookup: Callable[[str], str | None]) 
         endpoint_url=options.get("endpoint_url") or None,
         service_account=lookup(GOOGLE_CREDENTIALS),
     )
+
+
+class GcpPlatform(BucketPlatform):
+    """A static site in Cloud Storage: ``gcp.bucket``, ``gcp.prefix``, ``gcp.project``."""
+
+    name = "gcp"
+
+    def open_store(self) -> ObjectStore:
+        return open_store({**self.options, "prefix": self.prefix}, self.credentials.lookup)
+
+    def require_credentials(self) -> None:
+        # A key is optional (Google's own chain may have one); looking it up masks it.
+        self.credentials.lookup(GOOGLE_CREDENTIALS)
+
+    def site_url(self) -> str | None:
+        """The index document's public URL (the bucket must allow public read)."""
+        bucket = self.options.get("bucket")
+        if not bucket:
+            return None
+        base = str(self.options.get("endpoint_url") or "https://storage.googleapis.com")
+        return f"{base.rstrip('/')}/{bucket}/{self.prefix}{self.config['index_document']}"
 
 
 class GcsStore(ObjectStore):
