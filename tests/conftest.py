@@ -7,6 +7,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import azurite
+import gcs_emulator
+import local_server
 import moto_server
 import pytest
 import sshd
@@ -23,10 +26,15 @@ pytest_plugins = ["fleet"]
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the machine's DEVOPS_* variables, key files or AWS credentials."""
+    """No test sees the machine's DEVOPS_* variables, key files or cloud credentials."""
     for name in list(os.environ):
-        if name.startswith(("DEVOPS", "AWS_")):
+        if name.startswith(("DEVOPS", "AWS_", "AZURE_", "GOOGLE_", "CLOUDSDK_", "STORAGE_EMU")):
             monkeypatch.delenv(name)
+    # Google's credential chain never reads gcloud's files nor asks a metadata server.
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud-config"))
+    monkeypatch.setenv("NO_GCE_CHECK", "true")
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
@@ -50,6 +58,26 @@ def moto_url() -> Iterator[str]:
     server = moto_server.start()
     try:
         yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[local_server.LocalServer]:
+    """One gcp-storage-emulator for the whole session; a missing emulator fails, never skips."""
+    server = gcs_emulator.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_server() -> Iterator[azurite.Azurite]:
+    """One Azurite blob service for the whole session; a missing emulator fails, never skips."""
+    server = azurite.start()
+    try:
+        yield server
     finally:
         server.stop()
 

@@ -1,0 +1,432 @@
+"""Azure Blob Storage: the object store behind the ``azure`` target (a static website in ``$web``).
+
+A thin backend of :class:`~devops_tasks.objectstore.ObjectStore` over azure-storage-blob,
+which is imported only when a store is opened (the ``[azure]`` extra), so every other target
+works without it. What to upload and in which order is decided by the sync engine; this
+module moves bytes and headers in one container and turns the SDK's failures into the
+project's error codes. Retries on 429, 5xx and dropped connections are the SDK's own
+exponential policy.
+
+Credentials come from the credentials resolver, the first one found of:
+``AZURE_STORAGE_CONNECTION_STRING`` (which names its own endpoint), ``AZURE_STORAGE_KEY``
+(the account's key) or ``AZURE_STORAGE_SAS_TOKEN``; the last two go to ``endpoint_url``, else
+``https://<account>.blob.core.windows.net``. None of them ever appears in a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from ..errors import DevopsError, ErrorCode
+from ..objectstore import Headers, ObjectStore, StoredObject
+from .bucket import BucketPlatform
+
+__all__ = [
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AzurePlatform",
+    "AzureStore",
+    "open_store",
+]
+
+AZURE_STORAGE_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
+AZURE_STORAGE_KEY = "AZURE_STORAGE_KEY"
+AZURE_STORAGE_SAS_TOKEN = "AZURE_STORAGE_SAS_TOKEN"
+#: In the order they are looked for; the first one found is used.
+CREDENTIAL_NAMES = (AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN)
+DEFAULT_CONTAINER = "$web"
+_SERVICE = "Azure Blob Storage"
+_MISSING_FIX = (
+    "Give the deploy the storage account's connection string: `devops secrets.set "
+    f"{AZURE_STORAGE_CONNECTION_STRING}` (Azure portal → the storage account → Access keys), "
+    f"or export it in CI; an account key ({AZURE_STORAGE_KEY}, with azure.account) or a SAS "
+    f"token ({AZURE_STORAGE_SAS_TOKEN}) works too."
+)
+_GONE = ("ContainerNotFound", "ContainerBeingDeleted")
+
+
+def open_store(options: Mapping[str, Any], lookup: Callable[[str], str | None]) -> AzureStore:
+    """The store the ``azure`` settings describe, with the first credential ``lookup`` finds."""
+    found: dict[str, str] = {}
+    for name in CREDENTIAL_NAMES:
+        value = lookup(name)
+        if value:
+            found[name] = value
+            break
+    return AzureStore(
+        account=options.get("account") or None,
+        container=str(options.get("container") or DEFAULT_CONTAINER),
+        prefix=str(options.get("prefix") or ""),
+        endpoint_url=options.get("endpoint_url") or None,
+        connection_string=found.get(AZURE_STORAGE_CONNECTION_STRING),
+        account_key=found.get(AZURE_STORAGE_KEY),
+        sas_token=found.get(AZURE_STORAGE_SAS_TOKEN),
+    )
+
+
+class AzurePlatform(BucketPlatform):
+    """A static site in Azure Blob Storage: ``azure.account``, ``azure.container``, ``prefix``."""
+
+    name = "azure"
+    #: azure.account may come from the connection string instead (the store checks).
+    required = ()
+
+    def open_store(self) -> ObjectStore:
+        return open_store({**self.options, "prefix": self.prefix}, self.credentials.lookup)
+
+    def require_credentials(self) -> None:
+        if not any(self.credentials.lookup(name) for name in CREDENTIAL_NAMES):
+            raise _no_credentials(self.options.get("account"))
+
+
+class AzureStore(ObjectStore):
+    """One blob container (``$web`` by default), seen through ``prefix``."""
+
+    #: The most keys one delete request carries (Azure's limit for one blob batch).
+    delete_batch = 256
+
+    def __init__(
+        self,
+        *,
+        account: str | None = None,
+        container: str = DEFAULT_CONTAINER,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        connection_string: str | None = None,
+        account_key: str | None = None,
+        sas_token: str | None = None,
+        page_size: int = 5000,
+        retry_total: int = 5,
+        retry_backoff: float = 1.0,
+        copy_timeout: float = 600.0,
+    ) -> None:
+        self.container_name = container
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.page_size = page_size
+        self.copy_timeout = copy_timeout
+        self.where = f"the container {container}"
+        with self._failures("open"):
+            from azure.storage.blob import (  # noqa: PLC0415 - the [azure] extra, on use
+                BlobServiceClient,
+                ExponentialRetry,
+            )
+
+            self._errors = _sdk_errors()
+            options: dict[str, Any] = {
+                # 1 s, 3 s, 5 s, 9 s, 17 s (± jitter) with the default backoff of 1 s.
+                "retry_policy": ExponentialRetry(
+                    initial_backoff=retry_backoff,  # type: ignore[arg-type]
+                    increment_base=2 * retry_backoff,  # type: ignore[arg-type]
+                    retry_total=retry_total,
+                    random_jitter_range=retry_backoff,  # type: ignore[arg-type]
+                ),
+                "connection_timeout": 20,
+                "read_timeout": 120,
+            }
+            if connection_string:
+                try:
+                    service = BlobServiceClient.from_connection_string(connection_string, **options)
+                except ValueError:  # its message can quote the string
+                    raise _unusable(AZURE_STORAGE_CONNECTION_STRING) from None
+            else:
+                if not account:
+                    raise DevopsError(
+                        ErrorCode.CONFIG_INVALID,
+                        "azure.account is not set",
+                        "Name the storage account: `devops config.set azure.account NAME` "
+                        f"(or give {AZURE_STORAGE_CONNECTION_STRING}, which names it).",
+                    )
+                credential: Any
+                if account_key:
+                    credential = {"account_name": account, "account_key": account_key}
+                elif sas_token:
+                    credential = sas_token.lstrip("?")  # in every URL, the copy source's too
+                else:
+                    raise _no_credentials(account)
+                url = endpoint_url or f"https://{account}.blob.core.windows.net"
+                service = BlobServiceClient(url, credential=credential, **options)
+            self._service = service
+            self._container = service.get_container_client(container)
+            self.where = self.location = f"{_shown_url(service.url)}/{container}"
+
+    # -- the store interface -----------------------------------------------------------------
+
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        with self._failures("list the blobs of"):
+            blobs = self._container.list_blobs(
+                name_starts_with=self.prefix + prefix, results_per_page=self.page_size
+            )
+            for blob in blobs:  # one page at a time, as the caller goes
+                yield StoredObject(
+                    blob.name[len(self.prefix) :], int(blob.size or 0), _etag(blob.etag)
+                )
+
+    def get(self, key: str) -> bytes | None:
+        with self._failures("read", key):
+            try:
+                # decompress=False: a gzip-encoded blob's own bytes, as they were uploaded.
+                stream = self._blob(key).download_blob(decompress=False)
+                data: bytes = stream.readall()
+            except self._errors.ResourceNotFoundError as exc:
+                if _code(exc) in _GONE:
+                    raise
+                return None
+            return data
+
+    def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> str | None:
+        with self._failures("upload", key):
+            written = self._blob(key).upload_blob(
+                body, length=size, overwrite=True, content_settings=_settings(headers)
+            )
+            return _etag(written.get("etag"))
+
+    def copy(self, source: str, key: str, headers: Headers) -> str | None:
+        with self._failures(f"copy {self.prefix}{source} to", key):
+            target = self._blob(key)
+            if source == key:
+                properties = target.get_blob_properties()
+            else:
+                target.start_copy_from_url(self._blob(source).url)
+                properties = self._copied(target)
+            # Setting the headers replaces all of them: keep the MD5 the blob has.
+            updated = target.set_http_headers(
+                _settings(headers, properties.content_settings.content_md5)
+            )
+            return _etag(updated.get("etag"))
+
+    def delete(self, keys: Iterable[str]) -> None:
+        names = (self.prefix + key for key in keys)
+        while chunk := list(islice(names, self.delete_batch)):
+            with self._failures("delete blobs in"):
+                for name in self._delete_batch(chunk):
+                    # Missing (or in a missing container): nothing to delete, as in a batch.
+                    with contextlib.suppress(self._errors.ResourceNotFoundError):
+                        self._container.delete_blob(name, delete_snapshots="include")
+
+    def create(self, key: str, body: bytes) -> bool:
+        with self._failures("create", key):
+            try:
+                self._blob(key).upload_blob(body, overwrite=False)  # If-None-Match: *
+            except self._errors.ResourceExistsError:
+                return False
+            return True
+
+    def close(self) -> None:
+        self._service.close()
+
+    # -- the container itself (infra.up / infra.down) --------------------------------------
+
+    def bucket_exists(self) -> bool:
+        with self._failures("look up"):
+            return bool(self._container.exists())
+
+    def create_bucket(self) -> None:
+        with self._failures("create"):
+            self._container.create_container()
+
+    def configure_website(self, index: str, error: str) -> None:
+        """Turn on the account's static website (it serves ``$web``), an account setting."""
+        from azure.storage.blob import StaticWebsite  # noqa: PLC0415
+
+        with self._failures("configure the static website of"):
+            self._service.set_service_properties(
+                static_website=StaticWebsite(
+                    enabled=True, index_document=index, error_document404_path=error
+                )
+            )
+
+    def allow_public_read(self) -> None:
+        with self._failures("make public"):
+            self._container.set_container_access_policy(signed_identifiers={}, public_access="blob")
+
+    def delete_bucket(self) -> None:
+        with self._failures("delete"):
+            self._container.delete_container()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _blob(self, key: str) -> Any:
+        return self._container.get_blob_client(self.prefix + key)
+
+    def _copied(self, target: Any) -> Any:
+        """The target's properties once its copy is done (within the account it is quick)."""
+        deadline = time.monotonic() + self.copy_timeout
+        pause = 0.05
+        while True:
+            properties = target.get_blob_properties()
+            status = properties.copy.status
+            if status == "success":
+                return properties
+            if status != "pending":
+                raise DevopsError(
+                    ErrorCode.DEPLOY_FAILED,
+                    f"{_SERVICE} could not copy to {self.where}/{target.blob_name}: "
+                    f"the copy ended {status}",
+                    "Run the command again; if it keeps failing, check the blob in the "
+                    "Azure portal.",
+                    container=self.container_name,
+                )
+            if time.monotonic() > deadline:
+                raise DevopsError(
+                    ErrorCode.SERVICE_UNAVAILABLE,
+                    f"{_SERVICE} did not finish copying to {self.where}/{target.blob_name} "
+                    f"within {self.copy_timeout:.0f} s",
+                    "Run the command again later (the copy goes on on Azure's side).",
+                    container=self.container_name,
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    def _delete_batch(self, names: Sequence[str]) -> Sequence[str]:
+        """Delete ``names`` in one batch request; returns the names still to delete one by one.
+
+        A missing blob is fine. When the whole batch is refused (Azurite refuses any batch in
+        ``$web``; a proxy can refuse multipart bodies) or some sub-requests fail, those names
+        go to per-blob deletes, whose errors are the ones the user sees.
+        """
+        try:
+            responses = list(
+                self._container.delete_blobs(
+                    *names, delete_snapshots="include", raise_on_any_failure=False
+                )
+            )
+        except self._errors.AzureError:
+            return names
+        if len(responses) != len(names):  # one answer for the whole batch: it failed as one
+            return names
+        return [
+            name
+            for name, response in zip(names, responses, strict=True)
+            if response.status_code not in (202, 404)
+        ]
+
+    @contextlib.contextmanager
+    def _failures(self, action: str, key: str | None = None) -> Iterator[None]:
+        """Turn what the SDK raises while doing ``action`` into a DevopsError."""
+        errors = _sdk_errors()
+        try:
+            yield
+        except errors.AzureError as exc:
+            where = f"{self.where}/{self.prefix}{key}" if key is not None else self.where
+            # Never chained: an SDK error's text can carry a request URL, and so a SAS.
+            raise self._mapped(errors, exc, f"could not {action} {where}") from None
+
+    def _mapped(self, errors: Any, exc: Exception, why: str) -> DevopsError:
+        """The DevopsError for ``exc``: the status and the service's error code, no text."""
+        status = getattr(exc, "status_code", None)
+        code = _code(exc)
+        said = f"HTTP {status} {code}".rstrip() if status else type(exc).__name__
+        details: dict[str, Any] = {"container": self.container_name}
+        if code:
+            details["azure_error"] = code
+        if isinstance(exc, errors.ClientAuthenticationError) or status in (401, 403):
+            return DevopsError(
+                ErrorCode.CREDENTIALS_INVALID,
+                f"{_SERVICE} refused the credentials: {why} ({said})",
+                "Check that the connection string, key or SAS token is current (keys are "
+                "rotated in the portal; a SAS expires) and that it allows read, write, delete "
+                "and list on the container; store a new one with `devops secrets.set "
+                f"{AZURE_STORAGE_CONNECTION_STRING}` (or {AZURE_STORAGE_KEY}, "
+                f"{AZURE_STORAGE_SAS_TOKEN}).",
+                **details,
+            )
+        if isinstance(exc, errors.ResourceNotFoundError):
+            missing = (
+                "the container does not exist" if code in _GONE else "no such blob (or container)"
+            )
+            return DevopsError(
+                ErrorCode.NOT_FOUND,
+                f"{_SERVICE} {why}: {missing} ({said})",
+                f"Check azure.account, azure.container ({self.container_name}) and "
+                "azure.prefix; create the container with `devops infra.up` if it is new.",
+                **details,
+            )
+        if isinstance(exc, (errors.ServiceRequestError, errors.ServiceResponseError)):
+            return DevopsError(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                f"{_SERVICE} {why}: could not reach the service ({type(exc).__name__})",
+                "Check the network (and azure.endpoint_url or the connection string's "
+                "BlobEndpoint, if set), then run the command again.",
+                **details,
+            )
+        if status == 429 or (isinstance(status, int) and status >= 500):
+            return DevopsError(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                f"{_SERVICE} {why} ({said}, still after retrying)",
+                "Azure Storage is busy: run the command again in a minute.",
+                **details,
+            )
+        return DevopsError(
+            ErrorCode.DEPLOY_FAILED,
+            f"{_SERVICE} {why} ({said})",
+            "Check the storage account's settings (immutability policies, legal holds, "
+            "leases, network rules) in the Azure portal, then run the command again.",
+            **details,
+        )
+
+
+def _sdk_errors() -> Any:
+    """azure.core's exception module (imported here: the SDK is the ``[azure]`` extra)."""
+    try:
+        from azure.core import exceptions  # noqa: PLC0415
+    except ImportError:
+        raise DevopsError(
+            ErrorCode.NOT_SUPPORTED,
+            "The azure target needs azure-storage-blob, which is not installed",
+            "Install the extra: pip install 'devops-tasks[azure]'.",
+        ) from None
+    return exceptions
+
+
+def _no_credentials(account: str | None) -> DevopsError:
+    return DevopsError(
+        ErrorCode.CREDENTIALS_MISSING,
+        f"No credentials for the Azure storage account {account or '(azure.account)'}",
+        _MISSING_FIX,
+        credential=AZURE_STORAGE_CONNECTION_STRING,
+    )
+
+
+def _unusable(name: str) -> DevopsError:
+    return DevopsError(
+        ErrorCode.CREDENTIALS_INVALID,
+        f"{name} is not usable (malformed)",
+        f"Copy it again from the Azure portal (the storage account → Access keys or Shared "
+        f"access signature) into `devops secrets.set {name}`.",
+        credential=name,
+    )
+
+
+def _settings(headers: Headers, content_md5: Any = None) -> Any:
+    from azure.storage.blob import ContentSettings  # noqa: PLC0415
+
+    return ContentSettings(
+        content_type=headers.content_type,
+        cache_control=headers.cache_control,
+        content_encoding=headers.content_encoding,
+        content_md5=content_md5,
+    )
+
+
+def _code(exc: BaseException) -> str:
+    """The service's error code (``BlobNotFound``...), as a plain string."""
+    code = getattr(exc, "error_code", None)
+    return str(getattr(code, "value", code) or "")
+
+
+def _etag(etag: str | None) -> str | None:
+    return etag.strip('"') if etag else None
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without its query (a SAS) or any user part."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
