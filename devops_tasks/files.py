@@ -10,6 +10,7 @@ that cannot be read is refused, never silently dropped; a broken link is a warni
 
 from __future__ import annotations
 
+import concurrent.futures
 import errno
 import hashlib
 import mimetypes
@@ -19,8 +20,12 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import DevopsError, ErrorCode
+
+if TYPE_CHECKING:
+    from .output import Progress
 
 __all__ = ["IgnoreRule", "SiteFile", "SiteFiles", "default_ignore"]
 
@@ -79,6 +84,27 @@ class SiteFiles:
 
     def __iter__(self) -> Iterator[SiteFile]:
         return iter(self.files)
+
+    def digests(self, algorithm: str, progress: Progress) -> dict[str, tuple[str, SiteFile]]:
+        """``path -> (hex digest, file)`` for every file, hashed on a few threads.
+
+        hashlib releases the GIL, so threads hash in parallel. Each thread takes one
+        interleaved share of the files: one task per thread, not per file, because for
+        thousands of small files the per-task overhead outweighs hashing.
+        """
+        workers = min(8, (os.cpu_count() or 2) * 2)
+        shares = [self.files[n::workers] for n in range(workers)]
+        progress.start("Hashing files", total=len(self.files))
+
+        def hash_share(share: tuple[SiteFile, ...]) -> list[tuple[SiteFile, str]]:
+            hashed = [(site_file, site_file.digest(algorithm)) for site_file in share]
+            progress.advance(len(share))
+            return hashed
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            results = [pair for hashed in pool.map(hash_share, shares) for pair in hashed]
+        progress.finish()
+        return {f.path: (digest, f) for f, digest in sorted(results, key=lambda pair: pair[0].path)}
 
     @classmethod
     def scan(
