@@ -23,6 +23,7 @@ AVAILABLE: dict[str, str] = {
     "local": "devops_tasks.platforms.local:LocalPlatform",
     "ssh": "devops_tasks.platforms.ssh:SshPlatform",
     "netlify": "devops_tasks.platforms.netlify:NetlifyPlatform",
+    "vercel": "devops_tasks.platforms.vercel:VercelPlatform",
 }
 
 

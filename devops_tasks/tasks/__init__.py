@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from . import config, deploy, infra, ops, secrets
+from . import config, deploy, infra, ops, secrets, vercel
 
 __all__ = ["DEFAULT_CONFIG", "namespace"]
 
@@ -42,7 +42,7 @@ def build_namespace() -> Collection:
         ops.logs,
         ops.rollback,
     )
-    for module in (deploy, secrets, config, infra):
+    for module in (deploy, secrets, config, infra, vercel):
         namespace.add_collection(module.ns)
     namespace.configure(DEFAULT_CONFIG)
     return namespace
