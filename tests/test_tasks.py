@@ -40,6 +40,8 @@ EXPECTED_FAILURES = {
     "secrets.init": "the secrets file exists already",
     "deploy.netlify": "the project has no netlify.site_id (nor a token)",
     "deploy.ssh": "the project has no ssh.hosts",
+    "deploy.vercel": "the project has no vercel.project (nor a token)",
+    "vercel.env-sync": "the project has no vercel.env_sync",
 }
 
 
