@@ -356,3 +356,12 @@ def test_start_and_stop_are_quick_and_local():
     assert time.monotonic() - began < 2
     with pytest.raises(requests.ConnectionError):
         requests.get(fake.api_url + "/v10/projects", timeout=2)
+
+
+def test_requests_can_be_checked_after_the_fact(fv, api):
+    fv.check_requests = False
+    api.get(f"{fv.api_url}/v6/deployments", params={"page": "2"})
+    assert fv.violations == []
+    (problem,) = fv.violations_of(fv.requests)
+    assert "'page' is not declared" in problem
+    fv.violations.clear()  # the fixture's fake is shared: leave it clean

@@ -103,6 +103,9 @@ class VercelPlatform(Platform):
         self.deploy_timeout = float(self.options.get("deploy_timeout", 1800))
         self._api: VercelApi | None = None
         self._project_id: str | None = None
+        #: The project as this command last read it (a deploy reads it once, for both the
+        #: release it replaces and the deployment's name).
+        self._seen: dict[str, Any] | None = None
 
     @property
     def api(self) -> VercelApi:
@@ -185,7 +188,7 @@ class VercelPlatform(Platform):
     def deploy(
         self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
     ) -> DeployOutcome:
-        project = self._project()
+        project = self._seen or self._project()
         digests = files.digests("sha1", progress)
         body: dict[str, Any] = {
             "name": project["name"],
@@ -283,6 +286,7 @@ class VercelPlatform(Platform):
         """Poll until READY (with its production alias settled) or ERROR/CANCELED."""
         deployment_id = str(state["id"])
         deadline = time.monotonic() + self.deploy_timeout
+        polled = False  # the first look follows the create at once; later ones wait
         while True:
             ready_state = state.get("readyState")
             if state.get("aliasError"):
@@ -306,8 +310,9 @@ class VercelPlatform(Platform):
                     "for very large sites.",
                     vercel_deployment=deployment_id,
                 )
-            time.sleep(self.poll_interval)
-            state = self.api.get_deployment(deployment_id)
+            if polled:
+                time.sleep(self.poll_interval)
+            state, polled = self.api.get_deployment(deployment_id), True
 
     @staticmethod
     def _failed(deployment_id: str, reason: str) -> DevopsError:
@@ -375,7 +380,7 @@ class VercelPlatform(Platform):
         return _production_id(self._project())
 
     def describe(self) -> dict[str, Any]:
-        project = self._project()
+        project = self._seen or self._project()
         production = _production(project)
         return {
             "platform": self.name,
@@ -395,7 +400,7 @@ class VercelPlatform(Platform):
         except DevopsError as error:
             if error.code is not ErrorCode.NOT_FOUND or reference.startswith("prj_"):
                 raise
-            project = self.api.create_project(reference, STATIC_SETTINGS)
+            project = self._seen = self.api.create_project(reference, STATIC_SETTINGS)
             created = True
         self.project_ref = self._project_id = str(project["id"])
         infra = {**self.describe(), "created": created}
@@ -536,7 +541,7 @@ class VercelPlatform(Platform):
     def _project(self, reference: str | None = None) -> dict[str, Any]:
         """The project as Vercel has it now (its id is kept for the routes that need one)."""
         reference = reference or self._project_id or self._reference()
-        project = self.api.get_project(reference)
+        project = self._seen = self.api.get_project(reference)
         self._project_id = str(project["id"])
         return project
 
