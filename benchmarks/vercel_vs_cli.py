@@ -238,7 +238,7 @@ def cli(fake, scratch, run, project, site, home, guard, cli_dir):  # type: ignor
 
 def report(results: dict[str, dict[str, list[Sample]]], startup: dict[str, float]) -> int:
     print()
-    header = f"{'tool':<14}{'first deploy s':>18}{'re-deploy s':>16}{'uploads':>16}{'requests':>16}"
+    header = f"{'tool':<14}{'first deploy s':>24}{'re-deploy s':>20}{'uploads':>14}{'requests':>14}"
     print(header)
     print("-" * len(header))
     medians: dict[str, dict[str, float]] = {}
@@ -248,7 +248,7 @@ def report(results: dict[str, dict[str, list[Sample]]], startup: dict[str, float
         failures += sum(not s.ok for samples in phases.values() for s in samples)
         medians[tool] = {p: _median([s.seconds for s in g]) for p, g in good.items() if g}
         cells = [
-            f"{medians[tool][p]:.2f}{_spread([s.seconds for s in good[p]])}"
+            f"{medians[tool][p]:.2f}{_spread([s.seconds for s in good[p]]).replace('-', '–')}"
             if p in medians[tool]
             else "failed"
             for p in ("first", "again")
@@ -259,7 +259,7 @@ def report(results: dict[str, dict[str, list[Sample]]], startup: dict[str, float
             else "-"
             for a in ("uploads", "requests")
         ]
-        print(f"{tool:<14}{cells[0]:>18}{cells[1]:>16}{counts[0]:>16}{counts[1]:>16}")
+        print(f"{tool:<14}{cells[0]:>24}{cells[1]:>20}{counts[0]:>14}{counts[1]:>14}")
     print("(uploads and requests: first deploy / re-deploy; times are medians of the runs)")
     if CLI in medians and OURS in medians:
         for phase, name in (("first", "first deploy"), ("again", "re-deploy")):

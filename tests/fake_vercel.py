@@ -42,6 +42,7 @@ import re
 import secrets
 import socket
 import string
+import sys
 import threading
 import time
 from pathlib import Path
@@ -354,6 +355,14 @@ _ROUTE_TABLE = sorted(
 OUTSIDE_PREFIXES = ("/_deployments/", "/_alias/", "/v1/integrations/deploy/")
 
 
+class _QuietServer(_Server):
+    """A client that drops its keep-alive connections (the Vercel CLI does) is no error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _random_id(prefix: str, length: int = 28) -> str:
     alphabet = string.ascii_letters + string.digits
     return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
@@ -431,7 +440,7 @@ class FakeVercel:
         if self._server is not None:
             return self
         _spec_index()  # fail here, clearly, if the spec is missing
-        server = _Server(self)  # type: ignore[arg-type]
+        server = _QuietServer(self)  # type: ignore[arg-type]
         port = server.server_address[1]
         self.base = f"http://127.0.0.1:{port}"
         self.api_url = self.base
