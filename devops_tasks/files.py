@@ -21,8 +21,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import DevopsError, ErrorCode
+
+if TYPE_CHECKING:
+    from .output import Progress
 
 __all__ = ["IgnoreRule", "SiteFile", "SiteFiles", "default_ignore"]
 
@@ -96,22 +100,31 @@ class SiteFiles:
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
-    def digests(self, algorithm: str = "sha256") -> dict[str, str]:
+    def digests(
+        self, algorithm: str = "sha256", progress: Progress | None = None
+    ) -> dict[str, str]:
         """``path -> hex digest`` of every file, computed once however many hosts ask.
 
-        The files are hashed on a few threads, each taking one interleaved share (one task
-        per thread, not per file: for thousands of small files the per-task overhead would
-        outweigh the hashing).
+        hashlib releases the GIL, so the files are hashed on a few threads, each taking one
+        interleaved share (one task per thread, not per file: for thousands of small files the
+        per-task overhead would outweigh the hashing).
         """
         with self._hashing:
             if algorithm not in self._digests:
                 shares = [self.files[n::_HASHING_THREADS] for n in range(_HASHING_THREADS)]
+                if progress is not None:
+                    progress.start("Hashing files", total=len(self.files))
 
                 def hash_share(share: tuple[SiteFile, ...]) -> list[tuple[str, str]]:
-                    return [(f.path, f.digests(algorithm)[0]) for f in share]
+                    hashed = [(f.path, f.digests(algorithm)[0]) for f in share]
+                    if progress is not None:
+                        progress.advance(len(share))
+                    return hashed
 
                 with concurrent.futures.ThreadPoolExecutor(_HASHING_THREADS) as pool:
                     hashed = [pair for share in pool.map(hash_share, shares) for pair in share]
+                if progress is not None:
+                    progress.finish()
                 self._digests[algorithm] = dict(hashed)
             return self._digests[algorithm]
 
@@ -120,6 +133,11 @@ class SiteFiles:
 
     def __iter__(self) -> Iterator[SiteFile]:
         return iter(self.files)
+
+    def hashed(self, algorithm: str, progress: Progress) -> dict[str, tuple[str, SiteFile]]:
+        """``path -> (hex digest, file)``: what a digest-addressed upload needs."""
+        digests = self.digests(algorithm, progress)
+        return {f.path: (digests[f.path], f) for f in self.files}
 
     @classmethod
     def scan(

@@ -26,6 +26,7 @@ AVAILABLE: dict[str, str] = {
     "aws": "devops_tasks.platforms.aws:AwsPlatform",
     "gcp": "devops_tasks.platforms.gcp:GcpPlatform",
     "azure": "devops_tasks.platforms.azure:AzurePlatform",
+    "vercel": "devops_tasks.platforms.vercel:VercelPlatform",
 }
 
 

@@ -10,7 +10,6 @@ rollback puts an earlier deploy back.
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import re
 import time
@@ -21,11 +20,12 @@ from urllib.parse import urlsplit
 
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
+from ..uploads import one_file_per_digest, send_all
 from .base import DeployOutcome, Finding, Platform
 from .netlify_api import DEFAULT_API_URL, NetlifyApi
 
 if TYPE_CHECKING:
-    from ..files import SiteFile, SiteFiles
+    from ..files import SiteFiles
     from ..history import Deployment
     from ..output import Progress
 
@@ -140,7 +140,7 @@ class NetlifyPlatform(Platform):
         self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
     ) -> DeployOutcome:
         site_id = self._site_id()
-        digests = self._digests(files, progress)
+        digests = files.hashed("sha1", progress)
         created = self.api.create_deploy(
             site_id,
             {"/" + path: sha for path, (sha, _) in digests.items()},
@@ -155,12 +155,16 @@ class NetlifyPlatform(Platform):
             created = self._wait(
                 deploy_id, {"prepared", "uploading", "processing", "ready"}, "prepared"
             )
-        required = set(created.get("required") or [])
-        uploads = _one_path_per_digest(digests, required)
+        uploads = one_file_per_digest(digests, created.get("required") or [])
         deployment.step(
             "upload", f"Netlify lacks {len(uploads)} distinct contents of the {len(files)} files"
         )
-        uploaded = self._upload(deploy_id, uploads, progress)
+        uploaded = send_all(
+            uploads,
+            lambda _, f: self.api.upload_file(deploy_id, f.path, f.source.read_bytes()),
+            self.concurrency,
+            progress,
+        )
         ready = self._wait(deploy_id, {"ready"}, "ready")
         deployment.step(
             "ready",
@@ -190,49 +194,6 @@ class NetlifyPlatform(Platform):
                 "Run `devops infra.up` to create the site, or set netlify.site_id.",
             )
         return self.site_id
-
-    def _digests(self, files: SiteFiles, progress: Progress) -> dict[str, tuple[str, SiteFile]]:
-        """``path -> (sha1, file)``, hashed on a few threads (hashlib releases the GIL).
-
-        Each thread takes one interleaved share of the files: one task per thread, not per
-        file, because for thousands of small files the per-task overhead outweighs hashing.
-        """
-        workers = min(8, (os.cpu_count() or 2) * 2)
-        shares = [files.files[n::workers] for n in range(workers)]
-        progress.start("Hashing files", total=len(files))
-
-        def hash_share(share: tuple[SiteFile, ...]) -> list[tuple[SiteFile, str]]:
-            hashed = [(site_file, site_file.digest("sha1")) for site_file in share]
-            progress.advance(len(share))
-            return hashed
-
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            results = [pair for hashed in pool.map(hash_share, shares) for pair in hashed]
-        progress.finish()
-        return {f.path: (sha, f) for f, sha in sorted(results, key=lambda pair: pair[0].path)}
-
-    def _upload(self, deploy_id: str, uploads: list[SiteFile], progress: Progress) -> int:
-        """PUT each file on ``concurrency`` threads; the first failure stops the rest."""
-        total = sum(f.size for f in uploads)
-        progress.start("Uploading", total=total)
-
-        def put(site_file: SiteFile) -> int:
-            self.api.upload_file(deploy_id, site_file.path, site_file.source.read_bytes())
-            progress.advance(site_file.size)
-            return site_file.size
-
-        with concurrent.futures.ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = [pool.submit(put, site_file) for site_file in uploads]
-            done, pending = concurrent.futures.wait(
-                futures, return_when=concurrent.futures.FIRST_EXCEPTION
-            )
-            for future in pending:  # one upload failed for good: do not send the rest
-                future.cancel()
-        progress.finish()
-        failed = next((f.exception() for f in done if f.exception() is not None), None)
-        if failed is not None:
-            raise failed
-        return sum(f.result() for f in futures)
 
     def _wait(self, deploy_id: str, states: set[str], goal: str) -> dict[str, Any]:
         """Poll the deploy until it reaches one of ``states``; its error_message on error."""
@@ -372,14 +333,3 @@ class NetlifyPlatform(Platform):
                 key: build.get(key) for key in ("id", "done", "error", "sha", "created_at")
             }
         return log
-
-
-def _one_path_per_digest(
-    digests: dict[str, tuple[str, SiteFile]], required: set[str]
-) -> list[SiteFile]:
-    """For every digest Netlify asked for, the first file that has it (one upload each)."""
-    chosen: dict[str, SiteFile] = {}
-    for sha, site_file in digests.values():
-        if sha in required and sha not in chosen:
-            chosen[sha] = site_file
-    return list(chosen.values())
