@@ -373,12 +373,18 @@ class ReleaseEngine:
 
     def _call(self, command: str, what: str) -> Any:
         """``command``'s result, whatever its exit status; raises only once it timed out."""
+        started = time.monotonic()
         try:
-            return self.connection.run(
+            result = self.connection.run(
                 command, hide=True, warn=True, in_stream=False, timeout=self.command_timeout
             )
         except CommandTimedOut:
             raise timed_out(what, self.command_timeout) from None
+        # fabric may hand back the killed channel (exit status -1) instead of raising
+        limit = self.command_timeout
+        if limit and result.exited == -1 and time.monotonic() - started >= limit:
+            raise timed_out(what, limit)
+        return result
 
     def _run(self, command: str, what: str) -> str:
         result = self._call(command, what)
