@@ -221,12 +221,14 @@ class Deployer:
             if not activated:
                 self.platform.discard(release or deployment.id)
                 deployment.step("recover", "nothing went live; the previous release still serves")
-            elif self.settings.get("deployment.rollback_on_failure") and previous:
-                self.platform.restore(previous)
+            elif self.settings.get("deployment.rollback_on_failure") and self.platform.undo(
+                previous
+            ):
                 deployment.status = Status.ROLLED_BACK
-                deployment.step("rollback", f"restored {previous} after the failure")
-                entry = self._entry_serving(previous)
-                deployment.details["rolled_back_to"] = entry["id"] if entry else previous
+                deployment.step("rollback", f"restored {previous or 'each host'} after the failure")
+                if previous:
+                    entry = self._entry_serving(previous)
+                    deployment.details["rolled_back_to"] = entry["id"] if entry else previous
         except DevopsError as cleanup_error:
             deployment.step("rollback", f"could not recover: {cleanup_error.message}")
 
@@ -357,7 +359,8 @@ class Deployer:
 
         ``serving`` is the release the target serves now: never a rollback target itself.
         """
-        if to and not to.startswith("dep_"):
+        if to and not (to.startswith("dep_") and self.history.has(to)):
+            # a platform's own id, or a release made from another checkout (ssh: dep_ ids)
             return self._platform_release_target(to)
         if to:
             chosen = self.history.get(to)

@@ -288,6 +288,10 @@ class DeploymentHistory:
 
     # -- reading ---------------------------------------------------------------------------
 
+    def has(self, deployment_id: str) -> bool:
+        """Whether this project keeps a record of ``deployment_id``."""
+        return self._record_path(deployment_id).is_file()
+
     def get(self, deployment_id: str) -> Deployment:
         """The full record of ``deployment_id``; NOT_FOUND with a fix when there is none."""
         path = self._record_path(deployment_id)

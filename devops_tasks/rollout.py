@@ -93,7 +93,10 @@ class Fleet(Protocol[H]):
         """Phase 1: the release in place on ``host``, not live."""
 
     def switch(self, host: H) -> None:
-        """Make the release live on ``host`` and run what follows a switch there."""
+        """Make the release live on ``host``."""
+
+    def settle(self, host: H) -> None:
+        """What follows a switch on ``host`` (a hook); a failure fails the host, switched."""
 
     def check(self, host: H, stage: str) -> bool:
         """Raise HEALTH_CHECK_FAILED if ``host`` is not healthy; False if nothing is checked."""
@@ -128,7 +131,11 @@ class Rollout(Generic[H]):
         self.rollback_on_failure = rollback_on_failure
         self.sleep = sleep
         self.failed: list[tuple[H, DevopsError]] = []
+        #: Hosts serving the new release now, and every host that served it at some point.
         self.switched: list[H] = []
+        self.ever_switched: list[H] = []
+        #: Hosts that could not be switched back: they still serve the new release.
+        self.stuck: list[H] = []
 
     def prepare(self, hosts: Sequence[H], what: str) -> list[H]:
         """Phase 1 on every host; the hosts that have the release (raises beyond max_fail)."""
@@ -160,10 +167,23 @@ class Rollout(Generic[H]):
                 what, f"batch {number} of {len(batches)}" if len(batches) > 1 else ""
             )
 
+    def undo(self) -> bool:
+        """Every host that serves the new release back to what it served; False if none did.
+
+        A host that cannot go back is marked failed, saying so.
+        """
+        hosts = list(self.switched)
+        if hosts:
+            self._switch_back(hosts, reason=None)
+        return bool(hosts)
+
     def _switch_and_check(self, host: H) -> bool:
         self.fleet.switch(host)
+        # live from here on, whatever follows: a failing hook or check puts it back
         self.switched.append(host)
+        self.ever_switched.append(host)
         self.fleet.mark(host, "switched")
+        self.fleet.settle(host)
         return self.fleet.check(host, "live")
 
     def _gate(self, batch: list[H], action: Callable[[H], bool]) -> list[H]:
@@ -188,20 +208,24 @@ class Rollout(Generic[H]):
         """Past ``max_fail``: every switched host back (if configured), then the error."""
         if len(self.failed) <= self.plan.max_fail:
             return
-        was_switched = bool(self.switched)
-        rolled_back = self.rollback_on_failure and was_switched
-        if rolled_back:
+        if self.rollback_on_failure and self.switched:
             self._switch_back(list(self.switched), reason=None)
         failed = [(self.fleet.label(h), e) for h, e in self.failed]
+        stuck = ", ".join(self.fleet.label(h) for h in self.stuck)
+        rolled_back = bool(self.ever_switched) and self.rollback_on_failure and not stuck
+        if stuck:
+            outcome = f"{stuck} could not be switched back and still serve the new release"
+        elif rolled_back:
+            outcome = "every switched host went back to its previous release"
+        elif self.ever_switched:
+            outcome = "the hosts already switched still serve the new release"
+        else:
+            outcome = "no host was switched, the previous release still serves everywhere"
         raise rollout_error(
             failed,
             what,
             where,
-            "every switched host went back to its previous release"
-            if rolled_back
-            else "the hosts already switched still serve the new release"
-            if was_switched
-            else "no host was switched, the previous release still serves everywhere",
+            outcome,
             rolled_back=rolled_back,
         )
 
@@ -209,6 +233,7 @@ class Rollout(Generic[H]):
         for host, result in self.fleet.in_parallel(hosts, self.fleet.switch_back):
             self.switched.remove(host)
             if isinstance(result, DevopsError):
+                self.stuck.append(host)
                 self.fleet.mark(host, "failed", f"could not switch back: {result.message}")
             else:
                 self.fleet.mark(host, "rolled_back", reason)

@@ -337,13 +337,25 @@ class _HostKeyCheck:
         """The keys ``known_hosts`` lists for ``name`` (one per key type, as paramiko reads it)."""
         import paramiko  # noqa: PLC0415
 
-        host_keys = paramiko.HostKeys()
         try:
-            host_keys.load(str(self.path))
+            text = self.path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise (os_failure(exc) or exc) from None
+        host_keys = paramiko.HostKeys()
+        for line in text.splitlines():
+            # as ssh does: markers (@cert-authority, @revoked) are not host keys, and a line
+            # it cannot read is skipped rather than failing every host
+            if line.lstrip().startswith(("#", "@")):
+                continue
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+            except (paramiko.SSHException, ValueError, TypeError):
+                continue
+            if entry is not None:
+                for hostname in entry.hostnames:
+                    host_keys.add(hostname, entry.key.get_name(), entry.key)
         found = host_keys.lookup(name)
         return [found[key_type] for key_type in dict.fromkeys(found.keys())] if found else []
 

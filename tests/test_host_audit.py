@@ -268,3 +268,17 @@ def test_history_remote_for_people_shows_the_hosts_deployments_from_a_second_che
     assert "On the target (1):" in shown.stdout
     row = next(line for line in shown.stdout.splitlines() if deployed["id"] in line)
     assert "deploy" in row and "success" in row and "shipped" in row and " 3 " in row
+
+
+def test_rollback_to_a_release_id_from_a_second_checkout_restores_it(
+    project, cli, hosts, tmp_path, monkeypatch
+):
+    first = cli("deploy", "--json").json
+    cli("deploy", "--json")
+    cli("deploy", "--json")
+    _second_checkout(project, tmp_path, monkeypatch)
+
+    rolled_back = cli("rollback", "--to", first["release"], "--json").json
+
+    assert rolled_back["success"], rolled_back
+    assert [live(root) for root in hosts] == [first["release"]] * 3

@@ -230,7 +230,9 @@ def test_of_two_concurrent_deploys_from_two_checkouts_one_proceeds_and_the_other
 # -- interruptions ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"]
+)
 def test_a_signal_during_a_deploy_releases_every_host_lock(project, cli, hosts, gate, stop):
     _wait_at_the_gate(cli, gate[0])
     worker = _start_deploy(project.root)

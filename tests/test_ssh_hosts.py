@@ -257,3 +257,19 @@ def test_the_release_engine_runs_unchanged_over_a_verified_connection(
             assert page == "<h1>over ssh</h1>\n"
         finally:
             connection.run(f"rm -rf {shlex.quote(root)}", hide=True)
+
+
+def test_marker_lines_and_unreadable_lines_in_known_hosts_are_skipped_as_ssh_does(
+    project, cli, ssh_servers, fleet, tmp_path
+):
+    from fleet import configure
+
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(
+        "@cert-authority *.example.com ssh-ed25519 AAAAnotbase64==\n"
+        "@revoked * ssh-rsa AAAA\n"
+        "garbage line\n" + ssh_servers.known_hosts.read_text()
+    )
+    configure(project, ssh_servers, fleet, known_hosts=str(known_hosts))
+
+    assert cli("deploy", "--json").json["success"]

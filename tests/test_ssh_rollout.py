@@ -225,7 +225,7 @@ def test_hooks_run_in_the_release_directory_on_each_host(project, cli, ssh_serve
     assert len(lines) == 9
 
 
-def test_a_host_whose_connection_drops_mid_rollout_is_failed_and_the_others_go_back(
+def test_a_host_whose_connection_drops_mid_rollout_fails_the_deploy_and_every_host_goes_back(
     project, cli, ssh_servers, fleet, hosts, v1
 ):
     # the hook ends the host's sshd session: the connection dies after that host switched
@@ -239,9 +239,10 @@ def test_a_host_whose_connection_drops_mid_rollout_is_failed_and_the_others_go_b
     failed = cli("deploy", "--json").json
 
     assert not failed["success"] and "127.0.0.3" in failed["error"]
-    assert [live(hosts[0]), live(hosts[2])] == [v1, v1]
+    # the connection is opened again to put the host back
+    assert [live(root) for root in hosts] == [v1] * 3
     dropped = next(h for h in failed["hosts"] if "127.0.0.3" in h["host"])
-    assert dropped["status"] == "failed"
+    assert dropped["status"] == "rolled_back" and dropped["error"]
 
 
 # -- per-host URLs -------------------------------------------------------------------------
@@ -317,3 +318,56 @@ def test_host_roles_are_shown_in_status_and_in_the_record(project, cli, ssh_serv
     assert deployed["details"]["hosts"][0]["roles"] == ["web", "canary"]
     assert "roles" not in deployed["details"]["hosts"][1]
     assert status["target"]["hosts"][0]["roles"] == ["web", "canary"]
+
+
+def test_a_failing_after_switch_hook_puts_every_host_back(
+    project, cli, ssh_servers, fleet, hosts, v1
+):
+    configure(project, ssh_servers, fleet, hooks={"after_switch": fails_on("127.0.0.3")})
+
+    failed = cli("deploy", "--json").json
+
+    assert failed["code"] == "DEPLOY_FAILED" and "after_switch" in failed["error"]
+    assert [live(root) for root in hosts] == [v1] * 3
+    assert failed["deployment_status"] == "rolled_back"
+    assert "every switched host went back" in failed["error"]
+
+
+def test_a_failing_after_rollback_hook_on_one_host_leaves_the_fleet_whole(
+    project, cli, ssh_servers, fleet, hosts, v1
+):
+    second = cli("deploy", "--json").json["release"]
+    configure(project, ssh_servers, fleet, hooks={"after_rollback": fails_on("127.0.0.3")})
+
+    failed = cli("rollback", "--json").json
+
+    assert not failed["success"] and "after_rollback" in failed["error"]
+    assert [live(root) for root in hosts] == [second] * 3
+
+
+def test_a_blue_green_deploy_failing_its_checks_is_recorded_rolled_back(project, cli, hosts, v1):
+    deployment(cli, strategy="blue-green", health_check=health("false"))
+
+    failed = cli("deploy", "--json").json
+
+    assert failed["code"] == "HEALTH_CHECK_FAILED"
+    assert failed["deployment_status"] == "rolled_back"
+    assert [live(root) for root in hosts] == [v1] * 3
+
+
+def test_a_failing_site_check_puts_each_host_back_even_when_hosts_disagreed(
+    project, cli, hosts, v1, per_host_site
+):
+    port, handler = per_host_site
+    deployment(cli, max_fail=1, health_check=health(fails_on("127.0.0.3")))
+    second = cli("deploy", "--json").json["release"]
+    assert [live(root) for root in hosts] == [second, v1, second]  # they disagree now
+    handler.sick = "127.0.0.1"
+    deployment(cli, health_check=health(url=f"http://127.0.0.1:{port}/"))
+    write_site(project.root / "dist", "v3")
+
+    failed = cli("deploy", "--json").json
+
+    assert failed["code"] == "HEALTH_CHECK_FAILED"
+    assert failed["deployment_status"] == "rolled_back"
+    assert [live(root) for root in hosts] == [second, v1, second]

@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
         "strategy": "rolling",
         "rollback_on_failure": True,
         "keep_releases": 5,
-        "lock_timeout": 60,
+        "lock_timeout": 0,
         "lock_ttl": 3600,
         "canary_wait": 0,
         "max_fail": 0,

@@ -153,6 +153,17 @@ class Platform(abc.ABC):
     def restore(self, release: str) -> None:
         """Make an earlier ``release`` live again (rollback)."""
 
+    def undo(self, previous: str | None) -> bool:
+        """Put back what served before the deploy that just went live; False if nothing did.
+
+        ``previous`` is what the whole target served (``None`` if nothing, or if its hosts
+        disagreed); a target with hosts may know better, host by host.
+        """
+        if previous is None:
+            return False
+        self.restore(previous)
+        return True
+
     def publish(self, release: str) -> None:
         """Make live a release that :meth:`deploy` left unpublished (blue-green's switch)."""
         self.restore(release)

@@ -127,7 +127,7 @@ class BucketPlatform(Platform):
             self.private_prefix + "lock.json",
             holder=who,
             ttl=float(self.settings.get("deployment.lock_ttl", 3600)),
-            timeout=float(self.settings.get("deployment.lock_timeout", 60)),
+            timeout=float(self.settings.get("deployment.lock_timeout", 0)),
         )
 
     def _invalidate(self, paths: list[str]) -> dict[str, Any] | None:

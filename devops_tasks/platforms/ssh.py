@@ -291,6 +291,12 @@ class SshPlatform(Platform):
                 f"{rollout.plan.max_fail})"
             )
 
+    def undo(self, previous: str | None) -> bool:
+        """After the deploy under way went live: each host back to what it served before."""
+        if self._publishing is None:
+            return super().undo(previous)
+        return self._publishing[0].undo()
+
     def restore(self, release: str) -> None:
         """Switch every host to ``release``; if one cannot switch, the others switch back.
 
@@ -395,7 +401,11 @@ class SshPlatform(Platform):
             try:
                 for member in ordered:
                     taken.append(member)  # first: an interrupted take may have happened
-                    self._state(member).take(holder, self._lock_ttl())
+                    result = _attempt(
+                        lambda m: self._state(m).take(holder, self._lock_ttl()), member
+                    )
+                    if isinstance(result, DevopsError):
+                        raise result
             except DevopsError as error:
                 taken.pop()
                 raise _lock_error(error, [m.host for m in taken]) from None
@@ -765,8 +775,9 @@ class _FleetRelease:
                 self.note(f"{label}: removed {', '.join(swept)}")
 
     def switch(self, host: _Member) -> None:
-        self.previous[host.host.label] = host.engine.current()
-        host.engine.activate(self.release)
+        self.previous[host.host.label] = host.engine.activate(self.release)
+
+    def settle(self, host: _Member) -> None:
         self._hook(host, "after_switch" if self.deployment else "after_rollback", self.release)
 
     def check(self, host: _Member, stage: str) -> bool:
