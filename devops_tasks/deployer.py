@@ -446,7 +446,10 @@ class Deployer:
                 return self._rollback_target(entry["id"], None)
         if not self.platform.can_restore(release):
             raise DevopsError(
-                ErrorCode.ROLLBACK_UNAVAILABLE,
+                # an id of ours that nothing knows is simply not found
+                ErrorCode.NOT_FOUND
+                if release.startswith("dep_")
+                else ErrorCode.ROLLBACK_UNAVAILABLE,
                 f"{release} is neither a deployment id nor a release the {self.platform.name} "
                 "target can restore",
                 f"Pick an id from `devops history --env {self.environment} --remote`.",

@@ -39,6 +39,10 @@ def _run_at_once(argvs: list[list[str]], cwd: Path, env: dict[str, str]) -> list
 
 def test_eight_concurrent_deploys_lose_no_record_and_leave_a_valid_index(tmp_path):
     write_site(tmp_path / "dist")
+    assert run_devops("init", "--json", cwd=tmp_path).json["success"]
+    # they take turns: each waits for the lock instead of failing at once
+    waits = run_devops("config.set", "deployment.lock_timeout", "120", "--json", cwd=tmp_path)
+    assert waits.json["success"]
     results = _run_at_once([["deploy.local", "--json"]] * PROCESSES, tmp_path, dict(os.environ))
     ids = {r.json["id"] for r in results if r.json["success"]}
     assert len(ids) == PROCESSES, [r.stderr for r in results]
