@@ -88,25 +88,8 @@ def _deploy(
     return deployer.deploy(build_dir=dir, build=build, message=message).result()
 
 
-@command(human=show_deployment, help=HELP)
-def configured(
-    c: Context,
-    out: Output,
-    env=None,
-    dir=None,
-    build=False,
-    message=None,
-    dry_run=False,
-    force_deletes=False,
-    wait=False,
-) -> dict[str, Any]:
-    """Deploy to the platform configured for the environment."""
-    flags = {"dry_run": dry_run, "force_deletes": force_deletes, "wait": wait}
-    return _deploy(c, out, env, dir, build, message, None, flags)
-
-
-def _platform_task(name: str) -> Any:
-    """``deploy.<name>``: one task per registered platform, all the same flow."""
+def _deploy_task(platform: str | None) -> Any:
+    """``deploy`` (the configured platform) or ``deploy.<platform>``: all the same flow."""
 
     def deploy_to(
         c: Context,
@@ -120,13 +103,18 @@ def _platform_task(name: str) -> Any:
         wait=False,
     ) -> dict[str, Any]:
         flags = {"dry_run": dry_run, "force_deletes": force_deletes, "wait": wait}
-        return _deploy(c, out, env, dir, build, message, name, flags)
+        return _deploy(c, out, env, dir, build, message, platform, flags)
 
-    deploy_to.__doc__ = f"Deploy to the {name} target, whatever the config names."
-    return command(human=show_deployment, help=HELP, name=name)(deploy_to)
+    deploy_to.__doc__ = (
+        f"Deploy to the {platform} target, whatever the config names."
+        if platform
+        else "Deploy to the platform configured for the environment."
+    )
+    return command(human=show_deployment, help=HELP, name=platform or "configured")(deploy_to)
 
 
+configured = _deploy_task(None)
 ns = Collection("deploy")
 ns.add_task(configured, default=True)
 for _name in AVAILABLE:
-    ns.add_task(_platform_task(_name))
+    ns.add_task(_deploy_task(_name))
