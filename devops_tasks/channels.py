@@ -106,6 +106,21 @@ def _left(deadline: float | None, what: str, timeout: float | None) -> float | N
     return left
 
 
+def run_timed(connection: Any, command: str, what: str, timeout: float | None) -> Any:
+    """``connection.run(command)``'s result, whatever its exit status; raises once it timed out."""
+    from invoke.exceptions import CommandTimedOut  # noqa: PLC0415
+
+    started = time.monotonic()
+    try:
+        result = connection.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
+    except CommandTimedOut:
+        raise timed_out(what, timeout) from None
+    # fabric may hand back the killed channel (exit status -1) instead of raising
+    if timeout and result.exited == -1 and time.monotonic() - started >= timeout:
+        raise timed_out(what, timeout)
+    return result
+
+
 def timed_out(what: str, timeout: float | None) -> DevopsError:
     """The error for a command abandoned after ``timeout`` seconds, saying what it was."""
     return DevopsError(

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .channels import run_timed
 from .durable import parse_json
 from .errors import DevopsError, ErrorCode
 from .ids import DEPLOYMENT_ID
@@ -152,8 +153,12 @@ def holder_text(lock: Mapping[str, Any]) -> str:
 class HostState:
     """The lock and the audit log under ``<root>/.devops`` of one host (``name`` in messages)."""
 
-    def __init__(self, connection: Connection, root: str, name: str) -> None:
+    def __init__(
+        self, connection: Connection, root: str, name: str, timeout: float | None = None
+    ) -> None:
         self.connection = connection
+        #: Seconds any of its commands may take (``ssh.command_timeout``).
+        self.timeout = timeout
         self.name = name
         self.dir = f"{root.rstrip('/') or ''}/{STATE_DIR}"
         self.lock = f"{self.dir}/lock"
@@ -252,7 +257,7 @@ class HostState:
         return entries
 
     def _run(self, command: str, what: str) -> str:
-        result = self.connection.run(command, hide=True, warn=True, in_stream=False)
+        result = run_timed(self.connection, command, f"{what} on {self.name}", self.timeout)
         if result.failed:
             detail = (result.stderr or result.stdout or "").strip()
             raise DevopsError(

@@ -44,10 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from invoke.exceptions import CommandTimedOut
-
 from . import tar_stream
-from .channels import Completed, run_streamed, timed_out
+from .channels import Completed, run_streamed, run_timed
 from .commands import child_environment
 from .errors import DevopsError, ErrorCode, os_failure
 from .ids import DEPLOYMENT_ID
@@ -373,18 +371,7 @@ class ReleaseEngine:
 
     def _call(self, command: str, what: str) -> Any:
         """``command``'s result, whatever its exit status; raises only once it timed out."""
-        started = time.monotonic()
-        try:
-            result = self.connection.run(
-                command, hide=True, warn=True, in_stream=False, timeout=self.command_timeout
-            )
-        except CommandTimedOut:
-            raise timed_out(what, self.command_timeout) from None
-        # fabric may hand back the killed channel (exit status -1) instead of raising
-        limit = self.command_timeout
-        if limit and result.exited == -1 and time.monotonic() - started >= limit:
-            raise timed_out(what, limit)
-        return result
+        return run_timed(self.connection, command, what, self.command_timeout)
 
     def _run(self, command: str, what: str) -> str:
         result = self._call(command, what)

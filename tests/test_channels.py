@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sshd import SshServers
 
-from devops_tasks.channels import run_streamed
+from devops_tasks.channels import run_streamed, run_timed
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.ssh_hosts import connect
 
@@ -77,3 +77,13 @@ def test_a_host_that_sends_without_end_is_cut_off(connection, monkeypatch):
         run_streamed(connection, "yes", [], 10, "read a listing")
 
     assert "sent more than 1 MiB" in cut.value.message
+
+
+def test_a_short_command_that_outlives_its_timeout_is_named_and_abandoned(connection):
+    started = time.monotonic()
+    with pytest.raises(DevopsError) as abandoned:
+        run_timed(connection, "sleep 5", "take the lock on web1", 0.5)
+
+    assert time.monotonic() - started < 4
+    assert "take the lock on web1" in abandoned.value.message
+    assert "0.5 s" in abandoned.value.message

@@ -379,7 +379,12 @@ class SshPlatform(Platform):
     # -- locks and the audit log on the hosts ----------------------------------------------
 
     def _state(self, member: _Member) -> HostState:
-        return HostState(member.engine.connection, member.host.path, member.host.label)
+        return HostState(
+            member.engine.connection,
+            member.host.path,
+            member.host.label,
+            member.engine.command_timeout,
+        )
 
     def _lock_ttl(self) -> float:
         return float(self.settings.get("deployment.lock_ttl"))
