@@ -270,3 +270,28 @@ def test_a_failed_health_check_puts_every_host_back_on_the_previous_release(proj
     assert [live(root) for root in hosts] == [first] * 3
     record = cli("logs", "--json").json
     assert any(step["step"] == "rollback" for step in record["log"])
+
+
+def test_status_and_lock_status_report_the_hosts_that_answer_when_one_is_down(
+    project, cli, ssh_servers, fleet
+):
+    configure(project, ssh_servers, fleet)
+    deployed = cli("deploy", "--json").json["release"]
+    port = ssh_servers.hosts[0].port
+    down = "127.0.0.5"  # nothing listens there
+    configure(
+        project,
+        ssh_servers,
+        fleet,
+        hosts=[*(f"{h.ip}:{port}" for h in ssh_servers.hosts), f"{down}:{port}"],
+        connect_timeout=2,
+    )
+
+    status = cli("status", "--json").json
+    locks = cli("lock.status", "--json").json
+
+    assert status["success"] and status["live_release"] is None
+    assert not status["target"]["hosts_agree"]
+    assert [h.get("current") for h in status["target"]["hosts"]] == [deployed] * 3 + [None]
+    assert status["target"]["hosts"][3]["code"] == "HOST_UNREACHABLE"
+    assert [lock["state"] for lock in locks["hosts"]] == ["free"] * 3 + ["unreachable"]

@@ -108,6 +108,8 @@ class SshPlatform(Platform):
         #: Per-host outcome of the release being deployed (its record's ``details.hosts``).
         self._outcomes: dict[str, dict[str, Any]] = {}
         self._deploying: str | None = None
+        #: The hosts a look-only command reached, and those it could not (see ``_view``).
+        self._seen: tuple[list[_Member], list[tuple[Host, DevopsError]]] | None = None
         #: What :meth:`deploy` prepared and :meth:`publish` switches.
         self._publishing: tuple[Rollout[_Member], list[_Member]] | None = None
 
@@ -206,10 +208,42 @@ class SshPlatform(Platform):
         timeout = float(self.options.get("command_timeout", DEFAULT_COMMAND_TIMEOUT))
         return _Member(host, ReleaseEngine(connection, host.path, command_timeout=timeout))
 
+    def _view(self) -> tuple[list[_Member], list[tuple[Host, DevopsError]]]:
+        """For what only looks: the hosts that answer, and the error of each that does not.
+
+        One host being down is part of the answer of ``status`` or ``lock.status``, not a
+        reason to say nothing of the others. A complete view is the command's fleet.
+        """
+        if self._members is not None:
+            return self._members, []
+        if self._seen is None:
+            results = self._in_parallel(self.hosts, self._connect)
+            members = [m for _, m in results if isinstance(m, _Member)]
+            down = [(h, e) for h, e in results if isinstance(e, DevopsError)]
+            self._seen = (members, down)
+            if not down:
+                self._members = members
+        return self._seen
+
+    def _from_view(
+        self, action: Callable[[_Member], dict[str, Any]], what: str
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """``action`` on every host that answers, and an error entry for each that does not."""
+        members, down = self._view()
+        answers = self._from_each_of(members, action, what)
+        by_host = {m.host.label: a for m, a in zip(members, answers, strict=True)}
+        by_host |= {
+            h.label: {**h.to_dict(), "code": e.code.value, "error": e.message} for h, e in down
+        }
+        entries = [by_host[host.label] for host in self.hosts]
+        return entries, not down
+
     def close(self) -> None:
-        for member in self._members or []:
+        seen = self._seen[0] if self._seen else []
+        for member in {id(m): m for m in [*(self._members or []), *seen]}.values():
             member.engine.connection.close()  # type: ignore[attr-defined]
         self._members = None
+        self._seen = None
 
     def _in_parallel(
         self, items: list[Any], action: Callable[[Any], T], progress: Progress | None = None
@@ -233,7 +267,12 @@ class SshPlatform(Platform):
 
     def _from_each(self, action: Callable[[_Member], T], what: str) -> list[T]:
         """``action``'s result on every host, in host order; raises if any host failed."""
-        results = self._on_each(action)
+        return self._from_each_of(self._fleet(), action, what)
+
+    def _from_each_of(
+        self, members: list[_Member], action: Callable[[_Member], T], what: str
+    ) -> list[T]:
+        results = self._in_parallel(members, action)
         failed = [(m.host.label, r) for m, r in results if isinstance(r, DevopsError)]
         if failed:
             raise rollout_error(failed, what)
@@ -341,9 +380,12 @@ class SshPlatform(Platform):
     # -- what is there ---------------------------------------------------------------------
 
     def live_release(self) -> str | None:
-        """The release every host serves; ``None`` if they disagree (``describe`` says how)."""
-        current = set(self._from_each(lambda m: m.engine.current(), "read the live release of"))
-        return current.pop() if len(current) == 1 else None
+        """The release every host serves; ``None`` if they disagree or one is down."""
+        members, down = self._view()
+        current = set(
+            self._from_each_of(members, lambda m: m.engine.current(), "read the live release of")
+        )
+        return current.pop() if len(current) == 1 and not down else None
 
     def can_restore(self, release: str) -> bool:
         return all(self._from_each(lambda m: m.engine.exists(release), "list the releases of"))
@@ -353,7 +395,7 @@ class SshPlatform(Platform):
         return sorted({release for host_removed in removed for release in host_removed})
 
     def describe(self) -> dict[str, Any]:
-        hosts = self._from_each(
+        hosts, complete = self._from_view(
             lambda m: {
                 **m.host.to_dict(),
                 "current": m.engine.current(),
@@ -361,11 +403,12 @@ class SshPlatform(Platform):
             },
             "describe",
         )
-        live = {host["current"] for host in hosts}
+        live = {host.get("current") for host in hosts}
+        agree = len(live) <= 1 and complete
         return {
             "platform": self.name,
-            "live_release": live.pop() if len(live) == 1 else None,
-            "hosts_agree": len(live) <= 1,
+            "live_release": live.pop() if agree and live else None,
+            "hosts_agree": agree,
             "hosts": hosts,
         }
 
@@ -420,8 +463,13 @@ class SshPlatform(Platform):
 
     def lock_states(self) -> list[dict[str, Any]]:
         ttl = self._lock_ttl()
-        states = self._from_each(lambda m: self._state(m).inspect(ttl), "read the lock of")
-        return [state.to_dict() for state in states]
+        states, _ = self._from_view(
+            lambda m: self._state(m).inspect(ttl).to_dict(), "read the lock of"
+        )
+        # a host that cannot be asked may well be locked
+        return [
+            state if "state" in state else {**state, "state": "unreachable"} for state in states
+        ]
 
     def release_locks(self, force: bool) -> list[dict[str, Any]]:
         ttl = self._lock_ttl()

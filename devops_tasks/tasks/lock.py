@@ -21,6 +21,8 @@ def lock_line(lock: Mapping[str, Any]) -> str:
     state = lock["state"]
     if state == "free":
         return f"{lock['host']}  free"
+    if state == "unreachable":
+        return f"{lock['host']}  could not be asked: {lock['error']}"
     shown = {"held": "locked", "stale": "STALE lock", "unknown": "LOCKED"}[state]
     return f"{lock['host']}  {shown} by {holder_text(lock)}"
 
