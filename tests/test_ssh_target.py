@@ -295,3 +295,11 @@ def test_status_and_lock_status_report_the_hosts_that_answer_when_one_is_down(
     assert [h.get("current") for h in status["target"]["hosts"]] == [deployed] * 3 + [None]
     assert status["target"]["hosts"][3]["code"] == "HOST_UNREACHABLE"
     assert [lock["state"] for lock in locks["hosts"]] == ["free"] * 3 + ["unreachable"]
+
+
+def test_port_zero_in_a_host_string_is_refused_not_taken_for_22(project, cli, ssh_servers, fleet):
+    configure(project, ssh_servers, fleet, hosts=["127.0.0.2:0"])
+
+    refused = cli("deploy", "--json").json
+
+    assert refused["code"] == "CONFIG_INVALID" and "ssh.hosts.0.port" in refused["error"]

@@ -132,7 +132,12 @@ class SshPlatform(Platform):
             item = _host_fields(entry)
             user = item.get("user") or section.get("user")
             path = item.get("path") or section.get("path")
-            port = int(item.get("port") or section.get("port") or DEFAULT_PORT)
+            port = int(
+                next(
+                    (p for p in (item.get("port"), section.get("port")) if p is not None),
+                    DEFAULT_PORT,
+                )
+            )
             if not user:
                 problems.append(Problem(f"{where}.user", "is required: set it or ssh.user"))
             if not path:
