@@ -124,6 +124,11 @@ def _records(project: Project) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(project.deployments_dir.glob("dep_*.json"))]
 
 
+def _index_entries(project) -> list[dict]:
+    index = project.deployments_dir / "index.json"
+    return json.loads(index.read_text())["deployments"] if index.is_file() else []
+
+
 def test_an_interrupted_netlify_deploy_keeps_its_netlify_deploy_id(netlify, project, cli):
     netlify.ready_after_polls = 10**9  # the deploy waits for "ready" until it is killed
     _deploy_killed_when(
@@ -131,6 +136,8 @@ def test_an_interrupted_netlify_deploy_keeps_its_netlify_deploy_id(netlify, proj
         lambda: (
             project.deployments_dir.is_dir()
             and any(r.get("platform_deploy_id") for r in _records(project))
+            # the record is saved before its index entry: kill once both have the id
+            and any(e.get("platform_deploy_id") for e in _index_entries(project))
         ),
     )
     (killed,) = _records(project)
