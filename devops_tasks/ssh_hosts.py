@@ -28,7 +28,7 @@ import shlex
 import socket
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -58,6 +58,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 _SSH_PORT = 22
 #: A known ``ssh-rsa`` key is offered under these signature algorithms (RFC 8332).
 _RSA_ALGORITHMS = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
+#: Ciphers asked for first: AES-GCM encrypts and authenticates in one pass.
+_FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 #: The host key families :func:`host_keys` asks for, one handshake each (a host has at most
 #: one key of each; DSA and SHA-1 RSA signatures are gone from OpenSSH and paramiko).
 _KEY_FAMILIES = (
@@ -189,21 +191,30 @@ def _preferring(known_types: set[str]) -> Any:
 
     Without it, a host with several keys could offer one that ``known_hosts`` lacks and be
     taken for a changed host. ``ssh`` orders its host key algorithms the same way.
+
+    It also tunes the connection as ``ssh`` does: Nagle's algorithm off (with it, each
+    command waits ~40 ms for a delayed ACK before its request leaves; without, a command
+    takes a few ms), and AES-GCM first among the ciphers (one pass, no separate MAC).
     """
     import paramiko  # noqa: PLC0415
 
     wanted = {a for t in known_types for a in (_RSA_ALGORITHMS if t == "ssh-rsa" else (t,))}
 
     def transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
+        if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         made = paramiko.Transport(sock, **kwargs)
         options = made.get_security_options()
-        types = list(options.key_types)
-        options.key_types = [t for t in types if t in wanted] + [
-            t for t in types if t not in wanted
-        ]
+        options.key_types = _first(options.key_types, wanted)
+        options.ciphers = _first(options.ciphers, set(_FAST_CIPHERS))
         return made
 
     return transport
+
+
+def _first(names: Sequence[str], wanted: set[str]) -> list[str]:
+    """``names`` with those in ``wanted`` moved to the front, each group in its own order."""
+    return [n for n in names if n in wanted] + [n for n in names if n not in wanted]
 
 
 def is_listed(known_hosts: str | os.PathLike[str], host: str, port: int = _SSH_PORT) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..channels import run_timed
 from ..config.store import Problem
 from ..errors import DevopsError, ErrorCode, describe_problem
 from ..health import HostGate
@@ -756,7 +757,10 @@ def _quoted(paths: list[str]) -> str:
 
 def _checked_run(member: _Member, command: str, what: str) -> str:
     """``command``'s output on ``member``; DEPLOY_FAILED with what the host said if it fails."""
-    result = member.engine.connection.run(command, hide=True, warn=True, in_stream=False)
+    engine = member.engine
+    result = run_timed(
+        engine.connection, command, f"{what} {member.host.path}", engine.command_timeout
+    )
     if result.failed:
         said = (result.stderr or result.stdout or "").strip()
         raise DevopsError(
