@@ -106,10 +106,7 @@ class Deployer:
         if build:
             self.platform.require_credentials()  # so the build's output masks them too
             self.build()
-        self.platform.prefetch()  # the target's first reads overlap the scan of the files
-        files = self.validate(self.build_dir(build_dir))
-        self.platform.require_credentials()
-        self._pre_deploy_checks()
+        files = self._scanned(build_dir, checks=True)
         version = self.project.version()
         with (
             terminate_as_interrupt(),
@@ -145,9 +142,7 @@ class Deployer:
         if build:
             self.platform.require_credentials()
             self.build()
-        self.platform.prefetch()
-        files = self.validate(self.build_dir(build_dir))
-        self.platform.require_credentials()
+        files = self._scanned(build_dir, checks=False)
         with self.platform:
             plan = self.platform.plan_deploy(files)
         return {
@@ -158,6 +153,23 @@ class Deployer:
             "bytes": files.total_bytes,
             **plan,
         }
+
+    def _scanned(self, build_dir: str | None, checks: bool) -> SiteFiles:
+        """The build's files, checked, while the target's first reads run (its prefetch).
+
+        ``checks``: run the pre-deploy checks too. If anything fails, what the prefetch
+        opened is closed.
+        """
+        self.platform.prefetch()
+        try:
+            files = self.validate(self.build_dir(build_dir))
+            self.platform.require_credentials()
+            if checks:
+                self._pre_deploy_checks()
+        except BaseException:
+            self.platform.close()
+            raise
+        return files
 
     def _run_deploy(
         self, deployment: Deployment, files: SiteFiles, previous: str | None

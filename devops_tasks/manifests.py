@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import re
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -101,6 +102,12 @@ class Plan:
         return [f for f, _, linked in self.members if not linked]
 
 
+#: The last plan made, and what it was made from: hosts deployed together usually hold the
+#: same release as it was deployed, and then one plan serves them all.
+_last_plan: list[tuple[SiteFiles, tuple[Any, ...], dict[str, tuple[int, int, int]], Plan]] = []
+_planning = threading.Lock()
+
+
 def plan_upload(
     release: str,
     files: SiteFiles,
@@ -109,7 +116,27 @@ def plan_upload(
     shared: tuple[str, ...],
 ) -> Plan:
     """What to link and what to send: a file is linked only if the current release has it
-    with the same content and mode, and its copy there still looks as its manifest says."""
+    with the same content and mode, and its copy there still looks as its manifest says.
+
+    Called for each host at once: one computes, and a host whose survey matches takes its plan.
+    """
+    key = (release, digests, survey.current, survey.manifest, shared)
+    with _planning:
+        for known_files, known_key, on_disk, plan in _last_plan:
+            if known_files is files and known_key == key and on_disk == survey.on_disk:
+                return plan
+        plan = _plan_upload(release, files, digests, survey, shared)
+        _last_plan[:] = [(files, key, survey.on_disk, plan)]
+        return plan
+
+
+def _plan_upload(
+    release: str,
+    files: SiteFiles,
+    digests: dict[str, str],
+    survey: Survey,
+    shared: tuple[str, ...],
+) -> Plan:
     intact: dict[str, Entry] = {}
     if survey.current is not None and survey.manifest is not None:
         for path, entry in (parse_manifest(survey.manifest) or {}).items():

@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any
 
+from .background import Background
 from .durable import parse_json
 from .errors import DevopsError, ErrorCode
 from .files import SiteFile, SiteFiles
@@ -527,7 +528,7 @@ class Sync:
         self._written: dict[str, Entry] = {}
         self._base: Manifest | None = None
         #: Reads started early by :meth:`prefetch`, by what they read.
-        self._pending: dict[str, _Background] = {}
+        self._pending: dict[str, Background] = {}
         #: The releases the bucket keeps, as this object last saw and changed them.
         self._releases: set[str] | None = None
 
@@ -537,8 +538,8 @@ class Sync:
         """Start the GET of the live manifest and the LIST of the bucket, each on a thread of
         its own, so that they overlap whatever comes before :meth:`plan` needs them."""
         if not self._pending and not self._live_read and self._listing is None:
-            self._pending = {"live": _Background(self._read_live)}
-            self._pending["listing"] = _Background(self._read_listing)
+            self._pending = {"live": Background(self._read_live)}
+            self._pending["listing"] = Background(self._read_listing)
 
     def live(self) -> Manifest | None:
         """The live manifest (one GET per command)."""
@@ -1085,33 +1086,6 @@ class Sync:
                 self.store.delete(unused)
         self._releases = set(ordered) - set(dropped)
         return dropped
-
-
-class _Background:
-    """One call run on a daemon thread: a process that exits early never waits for it."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self._done = threading.Event()
-        self._result: Any = None
-        self._error: BaseException | None = None
-        threading.Thread(target=self._run, args=(call,), daemon=True).start()
-
-    def _run(self, call: Callable[[], Any]) -> None:
-        try:
-            self._result = call()
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the result
-            self._error = exc
-        finally:
-            self._done.set()
-
-    def wait(self) -> None:
-        self._done.wait()
-
-    def result(self) -> Any:
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._result
 
 
 def _id(manifest: Manifest | None) -> str | None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..background import Background
 from ..channels import run_timed
 from ..config.store import Problem
 from ..errors import DevopsError, ErrorCode, describe_problem
@@ -113,6 +114,8 @@ class SshPlatform(Platform):
         self._seen: tuple[list[_Member], list[tuple[Host, DevopsError]]] | None = None
         #: What :meth:`deploy` prepared and :meth:`publish` switches.
         self._publishing: tuple[Rollout[_Member], list[_Member]] | None = None
+        #: The connections :meth:`prefetch` opens while the build is scanned.
+        self._connecting: Background | None = None
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -188,10 +191,22 @@ class SshPlatform(Platform):
 
     # -- connections -----------------------------------------------------------------------
 
+    def prefetch(self) -> None:
+        """Connect to every host (key exchange, login) while the build is scanned."""
+        if self._members is None and self._seen is None and self._connecting is None:
+            self._connecting = Background(lambda: self._in_parallel(self.hosts, self._connect))
+
+    def _connected(self) -> list[tuple[Host, _Member | DevopsError]]:
+        """Each host's connection or why there is none: the prefetched ones, or new ones."""
+        if self._connecting is not None:
+            connecting, self._connecting = self._connecting, None
+            return connecting.result()
+        return self._in_parallel(self.hosts, self._connect)
+
     def _fleet(self) -> list[_Member]:
         """Every host, connected (once per command, in parallel); raises if any is not."""
         if self._members is None:
-            results = self._in_parallel(self.hosts, self._connect)
+            results = self._connected()
             members = [m for _, m in results if isinstance(m, _Member)]
             failed = [(host, e) for host, e in results if isinstance(e, DevopsError)]
             if failed:
@@ -223,7 +238,7 @@ class SshPlatform(Platform):
         if self._members is not None:
             return self._members, []
         if self._seen is None:
-            results = self._in_parallel(self.hosts, self._connect)
+            results = self._connected()
             members = [m for _, m in results if isinstance(m, _Member)]
             down = [(h, e) for h, e in results if isinstance(e, DevopsError)]
             self._seen = (members, down)
@@ -245,6 +260,8 @@ class SshPlatform(Platform):
         return entries, not down
 
     def close(self) -> None:
+        if self._connecting is not None:  # prefetched, never used: the command failed first
+            self._view()
         seen = self._seen[0] if self._seen else []
         for member in {id(m): m for m in [*(self._members or []), *seen]}.values():
             member.engine.connection.close()  # type: ignore[attr-defined]
