@@ -106,10 +106,16 @@ class HostGate:
         self.url: str | None = url if enabled and "{host}" in url else None
         self.command: str | None = settings.get("remote") if enabled else None
 
-    def check(self, host: str, run: Callable[[str], tuple[bool, str]]) -> list[HealthResult]:
-        """Every check of ``host``; ``run`` runs a command there and says if it succeeded."""
+    def check(
+        self, host: str, run: Callable[[str], tuple[bool, str]], *, live: bool = True
+    ) -> list[HealthResult]:
+        """Every check of ``host``; ``run`` runs a command there and says if it succeeded.
+
+        Not ``live`` (a release prepared, not yet switched): the command only, since the
+        host's URL still serves what is live.
+        """
         results = []
-        if self.url:
+        if self.url and live:
             name = f"[{host}]" if ":" in host else host
             results.append(check_http(self.url.replace("{host}", name), self.settings, self.sleep))
         if self.command:

@@ -345,8 +345,25 @@ def test_a_failing_after_rollback_hook_on_one_host_leaves_the_fleet_whole(
     assert [live(root) for root in hosts] == [second] * 3
 
 
-def test_a_blue_green_deploy_failing_its_checks_is_recorded_rolled_back(project, cli, hosts, v1):
-    deployment(cli, strategy="blue-green", health_check=health("false"))
+def test_a_blue_green_deploy_checks_each_prepared_release_before_any_host_switches(
+    project, cli, hosts, v1
+):
+    deployment(cli, strategy="blue-green", health_check=health(fails_on("127.0.0.4")))
+
+    failed = cli("deploy", "--json").json
+
+    assert failed["code"] == "HEALTH_CHECK_FAILED" and "127.0.0.4 is sick" in failed["error"]
+    assert failed["deployment_status"] == "failed"
+    assert "switched" not in set(outcomes(failed).values())
+    assert [live(root) for root in hosts] == [v1] * 3
+    assert all(releases(root) == [v1] for root in hosts)
+
+
+def test_a_blue_green_deploy_failing_its_checks_once_live_is_recorded_rolled_back(
+    project, cli, hosts, v1
+):
+    serving_it = 'test "$(readlink -f ../../current)" != "$(pwd -P)"'  # passes until live
+    deployment(cli, strategy="blue-green", health_check=health(serving_it))
 
     failed = cli("deploy", "--json").json
 

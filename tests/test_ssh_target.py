@@ -75,6 +75,30 @@ def test_a_host_that_refuses_connections_fails_the_deploy_and_nothing_switches(
     assert [releases(root) for root in roots(ssh_servers, fleet)] == [[first["release"]]] * 3
 
 
+def test_an_unreachable_host_within_max_fail_is_reported_and_the_others_deploy(
+    project, cli, ssh_servers, fleet
+):
+    down = "127.0.0.5"  # nothing listens there
+    port = ssh_servers.hosts[0].port
+    configure(
+        project,
+        ssh_servers,
+        fleet,
+        hosts=[*(f"{h.ip}:{port}" for h in ssh_servers.hosts), f"{down}:{port}"],
+    )
+    cli("config.set", "deployment.max_fail", "1")
+
+    deployed = cli("deploy", "--json").json
+
+    assert deployed["success"]
+    assert [live(root) for root in roots(ssh_servers, fleet)] == [deployed["release"]] * 3
+    unreachable = deployed["details"]["hosts"][3]
+    assert unreachable["status"] == "failed" and down in unreachable["host"]
+    assert unreachable["error"].startswith("unreachable: ")
+    status = cli("status", "--json").json
+    assert not status["target"]["hosts_agree"]
+
+
 def test_a_host_failing_phase_one_switches_nothing_and_the_release_leaves_every_host(
     project, cli, ssh_servers, fleet
 ):

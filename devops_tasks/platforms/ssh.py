@@ -14,6 +14,7 @@ switch means the hosts already switched go back to what they served before.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 import re
 import shlex
@@ -116,6 +117,8 @@ class SshPlatform(Platform):
         self._publishing: tuple[Rollout[_Member], list[_Member]] | None = None
         #: The connections :meth:`prefetch` opens while the build is scanned.
         self._connecting: Background | None = None
+        #: Hosts a deploy goes on without: unreachable, within ``deployment.max_fail``.
+        self._absent: list[tuple[Host, DevopsError]] = []
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -203,17 +206,20 @@ class SshPlatform(Platform):
             return connecting.result()
         return self._in_parallel(self.hosts, self._connect)
 
-    def _fleet(self) -> list[_Member]:
-        """Every host, connected (once per command, in parallel); raises if any is not."""
+    def _fleet(self, tolerated: int = 0) -> list[_Member]:
+        """Every host, connected (once per command, in parallel); raises if any is not.
+
+        Up to ``tolerated`` unreachable hosts are left out instead (see :attr:`_absent`).
+        """
         if self._members is None:
             results = self._connected()
             members = [m for _, m in results if isinstance(m, _Member)]
             failed = [(host, e) for host, e in results if isinstance(e, DevopsError)]
-            if failed:
+            if len(failed) > tolerated or not members:
                 for member in members:
                     member.engine.connection.close()  # type: ignore[attr-defined]
                 raise rollout_error([(h.label, e) for h, e in failed], "connect to")
-            self._members = members
+            self._members, self._absent = members, failed
         return self._members
 
     def _connect(self, host: Host) -> _Member:
@@ -236,7 +242,7 @@ class SshPlatform(Platform):
         reason to say nothing of the others. A complete view is the command's fleet.
         """
         if self._members is not None:
-            return self._members, []
+            return self._members, self._absent
         if self._seen is None:
             results = self._connected()
             members = [m for _, m in results if isinstance(m, _Member)]
@@ -310,11 +316,16 @@ class SshPlatform(Platform):
         fleet = self._fleet()
         self._deploying = release
         self._outcomes = {m.host.label: m.host.to_dict() for m in fleet}
+        for host, error in self._absent:  # the deploy goes on without them (max_fail)
+            self._outcomes[host.label] = {**host.to_dict(), "status": "failed"}
+            self._outcomes[host.label]["error"] = f"unreachable: {error.message}"
+        self._outcomes = {h.label: self._outcomes[h.label] for h in self.hosts}
         deployment.details["hosts"] = list(self._outcomes.values())
         work = _FleetRelease(self, release, deployment, files)
+        plan = Plan.from_settings(self.settings, len(self.hosts))
         rollout = Rollout(
             work,
-            Plan.from_settings(self.settings, len(fleet)),
+            dataclasses.replace(plan, max_fail=plan.max_fail - len(self._absent)),
             rollback_on_failure=bool(self.settings.get("deployment.rollback_on_failure")),
         )
         progress.start(f"Uploading to {len(fleet)} host(s)", total=len(fleet))
@@ -346,11 +357,11 @@ class SshPlatform(Platform):
         live = sum(
             1 for outcome in self._outcomes.values() if outcome.get("status") in LIVE_STATUSES
         )
-        if rollout.failed:
+        failed = len(rollout.failed) + len(self._absent)
+        if failed:
             rollout.fleet.note(
-                f"{live} of {len(self._outcomes)} hosts serve {release}; "
-                f"{len(rollout.failed)} failed (deployment.max_fail allows "
-                f"{rollout.plan.max_fail})"
+                f"{live} of {len(self._outcomes)} hosts serve {release}; {failed} failed "
+                f"(deployment.max_fail allows {rollout.plan.max_fail + len(self._absent)})"
             )
 
     def undo(self, previous: str | None) -> bool:
@@ -452,6 +463,10 @@ class SshPlatform(Platform):
             member.engine.command_timeout,
         )
 
+    def _max_fail(self) -> int:
+        """How many hosts a deploy may lose: ``deployment.max_fail`` of the whole fleet."""
+        return Plan.from_settings(self.settings, len(self.hosts)).max_fail
+
     def _lock_ttl(self) -> float:
         return float(self.settings.get("deployment.lock_ttl"))
 
@@ -466,7 +481,8 @@ class SshPlatform(Platform):
         only if its token is still ours; one that cannot be (its host went away) stays, and
         ``lock.status`` shows it.
         """
-        ordered = sorted(self._fleet(), key=lambda m: m.host.label)
+        tolerated = self._max_fail() if holder.get("action") == "deploy" else 0
+        ordered = sorted(self._fleet(tolerated), key=lambda m: m.host.label)
         taken: list[_Member] = []
         try:
             try:
@@ -847,6 +863,8 @@ class _FleetRelease:
             "linked": sent.files_linked,
         }
         self._hook(host, "before_switch", self.release)
+        if self.platform.settings.get("deployment.strategy") == "blue-green":
+            self.check(host, "before switch", live=False)  # all switch together: check first
 
     def note_sweeps(self) -> None:
         for label, swept in self.swept.items():
@@ -859,10 +877,12 @@ class _FleetRelease:
     def settle(self, host: _Member) -> None:
         self._hook(host, "after_switch" if self.deployment else "after_rollback", self.release)
 
-    def check(self, host: _Member, stage: str) -> bool:
+    def check(self, host: _Member, stage: str, live: bool = True) -> bool:
         if self.deployment is None:
             return False
-        results = self.gate.check(host.host.host, lambda command: self._probe(host, command))
+        results = self.gate.check(
+            host.host.host, lambda command: self._probe(host, command), live=live
+        )
         outcome = self.platform._outcomes.get(host.host.label)
         if outcome is not None and results:
             outcome.setdefault("health", []).extend(r.to_dict() | {"stage": stage} for r in results)
