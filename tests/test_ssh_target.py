@@ -99,6 +99,20 @@ def test_an_unreachable_host_within_max_fail_is_reported_and_the_others_deploy(
     assert not status["target"]["hosts_agree"]
 
 
+def test_people_see_how_many_hosts_took_the_release_and_why_one_did_not(
+    project, cli, ssh_servers, fleet
+):
+    port = ssh_servers.hosts[0].port
+    hosts = [*(f"{h.ip}:{port}" for h in ssh_servers.hosts), f"127.0.0.5:{port}"]
+    configure(project, ssh_servers, fleet, hosts=hosts)
+    cli("config.set", "deployment.max_fail", "1")
+
+    out = cli("deploy").stdout
+
+    assert "hosts: 4 (1 failed, 3 switched)" in out
+    assert f"devops-test@127.0.0.5:{port}: unreachable: " in out
+
+
 def test_a_host_failing_phase_one_switches_nothing_and_the_release_leaves_every_host(
     project, cli, ssh_servers, fleet
 ):
@@ -151,6 +165,30 @@ def test_blue_green_leaves_every_host_on_the_old_release_until_published(
 
     assert [live(root) for root in hosts] == [deployment.id] * 3
     assert (hosts[2] / "current" / "index.html").read_text() == "<h1>green</h1>\n"
+
+
+class _Recorded(NullProgress):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    def start(self, description: str, total: int) -> None:
+        self.events.append(("start", total))
+
+    def advance(self, amount: int = 1) -> None:
+        self.events.append(("advance", amount))
+
+
+def test_the_upload_progress_advances_as_each_host_is_prepared(project, hosts):
+    deployment = Deployment(
+        id="dep_1764111420000_ab12cd34", platform="ssh", environment="production"
+    )
+    site = SiteFiles.scan(write_site(project.root / "dist", "v1"))
+    progress = _Recorded()
+
+    with create(project, ConfigStore(project).settings()) as target:
+        target.deploy(deployment, site, progress, publish=False)
+
+    assert progress.events == [("start", 3), ("advance", 1), ("advance", 1), ("advance", 1)]
 
 
 def test_shell_metacharacters_in_the_path_are_only_a_name(project, cli, ssh_servers, fleet):

@@ -321,7 +321,7 @@ class SshPlatform(Platform):
             self._outcomes[host.label]["error"] = f"unreachable: {error.message}"
         self._outcomes = {h.label: self._outcomes[h.label] for h in self.hosts}
         deployment.details["hosts"] = list(self._outcomes.values())
-        work = _FleetRelease(self, release, deployment, files)
+        work = _FleetRelease(self, release, deployment, files, progress)
         plan = Plan.from_settings(self.settings, len(self.hosts))
         rollout = Rollout(
             work,
@@ -837,8 +837,11 @@ class _FleetRelease:
         release: str,
         deployment: Deployment | None,
         files: SiteFiles | None,
+        progress: Progress | None = None,
     ) -> None:
         self.platform = platform
+        #: Advanced by one as each host's phase 1 ends.
+        self.progress = progress or NullProgress()
         self.release = release
         self.deployment = deployment
         self.files = files
@@ -865,6 +868,7 @@ class _FleetRelease:
         self._hook(host, "before_switch", self.release)
         if self.platform.settings.get("deployment.strategy") == "blue-green":
             self.check(host, "before switch", live=False)  # all switch together: check first
+        self.progress.advance(1)
 
     def note_sweeps(self) -> None:
         for label, swept in self.swept.items():

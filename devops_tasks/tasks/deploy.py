@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,8 +46,22 @@ def show_deployment(result: Mapping[str, Any], out: Output) -> None:
             "duration": f"{duration / 1000:.1f} s" if duration is not None else None,
         }
     )
+    _show_hosts((result.get("details") or {}).get("hosts") or [], out)
     for warning in (result.get("details") or {}).get("warnings", []):
         out.line(f"warning: {warning}", style="yellow")
+
+
+def _show_hosts(hosts: list[Mapping[str, Any]], out: Output) -> None:
+    """How many hosts ended how, then each host that failed and why (a fleet may be long)."""
+    if not hosts:
+        return
+    counts = Counter(host.get("status", "unknown") for host in hosts)
+    out.line(
+        f"hosts: {len(hosts)} (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"
+    )
+    for host in hosts:
+        if host.get("status") == "failed":
+            out.line(f"  {host['host']}: {host.get('error', 'failed')}", style="yellow")
 
 
 def _show_plan(result: Mapping[str, Any], out: Output) -> None:
