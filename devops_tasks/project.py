@@ -43,6 +43,11 @@ class Project:
     def credentials_path(self) -> Path:
         return self.state_dir / "credentials.enc"
 
+    @property
+    def cache_dir(self) -> Path:
+        """What can be recomputed at any time: deleting it only costs time."""
+        return self.state_dir / "cache"
+
     def resolve(self, path: str | os.PathLike[str]) -> Path:
         """``path`` made absolute against the project root (absolute paths stay as they are)."""
         return (self.root / path).resolve()

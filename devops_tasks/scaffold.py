@@ -19,11 +19,12 @@ from .secrets.keys import key_configured
 __all__ = ["GITIGNORE_LINES", "ensure_gitignore", "init_project", "template_names"]
 
 #: What must never be committed: the encrypted secrets, the local target's releases, locks,
-#: and the temporary file of any write a killed process left behind.
+#: caches, and the temporary file of any write a killed process left behind.
 GITIGNORE_LINES = (
     ".devops/credentials.enc",
     ".devops/local/",
     ".devops/locks/",
+    ".devops/cache/",
     ".devops/**/*.devops-tmp",
 )
 _SET_SECRET = "devops secrets.set "

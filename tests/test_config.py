@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -894,3 +896,70 @@ def test_deep_merge_keeps_every_base_key_the_override_does_not_name(
     assert set(merged) == set(base) | set(override)
     for key in set(base) - set(override):
         assert merged[key] == base[key]
+
+
+# --------------------------------------------------------------------------- checked once
+
+
+def run_python(script: str) -> str:
+    """What ``script`` prints, run by this interpreter in a new process."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def _checked_digests(project: Project) -> list[str]:
+    return (project.cache_dir / "config-checked").read_text().split()
+
+
+def test_a_valid_config_is_remembered_so_later_commands_skip_the_schema(
+    project: Project,
+) -> None:
+    write_config(project, {"version": 1, "platform": "local"})
+
+    ConfigStore(project).settings()
+
+    assert len(_checked_digests(project)) == 2  # the file, and the merged settings
+    script = (
+        "import sys; from devops_tasks.config import ConfigStore;"
+        "from devops_tasks.project import Project; from pathlib import Path;"
+        f"ConfigStore(Project(Path({str(project.root)!r}))).settings();"
+        "print('jsonschema' in sys.modules)"
+    )
+    assert run_python(script) == "False"
+
+
+def test_a_remembered_config_edited_into_an_invalid_one_is_still_refused(
+    project: Project,
+) -> None:
+    write_config(project, {"version": 1, "platform": "local"})
+    ConfigStore(project).settings()
+    write_config(project, {"version": 1, "platform": "local", "deployment": {"strategy": "x"}})
+
+    with pytest.raises(DevopsError) as raised:
+        ConfigStore(project).settings()
+
+    assert raised.value.code is ErrorCode.CONFIG_INVALID
+
+
+def test_a_corrupt_record_of_checked_configs_is_ignored_and_rewritten(project: Project) -> None:
+    write_config(project, {"version": 1, "platform": "local"})
+    project.cache_dir.mkdir(parents=True)
+    (project.cache_dir / "config-checked").write_bytes(b"\xff\xfe not digests")
+
+    assert ConfigStore(project).settings().platform == "local"
+    assert len(_checked_digests(project)) == 2
+
+
+def test_a_config_given_by_environment_variables_is_checked_with_them(
+    project: Project,
+) -> None:
+    write_config(project, {"version": 1, "platform": "local"})
+    ConfigStore(project).settings()
+    store = ConfigStore(project, environ={"DEVOPS__DEPLOYMENT__STRATEGY": "sideways"})
+
+    with pytest.raises(DevopsError) as raised:
+        store.settings()
+
+    assert raised.value.code is ErrorCode.CONFIG_INVALID

@@ -9,8 +9,10 @@ defaults, the file's base settings, ``environments.<env>`` from the file, then
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -19,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..durable import FileLock, FileRefused, parse_json, read_bounded, write_json
+from ..durable import FileLock, FileRefused, atomic_write, parse_json, read_bounded, write_json
 from ..errors import DevopsError, ErrorCode, describe_problem
 
 if TYPE_CHECKING:
@@ -130,11 +132,23 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 
 @functools.lru_cache(maxsize=1)
+def _schema_text() -> bytes:
+    return resources.files(__package__).joinpath("schema.json").read_bytes()
+
+
+@functools.lru_cache(maxsize=1)
 def _validator() -> Any:
     import jsonschema  # noqa: PLC0415 - ~100 ms to import; only commands that read config pay it
 
-    schema = json.loads(resources.files(__package__).joinpath("schema.json").read_text("utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema.Draft202012Validator(json.loads(_schema_text()))
+
+
+def _fingerprint(data: Any) -> str:
+    """What a document and the schema it was checked against are, as one digest."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(_schema_text())
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def schema_problems(data: Any) -> list[Problem]:
@@ -216,6 +230,18 @@ def _invalid(problems: list[Problem], source: str, fix: str) -> DevopsError:
     )
 
 
+#: Where the digests of valid documents are kept, and how many.
+_CHECKED = "config-checked"
+_CHECKED_KEPT = 16
+
+
+def _read_digests(path: Path) -> list[str]:
+    try:
+        return read_bounded(path, _CHECKED_KEPT * 65).decode("ascii").split()
+    except (OSError, FileRefused, UnicodeDecodeError):
+        return []
+
+
 class ConfigStore:
     """The project's ``.devops/config.json``: read, checked, edited and written safely."""
 
@@ -223,6 +249,8 @@ class ConfigStore:
         self.project = project
         self.path = project.config_path
         self.environ = os.environ if environ is None else environ
+        #: Digests of documents found valid (see :meth:`_problems`), once read.
+        self._valid: list[str] | None = None
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -284,7 +312,7 @@ class ConfigStore:
 
     def check(self, data: dict[str, Any], source: str) -> None:
         """Raise CONFIG_INVALID naming every problem in ``data`` (nothing is written)."""
-        problems = schema_problems(data)
+        problems = self._problems(data)
         if problems:
             raise _invalid(
                 problems,
@@ -351,7 +379,7 @@ class ConfigStore:
         for variable, parts, raw in overrides:
             merged = _override(merged, variable, parts, raw)
         merged["environment"] = name
-        problems = schema_problems({"version": 1, **merged})
+        problems = self._problems({"version": 1, **merged})
         if problems:
             raise _invalid(
                 problems,
@@ -362,6 +390,27 @@ class ConfigStore:
         if "project" in data:
             merged["project"] = data["project"]
         return Settings(name, merged)
+
+    def _problems(self, data: dict[str, Any]) -> list[Problem]:
+        """:func:`schema_problems`, skipped for a document this project already found valid.
+
+        Loading the validator costs more than the rest of a no-op deploy, and the config
+        rarely changes: the digests of the last valid documents (each with the schema it
+        met) are kept in ``.devops/cache/config-checked``. A digest that is not there, or a
+        cache that cannot be read, means the document is checked.
+        """
+        if self._valid is None:
+            self._valid = _read_digests(self.project.cache_dir / _CHECKED)
+        fingerprint = _fingerprint(data)
+        if fingerprint in self._valid:
+            return []
+        problems = schema_problems(data)
+        if not problems and self.project.state_dir.is_dir():
+            self._valid = [*self._valid[-(_CHECKED_KEPT - 1) :], fingerprint]
+            with contextlib.suppress(OSError):  # a cache: never a reason to fail
+                text = "\n".join(self._valid) + "\n"
+                atomic_write(self.project.cache_dir / _CHECKED, text.encode("ascii"))
+        return problems
 
     def _environment_overrides(self) -> list[tuple[str, list[str], str]]:
         """``DEVOPS__BUILD__DIR=out`` → ``(name, ["build", "dir"], "out")``."""
