@@ -125,23 +125,34 @@ def plan_upload(
         for known_files, known_key, on_disk, plan in _last_plan:
             if known_files is files and known_key == key and on_disk == survey.on_disk:
                 return plan
-        plan = _plan_upload(release, files, digests, survey, shared)
+        intact = _intact(survey)
+        members = _members(files, digests, intact, shared)
+        plan = Plan(
+            release,
+            survey.current if intact else None,
+            members,
+            _manifest(release, members),
+            shared,
+        )
         _last_plan[:] = [(files, key, survey.on_disk, plan)]
         return plan
 
 
-def _plan_upload(
-    release: str,
-    files: SiteFiles,
-    digests: dict[str, str],
-    survey: Survey,
-    shared: tuple[str, ...],
-) -> Plan:
-    intact: dict[str, Entry] = {}
-    if survey.current is not None and survey.manifest is not None:
-        for path, entry in (parse_manifest(survey.manifest) or {}).items():
-            if survey.on_disk.get(path) == (entry.size, entry.mtime, entry.mode):
-                intact[path] = entry
+def _intact(survey: Survey) -> dict[str, Entry]:
+    """The files of the host's current release that are still as its manifest says."""
+    if survey.current is None or survey.manifest is None:
+        return {}
+    return {
+        path: entry
+        for path, entry in (parse_manifest(survey.manifest) or {}).items()
+        if survey.on_disk.get(path) == (entry.size, entry.mtime, entry.mode)
+    }
+
+
+def _members(
+    files: SiteFiles, digests: dict[str, str], intact: dict[str, Entry], shared: tuple[str, ...]
+) -> list[tuple[SiteFile, Entry, bool]]:
+    """Each file with its manifest entry, linked when ``intact`` has it as it is now."""
     members = []
     for site_file in files:
         if any(within(site_file.path, path) for path in shared):
@@ -153,18 +164,16 @@ def _plan_upload(
         else:
             entry = Entry(digests[site_file.path], site_file.size, mode, site_file.mtime)
             members.append((site_file, entry, False))
-    manifest = {
+    return members
+
+
+def _manifest(release: str, members: list[tuple[SiteFile, Entry, bool]]) -> bytes:
+    document = {
         "version": _VERSION,
         "release": release,
         "files": {f.path: entry.to_json() for f, entry, _ in members},
     }
-    return Plan(
-        release,
-        survey.current if intact else None,
-        members,
-        json.dumps(manifest, separators=(",", ":")).encode(),
-        shared,
-    )
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 @functools.lru_cache(maxsize=4)

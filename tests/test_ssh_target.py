@@ -53,19 +53,20 @@ def test_rollback_restores_the_previous_release_on_every_host(project, cli, host
     assert cli("status", "--json").json["in_sync"]
 
 
+def with_a_fourth_host_down(project, ssh_servers, fleet) -> str:
+    """The project deploys to the three hosts and to 127.0.0.5, where nothing listens."""
+    down, port = "127.0.0.5", ssh_servers.hosts[0].port
+    hosts = [*(f"{h.ip}:{port}" for h in ssh_servers.hosts), f"{down}:{port}"]
+    configure(project, ssh_servers, fleet, hosts=hosts)
+    return down
+
+
 def test_a_host_that_refuses_connections_fails_the_deploy_and_nothing_switches(
     project, cli, ssh_servers, fleet
 ):
     configure(project, ssh_servers, fleet)
     first = cli("deploy", "--json").json
-    down = "127.0.0.5"  # nothing listens there
-    port = ssh_servers.hosts[0].port
-    configure(
-        project,
-        ssh_servers,
-        fleet,
-        hosts=[*(f"{h.ip}:{port}" for h in ssh_servers.hosts), f"{down}:{port}"],
-    )
+    down = with_a_fourth_host_down(project, ssh_servers, fleet)
     write_site(project.root / "dist", "v2")
 
     refused = cli("deploy", "--json").json
@@ -78,14 +79,7 @@ def test_a_host_that_refuses_connections_fails_the_deploy_and_nothing_switches(
 def test_an_unreachable_host_within_max_fail_is_reported_and_the_others_deploy(
     project, cli, ssh_servers, fleet
 ):
-    down = "127.0.0.5"  # nothing listens there
-    port = ssh_servers.hosts[0].port
-    configure(
-        project,
-        ssh_servers,
-        fleet,
-        hosts=[*(f"{h.ip}:{port}" for h in ssh_servers.hosts), f"{down}:{port}"],
-    )
+    down = with_a_fourth_host_down(project, ssh_servers, fleet)
     cli("config.set", "deployment.max_fail", "1")
 
     deployed = cli("deploy", "--json").json
@@ -102,15 +96,13 @@ def test_an_unreachable_host_within_max_fail_is_reported_and_the_others_deploy(
 def test_people_see_how_many_hosts_took_the_release_and_why_one_did_not(
     project, cli, ssh_servers, fleet
 ):
-    port = ssh_servers.hosts[0].port
-    hosts = [*(f"{h.ip}:{port}" for h in ssh_servers.hosts), f"127.0.0.5:{port}"]
-    configure(project, ssh_servers, fleet, hosts=hosts)
+    down = with_a_fourth_host_down(project, ssh_servers, fleet)
     cli("config.set", "deployment.max_fail", "1")
 
     out = cli("deploy").stdout
 
     assert "hosts: 4 (1 failed, 3 switched)" in out
-    assert f"devops-test@127.0.0.5:{port}: unreachable: " in out
+    assert f"@{down}:{ssh_servers.hosts[0].port}: unreachable: " in out
 
 
 def test_a_host_failing_phase_one_switches_nothing_and_the_release_leaves_every_host(
