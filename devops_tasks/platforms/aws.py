@@ -541,19 +541,17 @@ def _tag(response: Any) -> str | None:
     return str(etag).strip('"') if etag else None
 
 
+def _named(headers: Headers, names: tuple[str, str, str]) -> dict[str, str]:
+    """Content-Type, Cache-Control and Content-Encoding (those set) under ``names``."""
+    values = (headers.content_type, headers.cache_control, headers.content_encoding)
+    return {name: value for name, value in zip(names, values, strict=True) if value}
+
+
 def _http_headers(headers: Headers) -> dict[str, str]:
-    sent = {"Content-Type": headers.content_type}
-    if headers.cache_control:
-        sent["Cache-Control"] = headers.cache_control
-    if headers.content_encoding:
-        sent["Content-Encoding"] = headers.content_encoding
-    return sent
+    """As HTTP headers, for a signed request."""
+    return _named(headers, ("Content-Type", "Cache-Control", "Content-Encoding"))
 
 
 def _header_args(headers: Headers) -> dict[str, str]:
-    args = {"ContentType": headers.content_type}
-    if headers.cache_control:
-        args["CacheControl"] = headers.cache_control
-    if headers.content_encoding:
-        args["ContentEncoding"] = headers.content_encoding
-    return args
+    """As boto3's arguments."""
+    return _named(headers, ("ContentType", "CacheControl", "ContentEncoding"))

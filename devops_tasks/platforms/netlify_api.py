@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ..errors import DevopsError, ErrorCode
-from ..http import session
+from ..http import StatusFixes, session, status_error
 from ..ids import check_id
 
 __all__ = ["DEFAULT_API_URL", "NetlifyApi"]
@@ -196,38 +196,16 @@ def _message(response: Any) -> str:
     )
 
 
+_FIXES = StatusFixes(
+    token="Create a new personal access token (Netlify: User settings > Applications) and "
+    "store it with `devops secrets.set NETLIFY_AUTH_TOKEN`, or export NETLIFY_AUTH_TOKEN.",
+    scope="Use a token of a team member who can deploy this site.",
+    missing="Check netlify.site_id (`devops config.get netlify.site_id`), or create the site "
+    "with `devops infra.up`.",
+    unavailable="Wait a few minutes and deploy again; the live site was not changed.",
+    refused="Check the message above; fix the files or settings it names and deploy again.",
+)
+
+
 def _failure(status: int, message: str, what: str) -> DevopsError:
-    said = f" ({message})" if message else ""
-    if status == 401:
-        return DevopsError(
-            ErrorCode.CREDENTIALS_INVALID,
-            f"Netlify rejected the token for {what}{said}",
-            "Create a new personal access token (Netlify: User settings > Applications) and store "
-            "it with `devops secrets.set NETLIFY_AUTH_TOKEN`, or export NETLIFY_AUTH_TOKEN.",
-        )
-    if status == 403:
-        return DevopsError(
-            ErrorCode.CREDENTIALS_INVALID,
-            f"The Netlify token may not access {what}{said}",
-            "Use a token of a team member who can deploy this site.",
-        )
-    if status == 404:
-        return DevopsError(
-            ErrorCode.NOT_FOUND,
-            f"Netlify has no {what}{said}",
-            "Check netlify.site_id (`devops config.get netlify.site_id`), or create the site "
-            "with `devops infra.up`.",
-        )
-    if status == 429 or status >= 500:
-        return DevopsError(
-            ErrorCode.SERVICE_UNAVAILABLE,
-            f"Netlify kept answering HTTP {status} for {what}, even after retries{said}",
-            "Wait a few minutes and deploy again; the live site was not changed.",
-            http_status=status,
-        )
-    return DevopsError(
-        ErrorCode.DEPLOY_FAILED,
-        f"Netlify refused {what}: HTTP {status}{said}",
-        "Check the message above; fix the files or settings it names and deploy again.",
-        http_status=status,
-    )
+    return status_error("Netlify", status, what, f" ({message})" if message else "", _FIXES)

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import DevopsError, ErrorCode
-from ..http import session
+from ..http import StatusFixes, session, status_error
 from ..ids import check_id
 
 __all__ = ["DEFAULT_API_URL", "MissingFiles", "VercelApi"]
@@ -271,38 +271,22 @@ def _error_body(response: Any) -> dict[str, Any]:
     return {"message": str(data)[:300]}
 
 
+_FIXES = StatusFixes(
+    token=_TOKEN_FIX,
+    scope="Use a token whose scope includes the project's team, and set vercel.team_id to "
+    "that team's id (Vercel: Team Settings > General); " + _TOKEN_FIX,
+    missing="Check vercel.project and vercel.team_id (`devops config.get vercel`), or create "
+    "the project with `devops infra.up`.",
+    unavailable="Wait a few minutes and run the command again; production was not changed.",
+    refused="Check the message above; fix the files or settings it names and run the command "
+    "again.",
+)
+
+
 def _failure(status: int, error: dict[str, Any], what: str) -> DevopsError:
     message = str(error.get("message") or "")[:300]
     code = str(error.get("code") or "")
     said = f" ({code + ': ' if code else ''}{message})" if message or code else ""
-    if status == 401 or (status == 403 and error.get("invalidToken")):
-        return DevopsError(
-            ErrorCode.CREDENTIALS_INVALID, f"Vercel rejected the token for {what}{said}", _TOKEN_FIX
-        )
-    if status == 403:
-        return DevopsError(
-            ErrorCode.CREDENTIALS_INVALID,
-            f"The Vercel token may not access {what}{said}",
-            "Use a token whose scope includes the project's team, and set vercel.team_id to "
-            "that team's id (Vercel: Team Settings > General); " + _TOKEN_FIX,
-        )
-    if status == 404:
-        return DevopsError(
-            ErrorCode.NOT_FOUND,
-            f"Vercel has no {what}{said}",
-            "Check vercel.project and vercel.team_id (`devops config.get vercel`), or create "
-            "the project with `devops infra.up`.",
-        )
-    if status == 429 or status >= 500:
-        return DevopsError(
-            ErrorCode.SERVICE_UNAVAILABLE,
-            f"Vercel kept answering HTTP {status} for {what}, even after retries{said}",
-            "Wait a few minutes and run the command again; production was not changed.",
-            http_status=status,
-        )
-    return DevopsError(
-        ErrorCode.DEPLOY_FAILED,
-        f"Vercel refused {what}: HTTP {status}{said}",
-        "Check the message above; fix the files or settings it names and run the command again.",
-        http_status=status,
-    )
+    if status == 403 and error.get("invalidToken"):
+        status = 401  # Vercel's way of saying the token itself is bad
+    return status_error("Vercel", status, what, said, _FIXES)
