@@ -14,6 +14,7 @@ import json
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -73,10 +74,27 @@ class Plan:
 
     release: str
     base: str | None
-    #: Every file in path order, with its manifest entry and whether it is linked.
+    #: Every file in path order, with its manifest entry and whether it is linked (a sent
+    #: file's ``sha256`` may still be unknown: see :attr:`manifest`).
     members: list[tuple[SiteFile, Entry, bool]]
-    manifest: bytes
     shared: tuple[str, ...]
+    #: The build's content digests. Asked for only when a file may be linked, and when the
+    #: manifest is written, after the files: a release with nothing to link from starts
+    #: sending while the build is still being hashed.
+    digests: Callable[[], dict[str, str]]
+
+    @functools.cached_property
+    def manifest(self) -> bytes:
+        digests = self.digests()
+        document = {
+            "version": _VERSION,
+            "release": self.release,
+            "files": {
+                f.path: entry._replace(sha256=digests[f.path]).to_json()
+                for f, entry, _ in self.members
+            },
+        }
+        return json.dumps(document, separators=(",", ":")).encode()
 
     # Paths relative to releases/, where the release is built: the shortest names that
     # reach every file (a tar header holds 100 bytes of a link's target before it needs an
@@ -111,7 +129,7 @@ _planning = threading.Lock()
 def plan_upload(
     release: str,
     files: SiteFiles,
-    digests: dict[str, str],
+    digests: Callable[[], dict[str, str]],
     survey: Survey,
     shared: tuple[str, ...],
 ) -> Plan:
@@ -120,20 +138,14 @@ def plan_upload(
 
     Called for each host at once: one computes, and a host whose survey matches takes its plan.
     """
-    key = (release, digests, survey.current, survey.manifest, shared)
+    key = (release, survey.current, survey.manifest, shared)
     with _planning:
         for known_files, known_key, on_disk, plan in _last_plan:
             if known_files is files and known_key == key and on_disk == survey.on_disk:
                 return plan
         intact = _intact(survey)
-        members = _members(files, digests, intact, shared)
-        plan = Plan(
-            release,
-            survey.current if intact else None,
-            members,
-            _manifest(release, members),
-            shared,
-        )
+        members = _members(files, digests() if intact else {}, intact, shared)
+        plan = Plan(release, survey.current if intact else None, members, shared, digests)
         _last_plan[:] = [(files, key, survey.on_disk, plan)]
         return plan
 
@@ -162,18 +174,10 @@ def _members(
         if kept is not None and (kept.sha256, kept.mode) == (digests[site_file.path], mode):
             members.append((site_file, kept, True))
         else:
-            entry = Entry(digests[site_file.path], site_file.size, mode, site_file.mtime)
+            sha256 = digests.get(site_file.path, "")  # known by the manifest's time
+            entry = Entry(sha256, site_file.size, mode, site_file.mtime)
             members.append((site_file, entry, False))
     return members
-
-
-def _manifest(release: str, members: list[tuple[SiteFile, Entry, bool]]) -> bytes:
-    document = {
-        "version": _VERSION,
-        "release": release,
-        "files": {f.path: entry.to_json() for f, entry, _ in members},
-    }
-    return json.dumps(document, separators=(",", ":")).encode()
 
 
 @functools.lru_cache(maxsize=4)

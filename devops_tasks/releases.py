@@ -403,13 +403,14 @@ class ReleaseEngine:
         _checked(release)
         links = _shared_paths(shared)
         try:
-            # The files are hashed while the host is asked what it has (once per deploy,
-            # however many hosts: SiteFiles keeps the digests).
+            # The files are hashed while the host is asked what it has, and while they are
+            # sent when it has nothing to link from (once per deploy, however many hosts:
+            # SiteFiles keeps the digests).
             with ThreadPoolExecutor(1) as pool:
                 hashing = pool.submit(files.digests, "sha256")
                 survey = self._bulk.survey(self.root, self.command_timeout)
-                plan = plan_upload(release, files, hashing.result(), survey, links)
-            self._bulk.build(self.root, plan, progress, self.command_timeout)
+                plan = plan_upload(release, files, hashing.result, survey, links)
+                self._bulk.build(self.root, plan, progress, self.command_timeout)
         except OSError as exc:  # on this machine, or reading the build
             raise (os_failure(exc) or exc) from None
         sent = plan.sent

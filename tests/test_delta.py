@@ -23,7 +23,7 @@ from sshd import SshServers
 
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.files import SiteFiles
-from devops_tasks.manifests import parse_manifest
+from devops_tasks.manifests import Survey, parse_manifest, plan_upload
 from devops_tasks.output import NullProgress
 from devops_tasks.releases import LocalConnection, ReleaseEngine
 from devops_tasks.ssh_hosts import connect
@@ -559,3 +559,22 @@ def test_shared_paths_in_the_config_are_linked_on_every_host(project, cli, ssh_s
     for root in roots(ssh_servers, fleet):
         assert releases(root) == [deployed["release"]]
         assert (root / "current" / "uploads").resolve() == root / "shared" / "uploads"
+
+
+def test_a_release_with_nothing_to_link_from_waits_for_the_digests_only_for_its_manifest(
+    tmp_path: Path,
+) -> None:
+    files = SiteFiles.scan(write_site(tmp_path / "dist", "v1"))
+    asked: list[str] = []
+
+    def digests() -> dict[str, str]:
+        asked.append("digests")
+        return files.digests("sha256")
+
+    plan = plan_upload("dep_1764111420000_ab12cd34", files, digests, Survey(None, None, {}), ())
+
+    assert asked == [] and plan.sent == list(files)
+    entries = parse_manifest(plan.manifest)
+    assert asked == ["digests"]
+    assert entries is not None
+    assert {p: e.sha256 for p, e in entries.items()} == files.digests("sha256")
