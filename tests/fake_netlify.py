@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
@@ -512,15 +512,74 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 # ---------------------------------------------------------------------------------------------
 
 
-class FakeNetlify:
+class ServedFake:
+    """What every fake API server shares: serving on a port of 127.0.0.1, on a thread.
+
+    A subclass sets ``name`` and ``api_prefix``, and makes the server in :meth:`_server_for`.
+    """
+
+    name = "fake"
+    api_prefix = ""
+    base = ""
+    api_url = ""
+    _server: _Server | None = None
+    _thread: threading.Thread | None = None
+
+    def _server_for(self) -> _Server:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        if self._server is not None:
+            return self
+        server = self._server_for()
+        port = server.server_address[1]
+        self.base = f"http://127.0.0.1:{port}"
+        self.api_url = self.base + self.api_prefix
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self.name}-{port}",
+            daemon=True,
+        )
+        self._server, self._thread = server, thread
+        thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._server = self._thread = None
+        server.shutdown()
+        with server.connections_lock:
+            connections = list(server.connections)
+        for conn in connections:  # idle keep-alive connections: end their threads now
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class FakeNetlify(ServedFake):
     """An in-process fake of the Netlify API (see the module docstring)."""
+
+    name = "fake-netlify"
+    api_prefix = API_PREFIX
+
+    def _server_for(self) -> _Server:
+        load_spec()  # fail here, clearly, if the spec is missing
+        _spec_index()
+        return _Server(self)
 
     def __init__(self, token: str = "test-token") -> None:
         self.token = token
-        self.base = ""
-        self.api_url = ""
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
 
         self.sites: dict[str, dict[str, Any]] = {}
@@ -575,46 +634,6 @@ class FakeNetlify:
         }
 
     # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> FakeNetlify:
-        if self._server is not None:
-            return self
-        load_spec()  # fail here, clearly, if the spec is missing
-        _spec_index()
-        server = _Server(self)
-        port = server.server_address[1]
-        self.base = f"http://127.0.0.1:{port}"
-        self.api_url = self.base + API_PREFIX
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-netlify-{port}",
-            daemon=True,
-        )
-        self._server, self._thread = server, thread
-        thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._server = self._thread = None
-        server.shutdown()
-        with server.connections_lock:
-            connections = list(server.connections)
-        for conn in connections:  # idle keep-alive connections: end their threads now
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> FakeNetlify:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def reset(self) -> None:
         """Forget all state and faults; knobs back to defaults (ready_after_polls=1, ...)."""

@@ -34,13 +34,11 @@ Usage::
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import mimetypes
 import re
 import secrets
-import socket
 import string
 import sys
 import threading
@@ -52,6 +50,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import jsonschema
 from fake_netlify import (
     RecordedRequest,
+    ServedFake,
     _ApiError,
     _BadRequest,
     _Fault,
@@ -387,15 +386,13 @@ class _Ctx:
 # ---------------------------------------------------------------------------------------------
 
 
-class FakeVercel:
+class FakeVercel(ServedFake):
     """An in-process fake of the Vercel API (see the module docstring)."""
+
+    name = "fake-vercel"
 
     def __init__(self, token: str = "test-token") -> None:
         self.token = token
-        self.base = ""
-        self.api_url = ""
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
         self._clock = 0
         self.user = {
@@ -436,44 +433,9 @@ class FakeVercel:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self) -> FakeVercel:
-        if self._server is not None:
-            return self
+    def _server_for(self) -> _Server:
         _spec_index()  # fail here, clearly, if the spec is missing
-        server = _QuietServer(self)  # type: ignore[arg-type]
-        port = server.server_address[1]
-        self.base = f"http://127.0.0.1:{port}"
-        self.api_url = self.base
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-vercel-{port}",
-            daemon=True,
-        )
-        self._server, self._thread = server, thread
-        thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._server = self._thread = None
-        server.shutdown()
-        with server.connections_lock:
-            connections = list(server.connections)
-        for conn in connections:  # idle keep-alive connections: end their threads now
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> FakeVercel:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return _QuietServer(self)  # type: ignore[arg-type]
 
     def reset(self) -> None:
         """Forget all state and faults; knobs back to their defaults."""
