@@ -563,6 +563,18 @@ class ServedFake:
     def __enter__(self) -> Self:
         return self.start()
 
+    _faults: list[_Fault]
+
+    def _take_fault(self, method: str, path: str) -> _Fault | None:
+        """The first injected fault for this request, used up by one (or its last) time."""
+        for fault in self._faults:
+            if fault.method in ("*", method) and fault.pattern.search(path):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
@@ -795,15 +807,6 @@ class FakeNetlify(ServedFake):
             status, payload = 500, {"code": 500, "message": f"FakeNetlify bug: {exc!r}"}
         rec.status, rec.response = status, payload
         h.send_payload(status, payload, raw=raw, content_type=content_type, headers=extra)
-
-    def _take_fault(self, method: str, path: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.method in ("*", method) and fault.pattern.search(path):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
 
     def _api(
         self,

@@ -586,15 +586,6 @@ class FakeVercel(ServedFake):
         rec.status, rec.response = status, payload
         h.send_payload(status, payload, raw=raw, content_type=content_type)
 
-    def _take_fault(self, method: str, path: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.method in ("*", method) and fault.pattern.search(path):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
-
     def _api(
         self,
         method: str,
