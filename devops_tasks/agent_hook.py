@@ -61,8 +61,9 @@ def main() -> None:
     try:
         reason = refusal(call) if isinstance(call, dict) else None
     except Exception as exc:  # noqa: BLE001 - a guard that cannot check refuses
+        why = getattr(exc, "message", None) or type(exc).__name__
         reason = (
-            f"devops-tasks guard could not check this command ({type(exc).__name__}); "
+            f"devops-tasks guard could not check this command ({why}); "
             "a person can run it from their own terminal"
         )
     if reason:

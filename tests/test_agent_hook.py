@@ -9,24 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, commit_all, local_project_in_git
 
 from devops_tasks.agent_hook import GUARDED, refusal
-
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-
-
-def commit_all() -> None:
-    subprocess.run([*GIT, "add", "-A"], check=True)
-    subprocess.run([*GIT, "commit", "--allow-empty", "-qm", "work"], check=True)
 
 
 @pytest.fixture
 def repo(project, cli):
     """A local-target project in git with everything committed."""
-    assert cli("init", "--json").json["success"]
-    subprocess.run([*GIT, "init", "-q"], check=True)
-    commit_all()
+    local_project_in_git(cli)
     return project
 
 
@@ -209,3 +200,11 @@ def test_the_plugin_runs_the_guard_before_every_bash_command_that_may_be_guarded
     for handler in entry["hooks"]:
         assert handler["type"] == "command" and handler["timeout"] >= 300  # checks may be slow
         assert f'\n{handler["command"]} = "devops_tasks.agent_hook:main"\n' in pyproject
+
+
+def test_a_guard_that_cannot_check_refuses_rather_than_lets_through(tmp_path):
+    gone = tmp_path / "removed"  # a working directory that no longer exists: no project to read
+
+    reason = denial(hook("devops deploy --env production", gone))
+
+    assert "could not check this command (git could not run" in reason

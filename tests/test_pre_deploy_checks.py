@@ -4,25 +4,16 @@ recorded (who, which)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
-
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-
-
-def commit_all(message: str = "site") -> None:
-    subprocess.run([*GIT, "add", "-A"], check=True)
-    subprocess.run([*GIT, "commit", "-qm", message], check=True)
+from helpers import commit_all, local_project_in_git
 
 
 @pytest.fixture
 def checked(project, cli):
     """A local project in git, committed, whose pre-deploy check can be made to fail."""
-    assert cli("init", "--json").json["success"]
-    subprocess.run([*GIT, "init", "-q"], check=True)
-    commit_all()
+    local_project_in_git(cli)
     return project
 
 
@@ -30,7 +21,7 @@ def set_checks(cli, checks: list[str], clean: bool = False) -> None:
     assert cli("config.set", "deployment.pre_deploy", json.dumps(checks), "--json").json["success"]
     if clean:
         assert cli("config.set", "deployment.require_clean_git", "true", "--json").json["success"]
-    commit_all("checks")
+    commit_all()
 
 
 def nothing_deployed(project) -> bool:
