@@ -25,6 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from invoke import Context, ParseError
+from invoke.parser import Parser, ParserContext
+
+from .cli import DevopsConfig, program
+from .commands import run_command, uncommitted_changes
+from .config import ConfigStore
+from .errors import DevopsError, ErrorCode
+from .project import find_project
+from .tasks import namespace
+
 __all__ = ["Invocation", "invocations", "main", "refusal"]
 
 #: Tasks the guard looks at: the first word of a task name (``deploy.ssh`` is a deploy).
@@ -61,7 +71,7 @@ def main() -> None:
     try:
         reason = refusal(call) if isinstance(call, dict) else None
     except Exception as exc:  # noqa: BLE001 - a guard that cannot check refuses
-        why = getattr(exc, "message", None) or type(exc).__name__
+        why = exc.message if isinstance(exc, DevopsError) else type(exc).__name__
         reason = (
             f"devops-tasks guard could not check this command ({why}); "
             "a person can run it from their own terminal"
@@ -78,7 +88,7 @@ def refusal(call: Mapping[str, Any]) -> str | None:
     if call.get("tool_name") != "Bash" or not isinstance(command, str):
         return None
     if not any(word in command for word in GUARDED):
-        return None  # most Bash calls end here, before anything heavy is imported
+        return None
     cwd = Path(str(call.get("cwd") or os.getcwd()))
     for invocation in invocations(command, cwd):
         reason = _check(invocation)
@@ -138,12 +148,6 @@ def _simple_commands(command: str) -> Iterator[list[str]]:
 
 def _devops(args: list[str], cwd: Path, assigned: list[str]) -> Iterator[Invocation]:
     """The guarded tasks of ``devops ARGS``, parsed as the program parses them."""
-    from invoke import ParseError  # noqa: PLC0415 - only for commands that name devops
-    from invoke.parser import Parser, ParserContext  # noqa: PLC0415
-
-    from .cli import program  # noqa: PLC0415
-    from .tasks import namespace  # noqa: PLC0415
-
     parser = Parser(
         initial=ParserContext(args=program.core_args()), contexts=namespace.to_contexts()
     )
@@ -188,11 +192,6 @@ def _invocation(task: str, cwd: Path, given: str | None, assigned: list[str]) ->
 
 def _check(invocation: Invocation) -> str | None:
     """Why ``invocation`` must not run now, or None."""
-    from .commands import run_command, uncommitted_changes  # noqa: PLC0415
-    from .config import ConfigStore  # noqa: PLC0415
-    from .errors import DevopsError, ErrorCode  # noqa: PLC0415
-    from .project import find_project  # noqa: PLC0415
-
     project = find_project(invocation.cwd)
     try:
         settings = ConfigStore(project).settings(
@@ -218,7 +217,7 @@ def _check(invocation: Invocation) -> str | None:
     for check in settings.get("deployment.pre_deploy") or []:
         try:
             run_command(
-                _context(),
+                Context(),
                 check,
                 cwd=str(project.root),
                 code=ErrorCode.CHECK_FAILED,
@@ -235,20 +234,11 @@ def _check(invocation: Invocation) -> str | None:
 
 def _program_env(root: Path) -> str | None:
     """``devops.env`` as the devops program would see it (devops.yaml, DEVOPS_DEVOPS_ENV)."""
-    from .cli import DevopsConfig  # noqa: PLC0415
-    from .tasks import namespace  # noqa: PLC0415
-
     config = DevopsConfig(project_location=root)
     config.load_collection(namespace.configuration())
     config.load_project()
     config.load_shell_env()
     return (config.get("devops") or {}).get("env")
-
-
-def _context() -> Any:
-    from invoke import Context  # noqa: PLC0415
-
-    return Context()
 
 
 if __name__ == "__main__":
