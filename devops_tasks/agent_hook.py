@@ -46,6 +46,8 @@ _WRAPPERS = {"sudo", "env", "time", "nohup", "exec", "command", "nice"}
 _SHELLS = {"sh", "bash", "zsh", "dash"}
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _MAX_INPUT = 1 << 20
+#: devops core flags that print something instead of running the tasks named.
+_INSTEAD_OF_TASKS = ("help", "list", "version", "complete", "print-completion-script")
 
 
 @dataclass(frozen=True)
@@ -155,9 +157,12 @@ def _devops(args: list[str], cwd: Path, assigned: list[str]) -> Iterator[Invocat
         core, *tasks = parser.parse_argv(args)
     except ParseError:
         return  # devops refuses this command line itself: nothing runs
+    if any(core.args[flag].value for flag in _INSTEAD_OF_TASKS):
+        return  # help, a list or the version is printed instead
     for context in tasks:
         name = str(context.name)
-        if name.split(".")[0] in GUARDED:
+        dry = "dry-run" in context.args and context.args["dry-run"].value
+        if name.split(".")[0] in GUARDED and not dry:
             given = context.args["env"].value or core.args["env"].value
             yield _invocation(name.split(".")[0], cwd, given, assigned)
 

@@ -166,6 +166,8 @@ def test_the_guard_finds_a_guarded_deploy_however_the_command_line_spells_it(rep
         "devops history --env production",
         "echo devops deploy --env production",
         "devops deploy --env production --no-such-flag",  # devops refuses it: nothing runs
+        "devops deploy --env production --help",
+        "devops deploy --env production --dry-run --json",  # writes nothing
         "git commit -am 'devops deploy --env production'",
         "ls -la",
     ],
