@@ -138,7 +138,7 @@ class Deployer:
             if files.warnings:
                 deployment.details["warnings"] = list(files.warnings)
             if skip_checks:
-                skipped = self.configured_checks()
+                skipped = self._configured_checks()
                 deployment.details["checks_skipped"] = {"by": deployment.actor, "checks": skipped}
                 deployment.step("checks", f"skipped by {deployment.actor}: {skipped or 'none set'}")
             self.history.save(deployment)
@@ -177,7 +177,7 @@ class Deployer:
             files = self.validate(self.build_dir(build_dir))
             self.platform.require_credentials()
             if checks:
-                self.pre_deploy_checks()
+                self._pre_deploy_checks()
         except BaseException:
             self.platform.close()
             raise
@@ -275,13 +275,12 @@ class Deployer:
                 "See `devops logs` for the deployment's steps; fix the site, then deploy again.",
             )
 
-    def configured_checks(self) -> list[str]:
+    def _configured_checks(self) -> list[str]:
         """What must pass before a deploy: ``require_clean_git`` and each pre_deploy command."""
         clean = ["require_clean_git"] if self.settings.get("deployment.require_clean_git") else []
         return clean + list(self.settings.get("deployment.pre_deploy") or [])
 
-    def pre_deploy_checks(self) -> None:
-        """Run the configured checks; the first to fail raises ``CHECK_FAILED``."""
+    def _pre_deploy_checks(self) -> None:
         if self.settings.get("deployment.require_clean_git"):
             require_clean_git(self.project)
         for command in self.settings.get("deployment.pre_deploy") or []:
