@@ -24,7 +24,7 @@ from .redaction import RedactingStream, redact_tail
 if TYPE_CHECKING:
     from .project import Project
 
-__all__ = ["child_environment", "require_clean_git", "run_command"]
+__all__ = ["child_environment", "require_clean_git", "run_command", "uncommitted_changes"]
 
 _TAIL_CHARS = 2000
 #: Never handed to a child process: the keys that unlock every secret.
@@ -121,9 +121,38 @@ def run_command(
 
 def require_clean_git(project: Project) -> None:
     """Refuse to deploy uncommitted work, so every release maps to a commit."""
+    changed = uncommitted_changes(project)
+    if changed is None:
+        raise DevopsError(
+            ErrorCode.CHECK_FAILED,
+            "deployment.require_clean_git is set but the project is not a git repository",
+            "Run `git init` and commit, or set deployment.require_clean_git to false.",
+        )
+    if changed:
+        raise DevopsError(
+            ErrorCode.CHECK_FAILED,
+            f"The working tree has {len(changed)} uncommitted change(s)",
+            "Commit or stash them, or set deployment.require_clean_git to false.",
+        )
+
+
+def uncommitted_changes(project: Project) -> list[str] | None:
+    """``git status`` lines of the whole work tree, None outside a repository.
+
+    The deployment records devops writes itself (``.devops/deployments/``) do not count:
+    every deploy adds one, so they would make the next deploy's tree dirty.
+    """
     try:
         status = subprocess.run(
-            ["git", "status", "--porcelain"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=all",
+                "--",
+                ":/",
+                ":(exclude).devops/deployments",
+            ],
             cwd=project.root,
             capture_output=True,
             text=True,
@@ -134,19 +163,9 @@ def require_clean_git(project: Project) -> None:
     except OSError as exc:
         raise DevopsError(
             ErrorCode.CHECK_FAILED,
-            f"deployment.require_clean_git is set but git could not run: {exc.strerror}",
+            f"git could not run to look for uncommitted changes: {exc.strerror}",
             "Install git, or set deployment.require_clean_git to false.",
         ) from None
     if status.returncode != 0:
-        raise DevopsError(
-            ErrorCode.CHECK_FAILED,
-            "deployment.require_clean_git is set but the project is not a git repository",
-            "Run `git init` and commit, or set deployment.require_clean_git to false.",
-        )
-    if status.stdout.strip():
-        changed = len(status.stdout.strip().splitlines())
-        raise DevopsError(
-            ErrorCode.CHECK_FAILED,
-            f"The working tree has {changed} uncommitted change(s)",
-            "Commit or stash them, or set deployment.require_clean_git to false.",
-        )
+        return None
+    return status.stdout.splitlines()
