@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from invoke import Config, Exit, ParseError, Program
+from invoke import Collection, Config, Exit, ParseError, Program, Task
 from invoke.completion.complete import print_completion_script
 from invoke.config import AmbiguousMergeError
 from invoke.exceptions import UnknownFileType
@@ -33,7 +33,7 @@ from .project import find_project
 from .tasks import namespace
 from .tasks._command import as_failure, reader_gone, tolerate_unencodable_output
 
-__all__ = ["DevopsConfig", "DevopsProgram", "main", "program"]
+__all__ = ["DevopsConfig", "DevopsProgram", "main", "program", "typed_tasks"]
 
 #: invoke's core flags that mean something here. The others (--dry, --echo, --hide, --pty,
 #: --warn-only, --command-timeout, --prompt-for-sudo-password, --write-pyc) would change how
@@ -345,6 +345,18 @@ class DevopsProgram(Program):
             f"it takes {', '.join(takes)}",
             _help_fix(context),
         )
+
+
+def typed_tasks(collection: Collection, prefix: str = "") -> dict[str, Task]:
+    """Every task of ``collection`` by the name a user types: a collection's default task by
+    the collection's own name (``deploy``, never ``deploy.configured``)."""
+    found: dict[str, Task] = {}
+    for name, task in sorted(collection.tasks.items()):
+        default = prefix and name == collection.default
+        found[prefix[:-1] if default else prefix + name] = task
+    for name, child in sorted(collection.collections.items()):
+        found.update(typed_tasks(child, f"{prefix}{name}."))
+    return found
 
 
 def _invalid(message: str, fix: str) -> DevopsError:

@@ -1,8 +1,9 @@
-"""Top-level tasks: init, build, status, history, logs, rollback."""
+"""Top-level tasks: init, build, status, history, logs, rollback, schema."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ from ..history import DeploymentHistory, Status, compact_entry
 from ..output import Output
 from ..platforms import create
 from ..scaffold import init_project
+from ..schemas import bundled
 from ._command import command, option
 from ._context import deployer_for, project_for, settings_for
 from .deploy import show_deployment
@@ -245,7 +247,8 @@ def merge_remote(
         linked = by_platform_id.get(item.get("platform_deploy_id")) or (
             item.get("id") if item.get("id") in recorded else None
         )
-        if linked:
+        if linked:  # and nothing else that only repeats it (Netlify's deploy title)
+            shown = {k: v for k, v in shown.items() if v != linked}
             shown["deployment"] = linked
         hosts = item.get("hosts")
         if isinstance(hosts, list):
@@ -323,18 +326,17 @@ def logs(c: Context, out: Output, id=None, env=None, lines=None, follow=False) -
             )
         id = latest["id"]
     record = history.get(id)
-    result = {
-        "id": record.id,
-        "status": record.status.value,
-        "error": record.error,
-        "log": record.to_dict()["log"],
-    }
+    result: dict[str, Any] = {"id": record.id, "status": record.status.value}
+    if record.error:
+        result["error"] = record.error
+    result["log"] = record.to_dict()["log"]
     if record.platform_deploy_id:
         target = deployer_for(c, out, record.environment, record.platform).platform
         try:
-            result["remote"] = target.deployment_log(record.platform_deploy_id)
+            remote = target.deployment_log(record.platform_deploy_id)
         except DevopsError as error:  # the local log still stands on its own
-            result["remote"] = {"error": error.message, "code": error.code.value}
+            remote = {"error": error.message, "code": error.code.value}
+        result["remote"] = {k: v for k, v in remote.items() if v is not None}
     return result
 
 
@@ -380,3 +382,17 @@ def _host_logs(
 def rollback(c: Context, out: Output, env=None, to=None, message=None) -> dict[str, Any]:
     """Make the previous good release live again."""
     return deployer_for(c, out, env).rollback(to, message).result()
+
+
+def _show_schema(result: Mapping[str, Any], out: Output) -> None:
+    out.raw(json.dumps(result["schema"], indent=2, ensure_ascii=False) + "\n")
+
+
+@command(
+    human=_show_schema,
+    positional=["task"],
+    help={"task": "A task as you type it: deploy, status, config.set, secrets.rotate-key..."},
+)
+def schema(c: Context, out: Output, task) -> dict[str, Any]:
+    """Print the JSON Schema of a task's --json answer (its success and every failure)."""
+    return {"task": task, "schema": bundled(task)}
