@@ -19,7 +19,7 @@ from ..errors import DevopsError, ErrorCode
 __all__ = ["SHARED", "bundled", "load", "task_names"]
 
 #: Files that describe a part of answers, not a task.
-SHARED = ("failure", "record", "entry")
+SHARED = ("failure", "record", "entry", "remote")
 _SUFFIX = ".json"
 
 

@@ -248,7 +248,7 @@ def merge_remote(
             item.get("id") if item.get("id") in recorded else None
         )
         if linked:  # and nothing else that only repeats it (Netlify's deploy title)
-            shown = {k: v for k, v in shown.items() if v != linked}
+            shown = {k: v for k, v in shown.items() if k == "id" or v != linked}
             shown["deployment"] = linked
         hosts = item.get("hosts")
         if isinstance(hosts, list):
