@@ -16,7 +16,7 @@ import pytest
 from helpers import CliResult
 
 from devops_tasks import namespace
-from devops_tasks.cli import typed_tasks
+from devops_tasks.cli import typed_names
 from devops_tasks.commands import OUTPUT_TAIL_CHARS
 from devops_tasks.errors import ErrorCode
 from devops_tasks.schemas import bundled, load, task_names
@@ -62,7 +62,7 @@ def failed(cli: Any, task: str, *args: str) -> dict[str, Any]:
 
 
 def test_every_task_of_the_collection_has_a_schema_file():
-    assert sorted(typed_tasks(namespace)) == task_names()
+    assert sorted(typed_names(namespace).values()) == task_names()
 
 
 def test_the_failure_schema_allows_every_error_code_and_no_other():
