@@ -208,18 +208,22 @@ class Deployment:
         return cls(**values)
 
 
-def compact_entry(entry: Mapping[str, Any], known: Mapping[str, Any]) -> dict[str, Any]:
+def compact_entry(
+    entry: Mapping[str, Any], known: Mapping[str, Any], keep: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """An index entry as answers show it: no nulls, no field whose value ``known`` already
-    says (the query's filters, the answer's own fields), and ``release`` only when it is not
-    the entry's ``id`` or ``platform_deploy_id`` (a local or ssh deploy's release is its id,
-    a Netlify deploy's is Netlify's id)."""
-    repeated = {entry.get("id"), entry.get("platform_deploy_id")}
+    says (the query's filters, the answer's own fields), ``release`` only when it is not the
+    entry's ``id`` (a local or ssh deploy's release is its id), and ``platform_deploy_id``
+    only when it is not the ``release`` (a Netlify or bucket deploy's release is that id).
+    The fields in ``keep`` stay whenever they are set."""
+    repeats = {"release": entry.get("id"), "platform_deploy_id": entry.get("release")}
+    repeats = {key: value for key, value in repeats.items() if key not in keep}
     return {
         key: value
         for key, value in entry.items()
         if value is not None
         and not (key in known and known[key] == value)
-        and not (key == "release" and value in repeated)
+        and not (key in repeats and repeats[key] == value)
     }
 
 

@@ -251,7 +251,7 @@ def test_rollback_on_netlify_without_local_records_goes_back_to_the_previous_pub
 
     assert rolled_back["success"] and rolled_back["release"] == first["release"]
     assert netlify.sites[netlify.site["id"]]["published_deploy"]["id"] == first["release"]
-    assert cli("status", "--json").json["deployment"]["platform_deploy_id"] == first["release"]
+    assert cli("status", "--json").json["deployment"]["release"] == first["release"]
 
 
 def test_history_remote_for_people_shows_the_hosts_deployments_from_a_second_checkout(

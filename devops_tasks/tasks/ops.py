@@ -223,7 +223,7 @@ def history(
     }
     if remote:
         target = deployer_for(c, out, env).platform
-        known = {**query, "environment": target.settings.environment, "platform": target.name}
+        known = {"environment": target.settings.environment, "platform": target.name}
         result["remote"] = merge_remote(target.remote_history(count), entries, known)
     return result
 
@@ -243,7 +243,7 @@ def merge_remote(
     recorded = {e["id"] for e in local}
     merged = []
     for item in remote:
-        shown = compact_entry(item, known)
+        shown = compact_entry(item, known, keep=("release",))  # a target's list names it
         linked = by_platform_id.get(item.get("platform_deploy_id")) or (
             item.get("id") if item.get("id") in recorded else None
         )
