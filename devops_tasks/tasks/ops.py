@@ -136,9 +136,10 @@ def _show_history(result: Mapping[str, Any], out: Output) -> None:
         column: max(len(column), *(len(str(row.get(column) or "")) for row in rows))
         for column in _HISTORY_COLUMNS
     }
-    shown = list(_HISTORY_COLUMNS)
+    # a column the query made empty (--env: every row's environment) is left out
+    shown = [c for c in _HISTORY_COLUMNS if c == "id" or any(row.get(c) for row in rows)]
     room = out.console.width
-    for column in _DROPPED_FIRST:
+    for column in (c for c in _DROPPED_FIRST if c in shown):
         if sum(widths[c] for c in shown) + _COLUMN_GAP * (len(shown) - 1) <= room:
             break
         shown.remove(column)
