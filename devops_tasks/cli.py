@@ -1,9 +1,10 @@
 """The ``devops`` program: the task namespace without any tasks.py, as fabric builds ``fab``.
 
 Configuration files are ``devops.yaml`` (system ``/etc/``, user ``~/.``, and the project's
-root, where ``.devops/`` is) and ``-f FILE``; ``DEVOPS_ENV``, ``DEVOPS_JSON``... set the same
-settings (:mod:`devops_tasks.program_env`). Everything that can go wrong before a task runs (a bad flag, an
-unreadable config file) still answers as the contract says: with ``--json``, one object.
+root, where ``.devops/`` is) and ``-f FILE``; ``DEVOPS_ENV``, ``DEVOPS_JSON``... set the
+same settings (:mod:`devops_tasks.program_env`). Everything that can go wrong before a task
+runs (a bad flag, an unreadable config file) still answers as the contract says: with
+``--json``, one object.
 """
 
 from __future__ import annotations
@@ -288,7 +289,12 @@ class DevopsProgram(Program):
         """(typed name, first line of its help) of each task ``--list NAME`` asks about."""
         prefix = f"{self.list_root}." if self.list_root else ""
         names = typed_names(self.scoped_collection, prefix)
-        return [(typed, helpline(self.namespace[full])) for full, typed in names.items()]
+        return [(typed, helpline(self._root[full])) for full, typed in names.items()]
+
+    @property
+    def _root(self) -> Collection:
+        """The program's collection (invoke types it optional: programs may find one later)."""
+        return self.namespace or Collection()
 
     def no_tasks_given(self) -> None:
         """Help for people; with ``--json``, one object saying which task is missing."""
@@ -375,7 +381,7 @@ class DevopsProgram(Program):
         context: ParserContext | None = exc.context
         task = None if context is None else context.name
         if task is not None:  # as the user typed it: deploy, not deploy.configured
-            task = typed_names(self.namespace).get(task, task)
+            task = typed_names(self._root).get(task, task)
         text = str(exc)
         needed = re.match(r"Flag <Argument: ([\w-]+)", text)
         if needed and "needed value" in text:

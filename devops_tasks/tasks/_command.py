@@ -64,7 +64,7 @@ _EXTRA_HELP = {
 }
 
 
-class DevopsTask(Task):  # type: ignore[misc]
+class DevopsTask(Task):
     """An invoke task whose short flags come from :data:`SHORT_FLAGS`, never guessed."""
 
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:

@@ -195,7 +195,8 @@ def _count(flag: str, given: str | int | None, default: int, what: str, most: in
         "env": "Only this environment.",
         "platform": "Only this platform.",
         "status": "Only this status (success, failed, rolled_back, in_progress, interrupted).",
-        "limit": f"How many, newest first (default {HISTORY_LIMIT}; {HISTORY_LIMIT_JSON} with --json).",
+        "limit": f"How many, newest first (default {HISTORY_LIMIT}, "
+        f"{HISTORY_LIMIT_JSON} with --json).",
         "remote": "Also ask the platform for its own deploy list and merge it in.",
     },
 )
