@@ -218,3 +218,33 @@ def test_ssh_fleet_deploys_and_what_follows_answer_small(project, cli, hosts: li
     ok(cli, "lock.release")
     ok(cli, "ssh.trust")
     ok(cli, "rollback")
+
+
+def test_a_remote_item_counts_its_hosts_and_names_only_those_where_it_did_not_go_live():
+    from devops_tasks.tasks.ops import merge_remote
+
+    item = {
+        "id": "dep_1_ab",
+        "action": "deploy",
+        "environment": "production",
+        "platform": "ssh",
+        "status": "failed",
+        "release": "dep_1_ab",
+        "message": None,
+        "hosts": [
+            {"host": "web1", "status": "switched"},
+            {"host": "web2", "status": "rolled_back", "error": "health check failed"},
+        ],
+    }
+    [shown] = merge_remote([item], [], {"environment": "production", "platform": "ssh"})
+    assert shown == {
+        "id": "dep_1_ab",
+        "action": "deploy",
+        "status": "failed",
+        "release": "dep_1_ab",
+        "hosts": 2,
+        "failed_hosts": [{"host": "web2", "status": "rolled_back", "error": "health check failed"}],
+    }
+    jsonschema.Draft202012Validator(bundled("history")).validate(
+        {"success": True, "count": 0, "deployments": [], "remote": [shown]}
+    )
