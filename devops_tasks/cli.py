@@ -280,6 +280,13 @@ class DevopsProgram(Program):
         print(f"{self.task_list_opener()}:\n")
         self.print_columns(self._listing())
 
+    def list_nested(self) -> None:
+        """Collections with their tasks below; a collection's default task is the
+        collection's own line (``deploy``), never a ``.configured*`` line of its own."""
+        pairs = _defaults_folded(self._make_pairs(self.scoped_collection), self.list_root)
+        print(f"{self.task_list_opener()}:\n")
+        self.print_columns(pairs)
+
     def list_json(self) -> None:
         """``{"success": true, "tasks": [{"name", "help"}]}``: the tasks as they are typed."""
         tasks = [{"name": name, "help": text} for name, text in self._listing()]
@@ -418,6 +425,25 @@ def typed_names(collection: Collection, prefix: str = "") -> dict[str, str]:
     for name, child in sorted(collection.collections.items()):
         found.update(typed_names(child, f"{prefix}{name}."))
     return found
+
+
+def _defaults_folded(
+    pairs: list[tuple[str, str | None]], root: str | None
+) -> list[tuple[str, str | None]]:
+    """invoke's nested listing with each default task's help moved onto its collection's
+    line (the nearest line above that is indented less), and its own line gone."""
+    folded: list[tuple[str, str | None]] = []
+    for name, text in pairs:
+        if not name.endswith("*"):
+            folded.append((name, text))
+            continue
+        depth = len(name) - len(name.lstrip())
+        above = [i for i, (line, _) in enumerate(folded) if len(line) - len(line.lstrip()) < depth]
+        if above:
+            folded[above[-1]] = (folded[above[-1]][0], text)
+        else:  # the listed collection's own default: `devops --list deploy -F nested`
+            folded.insert(0, (str(root), text))
+    return folded
 
 
 def _installed(distribution: str) -> str:

@@ -21,6 +21,13 @@ def test_the_default_deploy_task_is_listed_as_deploy(project, cli):
     assert not [name for name in listed if "configured" in name]
 
 
+def test_the_nested_listing_puts_the_default_tasks_help_on_its_collections_line(project, cli):
+    lines = cli("--list", "--list-format", "nested").stdout.splitlines()
+    assert not [line for line in lines if "configured" in line.split(" Deploy")[0]]
+    [deploy] = [line for line in lines if line.split()[:1] == ["deploy"]]
+    assert "Deploy to the platform configured for the environment." in deploy
+
+
 def test_a_listed_collection_names_its_default_task_by_the_collections_name(project, cli):
     listed = _listed(cli("--list", "deploy").stdout)
     assert listed[0] == "deploy" and set(listed) == {"deploy"} | {
