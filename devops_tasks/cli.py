@@ -259,7 +259,7 @@ class DevopsProgram(Program):
     def print_version(self) -> None:
         """devops's version and those of the libraries it runs on, as ``fab --version`` does."""
         versions = {"devops": __version__}
-        versions.update((name, _installed(name)) for name in ("invoke", "fabric", "paramiko"))
+        versions.update((name, metadata.version(name)) for name in ("invoke", "fabric", "paramiko"))
         if self._asked_for("json"):
             Output(json_mode=True).success(versions)
             return
@@ -444,13 +444,6 @@ def _defaults_folded(
         else:  # the listed collection's own default: `devops --list deploy -F nested`
             folded.insert(0, (str(root), text))
     return folded
-
-
-def _installed(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _invalid(message: str, fix: str) -> DevopsError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import metadata
 
 from helpers import run_devops
@@ -26,6 +27,16 @@ def test_the_nested_listing_puts_the_default_tasks_help_on_its_collections_line(
     assert not [line for line in lines if line.split()[:1] == [".configured*"]]
     [deploy] = [line for line in lines if line.split()[:1] == ["deploy"]]
     assert "Deploy to the platform configured for the environment." in deploy
+
+
+def test_a_nested_listing_of_deploy_starts_with_deploy_itself(project, cli):
+    lines = cli("--list", "deploy", "--list-format", "nested").stdout.splitlines()
+    assert lines[2].split()[0] == "deploy" and ".configured*" not in "".join(lines)
+
+
+def test_a_listing_cut_at_a_depth_summarises_each_collection(project, cli):
+    listed = cli("--list", "--list-depth", "1").stdout
+    assert re.search(r"^  deploy \[\d+ tasks\]$", listed, re.M)
 
 
 def test_a_listed_collection_names_its_default_task_by_the_collections_name(project, cli):
