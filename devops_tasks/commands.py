@@ -24,9 +24,17 @@ from .redaction import RedactingStream, redact_tail
 if TYPE_CHECKING:
     from .project import Project
 
-__all__ = ["child_environment", "require_clean_git", "run_command", "uncommitted_changes"]
+__all__ = [
+    "OUTPUT_TAIL_CHARS",
+    "child_environment",
+    "require_clean_git",
+    "run_command",
+    "uncommitted_changes",
+]
 
-_TAIL_CHARS = 2000
+#: How much of a failed command's output its error keeps (``output_tail``): the last 500
+#: characters, after masking, so that the failure stays one small answer (README: JSON budget).
+OUTPUT_TAIL_CHARS = 500
 #: Never handed to a child process: the keys that unlock every secret.
 _KEY_VARIABLES = (
     "DEVOPS_MASTER_KEY",
@@ -108,7 +116,7 @@ def run_command(
     if result.exited == -signal.SIGINT:  # Ctrl-C reached the command (and us) first
         raise KeyboardInterrupt
     if result.failed:
-        output = redact_tail((result.stdout or "") + (result.stderr or ""), _TAIL_CHARS)
+        output = redact_tail((result.stdout or "") + (result.stderr or ""), OUTPUT_TAIL_CHARS)
         raise DevopsError(
             code,
             f"`{command}` failed with exit status {result.exited}",
