@@ -238,7 +238,7 @@ def _check(invocation: Invocation) -> str | None:
 
 
 def _program_env(root: Path) -> str | None:
-    """``devops.env`` as the devops program would see it (devops.yaml, DEVOPS_DEVOPS_ENV)."""
+    """``devops.env`` as the devops program would see it (devops.yaml, DEVOPS_ENV)."""
     config = DevopsConfig(project_location=root)
     config.load_collection(namespace.configuration())
     config.load_project()
