@@ -1,23 +1,45 @@
-"""Checking a fake's requests against a provider's API description, whatever its format.
+"""Fakes that follow a provider's API description, whatever the description's format.
 
 A description is read into :class:`Operation` values (method, path template, declared query
 parameters, request body properties) by :func:`from_swagger` (Swagger 2.0, e.g. Azure's
 REST specs) or :func:`from_discovery` (Google's discovery documents); :class:`SpecRoutes`
-then finds the operation a request is for and lists every way the request breaks it. The
-fakes for Secret Manager and Key Vault use it; path templates are compiled the way
-``fake_netlify`` compiles them.
+then finds the operation a request is for and lists every way the request breaks it.
+:class:`DescribedFake` is a fake server built on that: every request is recorded and checked
+(problems go to ``violations``), faults can be injected, and a subclass answers the
+operations it serves, named in its ``HANDLERS``. The fakes for Secret Manager and Key Vault
+are such fakes; the HTTP plumbing and path templates are ``fake_netlify``'s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from fake_netlify import _literal_segments, compile_template
+from fake_netlify import (
+    ServedFake,
+    _BadRequest,
+    _Fault,
+    _Handler,
+    _literal_segments,
+    _Server,
+    compile_template,
+)
 
-__all__ = ["Operation", "SpecRoutes", "from_discovery", "from_swagger"]
+__all__ = [
+    "ApiError",
+    "Call",
+    "DescribedFake",
+    "Operation",
+    "SpecRoutes",
+    "from_discovery",
+    "from_swagger",
+]
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
@@ -39,27 +61,28 @@ class SpecRoutes:
     def __init__(self, operations: Iterable[Operation], aliases: Mapping[str, str] = {}) -> None:
         self.aliases = dict(aliases)  # query spellings the provider documents elsewhere
         self.operations = sorted(operations, key=lambda op: -_literal_segments(op.template))
-        self._compiled = [(op, compile_template(op.template)[0]) for op in self.operations]
+        self._compiled = [(op, *compile_template(op.template)) for op in self.operations]
 
-    def find(self, method: str, path: str) -> tuple[Operation | None, str]:
-        """The operation for ``method path`` (raw path), or None and why there is none."""
-        matched = [
-            op
-            for op, regex in self._compiled
-            if (m := regex.match(path)) and not any(":" in value for value in m.groups())
-        ]
+    def find(self, method: str, path: str) -> tuple[Operation | None, dict[str, str], str]:
+        """The operation for ``method path`` (raw path) and its path parameters (decoded),
+        or None and why there is none. No parameter holds a ":" (Google's custom verbs)."""
+        matched = []
+        for op, regex, names in self._compiled:
+            m = regex.match(path)
+            if m and not any(":" in value for value in m.groups()):
+                matched.append((op, dict(zip(names, map(unquote, m.groups()), strict=True))))
         if not matched:
-            return None, "no path template in the description matches this path"
-        for op in matched:
+            return None, {}, "no path template in the description matches this path"
+        for op, params in matched:
             if op.method == method.upper():
-                return op, ""
-        allowed = sorted({op.method for op in matched})
-        return None, f"the description has no {method.upper()} here (only {', '.join(allowed)})"
+                return op, params, ""
+        allowed = ", ".join(sorted({op.method for op, _ in matched}))
+        return None, {}, f"the description has no {method.upper()} here (only {allowed})"
 
     def check(self, method: str, path: str, query: Iterable[str], body: bytes) -> list[str]:
         """Every way one request breaks its operation, as messages (empty: it follows it)."""
         where = f"{method.upper()} {path}"
-        op, problem = self.find(method, path)
+        op, _params, problem = self.find(method, path)
         if op is None:
             return [f"{where}: {problem}"]
         problems = [
@@ -125,13 +148,16 @@ def from_discovery(document: Mapping[str, Any]) -> list[Operation]:
     def resolve(node: Any) -> Any:
         return schemas[node["$ref"]] if "$ref" in node else node
 
-    common = {n for n, p in document.get("parameters", {}).items() if p["location"] == "query"}
+    def in_query(parameters: Mapping[str, Any]) -> set[str]:
+        return {name for name, p in parameters.items() if p["location"] == "query"}
+
+    common = in_query(document.get("parameters", {}))
     operations = []
 
     def walk(resources: Mapping[str, Any]) -> None:
         for resource in resources.values():
             for method in resource.get("methods", {}).values():
-                query = {n for n, p in method.get("parameters", {}).items() if p["location"] == "query"}
+                query = in_query(method.get("parameters", {}))
                 request = method.get("request")
                 operations.append(
                     Operation(
@@ -146,3 +172,123 @@ def from_discovery(document: Mapping[str, Any]) -> list[Operation]:
 
     walk(document["resources"])
     return operations
+
+
+# ---------------------------------------------------------------------------------------------
+# A fake server that follows a description
+# ---------------------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An error answer: ``status`` and the provider's JSON error body."""
+
+    def __init__(self, status: int, payload: Any, headers: Mapping[str, str] = {}) -> None:
+        super().__init__(status)
+        self.status, self.payload, self.headers = status, payload, dict(headers)
+
+
+@dataclass
+class Call:
+    """One request as the fake received it, and what it answered."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    json: Any = None
+    operation: str | None = None  # the description's name for it
+    params: dict[str, str] = field(default_factory=dict)
+    status: int | None = None
+    injected: bool = False
+
+
+class DescribedFake(ServedFake):
+    """A fake whose every request under the description is checked against it.
+
+    A subclass sets ``routes`` (a :class:`SpecRoutes`) and ``HANDLERS`` (operation name ->
+    method name); a handler takes the :class:`Call` and returns ``(status, payload)``, or
+    raises :class:`ApiError`. ``described(call)`` says which requests the description covers
+    (others go to ``outside``).
+    """
+
+    routes: ClassVar[SpecRoutes]
+    HANDLERS: ClassVar[dict[str, str]] = {}
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.requests: list[Call] = []
+        self.violations: list[str] = []
+        self._faults: list[_Fault] = []
+
+    def _server_for(self) -> _Server:
+        return _Server(self)  # type: ignore[arg-type]
+
+    def reset(self) -> None:
+        """Forget the requests, problems and faults (subclasses forget their state too)."""
+        with self._lock:
+            self.requests.clear()
+            self.violations.clear()
+            self._faults.clear()
+
+    def inject(self, method: str, path_pattern: str, status: int, *, times: int = 1) -> None:
+        """The next ``times`` requests matching get ``status`` and the provider's error body."""
+        with self._lock:
+            self._faults.append(
+                _Fault(method.upper(), re.compile(path_pattern), status, times, {}, None, False)
+            )
+
+    def described(self, call: Call) -> bool:
+        return True
+
+    def authorize(self, call: Call) -> None:
+        """Raise :class:`ApiError` unless ``call`` may use the API (after it is checked)."""
+
+    def error(self, status: int, message: str) -> ApiError:
+        """The provider's error answer (subclasses shape the body)."""
+        raise NotImplementedError
+
+    def outside(self, call: Call) -> tuple[int, Any]:
+        raise self.error(404, "not found")
+
+    def _handle(self, h: _Handler) -> None:
+        split = urlsplit(h.path)
+        pairs = parse_qsl(split.query, keep_blank_values=True)
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        try:
+            body = h.read_body()
+        except _BadRequest as exc:
+            h.close_connection = True
+            h.send_payload(400, {"error": str(exc)})
+            return
+        call = Call(h.command, split.path or "/", dict(pairs), headers, body)
+        with contextlib.suppress(ValueError):
+            call.json = json.loads(body) if body else None
+        with self._lock:
+            self.requests.append(call)
+            fault = self._take_fault(call.method, call.path)
+        extra: dict[str, str] = {}
+        try:
+            if fault is not None:
+                call.injected = True
+                raise self.error(fault.status or 500, "injected fault")
+            if self.described(call):
+                status, payload = self._operation(call, [name for name, _ in pairs])
+            else:
+                status, payload = self.outside(call)
+        except ApiError as refused:
+            status, payload, extra = refused.status, refused.payload, refused.headers
+        call.status = status
+        h.send_payload(status, payload, headers=extra)
+
+    def _operation(self, call: Call, query_names: list[str]) -> tuple[int, Any]:
+        problems = self.routes.check(call.method, call.path, query_names, call.body)
+        op, params, _problem = self.routes.find(call.method, call.path)
+        with self._lock:
+            self.violations.extend(problems)
+        self.authorize(call)
+        if op is None or op.name not in self.HANDLERS:
+            raise self.error(404, f"{call.method} {call.path} is not served here")
+        call.operation, call.params = op.name, params
+        with self._lock:
+            return getattr(self, self.HANDLERS[op.name])(call)  # type: ignore[no-any-return]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cloud_secrets import GcpStore
 
 from devops_tasks.config.store import Settings
 from devops_tasks.errors import DevopsError, ErrorCode
@@ -21,6 +22,7 @@ from devops_tasks.project import Project
 from devops_tasks.redaction import MASK, redact
 from devops_tasks.secrets import SHARED_SCOPE, SecretsBackend, open_backend
 from devops_tasks.secrets.aws import AwsSecretsBackend
+from devops_tasks.secrets.gcp import GcpSecretsBackend
 from devops_tasks.secrets.local import LocalSecretsStore
 
 # -- fixtures (moto_url and aws_env live in conftest.py) ----------------------------------
@@ -33,10 +35,15 @@ def aws_backend(aws_env: str, tmp_path: Path) -> AwsSecretsBackend:
     )
 
 
-@pytest.fixture(params=["local", "aws"])
+@pytest.fixture
+def gcp_backend(gcp_store: GcpStore, tmp_path: Path) -> GcpSecretsBackend:
+    return GcpSecretsBackend(Project(tmp_path), gcp_store.options, environ=os.environ)
+
+
+@pytest.fixture(params=["local", "aws", "gcp"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> SecretsBackend:
-    if request.param == "aws":
-        return request.getfixturevalue("aws_backend")
+    if request.param != "local":
+        return request.getfixturevalue(f"{request.param}_backend")
     return LocalSecretsStore(
         Project(tmp_path),
         {},
