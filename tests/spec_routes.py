@@ -58,10 +58,17 @@ class Operation:
 class SpecRoutes:
     """Operations matched by path, the most literal template first."""
 
-    def __init__(self, operations: Iterable[Operation], aliases: Mapping[str, str] = {}) -> None:
-        self.aliases = dict(aliases)  # query spellings the provider documents elsewhere
+    def __init__(
+        self,
+        operations: Iterable[Operation],
+        aliases: Mapping[str, str] = {},
+        optional: Iterable[str] = (),
+    ) -> None:
+        """``aliases``: query spellings the provider documents elsewhere; ``optional``: path
+        parameters the description says may be left empty."""
+        self.aliases = dict(aliases)
         self.operations = sorted(operations, key=lambda op: -_literal_segments(op.template))
-        self._compiled = [(op, *compile_template(op.template)) for op in self.operations]
+        self._compiled = [(op, *_compile(op.template, set(optional))) for op in self.operations]
 
     def find(self, method: str, path: str) -> tuple[Operation | None, dict[str, str], str]:
         """The operation for ``method path`` (raw path) and its path parameters (decoded),
@@ -106,12 +113,28 @@ class SpecRoutes:
         ]
 
 
+def _compile(template: str, optional: set[str]) -> tuple[re.Pattern[str], list[str]]:
+    """``compile_template``'s pattern, where an ``optional`` parameter may also be empty."""
+    regex, names = compile_template(template)
+    pieces = regex.pattern.split("([^/]+)")
+    if len(pieces) != len(names) + 1:  # a greedy parameter: leave the pattern as it is
+        return regex, names
+    pattern = pieces[0]
+    for name, piece in zip(names, pieces[1:], strict=True):
+        pattern += ("([^/]*)" if name in optional else "([^/]+)") + piece
+    return re.compile(pattern), names
+
+
 def _properties(schema: Mapping[str, Any], resolve: Any) -> frozenset[str]:
     return frozenset(resolve(schema).get("properties", {}))
 
 
-def from_swagger(spec: Mapping[str, Any]) -> list[Operation]:
-    """The operations of a Swagger 2.0 description (paths relative to its host)."""
+def from_swagger(spec: Mapping[str, Any], next_link: Iterable[str] = ()) -> list[Operation]:
+    """The operations of a Swagger 2.0 description (paths relative to its host).
+
+    A pageable operation (``x-ms-pageable``) is continued at the opaque ``nextLink`` the
+    service returns; ``next_link`` names the query parameters such links carry.
+    """
 
     def resolve(node: Any) -> Any:
         while isinstance(node, dict) and "$ref" in node:
@@ -134,7 +157,8 @@ def from_swagger(spec: Mapping[str, Any]) -> list[Operation]:
                     method.upper(),
                     template,
                     op.get("operationId", "?"),
-                    frozenset(p["name"] for p in params if p.get("in") == "query"),
+                    frozenset(p["name"] for p in params if p.get("in") == "query")
+                    | (frozenset(next_link) if "x-ms-pageable" in op else frozenset()),
                     _properties(bodies[0]["schema"], resolve) if bodies else None,
                 )
             )

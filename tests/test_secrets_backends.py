@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloud_secrets import GcpStore
+from cloud_secrets import AzureStore, GcpStore
 
 from devops_tasks.config.store import Settings
 from devops_tasks.errors import DevopsError, ErrorCode
@@ -22,6 +22,7 @@ from devops_tasks.project import Project
 from devops_tasks.redaction import MASK, redact
 from devops_tasks.secrets import SHARED_SCOPE, SecretsBackend, open_backend
 from devops_tasks.secrets.aws import AwsSecretsBackend
+from devops_tasks.secrets.azure import AzureSecretsBackend
 from devops_tasks.secrets.gcp import GcpSecretsBackend
 from devops_tasks.secrets.local import LocalSecretsStore
 
@@ -40,7 +41,14 @@ def gcp_backend(gcp_store: GcpStore, tmp_path: Path) -> GcpSecretsBackend:
     return GcpSecretsBackend(Project(tmp_path), gcp_store.options, environ=os.environ)
 
 
-@pytest.fixture(params=["local", "aws", "gcp"])
+@pytest.fixture
+def azure_backend(azure_store: AzureStore, tmp_path: Path) -> AzureSecretsBackend:
+    backend = AzureSecretsBackend(Project(tmp_path), azure_store.options, environ=os.environ)
+    backend.wait_seconds = 0.01
+    return backend
+
+
+@pytest.fixture(params=["local", "aws", "gcp", "azure"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> SecretsBackend:
     if request.param != "local":
         return request.getfixturevalue(f"{request.param}_backend")
@@ -92,11 +100,24 @@ def test_empty_ish_value_round_trips(backend: SecretsBackend, value: str) -> Non
     assert [info.name for info in backend.list()] == ["EMPTYISH"]
 
 
-def test_60_kib_value_round_trips(backend: SecretsBackend) -> None:
-    value = ("line ✓ 秘密\n" * 8000).encode()[: 60 * 1024].decode(errors="ignore")
-    assert 60 * 1024 - 4 < len(value.encode()) <= 60 * 1024
+def test_a_value_as_large_as_the_store_takes_round_trips(backend: SecretsBackend) -> None:
+    """60 KiB where the store has no limit of its own; else right up to its limit."""
+    limit = backend.max_value_bytes or 60 * 1024
+    value = ("line ✓ 秘密\n" * 8000).encode()[:limit].decode(errors="ignore")
+    assert limit - 4 < len(value.encode()) <= limit
     backend.set("CERT", value)
     assert backend.get("CERT") == value
+
+
+def test_one_byte_over_the_limit_is_value_too_large_and_stores_nothing(
+    backend: SecretsBackend,
+) -> None:
+    if backend.max_value_bytes is None:
+        pytest.skip("the local file has no limit of its own (test_1_mib_value)")
+    over = "é" * (backend.max_value_bytes // 2) + "a"
+    error = _fails(ErrorCode.VALUE_TOO_LARGE, backend.set, "BIG", over)
+    assert error.details == {"size": backend.max_value_bytes + 1, "limit": backend.max_value_bytes}
+    assert "é" not in error.message + error.fix and backend.get("BIG") is None
 
 
 def test_1_mib_value(backend: SecretsBackend) -> None:

@@ -82,6 +82,7 @@ class AwsSecretsBackend(SecretsBackend):
     """Secrets in AWS Secrets Manager, under ``<prefix><scope>/<NAME>``."""
 
     name = "aws"
+    max_value_bytes = MAX_VALUE_BYTES
     #: Attempts per AWS call (boto3's "standard" retry mode: throttling, 5xx, connections).
     max_attempts = 3
 
