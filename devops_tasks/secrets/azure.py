@@ -182,18 +182,21 @@ class AzureSecretsBackend(CloudSecretsBackend):
             )
         return self._client_object
 
-    def _call(self, method: str, action: str, *args: Any, write: bool = False) -> Any:
-        """``client.<method>(*args)``, or ``NOT_FOUND`` when there is no such secret.
+    def _call(self, method: str, action: str, *args: Any, write: bool = False, **kw: Any) -> Any:
+        """``client.<method>(*args, **kw)``; ``NOT_FOUND`` when there is no such secret, and
+        ``SOFT_DELETED`` when its name is held by a deleted (recoverable) secret.
 
         ``write`` calls carry a value: their errors never include the service's message nor
         chain the original exception.
         """
-        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError  # noqa: PLC0415
 
         try:
-            return getattr(self._client(), method)(*args)
+            return getattr(self._client(), method)(*args, **kw)
         except ResourceNotFoundError:
             return NOT_FOUND
+        except ResourceExistsError:
+            return SOFT_DELETED
         except Exception as exc:
             error = self._translate(exc, action, write=write)
             if write:
@@ -273,24 +276,22 @@ class AzureSecretsBackend(CloudSecretsBackend):
         return str(found.value or "")
 
     def _write(self, name: str, scope: str, data: bytes) -> None:
-        from azure.core.exceptions import ResourceExistsError  # noqa: PLC0415
-
         secret = self.secret_id(name, scope)
-        action = f"store {secret}"
         for _attempt in range(2):
-            try:
-                self._client().set_secret(
-                    secret,
-                    data.decode("utf-8"),
-                    content_type="text/plain; charset=utf-8",
-                    tags={"managed-by": "devops-tasks"},
-                )
+            stored = self._call(
+                "set_secret",
+                f"store {secret}",
+                secret,
+                data.decode("utf-8"),
+                write=True,
+                content_type="text/plain; charset=utf-8",
+                tags={"managed-by": "devops-tasks"},
+            )
+            if stored is not SOFT_DELETED:
                 return
-            except ResourceExistsError:  # soft-deleted: recover it, then set the new value
-                self._call("begin_recover_deleted_secret", f"recover {secret}", secret)
-                self._wait_for("get_secret", f"recover {secret}", secret)
-            except Exception as exc:
-                raise self._translate(exc, action, write=True) from None
+            # The name is held by a deleted secret: recover it, then set the new value.
+            self._call("begin_recover_deleted_secret", f"recover {secret}", secret)
+            self._wait_for("get_secret", f"recover {secret}", secret)
         raise DevopsError(
             ErrorCode.SERVICE_UNAVAILABLE,
             f"{secret} stayed deleted in Azure Key Vault while its value was being stored",
@@ -336,6 +337,8 @@ class AzureSecretsBackend(CloudSecretsBackend):
 
 #: What ``_call`` returns for a secret that does not exist.
 NOT_FOUND: Any = object()
+#: What ``_call`` returns when a deleted, recoverable secret holds the name (HTTP 409).
+SOFT_DELETED: Any = object()
 
 
 class _Watched:
