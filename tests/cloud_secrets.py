@@ -6,6 +6,7 @@ HTTPS proxy and a CA bundle of a throwaway CA (Azure, whose client insists on TL
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,10 @@ from pathlib import Path
 import pytest
 from fake_key_vault import DOMAIN, FakeKeyVault, throwaway_ca
 from fake_secret_manager import FakeSecretManager
+
+from devops_tasks.project import Project
+from devops_tasks.secrets.azure import AzureSecretsBackend
+from devops_tasks.secrets.gcp import GcpSecretsBackend
 
 GCP_PROJECT = "devops-test"
 VAULT_URL = f"https://devops.{DOMAIN}"
@@ -52,6 +57,14 @@ def gcp_store(
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(secret_manager_server.key_file))
     yield secret_manager_server
     assert secret_manager_server.fake.violations == [], "requests the description does not allow"
+
+
+@pytest.fixture
+def gcp_backend(gcp_store: GcpStore, tmp_path: Path) -> GcpSecretsBackend:
+    """The gcp backend of a project in ``tmp_path``, on the fake; retries kept short."""
+    backend = GcpSecretsBackend(Project(tmp_path), gcp_store.options, environ=os.environ)
+    backend.retry_seconds = 0.5
+    return backend
 
 
 @dataclass
@@ -103,3 +116,12 @@ def azure_store(
     monkeypatch.delenv("no_proxy", raising=False)
     yield key_vault_server
     assert fake.violations == [], "requests the description does not allow"
+
+
+@pytest.fixture
+def azure_backend(azure_store: AzureStore, tmp_path: Path) -> AzureSecretsBackend:
+    """The azure backend of a project in ``tmp_path``, on the fake; waits kept short."""
+    backend = AzureSecretsBackend(Project(tmp_path), azure_store.options, environ=os.environ)
+    backend.wait_seconds = 0.01
+    backend.max_retries = 0
+    return backend

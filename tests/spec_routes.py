@@ -255,11 +255,15 @@ class DescribedFake(ServedFake):
             self.violations.clear()
             self._faults.clear()
 
-    def inject(self, method: str, path_pattern: str, status: int, *, times: int = 1) -> None:
-        """The next ``times`` requests matching get ``status`` and the provider's error body."""
+    def inject(
+        self, method: str, path_pattern: str, status: int, *, times: int = 1, message: str = ""
+    ) -> None:
+        """The next ``times`` requests matching get ``status`` and the provider's error body
+        (saying ``message``)."""
+        body = {"message": message or "injected fault"}
         with self._lock:
             self._faults.append(
-                _Fault(method.upper(), re.compile(path_pattern), status, times, {}, None, False)
+                _Fault(method.upper(), re.compile(path_pattern), status, times, {}, body, False)
             )
 
     def described(self, call: Call) -> bool:
@@ -295,7 +299,7 @@ class DescribedFake(ServedFake):
         try:
             if fault is not None:
                 call.injected = True
-                raise self.error(fault.status or 500, "injected fault")
+                raise self.error(fault.status or 500, (fault.body or {})["message"])
             if self.described(call):
                 status, payload = self._operation(call, [name for name, _ in pairs])
             else:

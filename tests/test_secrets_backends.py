@@ -1,6 +1,7 @@
-"""The same behaviour from every secrets backend: the local file and AWS Secrets Manager (moto).
+"""The same behaviour from every secrets backend: the local file, AWS Secrets Manager (moto),
+Google Secret Manager and Azure Key Vault (spec-following fakes, tests/cloud_secrets.py).
 
-The AWS backend talks over HTTP to one moto server per session, as it would to AWS.
+The cloud backends talk over HTTP to one server each per session, as they would to the cloud.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloud_secrets import AzureStore, GcpStore
 
 from devops_tasks.config.store import Settings
 from devops_tasks.errors import DevopsError, ErrorCode
@@ -22,8 +22,6 @@ from devops_tasks.project import Project
 from devops_tasks.redaction import MASK, redact
 from devops_tasks.secrets import SHARED_SCOPE, SecretsBackend, open_backend
 from devops_tasks.secrets.aws import AwsSecretsBackend
-from devops_tasks.secrets.azure import AzureSecretsBackend
-from devops_tasks.secrets.gcp import GcpSecretsBackend
 from devops_tasks.secrets.local import LocalSecretsStore
 
 # -- fixtures (moto_url and aws_env live in conftest.py) ----------------------------------
@@ -34,18 +32,6 @@ def aws_backend(aws_env: str, tmp_path: Path) -> AwsSecretsBackend:
     return AwsSecretsBackend(
         Project(tmp_path), {"endpoint_url": aws_env, "region": "us-east-1"}, environ=os.environ
     )
-
-
-@pytest.fixture
-def gcp_backend(gcp_store: GcpStore, tmp_path: Path) -> GcpSecretsBackend:
-    return GcpSecretsBackend(Project(tmp_path), gcp_store.options, environ=os.environ)
-
-
-@pytest.fixture
-def azure_backend(azure_store: AzureStore, tmp_path: Path) -> AzureSecretsBackend:
-    backend = AzureSecretsBackend(Project(tmp_path), azure_store.options, environ=os.environ)
-    backend.wait_seconds = 0.01
-    return backend
 
 
 @pytest.fixture(params=["local", "aws", "gcp", "azure"])

@@ -42,6 +42,14 @@ SCOPE_SEPARATOR = "--"
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 _PREFIX = re.compile(r"[A-Za-z0-9_-]{0,200}")
 _NOT_IN_IDS = re.compile(r"[^A-Za-z0-9_-]")
+def _status(exc: Exception) -> str | None:
+    """Google's status name for a failed call (``UNAUTHENTICATED``, ``UNAVAILABLE``, ...)."""
+    try:
+        return str(exc.response.json()["error"]["status"])  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - no JSON error body: the class says it
+        return getattr(getattr(exc, "grpc_status_code", None), "name", None)
+
+
 #: What ``_call`` returns for a resource that does not exist.
 NOT_FOUND: Any = object()
 _MISSING_FIX = (
@@ -200,10 +208,9 @@ class GcpSecretsBackend(CloudSecretsBackend):
                 unreachable=True,
                 **where,
             )
-        status = getattr(exc, "grpc_status_code", None)
-        details: dict[str, Any] = {**where, "gcp_error": getattr(status, "name", None)}
+        details: dict[str, Any] = {**where, "gcp_error": _status(exc)}
         said = "" if write else f": {getattr(exc, 'message', '')}"
-        if isinstance(exc, (api.Unauthenticated, api.PermissionDenied)):
+        if isinstance(exc, (api.Unauthorized, api.Forbidden)):
             return DevopsError(
                 ErrorCode.CREDENTIALS_INVALID,
                 f"{why}{said}",
