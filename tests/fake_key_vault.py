@@ -173,6 +173,8 @@ class FakeKeyVault(DescribedFake):
             self.deletion_polls = 0
             #: Purging is refused (403), as with purge protection on.
             self.purge_protection = False
+            #: Every token is refused (401), as tokens from another tenant are.
+            self.other_tenant = False
             self.denied.clear()
             self._polls: dict[str, int] = {}
 
@@ -232,7 +234,11 @@ class FakeKeyVault(DescribedFake):
         if version != API_VERSION:
             self.violations.append(f"{call.method} {call.path}: api-version {version!r}")
         scheme, _, token = call.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or self.tokens.get(token, 0) < time.time():
+        if (
+            scheme.lower() != "bearer"
+            or self.tokens.get(token, 0) < time.time()
+            or self.other_tenant
+        ):
             challenge = (
                 f'Bearer authorization="https://login.microsoftonline.com/{TENANT}", '
                 f'resource="https://{DOMAIN}"'
