@@ -22,7 +22,11 @@ How a client reaches it, with nothing but its ordinary settings:
   as App Service does on localhost: ``GET /msi/token`` with ``X-IDENTITY-HEADER``
   (``IDENTITY_ENDPOINT`` / ``IDENTITY_HEADER``, which azure-identity reads). It also serves
   an Azure Instance Metadata endpoint with no identity assigned
-  (``AZURE_POD_IDENTITY_AUTHORITY_HOST``), for "no credentials at all".
+  (``AZURE_POD_IDENTITY_AUTHORITY_HOST``), for "no credentials at all", and an AD FS
+  authority at ``https://login.vault.test/adfs`` (its OpenID configuration and a token
+  endpoint for the client ``client_id`` / ``client_secret``), for a service principal
+  (``AZURE_TENANT_ID=adfs``, ``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET``,
+  ``AZURE_AUTHORITY_HOST``).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -50,6 +54,7 @@ __all__ = ["API_VERSION", "DOMAIN", "MAX_VALUE_BYTES", "FakeKeyVault", "throwawa
 SPEC_PATH = Path(__file__).resolve().parents[1] / "specs" / "azure-keyvault-secrets.json"
 API_VERSION = "2025-07-01"
 DOMAIN = "vault.test"
+LOGIN_HOST = f"login.{DOMAIN}"
 MAX_VALUE_BYTES = 25_600
 PAGE_SIZE = 25
 TENANT = "72f988bf-0000-4000-8000-000000000000"
@@ -147,6 +152,9 @@ class FakeKeyVault(DescribedFake):
         self.denied: set[str] = set()
         #: Tokens issued -> when they expire (kept across resets, as clients cache them).
         self.tokens: dict[str, float] = {}
+        #: The one service principal the AD FS authority knows.
+        self.client_id = str(uuid.uuid4())
+        self.client_secret = secrets.token_urlsafe(16)
         self.reset()
 
     def _server_for(self) -> _Server:
@@ -190,28 +198,60 @@ class FakeKeyVault(DescribedFake):
             return
         h.send_response(200, "Connection established")
         h.end_headers()
-        tls = self.tls.wrap_socket(h.connection, server_side=True)
+        try:
+            tls = self.tls.wrap_socket(h.connection, server_side=True)
+        except ssl.SSLError:  # a client that does not trust the CA hangs up: as it should
+            h.close_connection = True
+            return
         h.connection = tls
         h.rfile = tls.makefile("rb")
         h.wfile = socketserver._SocketWriter(tls)  # type: ignore[attr-defined]
         h.close_connection = False  # clients send CONNECT as HTTP/1.0; the tunnel stays open
 
+    @property
+    def authority(self) -> str:
+        return f"https://{LOGIN_HOST}"
+
     def described(self, call: Call) -> bool:
-        return call.headers.get("host", "").split(":")[0].endswith(f".{DOMAIN}")
+        host = call.headers.get("host", "").split(":")[0]
+        return host.endswith(f".{DOMAIN}") and host != LOGIN_HOST
+
+    def _token(self) -> dict[str, Any]:
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = time.time() + 3600
+        return {"access_token": token, "token_type": "Bearer"}
 
     def outside(self, call: Call) -> tuple[int, Any]:
         if call.path == "/msi/token" and call.method == "GET":
             if call.headers.get("x-identity-header") != self.identity_header:
                 raise ApiError(401, {"statusCode": 401, "message": "Unauthorized request"})
-            token = secrets.token_urlsafe(24)
-            self.tokens[token] = time.time() + 3600
             return 200, {
-                "access_token": token,
+                **self._token(),
                 "expires_on": str(_epoch() + 3600),
                 "resource": call.query.get("resource"),
-                "token_type": "Bearer",
                 "client_id": str(uuid.uuid4()),
             }
+        if call.path == "/adfs/.well-known/openid-configuration":
+            return 200, {
+                "issuer": f"{self.authority}/adfs",
+                "authorization_endpoint": f"{self.authority}/adfs/oauth2/authorize",
+                "token_endpoint": f"{self.authority}/adfs/oauth2/token",
+            }
+        if call.path == "/adfs/oauth2/token" and call.method == "POST":
+            form = dict(parse_qsl(call.body.decode()))
+            if (form.get("client_id"), form.get("client_secret")) != (
+                self.client_id,
+                self.client_secret,
+            ):
+                raise ApiError(
+                    401,
+                    {
+                        "error": "invalid_client",
+                        "error_description": "MSIS9622: Client "
+                        "authentication failed. Please verify the credential provided.",
+                    },
+                )
+            return 200, {**self._token(), "expires_in": 3600}
         if call.path == "/metadata/identity/oauth2/token":
             raise ApiError(
                 400, {"error": "invalid_request", "error_description": "Identity not found"}

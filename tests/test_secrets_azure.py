@@ -170,6 +170,40 @@ def test_missing_credentials(
         assert "AZURE_CLIENT_ID" in error.fix and "az login" in error.fix
 
 
+@pytest.fixture
+def service_principal(azure_store: AzureStore, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Credentials of a service principal in the environment (as CI holds them), no identity;
+    returns the client secret."""
+    fake = azure_store.fake
+    monkeypatch.delenv("IDENTITY_ENDPOINT")
+    monkeypatch.delenv("IDENTITY_HEADER")
+    for name, value in {
+        "AZURE_TENANT_ID": "adfs",
+        "AZURE_CLIENT_ID": fake.client_id,
+        "AZURE_CLIENT_SECRET": fake.client_secret,
+        "AZURE_AUTHORITY_HOST": fake.authority,
+    }.items():
+        monkeypatch.setenv(name, value)
+    return fake.client_secret
+
+
+def test_a_service_principal_in_the_environment_is_used(
+    azure_backend: AzureSecretsBackend, service_principal: str
+) -> None:
+    azure_backend.set("TOKEN", "value")
+    assert azure_backend.get("TOKEN") == "value"
+
+
+def test_a_refused_client_secret_is_credentials_invalid(
+    azure_backend: AzureSecretsBackend, service_principal: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = f"wrong-{uuid.uuid4()}"
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", wrong)
+    error = _fails(ErrorCode.CREDENTIALS_INVALID, azure_backend.get, "TOKEN")
+    assert "EnvironmentCredential" in error.message
+    assert wrong not in str(error.to_dict()) and service_principal not in str(error.to_dict())
+
+
 def test_a_token_the_vault_refuses_is_credentials_invalid(
     azure_backend: AzureSecretsBackend, azure_store: AzureStore
 ) -> None:
