@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,40 @@ def test_values_read_are_registered_for_redaction(backend: SecretsBackend) -> No
     assert redact(f"x {one} y") == f"x {MASK} y"
     assert backend.values()["TWO"] == two
     assert redact(two) == MASK
+
+
+def test_concurrent_writers_lose_nothing(backend: SecretsBackend) -> None:
+    names = [f"TOKEN_{n}" for n in range(8)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda name: backend.set(name, f"value of {name}", "production"), names))
+    assert backend.values("production") == {name: f"value of {name}" for name in names}
+
+
+#: The variables that give each cloud store its credentials here, and what its fix names.
+NO_CREDENTIALS = {
+    "aws": (["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"], "AWS_ACCESS_KEY_ID"),
+    "gcp": (["GOOGLE_APPLICATION_CREDENTIALS"], "GOOGLE_APPLICATION_CREDENTIALS"),
+    "azure": (["IDENTITY_ENDPOINT", "IDENTITY_HEADER"], "AZURE_CLIENT_ID"),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(NO_CREDENTIALS))
+def test_a_cloud_store_without_credentials_is_credentials_missing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    backend = request.getfixturevalue(f"{mode}_backend")
+    variables, named_in_fix = NO_CREDENTIALS[mode]
+    for name in variables:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata wait
+    for action, args in [
+        (backend.get, ("TOKEN",)),
+        (backend.set, ("TOKEN", "v")),
+        (backend.list, ()),
+        (backend.delete, ("TOKEN",)),
+    ]:
+        error = _fails(ErrorCode.CREDENTIALS_MISSING, action, *args)
+        assert named_in_fix in error.fix
 
 
 BAD_NAMES = ["", "1ABC", "A-B", "A B", "A/B", "ÉTÉ", "X" * 129, "A\n"]
