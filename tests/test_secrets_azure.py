@@ -155,6 +155,23 @@ def test_with_purge_protection_the_deleted_secret_is_kept_and_set_recovers_it(
 # -- failures -------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def service_principal(azure_store: AzureStore, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Credentials of a service principal in the environment (as CI holds them), no identity;
+    returns the client secret."""
+    fake = azure_store.fake
+    monkeypatch.delenv("IDENTITY_ENDPOINT")
+    monkeypatch.delenv("IDENTITY_HEADER")
+    for name, value in {
+        "AZURE_TENANT_ID": "adfs",
+        "AZURE_CLIENT_ID": fake.client_id,
+        "AZURE_CLIENT_SECRET": fake.client_secret,
+        "AZURE_AUTHORITY_HOST": fake.authority,
+    }.items():
+        monkeypatch.setenv(name, value)
+    return fake.client_secret
+
+
 def test_a_service_principal_in_the_environment_is_used(
     azure_backend: AzureSecretsBackend, service_principal: str
 ) -> None:

@@ -115,6 +115,7 @@ def test_binary_data_made_elsewhere_is_secrets_corrupt(
     _fails(ErrorCode.SECRETS_CORRUPT, gcp_backend.get, "BLOB")
 
 
+@pytest.mark.parametrize("why", ["unknown key", "other project"])
 def test_refused_credentials_are_credentials_invalid(
     gcp_backend: GcpSecretsBackend,
     gcp_store: GcpStore,
