@@ -223,9 +223,9 @@ class FakeSecretManager(DescribedFake):
         versions = self._secret(call)["versions"]
         wanted = call.params["versionsId"]
         if wanted == "latest" and versions:
-            return versions[-1]  # type: ignore[no-any-return]
+            return versions[-1]
         if wanted.isdigit() and 0 < int(wanted) <= len(versions):
-            return versions[int(wanted) - 1]  # type: ignore[no-any-return]
+            return versions[int(wanted) - 1]
         raise self.error(404, f"Secret Version [{call.path}] not found.")
 
     def _get_version(self, call: Call) -> tuple[int, Any]:

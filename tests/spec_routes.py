@@ -28,6 +28,7 @@ from fake_netlify import (
     _Handler,
     _literal_segments,
     _Server,
+    _SpecIndex,
     compile_template,
 )
 
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+#: In ``Operation.body``: the request schema takes any key.
+ANY_KEY = "*"
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Operation:
     template: str  # "/secrets/{secret-name}", "/v1/projects/{projectsId}/secrets"
     name: str  # operationId, or the discovery method id
     query: frozenset[str]
-    body: frozenset[str] | None  # top-level request properties; None: the operation takes none
+    body: frozenset[str] | None  # top-level request properties (ANY_KEY: any); None: no body
 
 
 class SpecRoutes:
@@ -107,6 +110,8 @@ class SpecRoutes:
             return [*problems, f"{where}: the body is not JSON"]
         if not isinstance(data, dict):
             return [*problems, f"{where}: the body is not a JSON object"]
+        if ANY_KEY in op.body:
+            return problems
         return problems + [
             f"{where}: body key {key!r} is not a property of {op.name}'s request"
             for key in sorted(set(data) - op.body)
@@ -125,41 +130,33 @@ def _compile(template: str, optional: set[str]) -> tuple[re.Pattern[str], list[s
     return re.compile(pattern), names
 
 
-def _properties(schema: Mapping[str, Any], resolve: Any) -> frozenset[str]:
-    return frozenset(resolve(schema).get("properties", {}))
-
-
 def from_swagger(spec: Mapping[str, Any], next_link: Iterable[str] = ()) -> list[Operation]:
-    """The operations of a Swagger 2.0 description (paths relative to its host).
+    """The operations of a Swagger 2.0 description (paths relative to its host), read with
+    ``fake_netlify``'s index of such descriptions.
 
     A pageable operation (``x-ms-pageable``) is continued at the opaque ``nextLink`` the
     service returns; ``next_link`` names the query parameters such links carry.
     """
-
-    def resolve(node: Any) -> Any:
-        while isinstance(node, dict) and "$ref" in node:
-            target: Any = spec
-            for part in node["$ref"].removeprefix("#/").split("/"):
-                target = target[part]
-            node = target
-        return node
-
+    index = _SpecIndex(spec)
     operations = []
     for template, item in spec["paths"].items():
         for method in _METHODS:
             op = item.get(method)
             if op is None:
                 continue
-            params = [resolve(p) for p in [*item.get("parameters", []), *op.get("parameters", [])]]
+            params = index.parameters(item, op)
             bodies = [p for p in params if p.get("in") == "body"]
+            body = None
+            if bodies:
+                body = frozenset(index.properties(bodies[0].get("schema", {})) or {ANY_KEY})
+            query = {p["name"] for p in params if p.get("in") == "query"}
             operations.append(
                 Operation(
                     method.upper(),
                     template,
                     op.get("operationId", "?"),
-                    frozenset(p["name"] for p in params if p.get("in") == "query")
-                    | (frozenset(next_link) if "x-ms-pageable" in op else frozenset()),
-                    _properties(bodies[0]["schema"], resolve) if bodies else None,
+                    frozenset(query | (set(next_link) if "x-ms-pageable" in op else set())),
+                    body,
                 )
             )
     return operations
@@ -189,7 +186,7 @@ def from_discovery(document: Mapping[str, Any]) -> list[Operation]:
                         "/" + method.get("flatPath", method["path"]),
                         method["id"],
                         frozenset(common | query),
-                        _properties(request, resolve) if request else None,
+                        frozenset(resolve(request).get("properties", {})) if request else None,
                     )
                 )
             walk(resource.get("resources", {}))
@@ -319,4 +316,4 @@ class DescribedFake(ServedFake):
             raise self.error(404, f"{call.method} {call.path} is not served here")
         call.operation, call.params = op.name, params
         with self._lock:
-            return getattr(self, self.HANDLERS[op.name])(call)  # type: ignore[no-any-return]
+            return getattr(self, self.HANDLERS[op.name])(call)

@@ -170,7 +170,7 @@ def vault(azure_store: AzureStore) -> requests.Session:
         timeout=5,
     ).json()["access_token"]
     session.headers["Authorization"] = f"Bearer {token}"
-    session.params = {"api-version": "2025-07-01"}  # type: ignore[assignment]
+    session.params = {"api-version": "2025-07-01"}
     return session
 
 

@@ -25,14 +25,21 @@ message carries a secret value.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import DevopsError, ErrorCode
-from .cloud import CloudSecretsBackend, iso, name_under, safe_url
+from .cloud import (
+    CloudSecretsBackend,
+    iso,
+    name_under,
+    prefix_option,
+    require_sdk,
+    safe_url,
+    short_enough,
+)
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -44,8 +51,6 @@ MAX_VALUE_BYTES = 25_600
 MAX_NAME_LENGTH = 127
 #: The data-plane API version devops-tasks asks for (the one its tests' description is).
 API_VERSION = "2025-07-01"
-_PREFIX = re.compile(r"[0-9A-Za-z-]{0,80}")
-_NOT_IN_NAMES = re.compile(r"[^0-9A-Za-z-]")
 _ESCAPED = {"_": "-", "-": "0", "/": "1"}
 _UNESCAPED = {v: k for k, v in _ESCAPED.items()}
 _WAIT_ATTEMPTS = 10  # soft-delete, purge and recovery take Key Vault a few seconds
@@ -123,28 +128,10 @@ class AzureSecretsBackend(CloudSecretsBackend):
                 "Set it: `devops config.set secrets.azure.vault_url https://NAME.vault.azure.net`.",
             )
         self.vault_url = vault_url
-        prefix = options.get("prefix")
-        if prefix is None:
-            folder = _NOT_IN_NAMES.sub("-", project.root.name) or "project"
-            prefix = f"devops-tasks-{folder}-"[:80]
-        if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
-            raise DevopsError(
-                ErrorCode.CONFIG_INVALID,
-                f"secrets.azure.prefix {prefix!r} cannot start a Key Vault secret name",
-                "Use at most 80 of 0-9 a-z A-Z - "
-                "(e.g. `devops config.set secrets.azure.prefix myapp-`).",
-            )
-        self.prefix = prefix
-        try:
-            from azure.identity import DefaultAzureCredential  # noqa: F401, PLC0415
-            from azure.keyvault.secrets import SecretClient  # noqa: F401, PLC0415
-        except ImportError as exc:
-            raise DevopsError(
-                ErrorCode.NOT_SUPPORTED,
-                "secrets.mode is azure but azure-keyvault-secrets or azure-identity is not "
-                "installed",
-                "Install the Key Vault extra: pip install 'devops-tasks[azure-secrets]'.",
-            ) from exc
+        self.prefix = prefix_option(
+            options, project, mode="azure", allowed="0-9A-Za-z-", most=80, separator="-"
+        )
+        require_sdk("azure", "azure-secrets", "azure.keyvault.secrets", "azure.identity")
         self._client_object: Any = None
         self._refused: list[str] = []  # credentials that tried and failed (not just absent)
 
@@ -152,13 +139,7 @@ class AzureSecretsBackend(CloudSecretsBackend):
 
     def secret_id(self, name: str, scope: str) -> str:
         full = self.prefix + encode(scope, name)
-        if len(full) > MAX_NAME_LENGTH:
-            raise DevopsError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"The Key Vault secret name {full} is longer than {MAX_NAME_LENGTH} characters",
-                "Use a shorter secret name, or a shorter secrets.azure.prefix.",
-            )
-        return full
+        return short_enough(full, MAX_NAME_LENGTH, "Key Vault secret name", "azure")
 
     # -- Azure calls -----------------------------------------------------------------------
 

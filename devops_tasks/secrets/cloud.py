@@ -10,22 +10,102 @@ stored, and every value read registered for masking.
 from __future__ import annotations
 
 import abc
+import importlib
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
 from .base import SHARED_SCOPE, SecretInfo, SecretsBackend, check_name, scope_for
 
-__all__ = ["CloudSecretsBackend", "iso", "lookup_scopes", "name_under", "safe_url", "value_bytes"]
+if TYPE_CHECKING:
+    from ..project import Project
+
+__all__ = [
+    "CloudSecretsBackend",
+    "iso",
+    "lookup_scopes",
+    "name_under",
+    "note_partial",
+    "prefix_option",
+    "require_sdk",
+    "safe_url",
+    "short_enough",
+    "value_bytes",
+]
+
+
+def require_sdk(mode: str, extra: str, *modules: str) -> None:
+    """NOT_SUPPORTED unless the SDK ``secrets.mode`` needs is installed (imported on use)."""
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    except ImportError as exc:
+        raise DevopsError(
+            ErrorCode.NOT_SUPPORTED,
+            f"secrets.mode is {mode} but {exc.name or ' and '.join(modules)} is not installed",
+            f"Install the extra: pip install 'devops-tasks[{extra}]'.",
+        ) from exc
+
+
+def prefix_option(
+    options: Mapping[str, Any],
+    project: Project,
+    *,
+    mode: str,
+    allowed: str,
+    most: int,
+    separator: str,
+) -> str:
+    """``secrets.<mode>.prefix``: by default ``devops-tasks<sep><project folder><sep>``.
+
+    ``allowed`` is the regex character class of the store's names, e.g. ``A-Za-z0-9_-``;
+    the folder's other characters become ``-``.
+    """
+    prefix = options.get("prefix")
+    if prefix is None:
+        folder = re.sub(f"[^{allowed}]", "-", project.root.name) or "project"
+        prefix = f"devops-tasks{separator}{folder}{separator}"[:most]
+    if not isinstance(prefix, str) or not re.fullmatch(f"[{allowed}]{{0,{most}}}", prefix):
+        raise DevopsError(
+            ErrorCode.CONFIG_INVALID,
+            f"secrets.{mode}.prefix {prefix!r} cannot start a secret name there",
+            f"Use at most {most} characters of {allowed} "
+            f"(e.g. `devops config.set secrets.{mode}.prefix myapp{separator}`).",
+        )
+    return prefix
 
 
 def lookup_scopes(environment: str | None) -> list[str]:
     """Where ``environment`` looks for a secret, most specific first."""
     own = scope_for(environment)
     return [own, SHARED_SCOPE] if own != SHARED_SCOPE else [SHARED_SCOPE]
+
+
+def short_enough(full: str, most: int, what: str, mode: str) -> str:
+    """``full`` if the store takes a name that long; INVALID_ARGUMENT saying what to shorten."""
+    if len(full) > most:
+        raise DevopsError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"The {what} {full} is longer than {most} characters",
+            f"Use a shorter secret name, or a shorter secrets.{mode}.prefix.",
+        )
+    return full
+
+
+def note_partial(error: DevopsError, planned: list[str], stored: list[str]) -> None:
+    """Say in ``error`` which of several values were stored before it (stores have no
+    transactions), so setting them all again finishes the job."""
+    if len(planned) > 1:
+        error.details["stored"] = list(stored)
+        error.details["not_stored"] = [name for name in planned if name not in stored]
+        error.fix += (
+            f" Stored before the failure: {', '.join(stored) or 'none'}; "
+            "setting them all again is safe."
+        )
 
 
 def value_bytes(name: str, value: Any, limit: int, service: str, fix: str) -> bytes:
@@ -152,13 +232,7 @@ class CloudSecretsBackend(SecretsBackend):
             try:
                 self._write(name, scope, data)
             except DevopsError as error:
-                if len(planned) > 1:
-                    error.details["stored"] = list(stored)
-                    error.details["not_stored"] = [n for n, _d in planned if n not in stored]
-                    error.fix += (
-                        f" Stored before the failure: {', '.join(stored) or 'none'}; "
-                        "setting them all again is safe."
-                    )
+                note_partial(error, [n for n, _d in planned], stored)
                 raise
             stored.append(name)
 

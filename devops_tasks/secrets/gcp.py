@@ -21,12 +21,19 @@ metadata server); no message carries a secret value.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DevopsError, ErrorCode
-from .cloud import CloudSecretsBackend, iso, name_under, safe_url
+from .cloud import (
+    CloudSecretsBackend,
+    iso,
+    name_under,
+    prefix_option,
+    require_sdk,
+    safe_url,
+    short_enough,
+)
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -40,8 +47,8 @@ EMPTY_VALUE = b"\x00"
 MAX_ID_LENGTH = 255
 SCOPE_SEPARATOR = "--"
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
-_PREFIX = re.compile(r"[A-Za-z0-9_-]{0,200}")
-_NOT_IN_IDS = re.compile(r"[^A-Za-z0-9_-]")
+
+
 def _status(exc: Exception) -> str | None:
     """Google's status name for a failed call (``UNAUTHENTICATED``, ``UNAVAILABLE``, ...)."""
     try:
@@ -80,38 +87,17 @@ class GcpSecretsBackend(CloudSecretsBackend):
             options.get("project") or self.environ.get("GOOGLE_CLOUD_PROJECT") or None
         )
         self.endpoint: str | None = options.get("endpoint") or None
-        prefix = options.get("prefix")
-        if prefix is None:
-            prefix = f"devops-tasks-{_NOT_IN_IDS.sub('-', project.root.name) or 'project'}-"
-        if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
-            raise DevopsError(
-                ErrorCode.CONFIG_INVALID,
-                f"secrets.gcp.prefix {prefix!r} cannot start a Secret Manager secret id",
-                "Use at most 200 of A-Z a-z 0-9 _ - "
-                "(e.g. `devops config.set secrets.gcp.prefix myapp-`).",
-            )
-        self.prefix = prefix
-        try:
-            from google.cloud import secretmanager  # noqa: F401, PLC0415
-        except ImportError as exc:
-            raise DevopsError(
-                ErrorCode.NOT_SUPPORTED,
-                "secrets.mode is gcp but google-cloud-secret-manager is not installed",
-                "Install the Secret Manager extra: pip install 'devops-tasks[gcp-secrets]'.",
-            ) from exc
+        self.prefix = prefix_option(
+            options, project, mode="gcp", allowed="A-Za-z0-9_-", most=200, separator="-"
+        )
+        require_sdk("gcp", "gcp-secrets", "google.cloud.secretmanager")
         self._client_object: Any = None
 
     # -- names -----------------------------------------------------------------------------
 
     def secret_id(self, name: str, scope: str) -> str:
         full = f"{self.prefix}{scope}{SCOPE_SEPARATOR}{name}"
-        if len(full) > MAX_ID_LENGTH:
-            raise DevopsError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"The Secret Manager secret id {full} is longer than {MAX_ID_LENGTH} characters",
-                "Use a shorter secret name, or a shorter secrets.gcp.prefix.",
-            )
-        return full
+        return short_enough(full, MAX_ID_LENGTH, "Secret Manager secret id", "gcp")
 
     def _path(self, name: str, scope: str) -> str:
         return f"projects/{self._project()}/secrets/{self.secret_id(name, scope)}"
