@@ -297,11 +297,17 @@ class FakeKeyVault(DescribedFake):
         host = call.headers["host"].split(":")[0]
         return host, self.vaults.setdefault(host, {})
 
-    def _item(self, host: str, entry: dict[str, Any], with_value: bool) -> dict[str, Any]:
-        latest = entry["versions"][-1]
-        item = {k: v for k, v in latest.items() if with_value or k != "value"}
+    def _item(
+        self, host: str, entry: dict[str, Any], with_value: bool, version: str = ""
+    ) -> dict[str, Any]:
+        """A SecretBundle (``with_value``) or SecretItem of one version (default: latest)."""
+        found = [v for v in entry["versions"] if v["version"] == version] or [None]
+        chosen = entry["versions"][-1] if not version else found[0]
+        if chosen is None:
+            raise self.error(404, f"Secret version {version} was not found.", "SecretNotFound")
+        item = {k: v for k, v in chosen.items() if with_value or k != "value"}
         item["id"] = f"https://{host}/secrets/{entry['name']}" + (
-            f"/{latest['version']}" if with_value else ""
+            f"/{chosen['version']}" if with_value else ""
         )
         item.pop("version")
         return item
@@ -355,7 +361,7 @@ class FakeKeyVault(DescribedFake):
                 f"A secret with (name/id) {name} was not found in this key vault.",
                 "SecretNotFound",
             )
-        return 200, self._item(host, entry, with_value=True)
+        return 200, self._item(host, entry, True, call.params.get("secret-version", ""))
 
     def _list(self, call: Call) -> tuple[int, Any]:
         host, vault = self._vault(call)

@@ -188,16 +188,22 @@ def test_key_vault_challenges_a_request_without_a_token_as_the_service_does(vaul
     assert challenge.endswith('resource="https://vault.test"')
 
 
-def test_key_vault_answers_as_the_service_does(vault):
+def test_key_vault_answers_as_the_service_does(vault, azure_store):
     assert vault.put(f"{VAULT_URL}/secrets/My-Name", json={"value": "v1"}, timeout=5).ok
-    assert vault.get(f"{VAULT_URL}/secrets/my-name/", timeout=5).json()["value"] == "v1"
+    first = vault.get(f"{VAULT_URL}/secrets/my-name/", timeout=5).json()
+    assert first["value"] == "v1"
+    assert vault.put(f"{VAULT_URL}/secrets/my-name", json={"value": "v2"}, timeout=5).ok
+    assert vault.get(first["id"], timeout=5).json()["value"] == "v1"  # that version
+    assert vault.get(f"{VAULT_URL}/secrets/my-name", timeout=5).status_code == 404
+    assert azure_store.fake.violations.pop().endswith("no GET here (only DELETE, PUT)")
+    assert vault.get(f"{VAULT_URL}/secrets/my-name/nope", timeout=5).status_code == 404
     too_big = vault.put(f"{VAULT_URL}/secrets/big", json={"value": "x" * 25_601}, timeout=5)
     assert too_big.status_code == 400
     bad_name = vault.put(f"{VAULT_URL}/secrets/under_score", json={"value": "v"}, timeout=5)
     assert bad_name.status_code == 400
     deleted = vault.delete(f"{VAULT_URL}/secrets/my-name", timeout=5).json()
     assert deleted["recoveryId"].endswith("/deletedsecrets/My-Name")
-    held = vault.put(f"{VAULT_URL}/secrets/MY-NAME", json={"value": "v2"}, timeout=5).json()
+    held = vault.put(f"{VAULT_URL}/secrets/MY-NAME", json={"value": "v3"}, timeout=5).json()
     assert held["error"]["innererror"]["code"] == "ObjectIsDeletedButRecoverable"
     assert vault.delete(f"{VAULT_URL}/deletedsecrets/my-name", timeout=5).status_code == 204
     assert vault.put(f"{VAULT_URL}/secrets/MY-NAME", json={"value": "v2"}, timeout=5).ok
