@@ -199,6 +199,19 @@ def test_the_project_comes_from_the_credentials_when_not_set(
     assert backend.project_id == GCP_PROJECT and backend.get("TOKEN") == "value"
 
 
+def test_no_project_anywhere_is_config_invalid(
+    gcp_store: GcpStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = json.loads(gcp_store.key_file.read_text())
+    del key["project_id"]
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps(key))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    backend = GcpSecretsBackend(Project(tmp_path), {"endpoint": gcp_store.fake.base}, {})
+    error = _fails(ErrorCode.CONFIG_INVALID, backend.get, "TOKEN")
+    assert "secrets.gcp.project" in error.fix and gcp_store.fake.requests == []
+
+
 def test_open_backend_gives_the_gcp_backend(gcp_store: GcpStore, tmp_path: Path) -> None:
     settings = Settings("production", {"secrets": {"mode": "gcp", "gcp": gcp_store.options}})
     backend = open_backend(Project(tmp_path), settings)
