@@ -79,12 +79,38 @@ def _show_status(result: Mapping[str, Any], out: Output) -> None:
     for lock in result.get("locks") or []:
         if lock["state"] != "free":
             out.line(lock_line(lock), style="bold yellow")
+    _show_drift(result.get("drift"), out)
 
 
-@command(human=_show_status, help={"env": ENV_HELP})
-def status(c: Context, out: Output, env=None) -> dict[str, Any]:
-    """Show what is live, what the records say should be, and whether they agree."""
-    return deployer_for(c, out, env).status()
+def _show_drift(drift: Mapping[str, Any] | None, out: Output) -> None:
+    if drift is None:
+        out.line("drift: this target cannot tell")
+        return
+    kinds = ("changed", "added", "deleted")
+    counts = ", ".join(f"{drift[k]['count']} {k}" for k in kinds if drift[k]["count"])
+    if drift["detected"]:
+        what = "another release is live" if drift["replaced"] else ""
+        out.line(f"drift: {'; '.join(filter(None, [what, counts]))}", style="bold red")
+        for kind in kinds:
+            for path in drift[kind]["paths"]:
+                out.line(f"  {kind}: {path}")
+    else:
+        out.line("drift: none", style="green")
+    if drift["unknown"]:
+        out.line(f"drift not fully known: {drift['unknown']}", style="yellow")
+
+
+@command(
+    human=_show_status,
+    help={
+        "env": ENV_HELP,
+        "check": "Exit 1 (DRIFT_DETECTED, or DRIFT_UNKNOWN) unless the target still matches "
+        "its last deployment; for cron and CI.",
+    },
+)
+def status(c: Context, out: Output, env=None, check=False) -> dict[str, Any]:
+    """Show what is live, what the records say should be, whether they agree, and drift."""
+    return deployer_for(c, out, env).status(check=check)
 
 
 # The history table's columns, and the order in which they go when the terminal is narrow.
