@@ -174,7 +174,7 @@ class Deployer:
             [f"health check: {url}"] if check.get("enabled") and url and "{host}" not in url else []
         )
         if self.settings.get("deployment.rollback_on_failure"):
-            steps.append("on failure: put back the release live now")
+            steps.append("on failure: roll back to what is live now")
         keep = int(self.settings.get("deployment.keep_releases"))
         return [*steps, f"record the deployment; keep the {keep} newest releases"]
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .changes import Changes
+
 if TYPE_CHECKING:
     from .files import SiteFile, SiteFiles
 
@@ -26,9 +28,11 @@ __all__ = [
     "Entry",
     "Plan",
     "Survey",
+    "drift",
     "parse_listing",
     "parse_manifest",
     "plan_upload",
+    "planned_changes",
     "within",
 ]
 
@@ -178,6 +182,38 @@ def _members(
             entry = Entry(sha256, site_file.size, mode, site_file.mtime)
             members.append((site_file, entry, False))
     return members
+
+
+def planned_changes(
+    files: SiteFiles, digests: dict[str, str], survey: Survey, shared: tuple[str, ...]
+) -> Changes:
+    """What a release of ``files`` would change from the host's current one, as
+    :func:`plan_upload` would plan it: a file sent though the current release has it (other
+    content or mode, or edited on the host since) is changed."""
+    intact = _intact(survey)
+    members = _members(files, digests, intact, shared)
+    known = (parse_manifest(survey.manifest) or {}) if survey.manifest is not None else {}
+    sent = [f for f, _, linked in members if not linked]
+    built = {f.path for f, _, _ in members}
+    return Changes(
+        added={f.path: f.size for f in sent if f.path not in known},
+        changed={f.path: f.size for f in sent if f.path in known},
+        deleted={path: entry.size for path, entry in known.items() if path not in built},
+    )
+
+
+def drift(survey: Survey) -> Changes | None:
+    """The files of the host's current release changed (size, mode or time), added or deleted
+    on the host since it was deployed; None if the release has no manifest to go by."""
+    if survey.current is None:
+        return Changes()
+    entries = parse_manifest(survey.manifest) if survey.manifest is not None else None
+    if entries is None:
+        return None
+    return Changes.between(
+        {path: ((e.size, e.mtime, e.mode), e.size) for path, e in entries.items()},
+        {path: (seen, seen[0]) for path, seen in survey.on_disk.items()},
+    )
 
 
 @functools.lru_cache(maxsize=4)
