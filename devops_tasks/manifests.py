@@ -69,7 +69,9 @@ class Survey(NamedTuple):
     current: str | None
     manifest: bytes | None
     #: ``path -> (size, mtime, mode)`` of each regular file of the current release, on disk.
-    on_disk: dict[str, tuple[int, int, int]]
+    #: The time keeps its fraction: a deployed file has a whole second (its manifest's), so
+    #: an edit by hand within that very second still differs.
+    on_disk: dict[str, tuple[int, float, int]]
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ class Plan:
 
 #: The last plan made, and what it was made from: hosts deployed together usually hold the
 #: same release as it was deployed, and then one plan serves them all.
-_last_plan: list[tuple[SiteFiles, tuple[Any, ...], dict[str, tuple[int, int, int]], Plan]] = []
+_last_plan: list[tuple[SiteFiles, tuple[Any, ...], dict[str, tuple[int, float, int]], Plan]] = []
 _planning = threading.Lock()
 
 
@@ -251,7 +253,7 @@ def parse_manifest(data: bytes) -> dict[str, Entry] | None:
     return entries
 
 
-def parse_listing(listing: bytes) -> dict[str, tuple[int, int, int]]:
+def parse_listing(listing: bytes) -> dict[str, tuple[int, float, int]]:
     """``find -printf '%s %T@ %m %P\\0'`` as ``path -> (size, mtime, mode)``.
 
     A record that does not parse is left out: its file is then sent, never linked.
@@ -260,7 +262,7 @@ def parse_listing(listing: bytes) -> dict[str, tuple[int, int, int]]:
     for record in listing.split(b"\0"):
         try:
             size, mtime, mode, path = record.split(b" ", 3)
-            on_disk[os.fsdecode(path)] = (int(size), int(mtime.split(b".")[0]), int(mode, 8))
+            on_disk[os.fsdecode(path)] = (int(size), float(mtime), int(mode, 8))
         except ValueError:
             continue
     return on_disk

@@ -169,7 +169,7 @@ class LocalConnection:
                 if stat.S_ISREG(status.st_mode):
                     on_disk[prefix + name] = (
                         status.st_size,
-                        int(status.st_mtime),
+                        status.st_mtime_ns / 1e9,
                         stat.S_IMODE(status.st_mode),
                     )
         return Survey(current, manifest, on_disk)
