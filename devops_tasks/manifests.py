@@ -191,16 +191,19 @@ def planned_changes(
 ) -> Changes:
     """What a release of ``files`` would change from the host's current one, as
     :func:`plan_upload` would plan it: a file sent though the current release has it (other
-    content or mode, or edited on the host since) is changed."""
+    content or mode, or edited on the host since) is changed; one the current release has,
+    by its manifest or on disk, and the build has not, is deleted."""
     intact = _intact(survey)
     members = _members(files, digests, intact, shared)
-    known = (parse_manifest(survey.manifest) or {}) if survey.manifest is not None else {}
+    listed = (parse_manifest(survey.manifest) or {}) if survey.manifest is not None else {}
+    known = {path: size for path, (size, _, _) in survey.on_disk.items()}
+    known |= {path: entry.size for path, entry in listed.items()}
     sent = [f for f, _, linked in members if not linked]
     built = {f.path for f, _, _ in members}
     return Changes(
         added={f.path: f.size for f in sent if f.path not in known},
         changed={f.path: f.size for f in sent if f.path in known},
-        deleted={path: entry.size for path, entry in known.items() if path not in built},
+        deleted={path: size for path, size in known.items() if path not in built},
     )
 
 

@@ -22,6 +22,7 @@ import gcs_emulator
 import pytest
 from fake_vercel import FakeVercel
 
+from devops_tasks.changes import KINDS, PLAN_PATHS, Changes, Drift
 from devops_tasks.objectstore import Headers, ObjectStore
 from devops_tasks.platforms import azure
 from devops_tasks.platforms.azure import AzureStore
@@ -270,3 +271,115 @@ def test_a_deploy_repairs_drift(target: Target, cli: Any) -> None:
     deploy(cli)
 
     assert cli("status", "--check", "--json").exit_code == 0
+
+
+# -- what only some targets have ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["local", "ssh"], indirect=True)
+def test_a_dry_run_before_the_first_deploy_lists_every_file_and_creates_nothing(
+    target: Target, cli: Any
+) -> None:
+    plan = deploy(cli, "--dry-run")
+
+    assert plan["added"] == {"count": 2, "bytes": 31, "paths": ["css/site.css", "index.html"]}
+    assert plan["live_release"] is None
+    assert target.holdings() == {}
+
+
+def test_ssh_hosts_that_differ_are_counted_one_by_one(
+    hosts: list[Path], cli: Any, project: Project
+) -> None:
+    deploy(cli)
+    (hosts[1] / "current" / "css" / "site.css").write_bytes(EDITED_CSS)
+    (hosts[2] / "current" / "extra.html").write_bytes(b"by hand")
+
+    drift = cli("status", "--json").json["drift"]
+    plan = deploy(cli, "--dry-run")
+
+    counts = [(h["changed"], h["added"]) for h in drift["hosts"]]
+    assert counts == [(0, 0), (1, 0), (0, 1)]
+    assert drift["changed"]["paths"] == ["css/site.css"]
+    assert drift["added"]["paths"] == ["extra.html"]
+    # the deploy sends the edited file again to the host that has it edited, only there
+    assert [(h["changed"], h["deleted"]) for h in plan["hosts"]] == [(0, 0), (1, 0), (0, 1)]
+
+
+def test_ssh_steps_follow_the_canary_strategy_and_the_hooks(
+    hosts: list[Path], cli: Any, project: Project
+) -> None:
+    config = json.loads(project.config_path.read_text())
+    config["ssh"]["hooks"] = {"after_switch": "true"}
+    config["deployment"] = {"strategy": "canary", "canary": 1, "canary_wait": 5, "batch_size": 2}
+    project.config_path.write_text(json.dumps(config))
+
+    steps = deploy(cli, "--dry-run")["steps"]
+
+    switches = [step for step in steps if step.startswith("switch ")]
+    assert len(switches) == 2
+    assert switches[0].startswith("switch the canary: ") and "wait 5 s" in switches[0]
+    assert switches[1].startswith("switch batch 2: ") and "after_switch hook" in switches[1]
+
+
+def test_a_release_without_a_manifest_makes_status_check_say_drift_is_unknown(
+    cli: Any, project: Project
+) -> None:
+    release = deploy(cli)["release"]
+    (project.root / ".devops/local/production/.devops/manifests" / f"{release}.json").unlink()
+
+    unknown = cli("status", "--check", "--json")
+
+    assert unknown.exit_code == 1 and unknown.json["code"] == "DRIFT_UNKNOWN"
+    assert "manifest" in unknown.json["drift"]["unknown"]
+
+
+@pytest.mark.parametrize("target", ["netlify"], indirect=True)
+def test_without_its_digest_map_a_replaced_deploy_is_drift_whose_files_are_unknown(
+    target: Target, cli: Any, project: Project
+) -> None:
+    deploy(cli)
+    for kept in (project.state_dir / "cache").rglob("*.json"):
+        kept.unlink()
+    target.edit("css/site.css", EDITED_CSS)
+
+    drift = cli("status", "--json").json["drift"]
+
+    assert drift["detected"] and drift["replaced"] and drift["changed"]["count"] == 0
+    assert "no digest map" in drift["unknown"]
+
+
+def test_people_see_the_drifted_paths_and_the_steps(cli: Any, project: Project) -> None:
+    deploy(cli)
+    (project.root / ".devops/local/production/current/index.html").write_text("by hand\n")
+
+    status = cli("status").stdout
+    plan = cli("deploy", "--dry-run").stdout
+
+    assert "drift: 1 changed" in status and "changed: index.html" in status
+    assert "changed: 1" in plan and "1. copy 1 file(s)" in plan
+
+
+# -- the one shape ------------------------------------------------------------------------------
+
+
+def test_a_summary_names_at_most_the_paths_asked_for_in_all_taking_each_kind_in_turn() -> None:
+    changes = Changes(
+        added={f"a{n:02}": 1 for n in range(30)},
+        changed={"c": 2},
+        deleted={f"d{n:02}": None for n in range(30)},
+    )
+
+    summary = changes.summary(PLAN_PATHS)
+
+    assert [summary[k]["count"] for k in KINDS] == [30, 1, 30]
+    assert [len(summary[k]["paths"]) for k in KINDS] == [10, 1, 9]
+    assert summary["added"]["bytes"] == 30 and summary["deleted"]["bytes"] is None
+
+
+def test_a_drift_report_is_counts_and_five_paths_without_bytes() -> None:
+    report = Drift(Changes(changed={f"p{n}": 1 for n in range(9)})).report(replaced=False)
+
+    assert report["detected"] and report["changed"] == {
+        "count": 9,
+        "paths": ["p0", "p1", "p2", "p3", "p4"],
+    }
