@@ -175,8 +175,7 @@ class Deployer:
         )
         if self.settings.get("deployment.rollback_on_failure"):
             steps.append("on failure: roll back to what is live now")
-        keep = int(self.settings.get("deployment.keep_releases"))
-        return [*steps, f"record the deployment; keep the {keep} newest releases"]
+        return [*steps, "record the deployment"]
 
     def _scanned(self, build_dir: str | None, checks: bool) -> SiteFiles:
         """The build's files, checked, while the target's first reads run (its prefetch).

@@ -38,7 +38,7 @@ EDITED_CSS = b"body { margin: 9 }\n"
 class Target:
     name: str
     #: Change a served file (``path``) by hand, on the target itself.
-    edit: Callable[[str, bytes], None]
+    edit: Callable[[str, bytes], object]
     #: Everything the target holds, to compare before and after a dry run.
     holdings: Callable[[], Any]
 
@@ -383,3 +383,38 @@ def test_a_drift_report_is_counts_and_five_paths_without_bytes() -> None:
         "count": 9,
         "paths": ["p0", "p1", "p2", "p3", "p4"],
     }
+
+
+def test_a_dry_run_of_a_big_change_names_twenty_paths_in_all(cli: Any, project: Project) -> None:
+    deploy(cli)
+    (project.root / "dist" / "index.html").unlink()
+    for n in range(30):
+        (project.root / "dist" / f"page{n:02}.html").write_text(f"{n}\n")
+
+    plan = deploy(cli, "--dry-run")
+
+    assert (plan["added"]["count"], plan["deleted"]["count"]) == (30, 1)
+    assert sum(len(plan[kind]["paths"]) for kind in KINDS) == PLAN_PATHS
+
+
+def test_the_steps_name_the_checks_and_the_health_check_a_deploy_would_run(
+    cli: Any, project: Project
+) -> None:
+    project.state_dir.mkdir(exist_ok=True)
+    project.config_path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "platform": "local",
+                "deployment": {
+                    "pre_deploy": ["make test"],
+                    "health_check": {"enabled": True, "url": "http://127.0.0.1:9/"},
+                },
+            }
+        )
+    )
+
+    steps = deploy(cli, "--dry-run")["steps"]
+
+    assert steps[0] == "check: make test"  # listed, not run
+    assert "health check: http://127.0.0.1:9/" in steps

@@ -188,6 +188,8 @@ class BucketPlatform(Platform):
     def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:
         plan = self.engine.plan(files)
         summary = plan.summary()
+        # a dry run names at most PLAN_PATHS in all: these are among the changed ones
+        summary["headers"] = {"count": summary["headers"]["count"]}
         deletes = len(plan.deletes)
         summary["max_deletes"] = {
             "limit": int(self.config["max_deletes"]),
