@@ -554,7 +554,9 @@ class Deployer:
             if error.code is ErrorCode.NOT_SUPPORTED:
                 return None
             found = Drift(against=expected, unknown=error.message)
-        return found.report(replaced=expected is not None and release != expected)
+        # no single live release, and part of the target unread (a host down): not a claim
+        told = release is not None or found.unknown is None
+        return found.report(replaced=expected is not None and release != expected and told)
 
     def _entry_serving(self, release: str) -> dict[str, Any] | None:
         """The newest deploy record that put ``release`` in place, whatever became of it."""

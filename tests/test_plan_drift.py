@@ -21,6 +21,7 @@ import boto3
 import gcs_emulator
 import pytest
 from fake_vercel import FakeVercel
+from fleet import configure as configure_fleet
 
 from devops_tasks.changes import KINDS, PLAN_PATHS, Changes, Drift
 from devops_tasks.objectstore import Headers, ObjectStore
@@ -418,3 +419,20 @@ def test_the_steps_name_the_checks_and_the_health_check_a_deploy_would_run(
 
     assert steps[0] == "check: make test"  # listed, not run
     assert "health check: http://127.0.0.1:9/" in steps
+
+
+def test_a_host_that_cannot_be_read_makes_drift_partly_unknown(
+    project: Project, cli: Any, ssh_servers: Any, fleet: Path
+) -> None:
+    configure_fleet(project, ssh_servers, fleet)
+    deploy(cli)
+    port = ssh_servers.hosts[0].port
+    up = [f"{h.ip}:{port}" for h in ssh_servers.hosts]
+    configure_fleet(project, ssh_servers, fleet, hosts=[*up, f"127.0.0.5:{port}"])
+
+    checked = cli("status", "--check", "--json")
+
+    assert checked.exit_code == 1 and checked.json["code"] == "DRIFT_UNKNOWN"
+    drift = checked.json["drift"]
+    assert drift["replaced"] is False and drift["unknown"] == "1 of 4 host(s) could not be compared"
+    assert drift["hosts"][3]["code"] == "HOST_UNREACHABLE"
