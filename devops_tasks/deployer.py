@@ -636,7 +636,7 @@ def _check_drift(status: dict[str, Any]) -> None:
             f"{where} no longer matches its last deployment: "
             + "; ".join(
                 ([replaced] if drift["replaced"] else [])
-                + ([f"files {found} by hand ({', '.join(paths)})"] if found else [])
+                + ([f"{found} by hand ({', '.join(paths)})"] if found else [])
             ),
             "See what a deploy would put back with `devops deploy --dry-run`, then deploy "
             "again (or roll back); find out who changed the target by hand.",

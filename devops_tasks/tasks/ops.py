@@ -8,6 +8,7 @@ from typing import Any
 
 from invoke import Context
 
+from ..changes import KINDS
 from ..errors import DevopsError, ErrorCode
 from ..history import DeploymentHistory, Status
 from ..output import Output
@@ -86,12 +87,11 @@ def _show_drift(drift: Mapping[str, Any] | None, out: Output) -> None:
     if drift is None:
         out.line("drift: this target cannot tell")
         return
-    kinds = ("changed", "added", "deleted")
-    counts = ", ".join(f"{drift[k]['count']} {k}" for k in kinds if drift[k]["count"])
+    counts = ", ".join(f"{drift[k]['count']} {k}" for k in KINDS if drift[k]["count"])
     if drift["detected"]:
         what = "another release is live" if drift["replaced"] else ""
         out.line(f"drift: {'; '.join(filter(None, [what, counts]))}", style="bold red")
-        for kind in kinds:
+        for kind in KINDS:
             for path in drift[kind]["paths"]:
                 out.line(f"  {kind}: {path}")
     else:
