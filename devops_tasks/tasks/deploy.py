@@ -18,7 +18,7 @@ HELP = {
     "dir": "Directory to deploy (default: build.dir from config).",
     "build": "Run build.command first.",
     "message": "Why (kept in the record, the hosts' lock and their audit log).",
-    "dry_run": "Only say what would be added, changed and deleted (bucket targets); write nothing.",
+    "dry_run": "Only say what would be added, changed and deleted, and the steps; write nothing.",
     "force_deletes": "Delete more objects than max_deletes allows (bucket targets).",
     "wait": "Wait until the CDN's invalidation completes (aws with CloudFront).",
     "skip_checks": "Skip deployment.pre_deploy and require_clean_git (recorded: who, which).",
@@ -67,12 +67,19 @@ def _show_hosts(hosts: list[Mapping[str, Any]], out: Output) -> None:
 
 def _show_plan(result: Mapping[str, Any], out: Output) -> None:
     out.line(f"Dry run: nothing was written ({result['platform']}, {result['environment']})")
-    for kind in ("added", "changed", "headers", "deleted"):
+    for kind in ("added", "changed", "deleted"):
         group = result.get(kind) or {}
         size = f", {_size(group['bytes'])}" if group.get("bytes") else ""
         out.line(f"{kind}: {group.get('count', 0)}{size}", style="bold")
         for path in group.get("paths", []):
             out.line(f"  {path}")
+    for host in result.get("hosts") or []:
+        counts = ", ".join(f"{host[k]} {k}" for k in ("added", "changed", "deleted"))
+        out.line(f"  {host['host']}: {counts}")
+    if result.get("steps"):
+        out.line("steps:", style="bold")
+        for number, step in enumerate(result["steps"], 1):
+            out.line(f"  {number}. {step}")
     if (result.get("max_deletes") or {}).get("exceeded"):
         out.warn("more deletes than max_deletes: the deploy would stop unless --force-deletes")
 

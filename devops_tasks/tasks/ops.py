@@ -9,6 +9,7 @@ from typing import Any
 
 from invoke import Context
 
+from ..changes import KINDS
 from ..errors import DevopsError, ErrorCode
 from ..history import DeploymentHistory, Status, compact_entry
 from ..output import Output
@@ -81,12 +82,37 @@ def _show_status(result: Mapping[str, Any], out: Output) -> None:
     for lock in result.get("locks") or []:
         if lock["state"] != "free":
             out.line(lock_line(lock), style="bold yellow")
+    _show_drift(result.get("drift"), out)
 
 
-@command(human=_show_status, help={"env": ENV_HELP})
-def status(c: Context, out: Output, env=None) -> dict[str, Any]:
-    """Show what is live, what the records say should be, and whether they agree."""
-    return compact_status(deployer_for(c, out, env).status())
+def _show_drift(drift: Mapping[str, Any] | None, out: Output) -> None:
+    if drift is None:
+        out.line("drift: this target cannot tell")
+        return
+    counts = ", ".join(f"{drift[k]['count']} {k}" for k in KINDS if drift[k]["count"])
+    if drift["detected"]:
+        what = "another release is live" if drift["replaced"] else ""
+        out.line(f"drift: {'; '.join(filter(None, [what, counts]))}", style="bold red")
+        for kind in KINDS:
+            for path in drift[kind]["paths"]:
+                out.line(f"  {kind}: {path}")
+    else:
+        out.line("drift: none", style="green")
+    if drift["unknown"]:
+        out.line(f"drift not fully known: {drift['unknown']}", style="yellow")
+
+
+@command(
+    human=_show_status,
+    help={
+        "env": ENV_HELP,
+        "check": "Exit 1 (DRIFT_DETECTED, or DRIFT_UNKNOWN) unless the target still matches "
+        "its last deployment; for cron and CI.",
+    },
+)
+def status(c: Context, out: Output, env=None, check=False) -> dict[str, Any]:
+    """Show what is live, what the records say should be, whether they agree, and drift."""
+    return compact_status(deployer_for(c, out, env).status(check=check))
 
 
 def compact_status(result: dict[str, Any]) -> dict[str, Any]:
