@@ -1,0 +1,136 @@
+"""``promote``: the release tested in one environment goes live in another, unbuilt.
+
+Each target is run against a real server (sshd, fakes following the providers' API
+descriptions, emulators); what matters is that the promoted environment serves the very
+bytes of the source, that nothing of the site is sent again, and that the record says
+where the release came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from helpers import write_site
+
+from devops_tasks.project import Project
+
+
+def configure(project: Project, platform: str, **settings: object) -> None:
+    project.state_dir.mkdir(exist_ok=True)
+    project.config_path.write_text(
+        json.dumps({"version": 1, "platform": platform, **settings}), encoding="utf-8"
+    )
+
+
+def files_of(directory: Path) -> dict[str, bytes]:
+    """Every file below ``directory`` (links followed), relative path -> bytes."""
+    return {
+        os.path.relpath(os.path.join(d, name), directory): Path(d, name).read_bytes()
+        for d, _, names in os.walk(directory)
+        for name in names
+    }
+
+
+def deploy(cli, env: str, version: str, root: Path) -> dict:
+    write_site(root / "dist", version)
+    result = cli("deploy", "--env", env, "--json").json
+    assert result["success"], result
+    return result
+
+
+UNREACHABLE_CHECK = {
+    "enabled": True,
+    "url": "http://127.0.0.1:9/",
+    "retries": 1,
+    "interval": 0,
+    "timeout": 1,
+}
+
+# --------------------------------------------------------------------------- local
+
+
+def test_local_promote_links_the_staging_release_into_production_and_sends_nothing(
+    project, cli
+):
+    configure(project, "local")
+    staged = deploy(cli, "staging", "tested", project.root)
+    write_site(project.root / "dist", "changed since")  # never looked at by a promote
+
+    result = cli("promote", "--from", "staging", "--to", "production", "--json").json
+
+    assert result["success"], result
+    assert result["action"] == "promote" and result["environment"] == "production"
+    assert result["promoted_from"] == staged["id"]
+    assert result["bytes_uploaded"] == 0 and result["files_deployed"] == 2
+    staging = project.root / ".devops/local/staging/current"
+    production = project.root / ".devops/local/production/current"
+    assert files_of(production) == files_of(staging)
+    assert b"tested" in (production / "index.html").read_bytes()
+    assert os.stat(production / "index.html").st_ino == os.stat(staging / "index.html").st_ino
+
+
+def test_local_promote_of_a_named_release_takes_it_rather_than_the_live_one(project, cli):
+    configure(project, "local")
+    first = deploy(cli, "staging", "first", project.root)
+    deploy(cli, "staging", "second", project.root)
+
+    result = cli("promote", "--from", "staging", "--release", first["id"], "--json").json
+
+    assert result["success"], result
+    assert result["promoted_from"] == first["id"]
+    served = project.root / ".devops/local/production/current/index.html"
+    assert b"first" in served.read_bytes()
+
+
+def test_status_is_in_sync_after_a_promote_and_rollback_returns_to_what_served_before(
+    project, cli
+):
+    configure(project, "local")
+    before = deploy(cli, "production", "old", project.root)
+    deploy(cli, "staging", "new", project.root)
+    promoted = cli("promote", "--from", "staging", "--json").json
+    assert promoted["success"], promoted
+
+    status = cli("status", "--json").json
+    assert status["in_sync"] and status["live_release"] == promoted["release"]
+    rolled = cli("rollback", "--json").json
+    assert rolled["success"], rolled
+    assert rolled["release"] == before["release"]
+
+
+def test_a_promote_whose_health_check_fails_puts_the_previous_release_back(project, cli):
+    configure(project, "local")
+    before = deploy(cli, "production", "old", project.root)
+    deploy(cli, "staging", "new", project.root)
+    configure(  # production's site is down from now on
+        project,
+        "local",
+        environments={"production": {"deployment": {"health_check": UNREACHABLE_CHECK}}},
+    )
+
+    result = cli("promote", "--from", "staging", "--to", "production", "--json").json
+
+    assert not result["success"]
+    assert result["code"] == "HEALTH_CHECK_FAILED"
+    assert result["deployment_status"] == "rolled_back"
+    served = project.root / ".devops/local/production/current/index.html"
+    assert b"old" in served.read_bytes()
+    assert cli("status", "--json").json["live_release"] == before["release"]
+
+
+def test_promote_refuses_environments_on_different_targets(project, cli):
+    configure(project, "local", environments={"staging": {"platform": "netlify"}})
+
+    result = cli("promote", "--from", "staging", "--json").json
+
+    assert not result["success"] and result["code"] == "NOT_SUPPORTED"
+
+
+def test_promote_from_an_environment_with_nothing_live_says_so(project, cli):
+    configure(project, "local")
+
+    result = cli("promote", "--from", "staging", "--json").json
+
+    assert not result["success"] and result["code"] == "NOT_FOUND"
