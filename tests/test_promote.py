@@ -134,3 +134,44 @@ def test_promote_from_an_environment_with_nothing_live_says_so(project, cli):
     result = cli("promote", "--from", "staging", "--json").json
 
     assert not result["success"] and result["code"] == "NOT_FOUND"
+
+
+# --------------------------------------------------------------------------- ssh
+
+
+def test_ssh_promote_copies_the_release_on_each_host_and_sends_no_file_bytes(
+    project, cli, hosts, ssh_servers, fleet
+):
+    staged = deploy(cli, "staging", "tested on the fleet", project.root)
+
+    result = cli("promote", "--from", "staging", "--to", "production", "--json").json
+
+    assert result["success"], result
+    assert result["promoted_from"] == staged["id"] and result["bytes_uploaded"] == 0
+    assert [h["sent"]["bytes"] for h in result["details"]["hosts"]] == [0, 0, 0]
+    for host in ssh_servers.hosts:
+        staging = fleet / host.ip / "staging" / "current"
+        production = fleet / host.ip / "production" / "current"
+        assert files_of(production) == files_of(staging)
+        assert os.stat(production / "index.html").st_ino == os.stat(
+            staging / "index.html"
+        ).st_ino
+    assert cli("status", "--json").json["in_sync"]
+
+
+def test_ssh_promote_refuses_hosts_the_source_environment_does_not_deploy_to(
+    project, cli, ssh_servers, fleet
+):
+    from fleet import configure as configure_fleet
+
+    configure_fleet(project, ssh_servers, fleet)
+    config = json.loads(project.config_path.read_text())
+    one = config["ssh"]["hosts"][:1]
+    config["environments"] = {"staging": {"ssh": {"hosts": one}}}
+    project.config_path.write_text(json.dumps(config))
+    deploy(cli, "staging", "on one host only", project.root)
+
+    result = cli("promote", "--from", "staging", "--json").json
+
+    assert not result["success"] and result["code"] == "NOT_SUPPORTED"
+    assert "never between hosts" in result["error"]
