@@ -175,3 +175,49 @@ def test_ssh_promote_refuses_hosts_the_source_environment_does_not_deploy_to(
 
     assert not result["success"] and result["code"] == "NOT_SUPPORTED"
     assert "never between hosts" in result["error"]
+
+
+# --------------------------------------------------------------------------- netlify
+
+
+def with_a_staging_site(project: Project, netlify) -> dict:
+    staging = netlify.add_site("my-site-staging")
+    config = json.loads(project.config_path.read_text())
+    config["environments"] = {"staging": {"netlify": {"site_id": staging["id"]}}}
+    project.config_path.write_text(json.dumps(config))
+    return staging
+
+
+def test_netlify_promote_creates_a_deploy_with_the_same_digests_and_uploads_nothing(
+    project, cli, netlify
+):
+    import requests
+
+    staging = with_a_staging_site(project, netlify)
+    staged = deploy(cli, "staging", "tested on netlify", project.root)
+    uploads = len(netlify.uploads)
+
+    result = cli("promote", "--from", "staging", "--json").json
+
+    assert result["success"], result
+    assert result["promoted_from"] == staged["id"] and result["bytes_uploaded"] == 0
+    assert len(netlify.uploads) == uploads
+    assert result["release"] != staged["release"]
+    assert netlify.deploy_files(result["release"]) == netlify.deploy_files(staged["release"])
+    production = netlify.site["ssl_url"]
+    for path in ("/", "/css/site.css"):
+        served = requests.get(production + path, timeout=5)
+        assert served.content == requests.get(staging["ssl_url"] + path, timeout=5).content
+    assert b"tested on netlify" in requests.get(production + "/", timeout=5).content
+
+
+def test_netlify_promote_of_a_release_the_source_no_longer_serves_is_refused(
+    project, cli, netlify
+):
+    with_a_staging_site(project, netlify)
+    first = deploy(cli, "staging", "first", project.root)
+    deploy(cli, "staging", "second", project.root)
+
+    result = cli("promote", "--from", "staging", "--release", first["id"], "--json").json
+
+    assert not result["success"] and result["code"] == "NOT_SUPPORTED"
