@@ -341,6 +341,7 @@ _HANDLERS: dict[tuple[str, str], str] = {
     ("POST", "/v13/deployments"): "_create_deployment",
     ("GET", "/v13/deployments/{idOrUrl}"): "_get_deployment",
     ("GET", "/v6/deployments"): "_list_deployments",
+    ("GET", "/v6/deployments/{id}/files"): "_list_deployment_files",
     ("GET", "/v3/deployments/{idOrUrl}/events"): "_deployment_events",
 }
 ROUTES: tuple[tuple[str, str], ...] = tuple(_HANDLERS)
@@ -1006,6 +1007,22 @@ class FakeVercel(ServedFake):
         deployment = self._deployment(c.params["idOrUrl"])
         self._advance(deployment)
         return 200, deployment
+
+    def _list_deployment_files(self, c: _Ctx) -> tuple[int, Any]:
+        """The deployment's files as a tree, each file's ``uid`` its SHA1 (listDeploymentFiles)."""
+        deployment = self._deployment(c.params["id"])
+        root: list[dict[str, Any]] = []
+        for path, sha in sorted(self._files[deployment["id"]].items()):
+            *folders, name = path.split("/")
+            level = root
+            for folder in folders:
+                found = next((e for e in level if e["name"] == folder), None)
+                if found is None:
+                    found = {"name": folder, "type": "directory", "mode": 16877, "children": []}
+                    level.append(found)
+                level = found["children"]
+            level.append({"name": name, "type": "file", "uid": sha, "mode": 33188})
+        return 200, root
 
     def _list_deployments(self, c: _Ctx) -> tuple[int, Any]:
         found = sorted(self.deployments.values(), key=lambda d: -d["createdAt"])

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from helpers import write_site
 
 from devops_tasks.project import Project
@@ -51,9 +52,7 @@ UNREACHABLE_CHECK = {
 # --------------------------------------------------------------------------- local
 
 
-def test_local_promote_links_the_staging_release_into_production_and_sends_nothing(
-    project, cli
-):
+def test_local_promote_links_the_staging_release_into_production_and_sends_nothing(project, cli):
     configure(project, "local")
     staged = deploy(cli, "staging", "tested", project.root)
     write_site(project.root / "dist", "changed since")  # never looked at by a promote
@@ -84,9 +83,7 @@ def test_local_promote_of_a_named_release_takes_it_rather_than_the_live_one(proj
     assert b"first" in served.read_bytes()
 
 
-def test_status_is_in_sync_after_a_promote_and_rollback_returns_to_what_served_before(
-    project, cli
-):
+def test_status_is_in_sync_after_a_promote_and_rollback_returns_to_what_served_before(project, cli):
     configure(project, "local")
     before = deploy(cli, "production", "old", project.root)
     deploy(cli, "staging", "new", project.root)
@@ -153,9 +150,7 @@ def test_ssh_promote_copies_the_release_on_each_host_and_sends_no_file_bytes(
         staging = fleet / host.ip / "staging" / "current"
         production = fleet / host.ip / "production" / "current"
         assert files_of(production) == files_of(staging)
-        assert os.stat(production / "index.html").st_ino == os.stat(
-            staging / "index.html"
-        ).st_ino
+        assert os.stat(production / "index.html").st_ino == os.stat(staging / "index.html").st_ino
     assert cli("status", "--json").json["in_sync"]
 
 
@@ -211,9 +206,7 @@ def test_netlify_promote_creates_a_deploy_with_the_same_digests_and_uploads_noth
     assert b"tested on netlify" in requests.get(production + "/", timeout=5).content
 
 
-def test_netlify_promote_of_a_release_the_source_no_longer_serves_is_refused(
-    project, cli, netlify
-):
+def test_netlify_promote_of_a_release_the_source_no_longer_serves_is_refused(project, cli, netlify):
     with_a_staging_site(project, netlify)
     first = deploy(cli, "staging", "first", project.root)
     deploy(cli, "staging", "second", project.root)
@@ -221,3 +214,73 @@ def test_netlify_promote_of_a_release_the_source_no_longer_serves_is_refused(
     result = cli("promote", "--from", "staging", "--release", first["id"], "--json").json
 
     assert not result["success"] and result["code"] == "NOT_SUPPORTED"
+
+
+# --------------------------------------------------------------------------- vercel
+
+
+@pytest.fixture(scope="module")
+def vercel_server():
+    from fake_vercel import FakeVercel
+
+    server = FakeVercel().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def vercel(vercel_server, project, monkeypatch):
+    """Production on one Vercel project of the fake; every request must follow the spec."""
+    vercel_server.reset()
+    monkeypatch.setenv("VERCEL_TOKEN", vercel_server.token)
+    monkeypatch.setenv("VERCEL_API_URL", vercel_server.api_url)
+    vercel_server.project = vercel_server.add_project("my-site")
+    configure(project, "vercel", vercel={"poll_interval": 0.01, "project": "my-site"})
+    yield vercel_server
+    assert vercel_server.violations == [], "requests that Vercel's spec does not allow"
+
+
+def test_vercel_promote_between_projects_deploys_the_same_digests_and_uploads_nothing(
+    project, cli, vercel
+):
+    import requests
+
+    staging = vercel.add_project("my-site-staging")
+    configure(
+        project,
+        "vercel",
+        vercel={"poll_interval": 0.01, "project": "my-site"},
+        environments={"staging": {"vercel": {"project": "my-site-staging"}}},
+    )
+    staged = deploy(cli, "staging", "tested on vercel", project.root)
+    uploads = len(vercel.uploads)
+
+    result = cli("promote", "--from", "staging", "--json").json
+
+    assert result["success"], result
+    assert result["promoted_from"] == staged["id"] and result["bytes_uploaded"] == 0
+    assert len(vercel.uploads) == uploads
+    assert vercel.production(vercel.project["id"]) == result["release"] != staged["release"]
+    assert vercel.deployment_files(result["release"]) == vercel.deployment_files(staged["release"])
+    assert vercel.production(staging["id"]) == staged["release"]
+    assert (
+        requests.get(result["url"], timeout=5).content
+        == requests.get(staged["url"], timeout=5).content
+    )
+
+
+def test_vercel_promote_within_one_project_promotes_the_deployment_itself(project, cli, vercel):
+    tested = deploy(cli, "staging", "tested", project.root)  # staging shares the project
+    live = deploy(cli, "production", "live", project.root)
+    assert vercel.production(vercel.project["id"]) == live["release"]
+    requests_before = len(vercel.api_requests())
+
+    result = cli("promote", "--from", "staging", "--release", tested["id"], "--json").json
+
+    assert result["success"], result
+    assert result["release"] == tested["release"] and result["bytes_uploaded"] == 0
+    assert vercel.production(vercel.project["id"]) == tested["release"]
+    created = [r for r in vercel.api_requests()[requests_before:] if r.method == "POST"]
+    assert [r.path.endswith(f"/promote/{tested['release']}") for r in created] == [True]

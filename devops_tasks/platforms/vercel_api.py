@@ -127,6 +127,16 @@ class VercelApi:
             what=f"deployment {id_or_url}",
         )
 
+    def list_deployment_files(self, deployment_id: str) -> list[dict[str, Any]]:
+        """The deployment's file tree: ``{name, type, uid (SHA1), children}`` entries."""
+        return list(
+            self._call(
+                "GET",
+                f"/v6/deployments/{_segment(deployment_id, 'deployment id')}/files",
+                what=f"the files of deployment {deployment_id}",
+            )
+        )
+
     def list_deployments(
         self, project_id: str, limit: int, since: int | None = None
     ) -> list[dict[str, Any]]:
