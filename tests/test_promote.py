@@ -284,3 +284,69 @@ def test_vercel_promote_within_one_project_promotes_the_deployment_itself(projec
     assert vercel.production(vercel.project["id"]) == tested["release"]
     created = [r for r in vercel.api_requests()[requests_before:] if r.method == "POST"]
     assert [r.path.endswith(f"/promote/{tested['release']}") for r in created] == [True]
+
+
+# --------------------------------------------------------------------------- object stores
+
+
+def store_settings(request, monkeypatch) -> dict:
+    """The settings both environments share on the emulator of ``request.param``
+    (credentials go in the environment)."""
+    if request.param == "aws":
+        return {"endpoint_url": request.getfixturevalue("aws_env")}
+    if request.param == "gcp":
+        import gcs_emulator
+
+        url = request.getfixturevalue("gcs_server").url
+        gcs_emulator.reset(url)
+        return {"endpoint_url": url, "project": "test-project"}
+    import azurite
+
+    server = request.getfixturevalue("azurite_server")
+    azurite.reset(server)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", server.connection_string)
+    return {}
+
+
+@pytest.fixture(params=["aws", "gcp", "azure"])
+def buckets(request, project, cli, monkeypatch) -> str:
+    """Staging and production each in a bucket (container) of its own on one store."""
+    platform = request.param
+    name = "container" if platform == "azure" else "bucket"
+    configure(
+        project,
+        platform,
+        **{platform: {**store_settings(request, monkeypatch), name: "production"}},
+        environments={"staging": {platform: {name: "staging"}}},
+    )
+    for env in ("staging", "production"):
+        made = cli("infra.up", "--env", env, "--json").json
+        assert made["success"], made
+    return platform
+
+
+def served(project: Project, env: str, key: str) -> bytes | None:
+    """What environment ``env``'s bucket holds at ``key``, read through its own store."""
+    from devops_tasks.config import ConfigStore
+    from devops_tasks.platforms import create
+
+    with create(project, ConfigStore(project).settings(env)) as platform:
+        return platform.store.get(key)
+
+
+def test_bucket_promote_copies_server_side_from_the_staging_bucket_and_uploads_nothing(
+    project, cli, buckets
+):
+    staged = deploy(cli, "staging", "tested in a bucket", project.root)
+    write_site(project.root / "dist", "never sent")
+
+    result = cli("promote", "--from", "staging", "--json").json
+
+    assert result["success"], result
+    assert result["promoted_from"] == staged["id"] and result["bytes_uploaded"] == 0
+    sync = result["details"]["sync"]
+    assert sync["uploaded"] == 0 and sync["copied"] == 2
+    for key in ("index.html", "css/site.css"):
+        assert served(project, "production", key) == served(project, "staging", key)
+    assert b"tested in a bucket" in (served(project, "production", "index.html") or b"")
+    assert cli("status", "--json").json["in_sync"]
