@@ -32,7 +32,7 @@ from .history import (
 from .host_state import lock_holder
 from .ids import check_environment, check_id
 from .interrupts import terminate_as_interrupt
-from .output import Output
+from .output import Output, Progress
 from .project import Project, actor
 
 __all__ = ["Deployer"]
@@ -136,16 +136,12 @@ class Deployer:
             )
             if files.warnings:
                 deployment.details["warnings"] = list(files.warnings)
-            self.history.save(deployment)
-            deployment.on_step(self.history.save_progress)
-            self.output.step(
-                f"deploying {len(files)} files to {self.environment} "
-                f"({self.platform.name}) as {deployment.id}"
-            )
-            progress = self.output.progress()
             return self._run_deploy(
                 deployment,
-                lambda publish: self.platform.deploy(deployment, files, progress, publish),
+                f"deploying {len(files)} files",
+                lambda progress, publish: self.platform.deploy(
+                    deployment, files, progress, publish
+                ),
                 previous,
             )
 
@@ -186,17 +182,25 @@ class Deployer:
     def _run_deploy(
         self,
         deployment: Deployment,
-        put: Callable[[bool], platforms.DeployOutcome],
+        doing: str,
+        put: Callable[[Progress, bool], platforms.DeployOutcome],
         previous: str | None,
     ) -> Deployment:
-        """Put the release in place (``put(publish)``: a deploy or a promote), check and
-        publish it; on any failure put ``previous`` (what was live) back."""
+        """Put the release in place (``put(progress, publish)``: a deploy or a promote),
+        check and publish it; on any failure put ``previous`` (what was live) back.
+
+        The record is saved now and at every step; ``doing`` tells people what runs.
+        """
+        self.history.save(deployment)
+        deployment.on_step(self.history.save_progress)
+        self.output.step(f"{doing} to {self.environment} ({self.platform.name}) as {deployment.id}")
+        progress = self.output.progress()
         started = time.monotonic()
         blue_green = self.settings.get("deployment.strategy") == "blue-green"
         release: str | None = None
         activated = False
         try:
-            outcome = put(not blue_green)
+            outcome = put(progress, not blue_green)
             release = deployment.release = outcome.release
             deployment.url = outcome.url
             deployment.platform_deploy_id = outcome.platform_deploy_id
@@ -357,16 +361,10 @@ class Deployer:
                     details={"source": {"environment": source, "release": chosen}},
                 )
                 deployment.step("start", f"promoting release {chosen} of {source}")
-                self.history.save(deployment)
-                deployment.on_step(self.history.save_progress)
-                self.output.step(
-                    f"promoting {chosen} from {source} to {self.environment} "
-                    f"({self.platform.name}) as {deployment.id}"
-                )
-                progress = self.output.progress()
                 return self._run_deploy(
                     deployment,
-                    lambda publish: self.platform.promote(
+                    f"promoting {chosen} from {source}",
+                    lambda progress, publish: self.platform.promote(
                         deployment, origin, chosen, progress, publish
                     ),
                     previous,
