@@ -83,6 +83,18 @@ def test_local_promote_of_a_named_release_takes_it_rather_than_the_live_one(proj
     assert b"first" in served.read_bytes()
 
 
+def test_people_see_what_was_promoted_and_from_which_deployment(project, cli):
+    configure(project, "local")
+    staged = deploy(cli, "staging", "tested", project.root)
+
+    shown = cli("promote", "--from", "staging")
+
+    assert shown.exit_code == 0
+    assert "Promote dep_" in shown.stdout and ": success" in shown.stdout
+    assert f"promoted from  {staged['id']}" in shown.stdout
+    assert "sent" in shown.stdout and "0 bytes" in shown.stdout
+
+
 def test_status_is_in_sync_after_a_promote_and_rollback_returns_to_what_served_before(project, cli):
     configure(project, "local")
     before = deploy(cli, "production", "old", project.root)
