@@ -106,14 +106,22 @@ class Deployer:
         return {"command": command, "duration_ms": _ms_since(started)}
 
     def deploy(
-        self, build_dir: str | None = None, build: bool = False, message: str | None = None
+        self,
+        build_dir: str | None = None,
+        build: bool = False,
+        message: str | None = None,
+        skip_checks: bool = False,
     ) -> Deployment:
-        """Deploy the build directory to this environment and return its record."""
+        """Deploy the build directory to this environment and return its record.
+
+        ``skip_checks``: deploy without the pre-deploy checks; the record says who skipped
+        which checks.
+        """
         message = check_message(message)
         if build:
             self.platform.require_credentials()  # so the build's output masks them too
             self.build()
-        files = self._scanned(build_dir, checks=True)
+        files = self._scanned(build_dir, checks=not skip_checks)
         version = self.project.version()
         with (
             terminate_as_interrupt(),
@@ -136,6 +144,10 @@ class Deployer:
             )
             if files.warnings:
                 deployment.details["warnings"] = list(files.warnings)
+            if skip_checks:
+                skipped = self._configured_checks()
+                deployment.details["checks_skipped"] = {"by": deployment.actor, "checks": skipped}
+                deployment.step("checks", f"skipped by {deployment.actor}: {skipped or 'none set'}")
             return self._run_deploy(
                 deployment,
                 f"deploying {len(files)} files",
@@ -280,6 +292,11 @@ class Deployer:
                 f"Health check of the {stage} release at {url} failed: {result.detail}",
                 "See `devops logs` for the deployment's steps; fix the site, then deploy again.",
             )
+
+    def _configured_checks(self) -> list[str]:
+        """What must pass before a deploy: ``require_clean_git`` and each pre_deploy command."""
+        clean = ["require_clean_git"] if self.settings.get("deployment.require_clean_git") else []
+        return clean + list(self.settings.get("deployment.pre_deploy") or [])
 
     def _pre_deploy_checks(self) -> None:
         if self.settings.get("deployment.require_clean_git"):

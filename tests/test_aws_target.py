@@ -417,8 +417,9 @@ def test_status_shows_the_live_manifest_and_drift_made_by_hand(bucket, cli):
     bucket.put("css/site.css", b"body { margin: 9 }\n")  # same size, other bytes
     bucket.put("extra.html", b"by hand")
     bucket.client.delete_object(Bucket=BUCKET, Key="data.json")
-    target = cli("status", "--json").json["target"]
-    assert target["live_release"] == first["release"] and target["files"] == 6
+    status = cli("status", "--json").json
+    target = status["target"]
+    assert status["live_release"] == first["release"] and target["files"] == 6
     assert target["drift"] == {
         "changed": ["css/site.css"],
         "added": ["extra.html"],

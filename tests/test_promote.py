@@ -12,10 +12,12 @@ import json
 import os
 from pathlib import Path
 
+import jsonschema
 import pytest
 from helpers import write_site
 
 from devops_tasks.project import Project
+from devops_tasks.schemas import bundled
 
 
 def configure(project: Project, platform: str, **settings: object) -> None:
@@ -60,6 +62,7 @@ def test_local_promote_links_the_staging_release_into_production_and_sends_nothi
     result = cli("promote", "--from", "staging", "--to", "production", "--json").json
 
     assert result["success"], result
+    jsonschema.Draft202012Validator(bundled("promote")).validate(result)
     assert result["action"] == "promote" and result["environment"] == "production"
     assert result["promoted_from"] == staged["id"]
     assert result["bytes_uploaded"] == 0 and result["files_deployed"] == 2

@@ -41,6 +41,7 @@ def build_namespace() -> Collection:
         ops.history,
         ops.logs,
         ops.rollback,
+        ops.schema,
     )
     namespace.add_task(promote.promote)
     for module in (deploy, secrets, config, infra, lock, ssh, vercel):

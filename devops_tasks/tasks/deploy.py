@@ -21,6 +21,7 @@ HELP = {
     "dry_run": "Only say what would be added, changed and deleted (bucket targets); write nothing.",
     "force_deletes": "Delete more objects than max_deletes allows (bucket targets).",
     "wait": "Wait until the CDN's invalidation completes (aws with CloudFront).",
+    "skip_checks": "Skip deployment.pre_deploy and require_clean_git (recorded: who, which).",
 }
 
 
@@ -100,8 +101,11 @@ def _deploy(
     deployer = deployer_for(c, out, env, platform)
     if flags.pop("dry_run"):
         return deployer.dry_run(build_dir=dir, build=build)
+    skip_checks = flags.pop("skip_checks")
     deployer.platform.flags.update(flags)
-    return deployer.deploy(build_dir=dir, build=build, message=message).result()
+    return deployer.deploy(
+        build_dir=dir, build=build, message=message, skip_checks=skip_checks
+    ).result()
 
 
 def _deploy_task(platform: str | None) -> Any:
@@ -117,8 +121,14 @@ def _deploy_task(platform: str | None) -> Any:
         dry_run=False,
         force_deletes=False,
         wait=False,
+        skip_checks=False,
     ) -> dict[str, Any]:
-        flags = {"dry_run": dry_run, "force_deletes": force_deletes, "wait": wait}
+        flags = {
+            "dry_run": dry_run,
+            "force_deletes": force_deletes,
+            "wait": wait,
+            "skip_checks": skip_checks,
+        }
         return _deploy(c, out, env, dir, build, message, platform, flags)
 
     deploy_to.__doc__ = (
