@@ -10,23 +10,30 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from . import platforms
 from .changes import KINDS, Drift
 from .commands import require_clean_git, run_command
-from .config import Settings
+from .config import ConfigStore, Settings
 from .durable import FileLock
 from .errors import DevopsError, ErrorCode, os_failure
 from .files import SiteFiles
 from .health import check_http
-from .history import Deployment, DeploymentHistory, Status, check_message, new_deployment_id
+from .history import (
+    RELEASE_ACTIONS,
+    Deployment,
+    DeploymentHistory,
+    Status,
+    check_message,
+    new_deployment_id,
+)
 from .host_state import lock_holder
-from .ids import check_id
+from .ids import check_environment, check_id
 from .interrupts import terminate_as_interrupt
-from .output import Output
+from .output import Output, Progress
 from .project import Project, actor
 
 __all__ = ["Deployer"]
@@ -142,13 +149,14 @@ class Deployer:
                 skipped = self._configured_checks()
                 deployment.details["checks_skipped"] = {"by": deployment.actor, "checks": skipped}
                 deployment.step("checks", f"skipped by {deployment.actor}: {skipped or 'none set'}")
-            self.history.save(deployment)
-            deployment.on_step(self.history.save_progress)
-            self.output.step(
-                f"deploying {len(files)} files to {self.environment} "
-                f"({self.platform.name}) as {deployment.id}"
+            return self._run_deploy(
+                deployment,
+                f"deploying {len(files)} files",
+                lambda progress, publish: self.platform.deploy(
+                    deployment, files, progress, publish
+                ),
+                previous,
             )
-            return self._run_deploy(deployment, files, previous)
 
     def dry_run(self, build_dir: str | None = None, build: bool = False) -> dict[str, Any]:
         """What a deploy would change on the target, and nothing written there or here."""
@@ -207,17 +215,27 @@ class Deployer:
         return files
 
     def _run_deploy(
-        self, deployment: Deployment, files: SiteFiles, previous: str | None
+        self,
+        deployment: Deployment,
+        doing: str,
+        put: Callable[[Progress, bool], platforms.DeployOutcome],
+        previous: str | None,
     ) -> Deployment:
-        """Deploy, check and publish; on any failure put ``previous`` (what was live) back."""
+        """Put the release in place (``put(progress, publish)``: a deploy or a promote),
+        check and publish it; on any failure put ``previous`` (what was live) back.
+
+        The record is saved now and at every step; ``doing`` tells people what runs.
+        """
+        self.history.save(deployment)
+        deployment.on_step(self.history.save_progress)
+        self.output.step(f"{doing} to {self.environment} ({self.platform.name}) as {deployment.id}")
+        progress = self.output.progress()
         started = time.monotonic()
         blue_green = self.settings.get("deployment.strategy") == "blue-green"
         release: str | None = None
         activated = False
         try:
-            outcome = self.platform.deploy(
-                deployment, files, self.output.progress(), publish=not blue_green
-            )
+            outcome = put(progress, not blue_green)
             release = deployment.release = outcome.release
             deployment.url = outcome.url
             deployment.platform_deploy_id = outcome.platform_deploy_id
@@ -326,7 +344,9 @@ class Deployer:
             (
                 entry["release"]
                 for entry in self.history.query(
-                    environment=self.environment, action="deploy", status=Status.SUCCESS.value
+                    environment=self.environment,
+                    action=RELEASE_ACTIONS,
+                    status=Status.SUCCESS.value,
                 )
                 if entry["id"] != deployment.id
             ),
@@ -338,6 +358,110 @@ class Deployer:
         )
         if removed:
             deployment.step("prune", f"removed {len(removed)} old release(s): {', '.join(removed)}")
+
+    # -- promote ---------------------------------------------------------------------------
+
+    def promote(
+        self, source: str, release: str | None = None, message: str | None = None
+    ) -> Deployment:
+        """Make the release live in environment ``source`` (or ``release`` of it) live here.
+
+        The bytes tested there are the bytes served here: nothing is built, and the target
+        copies what it already holds. Locks, records, the health check and
+        ``rollback_on_failure`` are those of a deploy.
+        """
+        message = check_message(message)
+        origin = self._origin(source)
+        findings = self.platform.validate()
+        if findings:
+            raise _findings_error(
+                ErrorCode.VALIDATION_FAILED, f"before promoting to {self.platform.name}", findings
+            )
+        self.platform.require_credentials()
+        with (
+            terminate_as_interrupt(),
+            self._lock(),
+            self.platform,
+            origin,
+        ):
+            chosen, entry = self._promoted(origin, release)
+            version = entry["version"] if entry else None
+            with self._holding("promote", version, message) as deployment_id:
+                previous = self.platform.live_release()
+                self.history.mark_interrupted(self.environment, previous)
+                deployment = Deployment(
+                    id=deployment_id,
+                    platform=self.platform.name,
+                    environment=self.environment,
+                    action="promote",
+                    version=version,
+                    actor=actor(),
+                    message=message,
+                    promoted_from=entry["id"] if entry else None,
+                    details={"source": {"environment": source, "release": chosen}},
+                )
+                deployment.step("start", f"promoting release {chosen} of {source}")
+                return self._run_deploy(
+                    deployment,
+                    f"promoting {chosen} from {source}",
+                    lambda progress, publish: self.platform.promote(
+                        deployment, origin, chosen, progress, publish
+                    ),
+                    previous,
+                )
+
+    def _origin(self, source: str) -> platforms.Platform:
+        """The target of environment ``source``, which must be another one of this target."""
+        check_environment(source, "--from")
+        if source == self.environment:
+            raise DevopsError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"--from and --to both name {source}",
+                "Promote from another environment, e.g. --from staging --to production.",
+            )
+        settings = ConfigStore(self.project).settings(source)
+        if settings.platform != self.platform.name:
+            raise DevopsError(
+                ErrorCode.NOT_SUPPORTED,
+                f"{source} deploys to {settings.platform} and {self.environment} to "
+                f"{self.platform.name}: a promote copies a release within one target",
+                f"Deploy the build to {self.environment} instead.",
+            )
+        return platforms.create(self.project, settings, self.context)
+
+    def _promoted(
+        self, origin: platforms.Platform, release: str | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        """The source's release to promote (``release``: a deployment id of the source
+        environment, or the target's own release id; else what it serves now), and the
+        record of the deployment that made it, if this project has one."""
+        source = origin.settings.environment
+        if release and release.startswith("dep_") and self.history.has(release):
+            record = self.history.get(release)
+            if record.environment != source or not record.release:
+                raise DevopsError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"{release} is not a deployment of {source}",
+                    f"Pick one from `devops history --env {source}`.",
+                )
+            release = record.release
+        chosen = release or origin.live_release()
+        if chosen is None or not origin.can_restore(chosen):
+            raise DevopsError(
+                ErrorCode.NOT_FOUND,
+                f"{source} has no release {chosen}" if chosen else f"Nothing is live in {source}",
+                f"Deploy to {source} first, or name a release with --release "
+                f"(see `devops history --env {source}`).",
+            )
+        entry = next(
+            (
+                item
+                for item in self.history.query(environment=source, action=RELEASE_ACTIONS)
+                if chosen in (item["release"], item["platform_deploy_id"])
+            ),
+            None,
+        )
+        return chosen, entry
 
     # -- rollback --------------------------------------------------------------------------
 
@@ -419,7 +543,7 @@ class Deployer:
             target = chosen.summary()
             if (
                 target["environment"] != self.environment
-                or target["action"] != "deploy"
+                or target["action"] not in RELEASE_ACTIONS
                 or target["status"] not in (Status.SUCCESS.value, Status.ROLLED_BACK.value)
                 or chosen.error  # it went live, failed, and was put back at once
             ):
@@ -437,7 +561,9 @@ class Deployer:
                 )
             return target
         for entry in self.history.query(
-            environment=self.environment, action="deploy", status=Status.SUCCESS.value
+            environment=self.environment,
+            action=RELEASE_ACTIONS,
+            status=Status.SUCCESS.value,
         ):
             if (live and entry["id"] >= live["id"]) or entry["release"] == serving:
                 continue
@@ -460,7 +586,7 @@ class Deployer:
         """
         live: dict[str, Any] | None = None
         for item in self._remote_history():
-            if item.get("action", "deploy") != "deploy" or not item.get("release"):
+            if item.get("action", "deploy") not in RELEASE_ACTIONS or not item.get("release"):
                 continue
             if live is None:
                 if item["release"] == serving:
@@ -493,7 +619,7 @@ class Deployer:
 
     def _platform_release_target(self, release: str) -> dict[str, Any]:
         """``--to`` naming the platform's own id (a Netlify deploy id, say), recorded or not."""
-        for entry in self.history.query(environment=self.environment, action="deploy"):
+        for entry in self.history.query(environment=self.environment, action=RELEASE_ACTIONS):
             if release in (entry.get("platform_deploy_id"), entry.get("release")):
                 return self._rollback_target(entry["id"], None)
         if not self.platform.can_restore(release):
@@ -541,7 +667,7 @@ class Deployer:
                         item
                         for item in self._remote_history()
                         if item.get("release") == release
-                        and item.get("action", "deploy") == "deploy"
+                        and item.get("action", "deploy") in RELEASE_ACTIONS
                     ),
                     None,
                 )
@@ -577,7 +703,7 @@ class Deployer:
 
     def _entry_serving(self, release: str) -> dict[str, Any] | None:
         """The newest deploy record that put ``release`` in place, whatever became of it."""
-        for entry in self.history.query(environment=self.environment, action="deploy"):
+        for entry in self.history.query(environment=self.environment, action=RELEASE_ACTIONS):
             if release in (entry["release"], entry["platform_deploy_id"]):
                 return entry
         return None
@@ -585,7 +711,7 @@ class Deployer:
     def _live_entry(self) -> dict[str, Any] | None:
         """The deploy record whose release the latest successful action made live."""
         latest = self.history.latest(environment=self.environment, status=Status.SUCCESS.value)
-        if latest is None or latest["action"] == "deploy":
+        if latest is None or latest["action"] in RELEASE_ACTIONS:
             return latest
         restored = self.history.get(latest["id"]).details.get("restored")
         # a rollback to a release made outside devops-tasks is its own live entry

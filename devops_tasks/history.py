@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .project import Project
 
 __all__ = [
+    "RELEASE_ACTIONS",
     "Deployment",
     "DeploymentHistory",
     "Status",
@@ -34,6 +35,10 @@ __all__ = [
     "compact_entry",
     "new_deployment_id",
 ]
+
+#: The actions that put a new release in place (``promote`` brings one from another
+#: environment): what rollback, status and pruning look for.
+RELEASE_ACTIONS = ("deploy", "promote")
 
 INDEX_VERSION = 1
 # The summary fields copied into the index; everything a query filters or a table shows.
@@ -117,6 +122,8 @@ class Deployment:
     rollback_available: bool = False
     platform_deploy_id: str | None = None
     rollback_of: str | None = None
+    #: The deployment (of another environment) whose release a promote made live here.
+    promoted_from: str | None = None
     #: Why, in the words of whoever ran it (``--message``).
     message: str | None = None
     error: dict[str, Any] | None = None
@@ -180,6 +187,7 @@ class Deployment:
                 "release",
                 "message",
                 "rollback_of",
+                "promoted_from",
                 "duration_ms",
             )
         }
@@ -340,11 +348,12 @@ class DeploymentHistory:
         environment: str | None = None,
         platform: str | None = None,
         status: str | Iterable[str] | None = None,
-        action: str | None = None,
+        action: str | Iterable[str] | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Index entries, newest first, filtered; in-progress ones that died show interrupted."""
         wanted = {status} if isinstance(status, str) else set(status) if status else None
+        actions = {action} if isinstance(action, str) else set(action) if action else None
         found: list[dict[str, Any]] = []
         for entry in reversed(self._entries()):
             shown = self._shown_status(entry["status"], entry["environment"])
@@ -353,7 +362,7 @@ class DeploymentHistory:
             if (
                 (environment is None or entry["environment"] == environment)
                 and (platform is None or entry["platform"] == platform)
-                and (action is None or entry["action"] == action)
+                and (actions is None or entry["action"] in actions)
                 and (wanted is None or entry["status"] in wanted)
             ):
                 found.append(entry)

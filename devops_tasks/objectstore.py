@@ -14,11 +14,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TypeVar
 
 from .errors import DevopsError, ErrorCode
 
 __all__ = ["Headers", "ObjectStore", "StoredObject"]
+
+_Store = TypeVar("_Store", bound="ObjectStore")
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,27 @@ class ObjectStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def copy(self, source: str, key: str, headers: Headers) -> str | None:
+    def copy(
+        self, source: str, key: str, headers: Headers, origin: ObjectStore | None = None
+    ) -> str | None:
         """Server-side copy of ``source`` to ``key`` (may be the same key), with ``headers``.
 
-        Returns the copy's tag, as :meth:`put` does.
+        ``source`` is a key of ``origin`` (another bucket or prefix of the same kind, which
+        this store's credentials can read) when one is given. Returns the copy's tag, as
+        :meth:`put` does.
         """
+
+    def origin(self: _Store, other: ObjectStore | None) -> _Store:
+        """The store a copy reads from: ``other`` if given (it must be of this kind)."""
+        if other is None:
+            return self
+        if not isinstance(other, type(self)):
+            raise DevopsError(
+                ErrorCode.NOT_SUPPORTED,
+                f"{self.location} cannot copy server-side from {other.location}",
+                "Copy between buckets of one provider only.",
+            )
+        return other
 
     @abc.abstractmethod
     def delete(self, keys: Iterable[str]) -> None:

@@ -459,6 +459,35 @@ class ReleaseEngine:
         survey = self.survey()
         return survey.current, drift(survey)
 
+    def copy_release(self, source: ReleaseEngine, release: str, new: str) -> bool:
+        """Make ``new`` here a copy of ``source``'s ``release`` (another root on this host),
+        with its manifest; nothing crosses the connection. True if hard links made it (both
+        roots on one filesystem), False if the host copied the files.
+
+        Deploys never change a file of a release in place, so linking is as safe as it is
+        for the unchanged files of a delta upload.
+        """
+        q = shlex.quote
+        origin = source.release_path(release)
+        partial = self._partial_path(new)
+        manifest = source._manifest_path(release)
+        missing = q(f"{origin} does not exist")
+        command = (
+            f"mkdir -p {q(self.releases_dir)} {q(f'{self.root}/{MANIFESTS}')}"
+            f" && {{ test -d {q(origin)} || {{ echo {missing} >&2; false; }}; }}"
+            f" && mkdir {q(partial)}"
+            f" && if cp -al {q(origin + '/.')} {q(partial)} 2>/dev/null; then echo linked;"
+            f" else rm -rf {q(partial)} && mkdir {q(partial)}"
+            f" && cp -Rp {q(origin + '/.')} {q(partial)} && echo copied; fi"
+            f" && if test -f {q(manifest)}; then cp -p {q(manifest)}"
+            f" {q(self._manifest_partial_path(new))}"
+            f" && mv -f {q(self._manifest_partial_path(new))} {q(self._manifest_path(new))}; fi"
+            f" && test ! -e {q(self.release_path(new))}"
+            f" && mv {q(partial)} {q(self.release_path(new))}"
+        )
+        done = self._run(command, f"copy release {release} of {source.root} as {new}")
+        return done.strip().endswith("linked")
+
     def manifest(self, release: str) -> dict[str, dict[str, Any]] | None:
         """``path -> {sha256, size, mode, mtime}`` of ``release`` as deployed; None if unknown.
 

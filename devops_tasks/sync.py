@@ -365,9 +365,11 @@ class Write:
 
     path: str
     entry: Entry
-    reason: str  # new, changed, drift, headers, restore
+    reason: str  # new, changed, drift, headers, restore, promote
     source: SiteFile | None = None
     copy_from: str | None = None
+    #: The store ``copy_from`` is a key of, when it is not this one (a promote's source).
+    origin: ObjectStore | None = None
 
 
 @dataclass
@@ -735,6 +737,81 @@ class Sync:
             "warnings": outcome.get("warnings", []),
         }
 
+    # -- promoting -----------------------------------------------------------------------
+
+    def promote(
+        self,
+        release: str,
+        source: Sync,
+        origin: Manifest,
+        info: Mapping[str, Any],
+        progress: Progress,
+        force_deletes: bool = False,
+    ) -> dict[str, Any]:
+        """Make ``origin``, a release of ``source`` (another bucket or prefix), live here as
+        ``release``: each object that differs is a server-side copy from ``source``, from
+        its content-addressed copy or a live object holding the same bytes. Nothing is
+        uploaded; the order, the keeping of what is replaced and the deletes are a deploy's.
+        """
+        missing = source._missing_sources(origin, source.listing())
+        if missing:
+            raise DevopsError(
+                ErrorCode.NOT_FOUND,
+                f"{len(missing)} file(s) of release {origin.release} are no longer in "
+                f"{source.store.location}: {', '.join(missing[:SHOWN_PATHS])}",
+                "Deploy the build instead.",
+                missing=len(missing),
+            )
+        held = source.live()
+        with self._locked():
+            self.forget()
+            live, listing = self.live(), self.listing()
+            now = live.files if live else {}
+            writes: list[Write] = []
+            unchanged: dict[str, Entry] = {}
+            for path, entry in origin.files.items():
+                old = now.get(path)
+                if (
+                    old is not None
+                    and old.same_bytes(entry)
+                    and old.headers == entry.headers
+                    and old.intact(listing.site.get(path))
+                ):
+                    unchanged[path] = old
+                    continue
+                where = source._source(entry, held.files if held else {})
+                writes.append(Write(path, entry, "promote", copy_from=where, origin=source.store))
+            deletes = (
+                sorted(k for k in listing.site if k not in origin.files) if self.delete else []
+            )
+            plan = Plan(live, writes, deletes, unchanged, drift(live, listing))
+            self._check_deletes(plan, force_deletes)
+            manifest = Manifest(
+                release,
+                dict(unchanged),
+                {**info, "created": _now(), "base": _id(live), "promoted_from": origin.release},
+            )
+            self._base = live
+            outcome = self._apply(writes, deletes, manifest, live, progress)
+            self._record(
+                {
+                    "action": "promote",
+                    "id": info.get("deployment") or release,
+                    "release": release,
+                    "promoted_from": origin.release,
+                    "status": "success",
+                    "files": len(manifest.files),
+                    "bytes": manifest.total_bytes,
+                    "uploaded": 0,
+                    "copied": outcome["copied"],
+                    "deleted": outcome["deleted"],
+                    "invalidation": (outcome.get("invalidation") or {}).get("id"),
+                    **{k: info.get(k) for k in ("version", "actor")},
+                    "time": manifest.info["created"],
+                }
+            )
+        return self._result(plan, release, outcome)
+
     # -- restoring -----------------------------------------------------------------------
 
     def restorable(self, release: str) -> bool:
@@ -871,7 +948,7 @@ class Sync:
         replaced = {w.path for w in writes if w.reason != "headers"} | set(deletes)
         writes = [
             replace(w, copy_from=self._object_key(w.entry.stored_sha256))
-            if w.copy_from in replaced and w.copy_from != w.path
+            if w.origin is None and w.copy_from in replaced and w.copy_from != w.path
             else w
             for w in writes
         ]
@@ -986,7 +1063,8 @@ class Sync:
         entry, source = write.entry, write.source
         if source is None:
             assert write.copy_from is not None
-            return replace(entry, tag=self.store.copy(write.copy_from, write.path, entry.headers))
+            tag = self.store.copy(write.copy_from, write.path, entry.headers, write.origin)
+            return replace(entry, tag=tag)
         if source.size > IN_MEMORY_LIMIT and entry.headers.content_encoding is None:
             with source.source.open("rb") as stream:
                 return replace(

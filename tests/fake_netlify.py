@@ -295,6 +295,7 @@ _HANDLERS: dict[tuple[str, str], str] = {
     ("GET", "/sites/{site_id}"): "_get_site",
     ("GET", "/sites/{site_id}/files"): "_list_site_files",
     ("GET", "/sites/{site_id}/deploys"): "_list_site_deploys",
+    ("GET", "/sites/{site_id}/files"): "_list_site_files",
     ("POST", "/sites/{site_id}/deploys"): "_create_site_deploy",
     ("GET", "/sites/{site_id}/deploys/{deploy_id}"): "_get_site_deploy",
     ("PUT", "/sites/{site_id}/deploys/{deploy_id}"): "_update_site_deploy",
@@ -1207,6 +1208,21 @@ class FakeNetlify(ServedFake):
             published = site.get("published_deploy")
             deploys = [d for d in deploys if published is not None and d is published]
         return 200, self._page(deploys, c.query)
+
+    def _list_site_files(self, c: _Ctx) -> tuple[int, Any]:
+        """The files of the site's published deploy, each with its SHA1 (listSiteFiles)."""
+        published = self._site(c.params["site_id"]).get("published_deploy")
+        files = self._deploy_files.get(published["id"], {}) if published else {}
+        return 200, [
+            {
+                "id": path,
+                "path": path,
+                "sha": sha,
+                "mime_type": _mime(path),
+                "size": len(self.blobs.get(sha, b"")),
+            }
+            for path, sha in sorted(files.items())
+        ]
 
     def _create_site_deploy(self, c: _Ctx) -> tuple[int, Any]:
         site = self._site(c.params["site_id"])

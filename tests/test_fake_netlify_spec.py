@@ -254,6 +254,9 @@ def test_a_scripted_session_conforms_to_the_spec(
     assert api.get(f"{url}/sites/{sid}/deploys/{second['id']}").json()["state"] == "ready"
     assert requests.get(live, timeout=5).content == page_c
 
+    listed_files = api.get(f"{url}/sites/{sid}/files").json()
+    assert [(f["path"], f["sha"]) for f in listed_files] == [("/index.html", sha1(page_c))]
+
     listed = api.get(f"{url}/sites/{sid}/deploys", params={"page": 1, "per_page": 10}).json()
     assert [d["id"] for d in listed] == [second["id"], first["id"]]
 

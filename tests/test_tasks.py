@@ -48,6 +48,7 @@ EXPECTED_FAILURES = {
     "infra.down": "it needs --yes (and the local target is not torn down)",
     "deploy.vercel": "the project has no vercel.project (nor a token)",
     "vercel.env-sync": "the project has no vercel.env_sync",
+    "promote": "it needs --from",
 }
 
 

@@ -139,17 +139,22 @@ class S3Store(ObjectStore):
             )
             return _tag(response)
 
-    def copy(self, source: str, key: str, headers: Headers) -> str | None:
+    def copy(
+        self, source: str, key: str, headers: Headers, origin: ObjectStore | None = None
+    ) -> str | None:
+        store = self.origin(origin)
         with contextlib.suppress(Unexpected):
             if self.signed is not None:
                 return self.signed.copy(
-                    self.prefix + source, self.prefix + key, _http_headers(headers)
+                    f"{store.bucket}/{store.prefix}{source}",
+                    self.prefix + key,
+                    _http_headers(headers),
                 )
-        with _translated("copy", f"{self._url(source)} to {self._url(key)}"):
+        with _translated("copy", f"{store._url(source)} to {self._url(key)}"):
             response = self.client.copy_object(
                 Bucket=self.bucket,
                 Key=self.prefix + key,
-                CopySource={"Bucket": self.bucket, "Key": self.prefix + source},
+                CopySource={"Bucket": store.bucket, "Key": store.prefix + source},
                 MetadataDirective="REPLACE",
                 **_header_args(headers),
             )

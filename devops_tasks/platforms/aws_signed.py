@@ -111,9 +111,10 @@ class SignedS3:
         return True
 
     def copy(self, source: str, key: str, headers: Mapping[str, str]) -> str:
+        """Copy ``source`` (``bucket/key``: any bucket) to ``key`` of this bucket."""
         sent = {
             **headers,
-            "x-amz-copy-source": quote(f"/{self.bucket}/{source}", safe="/-_.~"),
+            "x-amz-copy-source": quote(f"/{source}", safe="/-_.~"),
             "x-amz-metadata-directive": "REPLACE",
         }
         status, _, body = self._send("PUT", key, headers=sent)

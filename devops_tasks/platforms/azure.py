@@ -187,13 +187,16 @@ class AzureStore(ObjectStore):
             )
             return _etag(written.get("etag"))
 
-    def copy(self, source: str, key: str, headers: Headers) -> str | None:
-        with self._failures(f"copy {self.prefix}{source} to", key):
+    def copy(
+        self, source: str, key: str, headers: Headers, origin: ObjectStore | None = None
+    ) -> str | None:
+        store = self.origin(origin)
+        with self._failures(f"copy {store.prefix}{source} to", key):
             target = self._blob(key)
-            if source == key:
+            if source == key and store is self:
                 properties = target.get_blob_properties()
             else:
-                target.start_copy_from_url(self._blob(source).url)
+                target.start_copy_from_url(store._blob(source).url)
                 properties = self._copied(target)
             # Setting the headers replaces all of them: keep the MD5 the blob has.
             updated = target.set_http_headers(

@@ -312,6 +312,21 @@ class Platform(abc.ABC):
         """What the target says about one deployment (for ``logs``); empty if nothing."""
         return {}
 
+    def promote(
+        self,
+        deployment: Deployment,
+        source: Platform,
+        release: str,
+        progress: Progress,
+        publish: bool = True,
+    ) -> DeployOutcome:
+        """Make ``release`` of ``source`` (another environment on this target) a release here,
+        from the bytes the target already holds: nothing is built, as little as possible sent.
+
+        Like :meth:`deploy`: live unless ``publish`` is False; the outcome says what was sent.
+        """
+        raise self._unsupported("cannot promote a release between environments", "deploy")
+
     def _unsupported(self, what: str, instead: str) -> DevopsError:
         return DevopsError(
             ErrorCode.NOT_SUPPORTED,

@@ -238,19 +238,60 @@ class BucketPlatform(Platform):
     def deploy(
         self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
     ) -> DeployOutcome:
-        info = {
+        result = self.engine.deploy(
+            release_id(deployment.id),
+            files,
+            self._info(deployment),
+            progress,
+            force_deletes=bool(self.flags.get("force_deletes")),
+        )
+        return self._synced(deployment, result, len(files))
+
+    def promote(
+        self,
+        deployment: Deployment,
+        source: Platform,
+        release: str,
+        progress: Progress,
+        publish: bool = True,
+    ) -> DeployOutcome:
+        """Server-side copies from ``source``'s bucket (or prefix): nothing is uploaded.
+
+        This environment's credentials must be able to read ``source``'s bucket.
+        """
+        if not isinstance(source, BucketPlatform):
+            raise self._unsupported("promotes only from another bucket environment", "deploy")
+        held = source.engine.live()
+        origin = held if held and held.release == release else source.engine.release(release)
+        if origin is None:
+            raise DevopsError(
+                ErrorCode.NOT_FOUND,
+                f"Release {release} is not kept in {source.store.location}",
+                f"Pick one from `devops history --env {source.settings.environment} --remote`.",
+            )
+        result = self.engine.promote(
+            release_id(deployment.id),
+            source.engine,
+            origin,
+            self._info(deployment),
+            progress,
+            force_deletes=bool(self.flags.get("force_deletes")),
+        )
+        deployment.step("copy", f"release {release} of {source.store.location}, copied there")
+        return self._synced(deployment, result, len(origin.files))
+
+    @staticmethod
+    def _info(deployment: Deployment) -> dict[str, Any]:
+        """Who made a release, kept in its manifest."""
+        return {
             "deployment": deployment.id,
             "version": deployment.version,
             "actor": deployment.actor,
             "environment": deployment.environment,
         }
-        result = self.engine.deploy(
-            release_id(deployment.id),
-            files,
-            info,
-            progress,
-            force_deletes=bool(self.flags.get("force_deletes")),
-        )
+
+    def _synced(self, deployment: Deployment, result: dict[str, Any], files: int) -> DeployOutcome:
+        """The engine's ``result`` in the record and as the deployer's outcome."""
         self._unchanged = result["noop"]
         if result["noop"]:
             deployment.step("sync", f"unchanged: {result['release']} stays live")
@@ -273,7 +314,7 @@ class BucketPlatform(Platform):
             release=result["release"],
             url=self.site_url(),
             platform_deploy_id=None if result["noop"] else result["release"],
-            files_deployed=len(files),
+            files_deployed=files,
             bytes_uploaded=result["bytes_uploaded"],
             rollback_available=True,
             details={"sync": result},

@@ -165,14 +165,19 @@ class GcsStore(ObjectStore):
             )
             return _tag(blob)
 
-    def copy(self, source: str, key: str, headers: Headers) -> str | None:
+    def copy(
+        self, source: str, key: str, headers: Headers, origin: ObjectStore | None = None
+    ) -> str | None:
+        store = self.origin(origin)
         missing = "the source object (or the bucket) does not exist"
-        with self._failures(f"copy {self.prefix}{source} to", key, missing):
+        with self._failures(f"copy {store.prefix}{source} to", key, missing):
             target = self._blob(key, headers)
-            if source != key:
+            if source != key or store is not self:
                 token = None
                 while True:  # a large object can take several rewrite calls
-                    token, _, _ = target.rewrite(self._blob(source), token=token, retry=self._retry)
+                    token, _, _ = target.rewrite(
+                        store._blob(source), token=token, retry=self._retry
+                    )
                     if token is None:
                         break
                 if _headers_of(target) == headers:

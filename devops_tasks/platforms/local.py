@@ -102,20 +102,56 @@ class LocalPlatform(Platform):
             "upload",
             f"copied {upload.files_sent} files to {self.engine.release_path(release)}{linked}",
         )
+        return self._outcome(
+            deployment,
+            publish,
+            len(files),
+            upload.bytes_sent,
+            {"files_copied": upload.files_sent, "files_linked": upload.files_linked},
+        )
+
+    def promote(
+        self,
+        deployment: Deployment,
+        source: Platform,
+        release: str,
+        progress: Progress,
+        publish: bool = True,
+    ) -> DeployOutcome:
+        """Hard links to ``source``'s release (a copy if its root is on another filesystem)."""
+        if not isinstance(source, LocalPlatform):
+            raise self._unsupported("promotes only from another local environment", "deploy")
+        swept = self.engine.sweep()
+        if swept:
+            deployment.step("cleanup", f"removed what interrupted deploys left: {', '.join(swept)}")
+        linked = self.engine.copy_release(source.engine, release, deployment.id)
+        how = "linked" if linked else "copied"
+        deployment.step(
+            "copy", f"{how} {source.engine.release_path(release)} as releases/{deployment.id}"
+        )
+        count = len(self.engine.manifest(deployment.id) or {})
+        return self._outcome(deployment, publish, count, 0, {"promoted_by": how})
+
+    def _outcome(
+        self,
+        deployment: Deployment,
+        publish: bool,
+        files: int,
+        sent: int,
+        details: dict[str, Any],
+    ) -> DeployOutcome:
+        """Release ``deployment.id`` is in place: switch to it if ``publish``; what was done."""
+        release = deployment.id
         if publish:
             self.engine.activate(release)
             deployment.step("activate", f"current -> releases/{release}")
         return DeployOutcome(
             release=release,
-            files_deployed=len(files),
-            bytes_uploaded=upload.bytes_sent,
+            files_deployed=files,
+            bytes_uploaded=sent,
             rollback_available=True,
             published=publish,
-            details={
-                "path": str(self.root / "current"),
-                "files_copied": upload.files_sent,
-                "files_linked": upload.files_linked,
-            },
+            details={"path": str(self.root / "current"), **details},
         )
 
     def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:

@@ -141,22 +141,11 @@ class NetlifyPlatform(Platform):
     def deploy(
         self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
     ) -> DeployOutcome:
-        site_id = self._site_id()
         digests = files.hashed("sha1", progress)
-        created = self.api.create_deploy(
-            site_id,
-            {"/" + path: sha for path, (sha, _) in digests.items()},
-            draft=not publish,
-            asynchronous=len(files) > ASYNC_THRESHOLD,
-            title=deployment.version or deployment.id,
+        created = self._create(
+            deployment, {"/" + path: sha for path, (sha, _) in digests.items()}, publish
         )
         deploy_id = str(created["id"])
-        deployment.platform_deploy_id = deploy_id
-        deployment.step("create", f"Netlify deploy {deploy_id} for {len(files)} files")
-        if created.get("state") == "preparing" or created.get("required") is None:
-            created = self._wait(
-                deploy_id, {"prepared", "uploading", "processing", "ready"}, "prepared"
-            )
         uploads = one_file_per_digest(digests, created.get("required") or [])
         deployment.step(
             "upload", f"Netlify lacks {len(uploads)} distinct contents of the {len(files)} files"
@@ -173,17 +162,84 @@ class NetlifyPlatform(Platform):
             "ready",
             f"deploy {deploy_id} is ready" + ("" if publish else " as a draft (not live yet)"),
         )
+        return self._outcome(ready, len(files), uploaded, len(uploads), publish)
+
+    def promote(
+        self,
+        deployment: Deployment,
+        source: Platform,
+        release: str,
+        progress: Progress,
+        publish: bool = True,
+    ) -> DeployOutcome:
+        """A deploy of this site with the digest map of ``source``'s published deploy: Netlify
+        has every content already, so nothing is uploaded. On one site, the deploy itself is
+        published."""
+        if not isinstance(source, NetlifyPlatform):
+            raise self._unsupported("promotes only from another netlify environment", "deploy")
+        if source._site_id() == self._site_id():  # one site: its deploy is already here
+            if publish:
+                self.restore(release)
+            deployment.step("publish", f"deploy {release} of this site, unchanged")
+            return self._outcome(self.api.get_deploy(release), 0, 0, 0, publish)
+        if release != source.live_release():
+            raise DevopsError(
+                ErrorCode.NOT_SUPPORTED,
+                f"Netlify lists the files of a site's published deploy only, and {release} is "
+                f"not the one of {source.settings.environment}",
+                f"Promote what {source.settings.environment} serves (without --release), or "
+                f"deploy the build to {self.settings.environment}.",
+            )
+        listed = source.api.list_site_files(source._site_id())
+        created = self._create(deployment, {f["path"]: f["sha"] for f in listed}, publish)
+        if created.get("required"):
+            raise DevopsError(
+                ErrorCode.DEPLOY_FAILED,
+                f"Netlify asks for {len(created['required'])} content(s) this site cannot "
+                "reuse, and a promote uploads nothing",
+                f"Deploy the build to {self.settings.environment} instead.",
+                netlify_deploy=created["id"],
+            )
+        ready = self._wait(str(created["id"]), {"ready"}, "ready")
+        deployment.step("ready", f"deploy {created['id']} is ready; nothing was uploaded")
+        return self._outcome(ready, len(listed), 0, 0, publish)
+
+    def _create(
+        self, deployment: Deployment, files: dict[str, str], publish: bool
+    ) -> dict[str, Any]:
+        """A new deploy of ``files`` (``{"/path": sha1}``), prepared: it names what it lacks."""
+        created = self.api.create_deploy(
+            self._site_id(),
+            files,
+            draft=not publish,
+            asynchronous=len(files) > ASYNC_THRESHOLD,
+            title=deployment.version or deployment.id,
+        )
+        deploy_id = str(created["id"])
+        deployment.platform_deploy_id = deploy_id
+        deployment.step("create", f"Netlify deploy {deploy_id} for {len(files)} files")
+        if created.get("state") == "preparing" or created.get("required") is None:
+            created = self._wait(
+                deploy_id, {"prepared", "uploading", "processing", "ready"}, "prepared"
+            )
+        return created
+
+    @staticmethod
+    def _outcome(
+        ready: dict[str, Any], files: int, sent: int, uploads: int, publish: bool
+    ) -> DeployOutcome:
+        deploy_id = str(ready["id"])
         return DeployOutcome(
             release=deploy_id,
             url=ready.get("ssl_url") or ready.get("url"),
             preview_url=ready.get("deploy_ssl_url") or ready.get("deploy_url"),
             platform_deploy_id=deploy_id,
-            files_deployed=len(files),
-            bytes_uploaded=uploaded,
+            files_deployed=files,
+            bytes_uploaded=sent,
             rollback_available=True,
             published=publish,
             details={
-                "files_uploaded": len(uploads),
+                "files_uploaded": uploads,
                 "admin_url": ready.get("admin_url"),
                 "deploy_url": ready.get("deploy_ssl_url"),
             },

@@ -313,6 +313,65 @@ class SshPlatform(Platform):
     def deploy(
         self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
     ) -> DeployOutcome:
+        shared = self.options.get("shared") or []
+
+        def upload(host: _Member) -> dict[str, int]:
+            sent = host.engine.upload(deployment.id, files, NullProgress(), shared=shared)
+            return {"files": sent.files_sent, "bytes": sent.bytes_sent, "linked": sent.files_linked}
+
+        what = f"{len(files)} files in releases/{deployment.id}"
+        self._roll_out(deployment, upload, progress, publish, ("upload", what))
+        return self._outcome(deployment, len(files), publish)
+
+    def promote(
+        self,
+        deployment: Deployment,
+        source: Platform,
+        release: str,
+        progress: Progress,
+        publish: bool = True,
+    ) -> DeployOutcome:
+        """On each host, hard links to (else a copy of) ``source``'s release there.
+
+        Every host of this environment must be a host of ``source`` (same user, address
+        and port): nothing is streamed between hosts.
+        """
+        if not isinstance(source, SshPlatform):
+            raise self._unsupported("promotes only from another ssh environment", "deploy")
+        roots = {host.label: host.path for host in source.hosts}
+        strangers = [host.label for host in self.hosts if host.label not in roots]
+        if strangers:
+            raise DevopsError(
+                ErrorCode.NOT_SUPPORTED,
+                f"{source.settings.environment} has no release on {', '.join(strangers)}: "
+                "a promote copies a release on each host, never between hosts",
+                f"Deploy the build to {self.settings.environment} instead, or give both "
+                "environments the same hosts (each its own ssh.path).",
+            )
+        counts: dict[str, int] = {}
+
+        def copy(host: _Member) -> dict[str, Any]:
+            origin = ReleaseEngine(
+                host.engine.connection, roots[host.host.label], host.engine.command_timeout
+            )
+            linked = host.engine.copy_release(origin, release, deployment.id)
+            counts[host.host.label] = len(host.engine.manifest(deployment.id) or {})
+            return {"files": 0, "bytes": 0, "promoted_by": "linked" if linked else "copied"}
+
+        what = f"release {release} of {source.settings.environment} as releases/{deployment.id}"
+        self._roll_out(deployment, copy, progress, publish, ("copy", what))
+        return self._outcome(deployment, max(counts.values(), default=0), publish)
+
+    def _roll_out(
+        self,
+        deployment: Deployment,
+        put: Callable[[_Member], dict[str, Any]],
+        progress: Progress,
+        publish: bool,
+        step: tuple[str, str],
+    ) -> None:
+        """Phase 1 (``put`` the release on each host, then log ``step``: what it did) in the
+        strategy's batches, then phase 2 unless not ``publish``."""
         release = deployment.id
         fleet = self._fleet()
         self._deploying = release
@@ -322,7 +381,7 @@ class SshPlatform(Platform):
             self._outcomes[host.label]["error"] = f"unreachable: {error.message}"
         self._outcomes = {h.label: self._outcomes[h.label] for h in self.hosts}
         deployment.details["hosts"] = list(self._outcomes.values())
-        work = _FleetRelease(self, release, deployment, files, progress)
+        work = _FleetRelease(self, release, deployment, put, progress)
         plan = Plan.from_settings(self.settings, len(self.hosts))
         rollout = Rollout(
             work,
@@ -335,13 +394,17 @@ class SshPlatform(Platform):
         finally:
             progress.finish()
             work.note_sweeps()
-        deployment.step("upload", f"{len(files)} files in releases/{release} on {len(ready)} hosts")
+        deployment.step(step[0], f"{step[1]} on {len(ready)} hosts")
         self._publishing = (rollout, ready)
         if publish:
             self.publish(release)
+
+    def _outcome(self, deployment: Deployment, files: int, publish: bool) -> DeployOutcome:
+        """What :meth:`_roll_out` did, as the deployer's outcome."""
+        ready = self._publishing[1] if self._publishing else []
         return DeployOutcome(
-            release=release,
-            files_deployed=len(files),
+            release=deployment.id,
+            files_deployed=files,
             bytes_uploaded=sum(self._outcomes[m.host.label]["sent"]["bytes"] for m in ready),
             rollback_available=True,
             published=publish,
@@ -377,7 +440,7 @@ class SshPlatform(Platform):
         Each host that switched runs the ``after_rollback`` hook.
         """
         fleet = self._fleet()
-        work = _FleetRelease(self, release, None, None)
+        work = _FleetRelease(self, release, None)
         Rollout(work, Plan(batch_size=len(fleet)), rollback_on_failure=True).switch(
             fleet, f"switch to release {release} on"
         )
@@ -915,7 +978,7 @@ class _FleetRelease:
         platform: SshPlatform,
         release: str,
         deployment: Deployment | None,
-        files: SiteFiles | None,
+        put: Callable[[_Member], dict[str, Any]] | None = None,
         progress: Progress | None = None,
     ) -> None:
         self.platform = platform
@@ -923,7 +986,7 @@ class _FleetRelease:
         self.progress = progress or NullProgress()
         self.release = release
         self.deployment = deployment
-        self.files = files
+        self.put = put
         self.hooks: dict[str, str] = platform.options.get("hooks") or {}
         self.gate = HostGate(platform.settings.get("deployment.health_check") or {})
         #: What each host served before it switched, to switch it back.
@@ -935,15 +998,9 @@ class _FleetRelease:
 
     def prepare(self, host: _Member) -> None:
         # The deployer holds this environment's lock, hence every host's root.
-        assert self.files is not None
+        assert self.put is not None
         self.swept[host.host.label] = host.engine.sweep()
-        shared = self.platform.options.get("shared") or []
-        sent = host.engine.upload(self.release, self.files, NullProgress(), shared=shared)
-        self.platform._outcomes[host.host.label]["sent"] = {
-            "files": sent.files_sent,
-            "bytes": sent.bytes_sent,
-            "linked": sent.files_linked,
-        }
+        self.platform._outcomes[host.host.label]["sent"] = self.put(host)
         self._hook(host, "before_switch", self.release)
         if self.platform.settings.get("deployment.strategy") == "blue-green":
             self.check(host, "before switch", live=False)  # all switch together: check first

@@ -192,13 +192,59 @@ class VercelPlatform(Platform):
     ) -> DeployOutcome:
         project = self._seen or self._project()
         digests = files.hashed("sha1", progress)
+        listed = [
+            {"file": path, "sha": sha, "size": site_file.size}
+            for path, (sha, site_file) in digests.items()
+        ]
+        body = self._body(project, listed, deployment, publish)
+        created, uploads, sent = self._create(body, digests, deployment, progress)
+        return self._settle(deployment, project, created, len(files), sent, uploads, publish)
+
+    def promote(
+        self,
+        deployment: Deployment,
+        source: Platform,
+        release: str,
+        progress: Progress,
+        publish: bool = True,
+    ) -> DeployOutcome:
+        """Vercel's promote when both environments are one project; else a deployment of
+        this project with the source deployment's file digests, which uploads nothing."""
+        if not isinstance(source, VercelPlatform):
+            raise self._unsupported("promotes only from another vercel environment", "deploy")
+        project = self._seen or self._project()
+        if source._project_id_now() == project["id"]:
+            if publish:
+                self.publish(release)
+            deployment.platform_deploy_id = release
+            deployment.step("promote", f"deployment {release} of this project, unchanged")
+            ready = self.api.get_deployment(release)
+            return self._outcome(ready, project, 0, 0, 0, publish)
+        served = sorted(source.api.deployment_files(release).items())
+        listed = [{"file": path, "sha": sha} for path, sha in served]
+        try:
+            created = self.api.create_deployment(self._body(project, listed, deployment, publish))
+        except MissingFiles as missing:
+            raise DevopsError(
+                ErrorCode.DEPLOY_FAILED,
+                f"Vercel asks for {len(missing.digests)} content(s) of deployment {release} "
+                "again, and a promote uploads nothing",
+                f"Deploy the build to {self.settings.environment} instead.",
+            ) from None
+        return self._settle(deployment, project, created, len(listed), 0, 0, publish)
+
+    def _body(
+        self,
+        project: dict[str, Any],
+        files: list[dict[str, Any]],
+        deployment: Deployment,
+        publish: bool,
+    ) -> dict[str, Any]:
+        """What creates a deployment of ``files`` (``{file, sha[, size]}``) in ``project``."""
         body: dict[str, Any] = {
             "name": project["name"],
             "project": project["id"],
-            "files": [
-                {"file": path, "sha": sha, "size": site_file.size}
-                for path, (sha, site_file) in digests.items()
-            ],
+            "files": files,
             "projectSettings": STATIC_SETTINGS,
             "meta": {
                 "devopsDeployment": deployment.id,
@@ -207,13 +253,25 @@ class VercelPlatform(Platform):
         }
         if publish:
             body["target"] = "production"  # no target: a preview, off the production domains
-        created, uploads, sent = self._create(body, digests, deployment, progress)
+        return body
+
+    def _settle(
+        self,
+        deployment: Deployment,
+        project: dict[str, Any],
+        created: dict[str, Any],
+        files: int,
+        sent: int,
+        uploads: int,
+        publish: bool,
+    ) -> DeployOutcome:
+        """Wait until the deployment ``created`` is ready (and live, if ``publish``)."""
         deployment_id = str(created["id"])
         deployment.platform_deploy_id = deployment_id
         deployment.step(
             "create",
             f"Vercel deployment {deployment_id} ({'production' if publish else 'preview'}) "
-            f"for {len(files)} files",
+            f"for {files} files",
         )
         ready = self._wait_ready(created, production=publish)
         DigestMaps(self).save(deployment_id, {path: sha for path, (sha, _) in digests.items()})
@@ -227,14 +285,25 @@ class VercelPlatform(Platform):
             f"deployment {deployment_id} is ready"
             + ("" if publish else " as a preview (production unchanged)"),
         )
+        return self._outcome(ready, project, files, sent, uploads, publish)
+
+    def _outcome(
+        self,
+        ready: dict[str, Any],
+        project: dict[str, Any],
+        files: int,
+        sent: int,
+        uploads: int,
+        publish: bool,
+    ) -> DeployOutcome:
         preview = self._site_url(ready.get("url"))
         live = self._production_url(ready) if publish else self._production_url(project)
         return DeployOutcome(
-            release=deployment_id,
+            release=str(ready["id"]),
             url=live or preview,
             preview_url=preview,
-            platform_deploy_id=deployment_id,
-            files_deployed=len(files),
+            platform_deploy_id=str(ready["id"]),
+            files_deployed=files,
             bytes_uploaded=sent,
             rollback_available=True,
             published=publish,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from . import config, deploy, infra, lock, ops, secrets, ssh, vercel
+from . import config, deploy, infra, lock, ops, promote, secrets, ssh, vercel
 
 __all__ = ["DEFAULT_CONFIG", "namespace"]
 
@@ -43,6 +43,7 @@ def build_namespace() -> Collection:
         ops.rollback,
         ops.schema,
     )
+    namespace.add_task(promote.promote)
     for module in (deploy, secrets, config, infra, lock, ssh, vercel):
         namespace.add_collection(module.ns)
     namespace.configure(DEFAULT_CONFIG)

@@ -40,6 +40,7 @@ def show_deployment(result: Mapping[str, Any], out: Output) -> None:
             "platform": result["platform"],
             "release": result.get("release"),
             "version": result.get("version"),
+            "promoted from": result.get("promoted_from"),
             "message": result.get("message"),
             "url": result.get("url"),
             "files": result.get("files_deployed"),
