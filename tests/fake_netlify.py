@@ -295,7 +295,6 @@ _HANDLERS: dict[tuple[str, str], str] = {
     ("GET", "/sites/{site_id}"): "_get_site",
     ("GET", "/sites/{site_id}/files"): "_list_site_files",
     ("GET", "/sites/{site_id}/deploys"): "_list_site_deploys",
-    ("GET", "/sites/{site_id}/files"): "_list_site_files",
     ("POST", "/sites/{site_id}/deploys"): "_create_site_deploy",
     ("GET", "/sites/{site_id}/deploys/{deploy_id}"): "_get_site_deploy",
     ("PUT", "/sites/{site_id}/deploys/{deploy_id}"): "_update_site_deploy",
@@ -1177,21 +1176,6 @@ class FakeNetlify(ServedFake):
 
     def _get_site(self, c: _Ctx) -> tuple[int, Any]:
         return 200, self._site(c.params["site_id"])
-
-    def _list_site_files(self, c: _Ctx) -> tuple[int, Any]:
-        site = self._site(c.params["site_id"])
-        published = site.get("published_deploy")
-        files = self._deploy_files[published["id"]] if published else {}
-        return 200, [
-            {
-                "id": path,
-                "path": path,
-                "sha": sha,
-                "mime_type": _mime(path),
-                "size": len(self.blobs.get(sha, b"")),
-            }
-            for path, sha in sorted(files.items())
-        ]
 
     def _list_site_deploys(self, c: _Ctx) -> tuple[int, Any]:
         site = self._site(c.params["site_id"])

@@ -201,6 +201,8 @@ class NetlifyPlatform(Platform):
                 netlify_deploy=created["id"],
             )
         ready = self._wait(str(created["id"]), {"ready"}, "ready")
+        sent = {f["path"].lstrip("/"): f["sha"] for f in listed}  # as a deploy keeps it
+        DigestMaps(self).save(str(created["id"]), sent)
         deployment.step("ready", f"deploy {created['id']} is ready; nothing was uploaded")
         return self._outcome(ready, len(listed), 0, 0, publish)
 

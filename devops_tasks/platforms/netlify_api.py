@@ -50,15 +50,6 @@ class NetlifyApi:
             "POST", "/sites", json={"name": name} if name else {}, ok=(200, 201), what="a new site"
         )
 
-    def list_site_files(self, site_id: str) -> list[dict[str, Any]]:
-        """The files of the site's published deploy: ``path`` (with its leading slash) and
-        ``sha`` (SHA1) of each."""
-        return list(
-            self._call(
-                "GET", f"/sites/{_segment(site_id, 'site id')}/files", what="the site's files"
-            )
-        )
-
     # -- deploys ---------------------------------------------------------------------------
 
     def create_deploy(

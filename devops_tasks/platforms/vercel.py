@@ -198,7 +198,7 @@ class VercelPlatform(Platform):
         ]
         body = self._body(project, listed, deployment, publish)
         created, uploads, sent = self._create(body, digests, deployment, progress)
-        return self._settle(deployment, project, created, len(files), sent, uploads, publish)
+        return self._settle(deployment, project, created, listed, sent, uploads, publish)
 
     def promote(
         self,
@@ -231,7 +231,7 @@ class VercelPlatform(Platform):
                 "again, and a promote uploads nothing",
                 f"Deploy the build to {self.settings.environment} instead.",
             ) from None
-        return self._settle(deployment, project, created, len(listed), 0, 0, publish)
+        return self._settle(deployment, project, created, listed, 0, 0, publish)
 
     def _body(
         self,
@@ -260,12 +260,14 @@ class VercelPlatform(Platform):
         deployment: Deployment,
         project: dict[str, Any],
         created: dict[str, Any],
-        files: int,
+        listed: list[dict[str, Any]],
         sent: int,
         uploads: int,
         publish: bool,
     ) -> DeployOutcome:
-        """Wait until the deployment ``created`` is ready (and live, if ``publish``)."""
+        """Wait until the deployment ``created`` of ``listed`` is ready (and live, if
+        ``publish``); keep its digest map, for drift."""
+        files = len(listed)
         deployment_id = str(created["id"])
         deployment.platform_deploy_id = deployment_id
         deployment.step(
@@ -274,7 +276,7 @@ class VercelPlatform(Platform):
             f"for {files} files",
         )
         ready = self._wait_ready(created, production=publish)
-        DigestMaps(self).save(deployment_id, {path: sha for path, (sha, _) in digests.items()})
+        DigestMaps(self).save(deployment_id, {entry["file"]: entry["sha"] for entry in listed})
         if publish and not ready.get("aliasAssigned"):
             # READY but staged: after an instant rollback Vercel stops moving the production
             # domains to new deployments until one is promoted.
