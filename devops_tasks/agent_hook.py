@@ -38,7 +38,9 @@ from .tasks import namespace
 __all__ = ["Invocation", "invocations", "main", "refusal"]
 
 #: Tasks the guard looks at: the first word of a task name (``deploy.ssh`` is a deploy).
-GUARDED = ("deploy", "rollback")
+GUARDED = ("deploy", "rollback", "promote")
+#: The flag that names the environment a guarded task changes (``--env`` unless listed).
+_TARGET_FLAG = {"promote": ("to", "--to", "-t")}
 DEFAULT_PROTECTED = ("production", "prod")
 #: What the shell splits simple commands on, and the redirections it strips from them.
 _OPERATORS = "();<>|&\n"
@@ -162,9 +164,13 @@ def _devops(args: list[str], cwd: Path, assigned: list[str]) -> Iterator[Invocat
     for context in tasks:
         name = str(context.name)
         dry = "dry-run" in context.args and context.args["dry-run"].value
-        if name.split(".")[0] in GUARDED and not dry:
-            given = context.args["env"].value or core.args["env"].value
-            yield _invocation(name.split(".")[0], cwd, given, assigned)
+        task = name.split(".")[0]
+        if task in GUARDED and not dry:
+            if task in _TARGET_FLAG:
+                given = context.args[_TARGET_FLAG[task][0]].value
+            else:
+                given = context.args["env"].value or core.args["env"].value
+            yield _invocation(task, cwd, given, assigned)
 
 
 def _mounted(args: list[str], cwd: Path, assigned: list[str]) -> Iterator[Invocation]:
@@ -172,16 +178,18 @@ def _mounted(args: list[str], cwd: Path, assigned: list[str]) -> Iterator[Invoca
     for index, word in enumerate(args):
         guarded = [part for part in word.split(".") if part in GUARDED]
         if guarded and not word.startswith("-"):
-            yield _invocation(guarded[0], cwd, _env_flag(args[index + 1 :]), assigned)
+            flags = _TARGET_FLAG.get(guarded[0], ("env", "--env", "-e"))[1:]
+            yield _invocation(guarded[0], cwd, _env_flag(args[index + 1 :], flags), assigned)
 
 
-def _env_flag(words: list[str]) -> str | None:
-    """The value of the last ``--env E``, ``--env=E`` or ``-e E`` among ``words``."""
+def _env_flag(words: list[str], flags: tuple[str, str]) -> str | None:
+    """The value of the last ``--env E``, ``--env=E`` or ``-e E`` among ``words`` (or of the
+    long and short ``flags`` given)."""
     found = None
     for index, word in enumerate(words):
-        if word.startswith("--env="):
+        if word.startswith(flags[0] + "="):
             found = word.partition("=")[2]
-        elif word in ("--env", "-e") and index + 1 < len(words):
+        elif word in flags and index + 1 < len(words):
             found = words[index + 1]
     return found
 
@@ -218,7 +226,7 @@ def _check(invocation: Invocation) -> str | None:
             "Commit them (or let a person run the command from their own terminal)."
         )
     if invocation.task != "deploy":
-        return None  # a rollback ships no new code: the checks of today's tree do not apply
+        return None  # a rollback or promote builds nothing: today's tree's checks do not apply
     for check in settings.get("deployment.pre_deploy") or []:
         try:
             run_command(

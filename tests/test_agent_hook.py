@@ -92,6 +92,20 @@ def test_a_production_rollback_from_a_dirty_tree_is_denied(repo):
     assert "rollback" in reason and "notes.txt" in reason
 
 
+def test_a_promote_into_production_from_a_dirty_tree_is_denied(repo):
+    Path("notes.txt").write_text("scratch\n")
+
+    reason = denial(hook("devops promote --from staging --to production --json", repo.root))
+
+    assert "promote" in reason and "notes.txt" in reason
+
+
+def test_a_promote_into_staging_goes_ahead(repo):
+    Path("notes.txt").write_text("scratch\n")
+
+    assert passes(hook("devops promote --from dev --to staging --json", repo.root))
+
+
 def test_a_rollback_is_not_held_back_by_the_checks_of_todays_tree(repo, cli):
     configure(cli, "deployment.pre_deploy", ["exit 4"])
 
