@@ -20,6 +20,7 @@ from .config import Settings
 from .durable import FileLock
 from .errors import DevopsError, ErrorCode, os_failure
 from .files import SiteFiles
+from .hash_cache import HashCache
 from .health import check_http
 from .history import Deployment, DeploymentHistory, Status, check_message, new_deployment_id
 from .host_state import lock_holder
@@ -54,12 +55,24 @@ class Deployer:
 
     # -- deploy ----------------------------------------------------------------------------
 
-    def validate(self, build_dir: Path) -> SiteFiles:
-        """Every problem with the target's settings and the files at once, then the files."""
+    def validate(self, build_dir: Path, cache: bool = True) -> SiteFiles:
+        """Every problem with the target's settings and the files at once, then the files.
+
+        The files are hashed for the target in the same pass; ``cache``: from the hash cache
+        (``.devops/cache/digests``) where it knows a file as it is now.
+        """
         findings = self.platform.validate()
         try:
             own = [self.project.state_dir, *self.platform.own_paths()]
-            files = SiteFiles.scan(build_dir, self.platform.ignore, exclude=own)
+            root = build_dir.resolve()
+            files = SiteFiles.scan(
+                root,
+                self.platform.ignore,
+                exclude=own,
+                digests=self.platform.digest_algorithms,
+                cache=HashCache(self.project.cache_dir / "digests", root) if cache else None,
+                progress=self.output.progress(),
+            )
         except DevopsError as error:
             if error.code is not ErrorCode.VALIDATION_FAILED:
                 raise
@@ -99,14 +112,21 @@ class Deployer:
         return {"command": command, "duration_ms": _ms_since(started)}
 
     def deploy(
-        self, build_dir: str | None = None, build: bool = False, message: str | None = None
+        self,
+        build_dir: str | None = None,
+        build: bool = False,
+        message: str | None = None,
+        cache: bool = True,
     ) -> Deployment:
-        """Deploy the build directory to this environment and return its record."""
+        """Deploy the build directory to this environment and return its record.
+
+        ``cache=False`` (``--no-cache``): hash every file, neither reading nor writing the cache.
+        """
         message = check_message(message)
         if build:
             self.platform.require_credentials()  # so the build's output masks them too
             self.build()
-        files = self._scanned(build_dir, checks=True)
+        files = self._scanned(build_dir, checks=True, cache=cache)
         version = self.project.version()
         with (
             terminate_as_interrupt(),
@@ -137,12 +157,15 @@ class Deployer:
             )
             return self._run_deploy(deployment, files, previous)
 
-    def dry_run(self, build_dir: str | None = None, build: bool = False) -> dict[str, Any]:
-        """What a deploy would change on the target, and nothing written there or here."""
+    def dry_run(
+        self, build_dir: str | None = None, build: bool = False, cache: bool = True
+    ) -> dict[str, Any]:
+        """What a deploy would change on the target, and nothing written there (nor here but
+        the hash cache)."""
         if build:
             self.platform.require_credentials()
             self.build()
-        files = self._scanned(build_dir, checks=False)
+        files = self._scanned(build_dir, checks=False, cache=cache)
         with self.platform:
             plan = self.platform.plan_deploy(files)
         return {
@@ -154,7 +177,7 @@ class Deployer:
             **plan,
         }
 
-    def _scanned(self, build_dir: str | None, checks: bool) -> SiteFiles:
+    def _scanned(self, build_dir: str | None, checks: bool, cache: bool = True) -> SiteFiles:
         """The build's files, checked, while the target's first reads run (its prefetch).
 
         ``checks``: run the pre-deploy checks too. If anything fails, what the prefetch
@@ -162,7 +185,7 @@ class Deployer:
         """
         self.platform.prefetch()
         try:
-            files = self.validate(self.build_dir(build_dir))
+            files = self.validate(self.build_dir(build_dir), cache)
             self.platform.require_credentials()
             if checks:
                 self._pre_deploy_checks()

@@ -21,6 +21,7 @@ HELP = {
     "dry_run": "Only say what would be added, changed and deleted (bucket targets); write nothing.",
     "force_deletes": "Delete more objects than max_deletes allows (bucket targets).",
     "wait": "Wait until the CDN's invalidation completes (aws with CloudFront).",
+    "no_cache": "Hash every file again instead of reusing .devops/cache/digests.",
 }
 
 
@@ -97,10 +98,11 @@ def _deploy(
     flags: dict[str, bool],
 ) -> dict[str, Any]:
     deployer = deployer_for(c, out, env, platform)
+    cache = not flags.pop("no_cache")
     if flags.pop("dry_run"):
-        return deployer.dry_run(build_dir=dir, build=build)
+        return deployer.dry_run(build_dir=dir, build=build, cache=cache)
     deployer.platform.flags.update(flags)
-    return deployer.deploy(build_dir=dir, build=build, message=message).result()
+    return deployer.deploy(build_dir=dir, build=build, message=message, cache=cache).result()
 
 
 def _deploy_task(platform: str | None) -> Any:
@@ -116,8 +118,14 @@ def _deploy_task(platform: str | None) -> Any:
         dry_run=False,
         force_deletes=False,
         wait=False,
+        no_cache=False,
     ) -> dict[str, Any]:
-        flags = {"dry_run": dry_run, "force_deletes": force_deletes, "wait": wait}
+        flags = {
+            "dry_run": dry_run,
+            "force_deletes": force_deletes,
+            "wait": wait,
+            "no_cache": no_cache,
+        }
         return _deploy(c, out, env, dir, build, message, platform, flags)
 
     deploy_to.__doc__ = (
