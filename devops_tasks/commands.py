@@ -120,10 +120,15 @@ def run_command(
 
 
 def require_clean_git(project: Project) -> None:
-    """Refuse to deploy uncommitted work, so every release maps to a commit."""
+    """Refuse to deploy uncommitted work, so every release maps to a commit.
+
+    What devops-tasks keeps in ``.devops/cache/`` (written by the scan before this check)
+    can be recomputed at any time: it is not work to commit.
+    """
+    cache = project.cache_dir.relative_to(project.root).as_posix()
     try:
         status = subprocess.run(
-            ["git", "status", "--porcelain"],
+            ["git", "status", "--porcelain", "--", ".", f":(exclude){cache}"],
             cwd=project.root,
             capture_output=True,
             text=True,
