@@ -21,7 +21,6 @@ from .durable import FileLock
 from .errors import DevopsError, ErrorCode, os_failure
 from .files import SiteFiles
 from .hash_cache import HashCache
-from .health import check_http
 from .history import Deployment, DeploymentHistory, Status, check_message, new_deployment_id
 from .host_state import lock_holder
 from .ids import check_id
@@ -274,6 +273,8 @@ class Deployer:
         if not check.get("enabled") or not url or "{host}" in url:
             return  # a URL per host is the platform's to check, host by host
         self.output.step(f"health check ({stage}): {url}")
+        from .health import check_http  # noqa: PLC0415 - HTTP: only when a check is on
+
         result = check_http(url, check)
         deployment.details[f"health_{stage}"] = result.to_dict()
         deployment.step(

@@ -197,9 +197,7 @@ def test_a_cache_copied_from_another_build_directory_is_not_used(tmp_path, settl
 
     assert HashCache(tmp_path / "digests", other).known("index.html", fingerprint(index))
     assert HashCache(tmp_path / "digests", site).known("index.html", fingerprint(index)) == {}
-    scanned = SiteFiles.scan(
-        site, digests=("sha256",), cache=HashCache(tmp_path / "digests", site)
-    )
+    scanned = SiteFiles.scan(site, digests=("sha256",), cache=HashCache(tmp_path / "digests", site))
     assert scanned.digests("sha256")["index.html"] == sha256(index)
 
 
