@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import errno
+import functools
 import hashlib
 import mimetypes
 import os
@@ -64,7 +65,9 @@ class SiteFile:
     """One file to deploy: its path in the site (POSIX, relative) and on disk."""
 
     path: str
-    source: Path
+    #: Where it is on disk. Kept as given (the scan gives a string: a Path for each of 20,000
+    #: files would cost a third of the scan); :attr:`source` is the Path, made when asked.
+    location: str | os.PathLike[str]
     size: int
     #: Permission bits (``st_mode & 0o7777``) as the scan found them.
     mode: int = 0o644
@@ -73,13 +76,17 @@ class SiteFile:
     #: What the hash cache compares (see :mod:`devops_tasks.hash_cache`); None: never cached.
     fingerprint: Fingerprint | None = None
 
+    @functools.cached_property
+    def source(self) -> Path:
+        return Path(self.location)
+
     def digest(self, algorithm: str = "sha256") -> str:
         """Hex digest of the content, read in chunks (large files never sit in memory)."""
         return self.digests(algorithm)[0]
 
     def digests(self, *algorithms: str) -> tuple[str, ...]:
         """Hex digests of the content, one per algorithm, all from a single read."""
-        return _read_digests(self.source, algorithms)[1]
+        return _read_digests(self.location, algorithms)[1]
 
     @property
     def content_type(self) -> str:
@@ -269,7 +276,7 @@ def _hash(
         unreadable = []
         for site_file in share:
             try:
-                fingerprint, digests = _read_digests(site_file.source, algorithms)
+                fingerprint, digests = _read_digests(site_file.location, algorithms)
             except OSError:
                 unreadable.append(site_file.path)
                 continue
@@ -295,7 +302,9 @@ def _hash(
     )
 
 
-def _read_digests(source: Path, algorithms: Sequence[str]) -> tuple[Fingerprint, tuple[str, ...]]:
+def _read_digests(
+    source: str | os.PathLike[str], algorithms: Sequence[str]
+) -> tuple[Fingerprint, tuple[str, ...]]:
     """The file's fingerprint when opened, and its digests: one open, one read."""
     hashers = [hashlib.new(algorithm) for algorithm in algorithms]
     fd = os.open(source, _READ_FLAGS)
@@ -338,6 +347,11 @@ class _Walk:
         self.root = root
         self.ignore = ignore
         self.excluded = excluded
+        #: The names excluded in each real directory: a plain file is checked by its name.
+        self.excluded_names: dict[str, frozenset[str]] = {}
+        for path in excluded:
+            parent, name = os.path.split(path)
+            self.excluded_names[parent] = self.excluded_names.get(parent, frozenset()) | {name}
         self.cache = cache
         self.wanted = frozenset(digests)
         #: What a miss computes: what is wanted, and what the project's other targets asked for.
@@ -381,12 +395,12 @@ class _Walk:
                 )
         listed.sort(key=lambda item: item[0])
         count = 0
-        base = Path(directory)
+        excluded_here = self.excluded_names.get(real, frozenset())
         for _, is_directory, entry in listed:
             if is_directory:
                 self._subdirectory(entry, prefix, real, ancestors, found)
                 continue
-            site_file = self._file(entry, base / entry.name, prefix + entry.name, real)
+            site_file = self._file(entry, prefix + entry.name, entry.name in excluded_here)
             if site_file is not None:
                 found.append(site_file)
                 count += 1
@@ -418,16 +432,17 @@ class _Walk:
             )
         self._directory(entry.path, relative + "/", real, ancestors | {real}, found)
 
-    def _file(
-        self, entry: os.DirEntry[str], source: Path, relative: str, real_dir: str
-    ) -> SiteFile | None:
-        """``entry`` as a site file if it can ship; else a warning or an unreadable entry."""
+    def _file(self, entry: os.DirEntry[str], relative: str, excluded: bool) -> SiteFile | None:
+        """``entry`` as a site file if it can ship; else a warning or an unreadable entry.
+
+        ``excluded``: its real path, if it is not a link, is one of the excluded paths.
+        """
         status: os.stat_result | None = None
         if entry.is_symlink():  # only links leave the directory
-            _refuse_escape(self.root, source, relative)
+            _refuse_escape(self.root, Path(entry.path), relative)
             if _within(os.path.realpath(entry.path), self.excluded):
                 return None
-        elif os.path.join(real_dir, entry.name) in self.excluded:
+        elif excluded:
             return None
         else:
             try:  # one lstat tells a plain file's size and mode
@@ -454,7 +469,7 @@ class _Walk:
         fingerprint = _fingerprint(status)
         site_file = SiteFile(
             relative,
-            source,
+            entry.path,
             status.st_size,
             stat.S_IMODE(status.st_mode),
             int(status.st_mtime),

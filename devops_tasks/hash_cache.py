@@ -32,6 +32,7 @@ import contextlib
 import functools
 import os
 import struct
+import sys
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,6 +61,8 @@ _CHECKSUM = struct.Struct("<I")
 _MAX_BYTES = 256 << 20
 
 _Entry = tuple[Fingerprint, dict[str, str]]
+#: How paths are stored: as this system names files (what ``os.fsencode`` does), in one call.
+_FS_ENCODING = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
 class HashCache:
@@ -116,7 +119,7 @@ class HashCache:
 
 def _encode(root: Path, entries: Mapping[str, _Entry]) -> bytes:
     """Magic, header, root, the paths (NUL-separated), one fixed-size record per path, CRC32."""
-    paths = b"\0".join(os.fsencode(path) for path in entries)
+    paths = "\0".join(entries).encode(*_FS_ENCODING)
     root_bytes = os.fsencode(root)
     records = []
     for fingerprint, digests in entries.values():
@@ -163,19 +166,17 @@ def _decode(data: bytes, root: Path) -> dict[str, _Entry]:
     if uid != os.geteuid() or body[offset : offset + root_size] != os.fsencode(root):
         return {}  # another user's, or another build directory's
     offset += root_size
-    paths = [os.fsdecode(p) for p in body[offset : offset + paths_size].split(b"\0")]
+    paths = body[offset : offset + paths_size].decode(*_FS_ENCODING).split("\0")
     offset += paths_size
     if len(paths) != count or len(body) - offset != count * _RECORD.size:
         raise ValueError("the parts disagree on the number of files")
     entries = {}
     for path, record in zip(paths, _RECORD.iter_unpack(body[offset:]), strict=True):
         size, mtime_ns, ctime_ns, inode, device, known, sha1, sha256 = record
-        digests = {
-            algorithm: slot.hex()
-            for bit, (algorithm, slot) in enumerate(
-                zip(CACHED_ALGORITHMS, (sha1, sha256), strict=True)
-            )
-            if known & (1 << bit)
-        }
+        digests = {}
+        if known & 1:
+            digests["sha1"] = sha1.hex()
+        if known & 2:
+            digests["sha256"] = sha256.hex()
         entries[path] = ((size, mtime_ns, ctime_ns, inode, device), digests)
     return entries
