@@ -129,16 +129,11 @@ class SiteFiles:
             if algorithm not in self._digests:
                 known, missed = _from_cache(self.files, self.cache, (algorithm,))
                 started = time.time_ns()
-                hashed, unreadable = _hash(missed, self._algorithms(algorithm), progress)
+                hashed, unreadable = _hash(missed, _on_a_miss((algorithm,), self.cache), progress)
                 if unreadable:
                     raise OSError(errno.EACCES, os.strerror(errno.EACCES), unreadable[0])
                 self._record(known, hashed, started, (algorithm,))
             return self._digests[algorithm]
-
-    def _algorithms(self, *wanted: str) -> tuple[str, ...]:
-        """What a miss computes: ``wanted``, and what the project's other targets asked for."""
-        others = self.cache.algorithms if self.cache is not None else frozenset()
-        return tuple(dict.fromkeys([*wanted, *sorted(others)]))
 
     def _record(
         self,
@@ -230,6 +225,13 @@ class SiteFiles:
         if digests:
             files._record(walk.known, hashed, started, digests)
         return files
+
+
+def _on_a_miss(wanted: Sequence[str], cache: HashCache | None) -> tuple[str, ...]:
+    """What a file the cache cannot answer is hashed with, in one read: ``wanted``, and what
+    the project's other targets asked for. Not every algorithm always: both cost 1.8x one."""
+    others = sorted(cache.algorithms) if cache is not None else []
+    return tuple(dict.fromkeys([*wanted, *others]))
 
 
 def _from_cache(
@@ -354,9 +356,7 @@ class _Walk:
             self.excluded_names[parent] = self.excluded_names.get(parent, frozenset()) | {name}
         self.cache = cache
         self.wanted = frozenset(digests)
-        #: What a miss computes: what is wanted, and what the project's other targets asked for.
-        others = sorted(cache.algorithms) if cache is not None and digests else []
-        self.algorithms = tuple(dict.fromkeys([*digests, *others]))
+        self.algorithms = _on_a_miss(digests, cache) if digests else ()
         self.warnings: list[str] = []
         self.unreadable: list[str] = []
         self.per_directory: dict[str, int] = {}
