@@ -151,8 +151,7 @@ class SiteFiles:
             for path, fingerprint, digests in hashed:
                 if fingerprint is not None:
                     self.cache.remember(path, fingerprint, digests)
-            fingerprints = {f.path: f.fingerprint for f in self.files if f.fingerprint}
-            self.cache.save(fingerprints, started_ns)
+            self.cache.save(started_ns)
 
     def __len__(self) -> int:
         return len(self.files)

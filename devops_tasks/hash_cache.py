@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 import os
 import struct
 import sys
@@ -46,7 +47,6 @@ Fingerprint = tuple[int, int, int, int, int]
 
 #: Algorithms the cache keeps, each in a fixed slot of a record.
 CACHED_ALGORITHMS = ("sha1", "sha256")
-_DIGEST_SIZES = (20, 32)
 #: A file changed this recently when hashing starts is not remembered (see the docstring):
 #: more than a coarse clock tick, and than the 1-2 s timestamps of FAT, HFS+ or ext3.
 SETTLE_NS = 2_000_000_000
@@ -54,15 +54,18 @@ SETTLE_NS = 2_000_000_000
 _MAGIC = b"devops-digests\x00\x01"
 #: uid, length of the root, length of the paths, number of records.
 _HEADER = struct.Struct("<IIII")
-#: size, mtime_ns, ctime_ns, inode, device, which digests are known (a bit each), digests.
-_RECORD = struct.Struct("<QqqQQB20s32s")
+#: A fingerprint as stored: size, mtime_ns, ctime_ns, inode, device.
+_KEY = struct.Struct("<QqqQQ")
+#: The packed fingerprint, which digests are known (bit 0 SHA-1, bit 1 SHA-256), the digests.
+_RECORD = struct.Struct(f"<{_KEY.size}sB20s32s")
 _CHECKSUM = struct.Struct("<I")
 #: Bounds what is read: 1,000,000 files need about 100 MB.
 _MAX_BYTES = 256 << 20
-
-_Entry = tuple[Fingerprint, dict[str, str]]
 #: How paths are stored: as this system names files (what ``os.fsencode`` does), in one call.
 _FS_ENCODING = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+_Record = tuple[bytes, int, bytes, bytes]
+"""One entry as :data:`_RECORD` holds it: compared and kept without being unpacked."""
 
 
 class HashCache:
@@ -71,79 +74,89 @@ class HashCache:
     def __init__(self, path: Path, root: Path) -> None:
         self.path = path
         self.root = root
-        self._entries: dict[str, _Entry] = _load(path, root)
-        self._changed = False
+        self._entries: dict[str, _Record] = _load(path, root)
+        #: The paths a hit confirmed or that were remembered now: what :meth:`save` keeps.
+        self._seen: set[str] = set()
+        #: The ctime of each file remembered now: one that changed too recently is not saved.
+        self._new: dict[str, int] = {}
 
     @functools.cached_property
     def algorithms(self) -> frozenset[str]:
         """The algorithms the project's deploys have asked for: computed together on a miss."""
-        return frozenset().union(*(digests for _, digests in self._entries.values()))
+        bits = functools.reduce(operator.or_, {record[1] for record in self._entries.values()}, 0)
+        return frozenset(a for n, a in enumerate(CACHED_ALGORITHMS) if bits & (1 << n))
 
     def known(self, path: str, fingerprint: Fingerprint) -> dict[str, str]:
         """The digests of ``path`` if it is still exactly as when they were computed; else {}."""
-        entry = self._entries.get(path)
-        return entry[1] if entry is not None and entry[0] == fingerprint else {}
+        record = self._entries.get(path)
+        if record is None or record[0] != _pack(fingerprint):
+            return {}
+        self._seen.add(path)
+        _, known, sha1, sha256 = record
+        digests = {}
+        if known & 1:
+            digests["sha1"] = sha1.hex()
+        if known & 2:
+            digests["sha256"] = sha256.hex()
+        return digests
 
     def remember(self, path: str, fingerprint: Fingerprint, digests: Mapping[str, str]) -> None:
         """``digests`` of ``path`` as read while it had ``fingerprint`` (kept with any others)."""
-        kept = {a: d for a, d in digests.items() if a in CACHED_ALGORITHMS}
-        if not kept:
+        key = _pack(fingerprint)
+        if key is None:
             return
-        entry = self._entries.get(path)
-        if entry is not None and entry[0] == fingerprint:
-            if kept.items() <= entry[1].items():
-                return
-            kept = {**entry[1], **kept}
-        self._entries[path] = (fingerprint, kept)
-        self._changed = True
+        old = self._entries.get(path)
+        known, *slots = old[1:] if old is not None and old[0] == key else (0, bytes(20), bytes(32))
+        for n, algorithm in enumerate(CACHED_ALGORITHMS):
+            if algorithm in digests:
+                known |= 1 << n
+                slots[n] = bytes.fromhex(digests[algorithm])
+        record = (key, known, slots[0], slots[1])
+        self._seen.add(path)
+        if record != old:
+            self._entries[path] = record
+            self._new[path] = fingerprint[2]
 
-    def save(self, fingerprints: Mapping[str, Fingerprint], started_ns: int) -> None:
-        """Write the entries of the build's files (``path -> fingerprint``), no others.
+    def save(self, started_ns: int) -> None:
+        """Write the entries of the files looked up or remembered since loading, no others.
 
         ``started_ns`` (``time.time_ns()`` before any file was read): a file changed less than
         :data:`SETTLE_NS` before it is left out. Failing to write only costs time next deploy.
         """
         settled = started_ns - SETTLE_NS
-        kept = {
-            path: entry
-            for path, entry in self._entries.items()
-            if fingerprints.get(path) == entry[0] and entry[0][2] < settled
-        }
-        if not self._changed and len(kept) == len(self._entries):
+        kept = self._seen.difference(p for p, ctime in self._new.items() if ctime >= settled)
+        if not self._new and len(kept) == len(self._entries):
             return  # nothing new, nothing gone: the file on disk says the same
-        self._entries = kept
-        self._changed = False
+        self._entries = {path: r for path, r in self._entries.items() if path in kept}
+        self._new = {}
         with contextlib.suppress(OSError):
-            atomic_write(self.path, _encode(self.root, kept), mode=0o600)
+            atomic_write(self.path, _encode(self.root, self._entries), mode=0o600)
 
 
-def _encode(root: Path, entries: Mapping[str, _Entry]) -> bytes:
+def _pack(fingerprint: Fingerprint) -> bytes | None:
+    try:
+        return _KEY.pack(*fingerprint)
+    except struct.error:  # a value out of the format's range: that file is not cached
+        return None
+
+
+def _encode(root: Path, entries: Mapping[str, _Record]) -> bytes:
     """Magic, header, root, the paths (NUL-separated), one fixed-size record per path, CRC32."""
-    paths = "\0".join(entries).encode(*_FS_ENCODING)
     root_bytes = os.fsencode(root)
-    records = []
-    for fingerprint, digests in entries.values():
-        known = 0
-        slots = []
-        for bit, (algorithm, size) in enumerate(zip(CACHED_ALGORITHMS, _DIGEST_SIZES, strict=True)):
-            digest = digests.get(algorithm)
-            if digest is not None:
-                known |= 1 << bit
-            slots.append(bytes.fromhex(digest) if digest is not None else bytes(size))
-        records.append(_RECORD.pack(*fingerprint, known, *slots))
+    paths = "\0".join(entries).encode(*_FS_ENCODING)
     body = b"".join(
         [
             _MAGIC,
             _HEADER.pack(os.geteuid(), len(root_bytes), len(paths), len(entries)),
             root_bytes,
             paths,
-            *records,
+            *(_RECORD.pack(*record) for record in entries.values()),
         ]
     )
     return body + _CHECKSUM.pack(zlib.crc32(body))
 
 
-def _load(path: Path, root: Path) -> dict[str, _Entry]:
+def _load(path: Path, root: Path) -> dict[str, _Record]:
     """The entries of the cache at ``path`` for ``root`` and this user; {} if unusable."""
     try:
         data = read_bounded(path, _MAX_BYTES)
@@ -155,7 +168,7 @@ def _load(path: Path, root: Path) -> dict[str, _Entry]:
         return {}
 
 
-def _decode(data: bytes, root: Path) -> dict[str, _Entry]:
+def _decode(data: bytes, root: Path) -> dict[str, _Record]:
     """Parse ``data``; ValueError unless every byte is where the format puts it."""
     body, checksum = data[: -_CHECKSUM.size], data[-_CHECKSUM.size :]
     if not data.startswith(_MAGIC) or _CHECKSUM.unpack(checksum)[0] != zlib.crc32(body):
@@ -170,13 +183,4 @@ def _decode(data: bytes, root: Path) -> dict[str, _Entry]:
     offset += paths_size
     if len(paths) != count or len(body) - offset != count * _RECORD.size:
         raise ValueError("the parts disagree on the number of files")
-    entries = {}
-    for path, record in zip(paths, _RECORD.iter_unpack(body[offset:]), strict=True):
-        size, mtime_ns, ctime_ns, inode, device, known, sha1, sha256 = record
-        digests = {}
-        if known & 1:
-            digests["sha1"] = sha1.hex()
-        if known & 2:
-            digests["sha256"] = sha256.hex()
-        entries[path] = ((size, mtime_ns, ctime_ns, inode, device), digests)
-    return entries
+    return dict(zip(paths, _RECORD.iter_unpack(body[offset:]), strict=True))
