@@ -325,6 +325,20 @@ def _fingerprint(status: os.stat_result) -> Fingerprint:
     return (status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_dev)
 
 
+@dataclass
+class _Directory:
+    """A directory being walked: where it is, and its entries still to visit, in path order."""
+
+    prefix: str
+    real: str
+    #: The real paths above it (and its own): a link back to one of them is a loop.
+    ancestors: frozenset[str]
+    entries: Iterator[tuple[bool, os.DirEntry[str]]]
+    #: The names in it that are excluded paths.
+    excluded: frozenset[str]
+    count: int = 0
+
+
 class _Walk:
     """One walk of a build directory: the files it finds, what it skips, what it cannot read.
 
@@ -364,72 +378,69 @@ class _Walk:
         self.to_hash: list[SiteFile] = []
 
     def files(self) -> list[SiteFile]:
+        """Depth first, a stack of directories (no recursion: a tree may be deeper than that)."""
         found: list[SiteFile] = []
         root = str(self.root)
-        self._directory(root, "", root, frozenset({root}), found)
+        stack = [d for d in [self._list(root, "", root, frozenset({root}))] if d is not None]
+        while stack:
+            directory = stack[-1]
+            listed = next(directory.entries, None)
+            if listed is None:
+                stack.pop()
+                if directory.count:
+                    self.per_directory[directory.prefix[:-1] or "."] = directory.count
+                continue
+            is_directory, entry = listed
+            if is_directory:
+                child = self._enter(entry, directory)
+                if child is not None:
+                    stack.append(child)
+                continue
+            relative = directory.prefix + entry.name
+            site_file = self._file(entry, relative, entry.name in directory.excluded)
+            if site_file is not None:
+                found.append(site_file)
+                directory.count += 1
         return found
 
-    def _directory(
-        self,
-        directory: str,
-        prefix: str,
-        real: str,
-        ancestors: frozenset[str],
-        found: list[SiteFile],
-    ) -> None:
-        """The files under ``directory`` (``prefix`` in the site; really at ``real``) into
-        ``found``. ``ancestors``: the real paths above it, which a link must not lead back to."""
+    def _list(
+        self, path: str, prefix: str, real: str, ancestors: frozenset[str]
+    ) -> _Directory | None:
+        """The directory at ``path`` (``prefix`` in the site, really at ``real``) with its
+        entries in path order; None, and noted as unreadable, if it cannot be listed."""
         try:
-            with os.scandir(directory) as listing:
+            with os.scandir(path) as listing:
                 entries = list(listing)
         except OSError:
             self.unreadable.append(prefix or "./")
-            return
-        listed = []
+            return None
+        kept = []
         for entry in entries:
             if not self.ignore(prefix + entry.name):
                 is_directory = _is_directory(entry)
-                listed.append(
-                    (entry.name + "/" if is_directory else entry.name, is_directory, entry)
-                )
-        listed.sort(key=lambda item: item[0])
-        count = 0
-        excluded_here = self.excluded_names.get(real, frozenset())
-        for _, is_directory, entry in listed:
-            if is_directory:
-                self._subdirectory(entry, prefix, real, ancestors, found)
-                continue
-            site_file = self._file(entry, prefix + entry.name, entry.name in excluded_here)
-            if site_file is not None:
-                found.append(site_file)
-                count += 1
-        if count:
-            self.per_directory[prefix[:-1] or "."] = count
+                kept.append((entry.name + "/" if is_directory else entry.name, is_directory, entry))
+        kept.sort(key=lambda item: item[0])
+        excluded = self.excluded_names.get(real, frozenset())
+        return _Directory(prefix, real, ancestors, iter([k[1:] for k in kept]), excluded)
 
-    def _subdirectory(
-        self,
-        entry: os.DirEntry[str],
-        prefix: str,
-        real_parent: str,
-        ancestors: frozenset[str],
-        found: list[SiteFile],
-    ) -> None:
-        relative = prefix + entry.name
+    def _enter(self, entry: os.DirEntry[str], parent: _Directory) -> _Directory | None:
+        """The subdirectory ``entry`` of ``parent``, unless it is excluded; refuses a loop."""
+        relative = parent.prefix + entry.name
         # Only links need a realpath() call; a plain subdirectory's real path is its parent's.
         if entry.is_symlink():
             _refuse_escape(self.root, Path(entry.path), relative)
             real = os.path.realpath(entry.path)
         else:
-            real = os.path.join(real_parent, entry.name)
+            real = os.path.join(parent.real, entry.name)
         if _within(real, self.excluded):
-            return
-        if real in ancestors:  # a link back to a directory above: the same files forever
+            return None
+        if real in parent.ancestors:  # a link back to a directory above: the same files forever
             raise DevopsError(
                 ErrorCode.VALIDATION_FAILED,
                 f"{relative} is a link loop (it points back to {real})",
                 "Remove the link from the build output, or replace it with a copy.",
             )
-        self._directory(entry.path, relative + "/", real, ancestors | {real}, found)
+        return self._list(entry.path, relative + "/", real, parent.ancestors | {real})
 
     def _file(self, entry: os.DirEntry[str], relative: str, excluded: bool) -> SiteFile | None:
         """``entry`` as a site file if it can ship; else a warning or an unreadable entry.

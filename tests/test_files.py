@@ -715,3 +715,16 @@ def test_a_link_back_to_a_plain_ancestor_directory_is_a_loop(tmp_path: Path) -> 
     with pytest.raises(DevopsError) as raised:
         SiteFiles.scan(tmp_path / "site")
     assert raised.value.code is ErrorCode.VALIDATION_FAILED and "loop" in raised.value.message
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_walked(tmp_path: Path) -> None:
+    deepest = tmp_path / "dist"
+    for _ in range(sys.getrecursionlimit() + 100):  # os.makedirs would recurse as deep
+        deepest.mkdir()
+        deepest /= "d"
+    deepest.mkdir()
+    (deepest / "f.txt").write_text("x")
+
+    site = SiteFiles.scan(tmp_path / "dist")
+
+    assert [f.path for f in site] == [f"{deepest.relative_to(tmp_path / 'dist')}/f.txt"]
