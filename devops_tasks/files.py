@@ -131,7 +131,7 @@ class SiteFiles:
                 started = time.time_ns()
                 hashed, unreadable = _hash(missed, _on_a_miss((algorithm,), self.cache), progress)
                 if unreadable:
-                    raise OSError(errno.EACCES, os.strerror(errno.EACCES), unreadable[0])
+                    raise unreadable[0][1]  # as reading it alone would have
                 self._record(known, hashed, started, (algorithm,))
             return self._digests[algorithm]
 
@@ -202,8 +202,8 @@ class SiteFiles:
         started = time.time_ns()
         walk = _Walk(root, ignore, excluded, cache, digests)
         found = walk.files()
-        hashed, unreadable = _hash(walk.to_hash, walk.algorithms, progress)
-        unreadable = sorted([*walk.unreadable, *unreadable])
+        hashed, failed = _hash(walk.to_hash, walk.algorithms, progress)
+        unreadable = sorted([*walk.unreadable, *(path for path, _ in failed)])
         if unreadable:
             more = len(unreadable) - _MAX_LISTED
             raise DevopsError(
@@ -252,14 +252,15 @@ def _from_cache(
     return known, missed
 
 
+_Unreadable = tuple[str, OSError]
 _Hashed = tuple[str, "Fingerprint | None", dict[str, str]]
 """A file just hashed: its path, its fingerprint if it is still as the scan saw it, digests."""
 
 
 def _hash(
     files: Sequence[SiteFile], algorithms: Sequence[str], progress: Progress | None
-) -> tuple[list[_Hashed], list[str]]:
-    """The digests of each of ``files``, and the paths that could not be read.
+) -> tuple[list[_Hashed], list[_Unreadable]]:
+    """The digests of each of ``files``, and the paths that could not be read (with why).
 
     hashlib releases the GIL, so the files are hashed on a few threads, each taking one
     interleaved share (one task per thread, not per file: for thousands of small files the
@@ -272,14 +273,14 @@ def _hash(
     if progress is not None:
         progress.start("Hashing files", total=len(files))
 
-    def hash_share(share: Sequence[SiteFile]) -> tuple[list[_Hashed], list[str]]:
+    def hash_share(share: Sequence[SiteFile]) -> tuple[list[_Hashed], list[_Unreadable]]:
         hashed: list[_Hashed] = []
         unreadable = []
         for site_file in share:
             try:
                 fingerprint, digests = _read_digests(site_file.location, algorithms)
-            except OSError:
-                unreadable.append(site_file.path)
+            except OSError as error:
+                unreadable.append((site_file.path, error))
                 continue
             same = fingerprint == site_file.fingerprint
             hashed.append(
@@ -299,7 +300,7 @@ def _hash(
         progress.finish()
     return (
         [item for hashed, _ in results for item in hashed],
-        [path for _, unreadable in results for path in unreadable],
+        [failure for _, unreadable in results for failure in unreadable],
     )
 
 

@@ -718,13 +718,17 @@ def test_a_link_back_to_a_plain_ancestor_directory_is_a_loop(tmp_path: Path) -> 
 
 
 def test_a_tree_deeper_than_the_recursion_limit_is_walked(tmp_path: Path) -> None:
-    deepest = tmp_path / "dist"
+    levels = [tmp_path / "dist"]
     for _ in range(sys.getrecursionlimit() + 100):  # os.makedirs would recurse as deep
-        deepest.mkdir()
-        deepest /= "d"
-    deepest.mkdir()
-    (deepest / "f.txt").write_text("x")
+        levels.append(levels[-1] / "d")
+    for level in levels:
+        level.mkdir()
+    (levels[-1] / "f.txt").write_text("x")
+    try:
+        site = SiteFiles.scan(levels[0])
 
-    site = SiteFiles.scan(tmp_path / "dist")
-
-    assert [f.path for f in site] == [f"{deepest.relative_to(tmp_path / 'dist')}/f.txt"]
+        assert [f.path for f in site] == [f"{levels[-1].relative_to(levels[0])}/f.txt"]
+    finally:  # shutil.rmtree, as pytest cleans up with, would recurse as deep too
+        (levels[-1] / "f.txt").unlink()
+        for level in reversed(levels):
+            level.rmdir()
