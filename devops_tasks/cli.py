@@ -1,27 +1,30 @@
 """The ``devops`` program: the task namespace without any tasks.py, as fabric builds ``fab``.
 
 Configuration files are ``devops.yaml`` (system ``/etc/``, user ``~/.``, and the project's
-root, where ``.devops/`` is) and ``-f FILE``; ``DEVOPS_*`` environment variables map onto that
-config the invoke way. Everything that can go wrong before a task runs (a bad flag, an
-unreadable config file) still answers as the contract says: with ``--json``, one object.
+root, where ``.devops/`` is) and ``-f FILE``; ``DEVOPS_ENV``, ``DEVOPS_JSON``... set the
+same settings (:mod:`devops_tasks.program_env`). Everything that can go wrong before a task
+runs (a bad flag, an unreadable config file) still answers as the contract says: with
+``--json``, one object.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import os
 import re
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from invoke import Config, Exit, ParseError, Program
+from invoke import Collection, Config, Exit, ParseError, Program
 from invoke.completion.complete import print_completion_script
-from invoke.config import AmbiguousMergeError
+from invoke.config import AmbiguousMergeError, merge_dicts
 from invoke.exceptions import UnknownFileType
 from invoke.parser import Argument, ParserContext
-from invoke.util import yaml
+from invoke.util import helpline, yaml
 
 from . import __version__
 from .config.store import MAX_CONFIG_BYTES
@@ -29,11 +32,12 @@ from .durable import parse_json, read_bounded
 from .errors import DevopsError, ErrorCode
 from .ids import check_environment
 from .output import Output
+from .program_env import deprecated_variables, program_settings
 from .project import find_project
 from .tasks import namespace
-from .tasks._command import as_failure, reader_gone, tolerate_unencodable_output
+from .tasks._command import SHORT_FLAGS, as_failure, reader_gone, tolerate_unencodable_output
 
-__all__ = ["DevopsConfig", "DevopsProgram", "main", "program"]
+__all__ = ["DevopsConfig", "DevopsProgram", "main", "program", "typed_names"]
 
 #: invoke's core flags that mean something here. The others (--dry, --echo, --hide, --pty,
 #: --warn-only, --command-timeout, --prompt-for-sudo-password, --write-pyc) would change how
@@ -116,6 +120,15 @@ class DevopsConfig(Config):
     prefix = "devops"
     env_prefix = "DEVOPS"  # type: ignore[assignment]
 
+    def load_shell_env(self) -> None:
+        """Invoke's ``DEVOPS_DEVOPS_*`` variables (deprecated), then ``DEVOPS_<NAME>`` over
+        them: the one grammar of :mod:`devops_tasks.program_env`."""
+        super().load_shell_env()
+        settings = program_settings(os.environ)
+        if settings:
+            self._set(_env=merge_dicts(copy.deepcopy(self._env), {"devops": settings}))
+            self.merge()
+
     def load_project(self, merge: bool = True) -> None:
         """Data files only: a ``devops.py`` in a cloned project would run as code for
         whoever runs ``devops`` there."""
@@ -147,13 +160,13 @@ class DevopsProgram(Program):
         return [
             *kept,
             Argument(
-                names=("json",),
+                names=("json", "j"),
                 kind=bool,
                 default=False,
                 help="Print exactly one JSON object on stdout (as the task's --json does).",
             ),
             Argument(
-                names=("env",),
+                names=("env", "e"),
                 help="Environment for the task (as the task's --env; the task's own wins).",
             ),
             Argument(
@@ -171,8 +184,11 @@ class DevopsProgram(Program):
 
     def create_config(self) -> None:
         """Invoke's config plus the collection's defaults and ``DEVOPS_*`` variables, early:
-        ``DEVOPS_DEVOPS_JSON=1`` must already count if the command line is bad."""
+        ``DEVOPS_JSON=1`` must already count if the command line is bad. A deprecated
+        variable is named on stderr (stdout stays one JSON object)."""
         with self._answering():
+            for warning in deprecated_variables(os.environ):
+                Output().warn(warning)
             super().create_config()
             if self.namespace is not None:
                 self.config.load_collection(self.namespace.configuration(), merge=False)
@@ -240,6 +256,53 @@ class DevopsProgram(Program):
             if merge:
                 self.config.merge()
 
+    def print_version(self) -> None:
+        """devops's version and those of the libraries it runs on, as ``fab --version`` does."""
+        versions = {"devops": __version__}
+        versions.update((name, metadata.version(name)) for name in ("invoke", "fabric", "paramiko"))
+        if self._asked_for("json"):
+            Output(json_mode=True).success(versions)
+            return
+        for name, version in versions.items():
+            print(f"{name if name == 'devops' else name.capitalize()} {version}")
+
+    def list_tasks(self) -> None:
+        """``--list``: every task as it is typed; with ``--json``, one object."""
+        if self._asked_for("json") or self.list_format == "json":
+            self.list_json()
+            return
+        super().list_tasks()
+
+    def list_flat(self) -> None:
+        if self.list_depth:  # invoke's own summary of the collections below that depth
+            super().list_flat()
+            return
+        print(f"{self.task_list_opener()}:\n")
+        self.print_columns(self._listing())
+
+    def list_nested(self) -> None:
+        """Collections with their tasks below; a collection's default task is the
+        collection's own line (``deploy``), never a ``.configured*`` line of its own."""
+        pairs = _defaults_folded(self._make_pairs(self.scoped_collection), self.list_root)
+        print(f"{self.task_list_opener()}:\n")
+        self.print_columns(pairs)
+
+    def list_json(self) -> None:
+        """``{"success": true, "tasks": [{"name", "help"}]}``: the tasks as they are typed."""
+        tasks = [{"name": name, "help": text} for name, text in self._listing()]
+        Output(json_mode=True).success({"tasks": tasks})
+
+    def _listing(self) -> list[tuple[str, str | None]]:
+        """(typed name, first line of its help) of each task ``--list NAME`` asks about."""
+        prefix = f"{self.list_root}." if self.list_root else ""
+        names = typed_names(self.scoped_collection, prefix)
+        return [(typed, helpline(self._root[full])) for full, typed in names.items()]
+
+    @property
+    def _root(self) -> Collection:
+        """The program's collection (invoke types it optional: programs may find one later)."""
+        return self.namespace or Collection()
+
     def no_tasks_given(self) -> None:
         """Help for people; with ``--json``, one object saying which task is missing."""
         if self._asked_for("json"):
@@ -304,12 +367,14 @@ class DevopsProgram(Program):
         raise Exit(code=1)
 
     def _asked_for(self, flag: str) -> bool:
-        """``--json`` / ``--debug`` anywhere before ``--``, or ``devops.<flag>`` in the config.
+        """``--json`` / ``--debug`` (or ``-j`` / ``-d``) anywhere before ``--``, or
+        ``devops.<flag>`` in the config.
 
         Checked on the words themselves: the command line may not have parsed at all.
         """
         words = self.argv[1 : self.argv.index("--")] if "--" in self.argv else self.argv[1:]
-        if any(word == f"--{flag}" or word.startswith(f"--{flag}=") for word in words):
+        short = f"-{SHORT_FLAGS[flag]}"
+        if any(w in (f"--{flag}", short) or w.startswith(f"--{flag}=") for w in words):
             return True
         config = getattr(self, "config", None)
         return bool(config is not None and (config.get("devops") or {}).get(flag))
@@ -321,13 +386,16 @@ class DevopsProgram(Program):
         only names the program knows are shown: the task's, and its flags'.
         """
         context: ParserContext | None = exc.context
+        task = None if context is None else context.name
+        if task is not None:  # as the user typed it: deploy, not deploy.configured
+            task = typed_names(self._root).get(task, task)
         text = str(exc)
         needed = re.match(r"Flag <Argument: ([\w-]+)", text)
         if needed and "needed value" in text:
             return _invalid(f"--{needed[1]} needs a value", "Give it one: --flag value.")
         if "did not receive required positional arguments" in text:
-            return _invalid(text.replace("'", "").rstrip("!"), _help_fix(context))
-        if context is None or context.name is None:
+            return _invalid(text.replace("'", "").rstrip("!"), _help_fix(task))
+        if context is None or task is None:
             word = re.fullmatch(r"No idea what '(.*)' is!", text, re.S)
             if word and _NAME_LIKE.fullmatch(word[1]):
                 kind = "flag" if word[1].startswith("-") else "task"
@@ -341,21 +409,52 @@ class DevopsProgram(Program):
             f"--{name}" for name, arg in context.args.items() if not arg.positional
         ]
         return _invalid(
-            f"{context.name} got an unexpected argument (not shown: it may be a secret); "
+            f"{task} got an unexpected argument (not shown: it may be a secret); "
             f"it takes {', '.join(takes)}",
-            _help_fix(context),
+            _help_fix(task),
         )
+
+
+def typed_names(collection: Collection, prefix: str = "") -> dict[str, str]:
+    """Each task's full dotted name -> the name a user types: a collection's default task is
+    typed as the collection's own name (``deploy``, never ``deploy.configured``)."""
+    found: dict[str, str] = {}
+    for name in sorted(collection.tasks, key=lambda name: (name != collection.default, name)):
+        default = bool(prefix) and name == collection.default
+        found[prefix + name] = prefix[:-1] if default else prefix + name
+    for name, child in sorted(collection.collections.items()):
+        found.update(typed_names(child, f"{prefix}{name}."))
+    return found
+
+
+def _defaults_folded(
+    pairs: list[tuple[str, str | None]], root: str | None
+) -> list[tuple[str, str | None]]:
+    """invoke's nested listing with each default task's help moved onto its collection's
+    line (the nearest line above that is indented less), and its own line gone."""
+    folded: list[tuple[str, str | None]] = []
+    for name, text in pairs:
+        if not name.endswith("*"):
+            folded.append((name, text))
+            continue
+        depth = len(name) - len(name.lstrip())
+        above = [i for i, (line, _) in enumerate(folded) if len(line) - len(line.lstrip()) < depth]
+        if above:
+            folded[above[-1]] = (folded[above[-1]][0], text)
+        else:  # the listed collection's own default: `devops --list deploy -F nested`
+            folded.insert(0, (str(root), text))
+    return folded
 
 
 def _invalid(message: str, fix: str) -> DevopsError:
     return DevopsError(ErrorCode.INVALID_ARGUMENT, message, fix)
 
 
-def _help_fix(context: ParserContext | None) -> str:
-    if context is None or context.name is None:
+def _help_fix(task: str | None) -> str:
+    if task is None:
         return "Run `devops --help` for its flags and tasks, `devops --help <task>` for a task's."
-    fix = f"Run `devops --help {context.name}`: each value goes after its flag (--flag value)."
-    if context.name.startswith("secrets."):
+    fix = f"Run `devops --help {task}`: each value goes after its flag (--flag value)."
+    if task.startswith("secrets."):
         fix += " A secret value goes on stdin or at the prompt, never on the command line."
     return fix
 

@@ -24,9 +24,17 @@ from .redaction import RedactingStream, redact_tail
 if TYPE_CHECKING:
     from .project import Project
 
-__all__ = ["child_environment", "require_clean_git", "run_command"]
+__all__ = [
+    "OUTPUT_TAIL_CHARS",
+    "child_environment",
+    "require_clean_git",
+    "run_command",
+    "uncommitted_changes",
+]
 
-_TAIL_CHARS = 2000
+#: How much of a failed command's output its error keeps (``output_tail``): the last 500
+#: characters, after masking, so that the failure stays one small answer (README: JSON budget).
+OUTPUT_TAIL_CHARS = 500
 #: Never handed to a child process: the keys that unlock every secret.
 _KEY_VARIABLES = (
     "DEVOPS_MASTER_KEY",
@@ -108,7 +116,7 @@ def run_command(
     if result.exited == -signal.SIGINT:  # Ctrl-C reached the command (and us) first
         raise KeyboardInterrupt
     if result.failed:
-        output = redact_tail((result.stdout or "") + (result.stderr or ""), _TAIL_CHARS)
+        output = redact_tail((result.stdout or "") + (result.stderr or ""), OUTPUT_TAIL_CHARS)
         raise DevopsError(
             code,
             f"`{command}` failed with exit status {result.exited}",
@@ -120,15 +128,42 @@ def run_command(
 
 
 def require_clean_git(project: Project) -> None:
-    """Refuse to deploy uncommitted work, so every release maps to a commit.
+    """Refuse to deploy uncommitted work, so every release maps to a commit."""
+    changed = uncommitted_changes(project)
+    if changed is None:
+        raise DevopsError(
+            ErrorCode.CHECK_FAILED,
+            "deployment.require_clean_git is set but the project is not a git repository",
+            "Run `git init` and commit, or set deployment.require_clean_git to false.",
+        )
+    if changed:
+        raise DevopsError(
+            ErrorCode.CHECK_FAILED,
+            f"The working tree has {len(changed)} uncommitted change(s)",
+            "Commit or stash them, or set deployment.require_clean_git to false.",
+        )
 
-    What devops-tasks keeps in ``.devops/cache/`` (written by the scan before this check)
-    can be recomputed at any time: it is not work to commit.
+
+def uncommitted_changes(project: Project) -> list[str] | None:
+    """``git status`` lines of the whole work tree, None outside a repository.
+
+    The deployment records devops writes itself (``.devops/deployments/``) do not count:
+    every deploy adds one, so they would make the next deploy's tree dirty. Nor does
+    ``.devops/cache/`` (the scan writes the hash cache before the checks): it can be
+    recomputed at any time.
     """
-    cache = project.cache_dir.relative_to(project.root).as_posix()
     try:
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--", ".", f":(exclude){cache}"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=all",
+                "--",
+                ":/",
+                ":(exclude).devops/deployments",
+                ":(exclude).devops/cache",
+            ],
             cwd=project.root,
             capture_output=True,
             text=True,
@@ -139,19 +174,9 @@ def require_clean_git(project: Project) -> None:
     except OSError as exc:
         raise DevopsError(
             ErrorCode.CHECK_FAILED,
-            f"deployment.require_clean_git is set but git could not run: {exc.strerror}",
+            f"git could not run to look for uncommitted changes: {exc.strerror}",
             "Install git, or set deployment.require_clean_git to false.",
         ) from None
     if status.returncode != 0:
-        raise DevopsError(
-            ErrorCode.CHECK_FAILED,
-            "deployment.require_clean_git is set but the project is not a git repository",
-            "Run `git init` and commit, or set deployment.require_clean_git to false.",
-        )
-    if status.stdout.strip():
-        changed = len(status.stdout.strip().splitlines())
-        raise DevopsError(
-            ErrorCode.CHECK_FAILED,
-            f"The working tree has {changed} uncommitted change(s)",
-            "Commit or stash them, or set deployment.require_clean_git to false.",
-        )
+        return None
+    return status.stdout.splitlines()

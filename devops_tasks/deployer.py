@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import platforms
+from .changes import KINDS, Drift
 from .commands import require_clean_git, run_command
 from .config import Settings
 from .durable import FileLock
@@ -115,17 +116,20 @@ class Deployer:
         build_dir: str | None = None,
         build: bool = False,
         message: str | None = None,
+        skip_checks: bool = False,
         cache: bool = True,
     ) -> Deployment:
         """Deploy the build directory to this environment and return its record.
 
-        ``cache=False`` (``--no-cache``): hash every file, neither reading nor writing the cache.
+        ``skip_checks``: deploy without the pre-deploy checks; the record says who skipped
+        which checks. ``cache=False`` (``--no-cache``): hash every file, neither reading nor
+        writing the hash cache.
         """
         message = check_message(message)
         if build:
             self.platform.require_credentials()  # so the build's output masks them too
             self.build()
-        files = self._scanned(build_dir, checks=True, cache=cache)
+        files = self._scanned(build_dir, checks=not skip_checks, cache=cache)
         version = self.project.version()
         with (
             terminate_as_interrupt(),
@@ -148,6 +152,10 @@ class Deployer:
             )
             if files.warnings:
                 deployment.details["warnings"] = list(files.warnings)
+            if skip_checks:
+                skipped = self._configured_checks()
+                deployment.details["checks_skipped"] = {"by": deployment.actor, "checks": skipped}
+                deployment.step("checks", f"skipped by {deployment.actor}: {skipped or 'none set'}")
             self.history.save(deployment)
             deployment.on_step(self.history.save_progress)
             self.output.step(
@@ -167,6 +175,7 @@ class Deployer:
         files = self._scanned(build_dir, checks=False, cache=cache)
         with self.platform:
             plan = self.platform.plan_deploy(files)
+        steps = [*self._check_steps(), *plan.pop("steps", []), *self._closing_steps()]
         return {
             "dry_run": True,
             "environment": self.environment,
@@ -174,7 +183,28 @@ class Deployer:
             "files": len(files),
             "bytes": files.total_bytes,
             **plan,
+            "steps": steps,
         }
+
+    def _check_steps(self) -> list[str]:
+        """What a deploy runs before it takes the lock (a dry run runs none of it)."""
+        steps = (
+            ["check: the git tree is clean"]
+            if self.settings.get("deployment.require_clean_git")
+            else []
+        )
+        return steps + [f"check: {c}" for c in self.settings.get("deployment.pre_deploy") or []]
+
+    def _closing_steps(self) -> list[str]:
+        """What a deploy does once the platform has made the release live."""
+        check = self.settings.get("deployment.health_check") or {}
+        url = check.get("url")
+        steps = (
+            [f"health check: {url}"] if check.get("enabled") and url and "{host}" not in url else []
+        )
+        if self.settings.get("deployment.rollback_on_failure"):
+            steps.append("on failure: roll back to what is live now")
+        return [*steps, "record the deployment"]
 
     def _scanned(self, build_dir: str | None, checks: bool, cache: bool = True) -> SiteFiles:
         """The build's files, checked, while the target's first reads run (its prefetch).
@@ -286,6 +316,11 @@ class Deployer:
                 f"Health check of the {stage} release at {url} failed: {result.detail}",
                 "See `devops logs` for the deployment's steps; fix the site, then deploy again.",
             )
+
+    def _configured_checks(self) -> list[str]:
+        """What must pass before a deploy: ``require_clean_git`` and each pre_deploy command."""
+        clean = ["require_clean_git"] if self.settings.get("deployment.require_clean_git") else []
+        return clean + list(self.settings.get("deployment.pre_deploy") or [])
 
     def _pre_deploy_checks(self) -> None:
         if self.settings.get("deployment.require_clean_git"):
@@ -507,8 +542,13 @@ class Deployer:
 
     # -- status ----------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        """What the target serves, what the records say it should, and whether they agree."""
+    def status(self, check: bool = False) -> dict[str, Any]:
+        """What the target serves, what the records say it should, whether they agree, and
+        whether its files are still what the deployment put there (drift).
+
+        ``check``: raise DRIFT_DETECTED on drift, DRIFT_UNKNOWN if it could not be told
+        (``status --check``, for cron and CI); the error carries the whole status.
+        """
         live = self._live_entry()
         with self.platform:
             release = self.platform.live_release()
@@ -524,9 +564,10 @@ class Deployer:
                     ),
                     None,
                 )
+            expected = live["release"] if live else None
+            drift = self._drift(expected, release)
         running = self.history.latest(environment=self.environment, status=Status.IN_PROGRESS.value)
-        expected = live["release"] if live else None
-        return {
+        result = {
             "environment": self.environment,
             "platform": self.platform.name,
             "live_release": release,
@@ -535,7 +576,23 @@ class Deployer:
             "in_progress": running["id"] if running else None,
             "target": target,
             "locks": locks,
+            "drift": drift,
         }
+        if check:
+            _check_drift(result)
+        return result
+
+    def _drift(self, expected: str | None, release: str | None) -> dict[str, Any] | None:
+        """``status``'s drift report; None from a target that cannot tell."""
+        try:
+            found = self.platform.drift(expected)
+        except DevopsError as error:
+            if error.code is ErrorCode.NOT_SUPPORTED:
+                return None
+            found = Drift(against=expected, unknown=error.message)
+        # no single live release, and part of the target unread (a host down): not a claim
+        told = release is not None or found.unknown is None
+        return found.report(replaced=expected is not None and release != expected and told)
 
     def _entry_serving(self, release: str) -> dict[str, Any] | None:
         """The newest deploy record that put ``release`` in place, whatever became of it."""
@@ -597,6 +654,39 @@ def _findings_error(code: ErrorCode, when: str, findings: list[platforms.Finding
         " ".join(dict.fromkeys(f.fix for f in findings)),
         problems=[f.to_dict() for f in findings],
     )
+
+
+def _check_drift(status: dict[str, Any]) -> None:
+    """``status --check``: DRIFT_DETECTED or DRIFT_UNKNOWN, carrying the status, unless the
+    target was compared whole and matches its last deployment."""
+    drift = status["drift"]
+    where = f"{status['environment']} ({status['platform']})"
+    if drift is not None and drift["detected"]:
+        found = ", ".join(f"{drift[k]['count']} {k}" for k in KINDS if drift[k]["count"])
+        paths = [p for k in KINDS for p in drift[k]["paths"]]
+        replaced = f"it serves {status['live_release'] or 'no single release'} instead of " + (
+            f"{drift['against']}" if drift["against"] else "the last deployment's release"
+        )
+        raise DevopsError(
+            ErrorCode.DRIFT_DETECTED,
+            f"{where} no longer matches its last deployment: "
+            + "; ".join(
+                ([replaced] if drift["replaced"] else [])
+                + ([f"{found} by hand ({', '.join(paths)})"] if found else [])
+            ),
+            "See what a deploy would put back with `devops deploy --dry-run`, then deploy "
+            "again (or roll back); find out who changed the target by hand.",
+            **status,
+        )
+    if drift is None or drift["unknown"]:
+        why = drift["unknown"] if drift else f"the {status['platform']} target cannot tell"
+        raise DevopsError(
+            ErrorCode.DRIFT_UNKNOWN,
+            f"Whether {where} still matches its last deployment is unknown: {why}",
+            "Run `devops status` to see what could not be read, fix that (a host down, a "
+            "token), then check again; deploying again makes the target comparable.",
+            **status,
+        )
 
 
 def _ms_since(started: float) -> int:

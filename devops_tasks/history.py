@@ -12,7 +12,7 @@ import enum
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +26,14 @@ from .redaction import redact, redact_data
 if TYPE_CHECKING:
     from .project import Project
 
-__all__ = ["Deployment", "DeploymentHistory", "Status", "check_message", "new_deployment_id"]
+__all__ = [
+    "Deployment",
+    "DeploymentHistory",
+    "Status",
+    "check_message",
+    "compact_entry",
+    "new_deployment_id",
+]
 
 INDEX_VERSION = 1
 # The summary fields copied into the index; everything a query filters or a table shows.
@@ -199,6 +206,25 @@ class Deployment:
         values = {k: v for k, v in data.items() if k in known}
         values["status"] = Status(values.get("status", Status.IN_PROGRESS))
         return cls(**values)
+
+
+def compact_entry(
+    entry: Mapping[str, Any], known: Mapping[str, Any], keep: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """An index entry as answers show it: no nulls, no field whose value ``known`` already
+    says (the query's filters, the answer's own fields), ``release`` only when it is not the
+    entry's ``id`` (a local or ssh deploy's release is its id), and ``platform_deploy_id``
+    only when it is not the ``release`` (a Netlify or bucket deploy's release is that id).
+    The fields in ``keep`` stay whenever they are set."""
+    repeats = {"release": entry.get("id"), "platform_deploy_id": entry.get("release")}
+    repeats = {key: value for key, value in repeats.items() if key not in keep}
+    return {
+        key: value
+        for key, value in entry.items()
+        if value is not None
+        and not (key in known and known[key] == value)
+        and not (key in repeats and repeats[key] == value)
+    }
 
 
 def _clip(text: str, limit: int) -> str:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .changes import Changes
+
 if TYPE_CHECKING:
     from .files import SiteFile, SiteFiles
 
@@ -26,9 +28,11 @@ __all__ = [
     "Entry",
     "Plan",
     "Survey",
+    "drift",
     "parse_listing",
     "parse_manifest",
     "plan_upload",
+    "planned_changes",
     "within",
 ]
 
@@ -65,7 +69,9 @@ class Survey(NamedTuple):
     current: str | None
     manifest: bytes | None
     #: ``path -> (size, mtime, mode)`` of each regular file of the current release, on disk.
-    on_disk: dict[str, tuple[int, int, int]]
+    #: The time keeps its fraction: a deployed file has a whole second (its manifest's), so
+    #: an edit by hand within that very second still differs.
+    on_disk: dict[str, tuple[int, float, int]]
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ class Plan:
 
 #: The last plan made, and what it was made from: hosts deployed together usually hold the
 #: same release as it was deployed, and then one plan serves them all.
-_last_plan: list[tuple[SiteFiles, tuple[Any, ...], dict[str, tuple[int, int, int]], Plan]] = []
+_last_plan: list[tuple[SiteFiles, tuple[Any, ...], dict[str, tuple[int, float, int]], Plan]] = []
 _planning = threading.Lock()
 
 
@@ -180,6 +186,41 @@ def _members(
     return members
 
 
+def planned_changes(
+    files: SiteFiles, digests: dict[str, str], survey: Survey, shared: tuple[str, ...]
+) -> Changes:
+    """What a release of ``files`` would change from the host's current one, as
+    :func:`plan_upload` would plan it: a file sent though the current release has it (other
+    content or mode, or edited on the host since) is changed; one the current release has,
+    by its manifest or on disk, and the build has not, is deleted."""
+    intact = _intact(survey)
+    members = _members(files, digests, intact, shared)
+    listed = (parse_manifest(survey.manifest) or {}) if survey.manifest is not None else {}
+    known = {path: size for path, (size, _, _) in survey.on_disk.items()}
+    known |= {path: entry.size for path, entry in listed.items()}
+    sent = [f for f, _, linked in members if not linked]
+    built = {f.path for f, _, _ in members}
+    return Changes(
+        added={f.path: f.size for f in sent if f.path not in known},
+        changed={f.path: f.size for f in sent if f.path in known},
+        deleted={path: size for path, size in known.items() if path not in built},
+    )
+
+
+def drift(survey: Survey) -> Changes | None:
+    """The files of the host's current release changed (size, mode or time), added or deleted
+    on the host since it was deployed; None if the release has no manifest to go by."""
+    if survey.current is None:
+        return Changes()
+    entries = parse_manifest(survey.manifest) if survey.manifest is not None else None
+    if entries is None:
+        return None
+    return Changes.between(
+        {path: ((e.size, e.mtime, e.mode), e.size) for path, e in entries.items()},
+        {path: (seen, seen[0]) for path, seen in survey.on_disk.items()},
+    )
+
+
 @functools.lru_cache(maxsize=4)
 def parse_manifest(data: bytes) -> dict[str, Entry] | None:
     """The entries of a manifest as a host holds it; None unless every part is well formed.
@@ -215,7 +256,7 @@ def parse_manifest(data: bytes) -> dict[str, Entry] | None:
     return entries
 
 
-def parse_listing(listing: bytes) -> dict[str, tuple[int, int, int]]:
+def parse_listing(listing: bytes) -> dict[str, tuple[int, float, int]]:
     """``find -printf '%s %T@ %m %P\\0'`` as ``path -> (size, mtime, mode)``.
 
     A record that does not parse is left out: its file is then sent, never linked.
@@ -224,7 +265,7 @@ def parse_listing(listing: bytes) -> dict[str, tuple[int, int, int]]:
     for record in listing.split(b"\0"):
         try:
             size, mtime, mode, path = record.split(b" ", 3)
-            on_disk[os.fsdecode(path)] = (int(size), int(mtime.split(b".")[0]), int(mode, 8))
+            on_disk[os.fsdecode(path)] = (int(size), float(mtime), int(mode, 8))
         except ValueError:
             continue
     return on_disk

@@ -50,14 +50,25 @@ from .channels import Completed, Ran, run_streamed, run_timed
 from .commands import child_environment
 from .errors import DevopsError, ErrorCode, os_failure
 from .ids import DEPLOYMENT_ID
-from .manifests import MANIFESTS, Plan, Survey, parse_listing, parse_manifest, plan_upload, within
+from .manifests import (
+    MANIFESTS,
+    Plan,
+    Survey,
+    drift,
+    parse_listing,
+    parse_manifest,
+    plan_upload,
+    planned_changes,
+    within,
+)
 from .redaction import redact
 
 if TYPE_CHECKING:
+    from .changes import Changes
     from .files import SiteFile, SiteFiles
     from .output import Progress
 
-__all__ = ["Connection", "LocalConnection", "ReleaseEngine", "Upload"]
+__all__ = ["Connection", "LocalConnection", "ReleaseEngine", "Upload", "no_manifest"]
 
 _RELEASE = DEPLOYMENT_ID.pattern
 #: A leftover is renamed to this suffix before it is removed (see ``ReleaseEngine.sweep``).
@@ -136,10 +147,13 @@ class LocalConnection:
         stdout, stderr = (out.decode(errors="replace") for out in (done.stdout, done.stderr))
         return Ran(stdout, stderr, done.returncode)
 
-    def survey(self, root: str, timeout: float | None) -> Survey:
-        """The current release of ``root``, its manifest and its regular files as they are."""
+    def survey(self, root: str, timeout: float | None, create: bool = True) -> Survey:
+        """The current release of ``root``, its manifest and its regular files as they are.
+
+        ``create``: make the directories an upload needs first (else it only reads).
+        """
         base = Path(root)
-        for directory in ("releases", MANIFESTS):
+        for directory in ("releases", MANIFESTS) if create else ():
             (base / directory).mkdir(parents=True, exist_ok=True)
         try:
             current = _release_of_link(os.readlink(base / "current"))
@@ -164,7 +178,7 @@ class LocalConnection:
                 if stat.S_ISREG(status.st_mode):
                     on_disk[prefix + name] = (
                         status.st_size,
-                        int(status.st_mtime),
+                        status.st_mtime_ns / 1e9,
                         stat.S_IMODE(status.st_mode),
                     )
         return Survey(current, manifest, on_disk)
@@ -226,12 +240,17 @@ class _OverSsh:
     def __init__(self, connection: Any) -> None:
         self.connection = connection
 
-    def survey(self, root: str, timeout: float | None) -> Survey:
+    def survey(self, root: str, timeout: float | None, create: bool = True) -> Survey:
         releases, manifests = (shlex.quote(f"{root}/{d}") for d in ("releases", MANIFESTS))
+        # Only reading, a root that does not exist yet holds no release.
+        start = (
+            f"mkdir -p {releases} {manifests} && cd {shlex.quote(root)} || exit 1\n"
+            if create
+            else f"cd {shlex.quote(root)} 2>/dev/null || exit 0\n"
+        )
         # The id read from ``current`` is kept only if it is plain letters, digits and _,
         # so it can name nothing but an entry of releases/ (Python checks it again).
-        command = (
-            f"mkdir -p {releases} {manifests} && cd {shlex.quote(root)} || exit 1\n"
+        command = start + (
             "c=$(readlink current 2>/dev/null); c=${c#releases/}\n"
             "case $c in dep_*) case $c in *[!a-z0-9_]*) c= ;; esac ;; *) c= ;; esac\n"
             "printf '%s\\n' \"$c\"\n"
@@ -430,6 +449,24 @@ class ReleaseEngine:
             files_sent=len(sent),
             bytes_sent=sum(f.size for f in sent),
         )
+
+    def survey(self) -> Survey:
+        """What the host serves: its current release, that one's manifest and its files on
+        disk. Reads only (``deploy --dry-run``, drift)."""
+        return self._bulk.survey(self.root, self.command_timeout, create=False)
+
+    def planned(self, files: SiteFiles, shared: Sequence[str] = ()) -> tuple[str | None, Changes]:
+        """The host's current release, and what a release of ``files`` would change from it
+        (linked and sent as :meth:`upload` would); reads only."""
+        survey = self.survey()
+        digests = files.digests("sha256")
+        return survey.current, planned_changes(files, digests, survey, _shared_paths(shared))
+
+    def drift(self) -> tuple[str | None, Changes | None]:
+        """The host's current release, and what was changed on the host since it was deployed
+        (None: it has no manifest to go by); reads only."""
+        survey = self.survey()
+        return survey.current, drift(survey)
 
     def manifest(self, release: str) -> dict[str, dict[str, Any]] | None:
         """``path -> {sha256, size, mode, mtime}`` of ``release`` as deployed; None if unknown.
@@ -674,3 +711,11 @@ def _checked(release: str) -> str:
             "see `devops infra.show` or `devops history`.",
         )
     return release
+
+
+def no_manifest(release: str | None) -> str:
+    """Why a release's files cannot be compared with what was deployed."""
+    return (
+        f"release {release} has no manifest to compare its files with (it was made before "
+        "devops-tasks kept manifests); the next deploy writes one"
+    )

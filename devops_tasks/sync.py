@@ -39,6 +39,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .background import Background
+from .changes import Changes
 from .durable import parse_json
 from .errors import DevopsError, ErrorCode
 from .files import SiteFile, SiteFiles
@@ -378,6 +379,8 @@ class Plan:
     deletes: list[str]
     unchanged: dict[str, Entry]
     drift: dict[str, list[str]]
+    #: The size the bucket lists for each of ``deletes``.
+    deleted_sizes: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -386,24 +389,27 @@ class Plan:
     def changed_paths(self) -> list[str]:
         return sorted({w.path for w in self.writes} | set(self.deletes))
 
+    def changes(self) -> Changes:
+        """What the deploy changes in the bucket; a new header on the same bytes is a change.
+
+        A deleted object's size is the one the bucket lists.
+        """
+        return Changes(
+            added={w.path: w.entry.size for w in self.writes if w.reason == "new"},
+            changed={w.path: w.entry.size for w in self.writes if w.reason != "new"},
+            deleted=dict(self.deleted_sizes),
+        )
+
     def summary(self) -> dict[str, Any]:
-        """Counts, bytes and the first few paths of each kind (``deploy --dry-run``)."""
-        groups: dict[str, list[Write]] = {"added": [], "changed": [], "headers": []}
-        for write in self.writes:
-            kind = {"new": "added", "headers": "headers"}.get(write.reason, "changed")
-            groups[kind].append(write)
-        result: dict[str, Any] = {
-            kind: {
-                "count": len(writes),
-                "bytes": sum(w.entry.size for w in writes),
-                "paths": [w.path for w in writes[:SHOWN_PATHS]],
-            }
-            for kind, writes in groups.items()
+        """:meth:`Changes.summary`, which of the changes only touch headers, and the counts
+        of the unchanged objects and of the drift the deploy repairs."""
+        headers = sorted(w.path for w in self.writes if w.reason == "headers")
+        return {
+            **self.changes().summary(SHOWN_PATHS),
+            "headers": {"count": len(headers), "paths": headers[:SHOWN_PATHS]},
+            "unchanged": len(self.unchanged),
+            "drift": {kind: len(paths) for kind, paths in self.drift.items()},
         }
-        result["deleted"] = {"count": len(self.deletes), "paths": self.deletes[:SHOWN_PATHS]}
-        result["unchanged"] = len(self.unchanged)
-        result["drift"] = {kind: len(paths) for kind, paths in self.drift.items()}
-        return result
 
 
 # -- the lock --------------------------------------------------------------------------------
@@ -641,7 +647,8 @@ class Sync:
                 unchanged[path] = old
         built = {f.path for f in files}
         deletes = sorted(k for k in listing.site if k not in built) if self.delete else []
-        return Plan(live, writes, deletes, unchanged, drift(live, listing))
+        sizes = {key: listing.site[key].size for key in deletes}
+        return Plan(live, writes, deletes, unchanged, drift(live, listing), sizes)
 
     # -- deploying -----------------------------------------------------------------------
 

@@ -20,8 +20,8 @@ from devops_tasks import __version__, build_namespace, durable, redaction
 from devops_tasks.cli import DevopsConfig, DevopsProgram
 from devops_tasks.project import Project
 
-#: The ssh fleet fixtures (``fleet``, ``hosts``) for every test module.
-pytest_plugins = ["fleet"]
+#: The ssh fleet fixtures (``fleet``, ``hosts``) and the cloud secret stores' fakes.
+pytest_plugins = ["fleet", "cloud_secrets"]
 
 
 @pytest.fixture(autouse=True)

@@ -293,6 +293,7 @@ _HANDLERS: dict[tuple[str, str], str] = {
     ("GET", "/sites"): "_list_sites",
     ("POST", "/sites"): "_create_site",
     ("GET", "/sites/{site_id}"): "_get_site",
+    ("GET", "/sites/{site_id}/files"): "_list_site_files",
     ("GET", "/sites/{site_id}/deploys"): "_list_site_deploys",
     ("POST", "/sites/{site_id}/deploys"): "_create_site_deploy",
     ("GET", "/sites/{site_id}/deploys/{deploy_id}"): "_get_site_deploy",
@@ -739,6 +740,22 @@ class FakeNetlify(ServedFake):
         with self._lock:
             return dict(self._deploy_files[deploy_id])
 
+    def deploy_by_hand(self, site_id: str, changed: dict[str, bytes]) -> str:
+        """What a deploy made outside devops-tasks (the UI's drag and drop) leaves: a new
+        published deploy of the live files with ``changed`` ({"path": bytes}) replaced."""
+        with self._lock:
+            site = self.sites[site_id]
+            deploy = self._new_deploy(site, draft=False, branch=None, title="by hand")
+            published = site.get("published_deploy")
+            files = dict(self._deploy_files[published["id"]]) if published else {}
+            for path, content in changed.items():
+                sha = hashlib.sha1(content).hexdigest()
+                self.blobs[sha] = content
+                files[_file_key(path)] = sha
+            self._deploy_files[deploy["id"]] = files
+            self._finish(deploy)
+            return str(deploy["id"])
+
     # -- request handling -----------------------------------------------------------------
 
     def _handle(self, h: _Handler) -> None:
@@ -1159,6 +1176,21 @@ class FakeNetlify(ServedFake):
 
     def _get_site(self, c: _Ctx) -> tuple[int, Any]:
         return 200, self._site(c.params["site_id"])
+
+    def _list_site_files(self, c: _Ctx) -> tuple[int, Any]:
+        site = self._site(c.params["site_id"])
+        published = site.get("published_deploy")
+        files = self._deploy_files[published["id"]] if published else {}
+        return 200, [
+            {
+                "id": path,
+                "path": path,
+                "sha": sha,
+                "mime_type": _mime(path),
+                "size": len(self.blobs.get(sha, b"")),
+            }
+            for path, sha in sorted(files.items())
+        ]
 
     def _list_site_deploys(self, c: _Ctx) -> tuple[int, Any]:
         site = self._site(c.params["site_id"])

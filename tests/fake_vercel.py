@@ -341,6 +341,7 @@ _HANDLERS: dict[tuple[str, str], str] = {
     ("POST", "/v13/deployments"): "_create_deployment",
     ("GET", "/v13/deployments/{idOrUrl}"): "_get_deployment",
     ("GET", "/v6/deployments"): "_list_deployments",
+    ("GET", "/v6/deployments/{id}/files"): "_list_deployment_files",
     ("GET", "/v3/deployments/{idOrUrl}/events"): "_deployment_events",
 }
 ROUTES: tuple[tuple[str, str], ...] = tuple(_HANDLERS)
@@ -507,6 +508,21 @@ class FakeVercel(ServedFake):
         """The deployment's files: ``{path: sha1}``."""
         with self._lock:
             return dict(self._files[deployment_id])
+
+    def deploy_by_hand(self, project_id: str, changed: dict[str, bytes]) -> str:
+        """What ``vercel deploy --prod`` from someone's laptop leaves: a new production
+        deployment of the live files with ``changed`` ({"path": bytes}) replaced."""
+        with self._lock:
+            project = self.projects[project_id]
+            production = (project.get("targets") or {}).get("production")
+            files = dict(self._files[production["id"]]) if production else {}
+            for path, content in changed.items():
+                sha = hashlib.sha1(content).hexdigest()
+                self.blobs[sha] = content
+                files[path] = sha
+            deployment = self._new_deployment(project, files, "production", {})
+            self._finish(deployment)
+            return str(deployment["id"])
 
     def production(self, project_id: str) -> str | None:
         """The id of the deployment the project's production domains point at."""
@@ -1007,6 +1023,18 @@ class FakeVercel(ServedFake):
         self._advance(deployment)
         return 200, deployment
 
+    def _list_deployment_files(self, c: _Ctx) -> tuple[int, Any]:
+        """The deployment's file tree: directories with ``children``, files with ``uid``."""
+        files = self._files[self._deployment(c.params["id"])["id"]]
+        root: dict[str, Any] = {}
+        for path, sha in files.items():
+            *folders, name = path.split("/")
+            node = root
+            for folder in folders:
+                node = node.setdefault(folder, {})
+            node[name] = sha
+        return 200, _tree(root)
+
     def _list_deployments(self, c: _Ctx) -> tuple[int, Any]:
         found = sorted(self.deployments.values(), key=lambda d: -d["createdAt"])
         if c.query.get("projectId"):
@@ -1058,3 +1086,13 @@ class FakeVercel(ServedFake):
         events = self._events[deployment["id"]]
         limit = int(float(c.query.get("limit") or 100))
         return 200, events if limit < 0 else events[-limit:]
+
+
+def _tree(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """A nested ``{name: sha or {...}}`` as Vercel's FileTree entries."""
+    return [
+        {"name": name, "type": "directory", "mode": 0o40755, "children": _tree(value)}
+        if isinstance(value, dict)
+        else {"name": name, "type": "file", "mode": 0o100644, "uid": value}
+        for name, value in sorted(node.items())
+    ]

@@ -66,3 +66,19 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+
+
+def commit_all(message: str = "work") -> None:
+    """Commit everything in the current directory's git repository."""
+    subprocess.run([*GIT, "add", "-A"], check=True)
+    subprocess.run([*GIT, "commit", "--allow-empty", "-qm", message], check=True)
+
+
+def local_project_in_git(cli: Any) -> None:
+    """``devops init`` in the current directory, then a git repository with all of it committed."""
+    assert cli("init", "--json").json["success"]
+    subprocess.run([*GIT, "init", "-q"], check=True)
+    commit_all()

@@ -407,7 +407,7 @@ def test_dry_run_lists_what_would_change_and_writes_nothing(bucket, cli, s3_prox
     assert plan["dry_run"] and plan["success"]
     assert plan["added"] == {"count": 1, "bytes": 4, "paths": ["new.txt"]}
     assert plan["changed"]["paths"] == ["about/index.html"]
-    assert plan["deleted"] == {"count": 1, "paths": ["data.json"]}
+    assert plan["deleted"] == {"count": 1, "bytes": 9, "paths": ["data.json"]}
     assert writes(s3_proxy) == []
     assert sorted(p.name for p in (project.state_dir / "deployments").iterdir()) == records
 
@@ -417,16 +417,18 @@ def test_status_shows_the_live_manifest_and_drift_made_by_hand(bucket, cli):
     bucket.put("css/site.css", b"body { margin: 9 }\n")  # same size, other bytes
     bucket.put("extra.html", b"by hand")
     bucket.client.delete_object(Bucket=BUCKET, Key="data.json")
-    target = cli("status", "--json").json["target"]
-    assert target["live_release"] == first["release"] and target["files"] == 6
-    assert target["drift"] == {
-        "changed": ["css/site.css"],
-        "added": ["extra.html"],
-        "missing": ["data.json"],
-    }
+    status = cli("status", "--json").json
+    target = status["target"]
+    assert status["live_release"] == first["release"] and target["files"] == 6
+    drift = status["drift"]
+    assert [drift[k]["paths"] for k in ("changed", "added", "deleted")] == [
+        ["css/site.css"],
+        ["extra.html"],
+        ["data.json"],
+    ]
     repaired = deploy(cli)["details"]["sync"]
     assert repaired["uploaded"] == 2 and repaired["deleted"] == 1
-    assert cli("status", "--json").json["target"]["drift_count"] == 0
+    assert cli("status", "--json").json["drift"]["detected"] is False
 
 
 def test_history_remote_and_logs_come_from_the_bucket(bucket, cli):

@@ -228,6 +228,12 @@ def test_a_scripted_session_conforms_to_the_spec(
     assert first["state"] == "ready" and first["published_at"]
     assert api.get(f"{url}/deploys/{first['id']}").json()["state"] == "ready"
     assert api.get(f"{url}/sites/{sid}").json()["published_deploy"]["id"] == first["id"]
+    listed = api.get(f"{url}/sites/{sid}/files").json()
+    assert [(f["path"], f["sha"], f["size"]) for f in listed] == [
+        ("/about/index.html", sha1(page_b), len(page_b)),
+        ("/copy.html", sha1(page_a), len(page_a)),
+        ("/index.html", sha1(page_a), len(page_a)),
+    ]
     live = api.get(f"{url}/sites/{sid}").json()["ssl_url"]
     assert requests.get(live + "/", timeout=5).content == page_a
     assert requests.get(live + "/about/", timeout=5).content == page_b

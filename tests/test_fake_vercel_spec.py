@@ -154,6 +154,7 @@ def test_requests_as_devops_tasks_sends_them_pass():
             b"",
         ),
         ("GET", "/v3/deployments/dpl_1/events", [("limit", "100")], {}, b""),
+        ("GET", "/v6/deployments/dpl_1/files", [], {}, b""),
         ("POST", "/v10/projects/p/promote/d", [], JSON, b"{}"),
         ("GET", "/v9/projects/my-site", [], {}, b""),
         (
@@ -201,6 +202,22 @@ def test_a_deployment_needs_its_missing_files_uploaded_first(fv, api):
     assert served.content == b"<h1>hi</h1>"
     alias = requests.get(f"http://{deployment['alias'][0]}/a.css", timeout=5)
     assert alias.content == b"a{}"
+    assert fv.violations == []
+
+
+def test_a_deployments_files_are_listed_as_a_tree_with_digests(fv, api):
+    project = fv.add_project("s")
+    deployment = deploy(api, fv, project, {"index.html": b"i", "css/a.css": b"a"})
+    tree = api.get(f"{fv.api_url}/v6/deployments/{deployment['id']}/files").json()
+    assert tree == [
+        {
+            "name": "css",
+            "type": "directory",
+            "mode": 0o40755,
+            "children": [{"name": "a.css", "type": "file", "mode": 0o100644, "uid": sha1(b"a")}],
+        },
+        {"name": "index.html", "type": "file", "mode": 0o100644, "uid": sha1(b"i")},
+    ]
     assert fv.violations == []
 
 

@@ -128,10 +128,7 @@ def test_history_remote_merges_the_hosts_audit_logs_with_the_local_records(
         (first["id"], first["id"]),
     ]
     assert remote[0]["message"] == "v2" and remote[0]["status"] == "success"
-    assert [h["host"] for h in remote[0]["hosts"]] == [
-        _label(ssh_servers, host) for host in ssh_servers.hosts
-    ]
-    assert {h["status"] for h in remote[0]["hosts"]} == {"switched"}
+    assert remote[0]["hosts"] == len(ssh_servers.hosts) and "failed_hosts" not in remote[0]
 
 
 def test_history_remote_lists_only_what_reached_the_hosts_and_limits_it(project, cli, hosts):
@@ -151,11 +148,12 @@ def test_status_from_a_second_checkout_shows_each_hosts_release_and_the_deployme
     status = cli("status", "--json").json
 
     assert status["live_release"] == deployed["release"] and status["in_sync"]
-    assert [h["current"] for h in status["target"]["hosts"]] == [deployed["release"]] * 3
+    assert status["target"]["hosts_agree"] and len(status["target"]["hosts"]) == 3
+    assert not [host for host in status["target"]["hosts"] if "current" in host]  # the live one
     assert status["deployment"]["id"] == deployed["id"]
-    assert status["deployment"]["version"] == deployed["version"]
+    assert status["deployment"].get("version") == deployed["version"]  # null: left out
     assert status["deployment"]["message"] == "from the laptop"
-    assert [lock["state"] for lock in status["locks"]] == ["free"] * 3
+    assert status["locks"] == []  # free locks are left to lock.status
     assert not (other / ".devops" / "deployments").exists()
 
 

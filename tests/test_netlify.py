@@ -308,7 +308,7 @@ def test_remote_build_through_a_build_hook(netlify, cli, monkeypatch):
 def test_history_remote_merges_netlify_deploys_with_records(netlify, cli):
     ours = deploy(cli)
     remote = cli("history", "--remote", "--json").json["remote"]
-    assert remote[0]["platform_deploy_id"] == ours["release"]
+    assert remote[0]["release"] == ours["release"]  # Netlify's deploy id
     assert remote[0]["deployment"] == ours["id"]
 
 

@@ -162,34 +162,6 @@ def test_devops_answers_an_unknown_task_in_plain_text_without_json(tmp_path):
     assert result.exit_code == 1 and result.stdout == "" and "deploy.nowhere" in result.stderr
 
 
-def _command_files() -> list[Path]:
-    return sorted((REPO / "commands").glob("*.md"))
-
-
-def test_every_slash_command_runs_an_existing_task_with_json():
-    import re
-
-    import yaml
-
-    from devops_tasks import namespace
-
-    assert _command_files()
-    for path in _command_files():
-        _, front, body = path.read_text().split("---", 2)
-        meta = yaml.safe_load(front)
-        assert meta["description"] and meta["allowed-tools"].startswith("Bash(devops ")
-        task = re.search(r"^devops (\S+) \$ARGUMENTS --json$", body, re.M).group(1)
-        assert task in namespace.task_names or task in namespace.collections, path.name
-        assert f"Bash(devops {task}:*)" == meta["allowed-tools"]
-
-
-def test_plugin_manifest_matches_the_package_version():
-    from devops_tasks import __version__
-
-    manifest = json.loads((REPO / ".claude-plugin" / "plugin.json").read_text())
-    assert manifest["name"] == "devops-tasks" and manifest["version"] == __version__
-
-
 def test_the_quick_start_demo_deploys_rolls_back_and_reports(tmp_path):
     result = _run([sys.executable, "-m", "invoke", "demo", "--where", str(tmp_path / "demo")], REPO)
     assert result.returncode == 0, result.stderr

@@ -1,6 +1,7 @@
-"""The same behaviour from every secrets backend: the local file and AWS Secrets Manager (moto).
+"""The same behaviour from every secrets backend: the local file, AWS Secrets Manager (moto),
+Google Secret Manager and Azure Key Vault (spec-following fakes, tests/cloud_secrets.py).
 
-The AWS backend talks over HTTP to one moto server per session, as it would to AWS.
+The cloud backends talk over HTTP to one server each per session, as they would to the cloud.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import os
 import re
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,10 @@ def aws_backend(aws_env: str, tmp_path: Path) -> AwsSecretsBackend:
     )
 
 
-@pytest.fixture(params=["local", "aws"])
+@pytest.fixture(params=["local", "aws", "gcp", "azure"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> SecretsBackend:
-    if request.param == "aws":
-        return request.getfixturevalue("aws_backend")
+    if request.param != "local":
+        return request.getfixturevalue(f"{request.param}_backend")
     return LocalSecretsStore(
         Project(tmp_path),
         {},
@@ -85,11 +87,24 @@ def test_empty_ish_value_round_trips(backend: SecretsBackend, value: str) -> Non
     assert [info.name for info in backend.list()] == ["EMPTYISH"]
 
 
-def test_60_kib_value_round_trips(backend: SecretsBackend) -> None:
-    value = ("line ✓ 秘密\n" * 8000).encode()[: 60 * 1024].decode(errors="ignore")
-    assert 60 * 1024 - 4 < len(value.encode()) <= 60 * 1024
+def test_a_value_as_large_as_the_store_takes_round_trips(backend: SecretsBackend) -> None:
+    """60 KiB where the store has no limit of its own; else right up to its limit."""
+    limit = backend.max_value_bytes or 60 * 1024
+    value = ("line ✓ 秘密\n" * 8000).encode()[:limit].decode(errors="ignore")
+    assert limit - 4 < len(value.encode()) <= limit
     backend.set("CERT", value)
     assert backend.get("CERT") == value
+
+
+def test_one_byte_over_the_limit_is_value_too_large_and_stores_nothing(
+    backend: SecretsBackend,
+) -> None:
+    if backend.max_value_bytes is None:
+        pytest.skip("the local file has no limit of its own (test_1_mib_value)")
+    over = "é" * (backend.max_value_bytes // 2) + "a"
+    error = _fails(ErrorCode.VALUE_TOO_LARGE, backend.set, "BIG", over)
+    assert error.details == {"size": backend.max_value_bytes + 1, "limit": backend.max_value_bytes}
+    assert "é" not in error.message + error.fix and backend.get("BIG") is None
 
 
 def test_1_mib_value(backend: SecretsBackend) -> None:
@@ -204,6 +219,40 @@ def test_values_read_are_registered_for_redaction(backend: SecretsBackend) -> No
     assert redact(f"x {one} y") == f"x {MASK} y"
     assert backend.values()["TWO"] == two
     assert redact(two) == MASK
+
+
+def test_concurrent_writers_lose_nothing(backend: SecretsBackend) -> None:
+    names = [f"TOKEN_{n}" for n in range(8)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda name: backend.set(name, f"value of {name}", "production"), names))
+    assert backend.values("production") == {name: f"value of {name}" for name in names}
+
+
+#: The variables that give each cloud store its credentials here, and what its fix names.
+NO_CREDENTIALS = {
+    "aws": (["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"], "AWS_ACCESS_KEY_ID"),
+    "gcp": (["GOOGLE_APPLICATION_CREDENTIALS"], "GOOGLE_APPLICATION_CREDENTIALS"),
+    "azure": (["IDENTITY_ENDPOINT", "IDENTITY_HEADER"], "AZURE_CLIENT_ID"),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(NO_CREDENTIALS))
+def test_a_cloud_store_without_credentials_is_credentials_missing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    backend = request.getfixturevalue(f"{mode}_backend")
+    variables, named_in_fix = NO_CREDENTIALS[mode]
+    for name in variables:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata wait
+    for action, args in [
+        (backend.get, ("TOKEN",)),
+        (backend.set, ("TOKEN", "v")),
+        (backend.list, ()),
+        (backend.delete, ("TOKEN",)),
+    ]:
+        error = _fails(ErrorCode.CREDENTIALS_MISSING, action, *args)
+        assert named_in_fix in error.fix
 
 
 BAD_NAMES = ["", "1ABC", "A-B", "A B", "A/B", "ÉTÉ", "X" * 129, "A\n"]

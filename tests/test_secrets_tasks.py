@@ -215,9 +215,9 @@ def test_wrong_key_is_reported_and_the_file_is_untouched(keyed, cli, monkeypatch
 
 def test_a_secrets_mode_without_a_backend_is_rejected_by_the_schema(project, cli):
     cli("init", "--json")
-    payload = cli("config.set", "secrets.mode", "gcp", "--json").json
+    payload = cli("config.set", "secrets.mode", "vault", "--json").json
     assert payload["code"] == "CONFIG_INVALID"
-    assert payload["problems"][0]["allowed"] == ["local", "aws"]
+    assert payload["problems"][0]["allowed"] == ["local", "aws", "gcp", "azure"]
 
 
 def test_rotate_key_on_a_backend_without_our_key_is_not_supported(project, cli):

@@ -147,7 +147,7 @@ def test_an_entry_is_intact_only_while_size_and_tag_match_what_it_wrote():
     assert entry.intact(StoredObject("k", 3, None))  # the store cannot say: size decides
 
 
-def test_a_plan_names_at_most_twenty_paths_of_each_kind_but_counts_them_all():
+def test_a_plan_names_at_most_twenty_paths_in_all_but_counts_them_all():
     headers = Headers("text/plain")
     writes = [
         Write(f"f{n:03}", Entry(SHA_A, 1, headers, SHA_A, 1), "new") for n in range(SHOWN_PATHS + 5)

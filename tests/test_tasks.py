@@ -33,6 +33,7 @@ TASK_ARGS = {
     "secrets.delete": ["TOKEN"],
     "secrets.import": ["secrets.env"],
     "secrets.exec": ["--command", "true"],
+    "schema": ["deploy"],
 }
 # Tasks that cannot succeed in that project, and why (they must still answer in JSON).
 EXPECTED_FAILURES = {

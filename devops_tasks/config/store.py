@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import functools
 import hashlib
 import json
@@ -176,16 +177,23 @@ def _explain(error: ValidationError) -> list[Problem]:
         missing = [k for k in error.validator_value if k not in error.instance]
         return [Problem(_dotted([*path, key]), "is required but missing") for key in missing]
     if kind in ("additionalProperties", "unevaluatedProperties"):
-        known = _known_keys(error.schema)
-        unknown = [k for k in error.instance if k not in (known or [])]
+        known = _known_keys(error.schema) or []
+        unknown = [k for k in error.instance if k not in known]
         return [
-            Problem(_dotted([*path, key]), "is not a known setting", error.instance[key], known)
+            Problem(_dotted([*path, key]), _unknown(key, known), error.instance[key])
             for key in unknown
         ] or [Problem(_dotted(path), error.message)]
     if kind == "type":
         expected = error.validator_value
         return [Problem(_dotted(path), f"must be of type {expected}", error.instance)]
     return [Problem(_dotted(path), error.message, error.instance)]
+
+
+def _unknown(key: Any, known: list[str]) -> str:
+    """An unknown key's problem, with the known key it most looks like: the whole list of
+    known keys, once for every unknown one, would make a typo's answer a page long."""
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+    return "is not a known setting" + (f" (did you mean {close[0]}?)" if close else "")
 
 
 def _known_keys(schema: Mapping[str, Any]) -> list[str] | None:

@@ -76,6 +76,7 @@ class AzurePlatform(BucketPlatform):
     name = "azure"
     #: azure.account may come from the connection string instead (the store checks).
     required = ()
+    first_steps = (f"devops secrets.set {AZURE_STORAGE_CONNECTION_STRING}", "devops infra.up")
 
     def open_store(self) -> ObjectStore:
         return open_store({**self.options, "prefix": self.prefix}, self.credentials.lookup)

@@ -19,6 +19,7 @@ from ..files import default_ignore
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..changes import Drift
     from ..config import Settings
     from ..credentials import Credentials
     from ..files import SiteFiles
@@ -284,10 +285,20 @@ class Platform(abc.ABC):
     def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:
         """What a deploy of ``files`` would change, found without changing anything.
 
-        For ``deploy --dry-run``: counts, bytes and the first few paths of what would be
-        added, changed and deleted.
+        For ``deploy --dry-run``: :meth:`Changes.summary` of what would be added, changed and
+        deleted, ``steps`` (what the deploy would do, in order) and what else the target can
+        tell (``live_release``, per-host counts). It reads the target, writes nothing there,
+        and takes no lock.
         """
         raise self._unsupported("cannot tell in advance what a deploy would change", "deploy")
+
+    def drift(self, expected: str | None) -> Drift:
+        """How the files the target serves differ from what a deployment put there.
+
+        Compared with the manifest (or digest map) of the live release, or failing that of
+        ``expected``, the release the records say the last deployment made live. Reads only.
+        """
+        raise self._unsupported("cannot tell what changed on it since a deploy", "status")
 
     def teardown(self, force: bool) -> dict[str, Any]:
         """Remove what :meth:`provision` made (``infra.down --yes``).

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..changes import Changes, Drift
 from ..errors import DevopsError, ErrorCode
 from ..health import check_http
 from ..project import actor
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ..history import Deployment
     from ..objectstore import ObjectStore
     from ..output import Progress
+    from ..sync import Plan
 
 __all__ = ["DEFAULTS", "BucketPlatform"]
 
@@ -186,6 +188,8 @@ class BucketPlatform(Platform):
     def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:
         plan = self.engine.plan(files)
         summary = plan.summary()
+        # a dry run names at most PLAN_PATHS in all: these are among the changed ones
+        summary["headers"] = {"count": summary["headers"]["count"]}
         deletes = len(plan.deletes)
         summary["max_deletes"] = {
             "limit": int(self.config["max_deletes"]),
@@ -193,7 +197,43 @@ class BucketPlatform(Platform):
         }
         summary["live_release"] = plan.base.release if plan.base else None
         summary["bucket"] = self.store.location
+        summary["steps"] = self._sync_steps(plan)
         return summary
+
+    def _sync_steps(self, plan: Plan) -> list[str]:
+        """What the sync engine would write, in its order."""
+        if plan.empty:
+            return ["nothing to write: the bucket serves this build already"]
+        sent = sum(1 for write in plan.writes if write.copy_from is None)
+        steps = [f"upload {sent} object(s), assets before pages"] if sent else []
+        if len(plan.writes) > sent:
+            steps.append(f"copy {len(plan.writes) - sent} object(s) in place with new headers")
+        if plan.deletes or any(write.reason != "new" for write in plan.writes):
+            steps.append(
+                f"keep a copy of each object replaced or deleted under {self.private_prefix}"
+                "objects/ (for rollback)"
+            )
+        steps.append(f"write {self.private_prefix}manifest.json: the new release is live")
+        if self.cdn_state() is not None:
+            steps.append("invalidate the changed paths on the CDN")
+        if plan.deletes:
+            steps.append(f"delete {len(plan.deletes)} object(s) the build no longer has")
+        return steps
+
+    def drift(self, expected: str | None) -> Drift:
+        """The bucket's listing against the live manifest (sizes, and the store's tags)."""
+        live = self.engine.live()
+        listing = self.engine.listing()
+        found = drift(live, listing)
+        files = live.files if live else {}
+        return Drift(
+            Changes(
+                added={path: listing.site[path].size for path in found["added"]},
+                changed={path: listing.site[path].size for path in found["changed"]},
+                deleted={path: files[path].size for path in found["missing"]},
+            ),
+            against=live.release if live else None,
+        )
 
     def deploy(
         self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
@@ -264,10 +304,9 @@ class BucketPlatform(Platform):
     # -- looking ---------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        """The live manifest, what the bucket holds, drift, the CDN, and the site's health."""
+        """The live manifest, what the bucket holds, the CDN, and the site's health."""
         live = self.engine.live()
         listing = self.engine.listing()
-        found = drift(live, listing)
         described: dict[str, Any] = {
             "platform": self.name,
             "bucket": self.store.location,
@@ -282,8 +321,6 @@ class BucketPlatform(Platform):
             "kept_releases": len(listing.releases),
             "kept_objects": len(listing.objects),
             "locked": listing.locked,
-            "drift": {kind: paths[:SHOWN_PATHS] for kind, paths in found.items()},
-            "drift_count": sum(len(paths) for paths in found.values()),
         }
         cdn = self.cdn_state()
         if cdn is not None:

@@ -63,6 +63,11 @@ class GcpPlatform(BucketPlatform):
     """A static site in Cloud Storage: ``gcp.bucket``, ``gcp.prefix``, ``gcp.project``."""
 
     name = "gcp"
+    first_steps = (
+        "devops config.set gcp.bucket your-bucket-name",
+        "devops config.set gcp.project your-project-id",
+        "devops infra.up",
+    )
 
     def open_store(self) -> ObjectStore:
         return open_store({**self.options, "prefix": self.prefix}, self.credentials.lookup)

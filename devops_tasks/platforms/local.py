@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..changes import PLAN_PATHS, Drift
 from ..config import ConfigStore
 from ..errors import DevopsError, ErrorCode
 from ..project import STATE_DIR
-from ..releases import LocalConnection, ReleaseEngine
+from ..releases import LocalConnection, ReleaseEngine, no_manifest
 from .base import DeployOutcome, Finding, Platform
 
 if TYPE_CHECKING:
@@ -116,6 +117,25 @@ class LocalPlatform(Platform):
                 "files_linked": upload.files_linked,
             },
         )
+
+    def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:
+        current, changes = self.engine.planned(files)
+        sent = len(changes.added) + len(changes.changed)
+        linked = f" and link the {len(files) - sent} unchanged from {current}" if current else ""
+        return {
+            **changes.summary(PLAN_PATHS),
+            "live_release": current,
+            "steps": [
+                f"copy {sent} file(s) into {self.root / 'releases'}/<new release>{linked}",
+                f"switch {self.root / 'current'} to the new release",
+            ],
+        }
+
+    def drift(self, expected: str | None) -> Drift:
+        current, changes = self.engine.drift()
+        if changes is None:
+            return Drift(against=current, unknown=no_manifest(current))
+        return Drift(changes, against=current)
 
     def restore(self, release: str) -> None:
         shared = self._shared_root()

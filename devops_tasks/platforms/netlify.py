@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..digest_maps import DigestMaps, digest_drift, digest_plan
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
 from ..uploads import one_file_per_digest, send_all
@@ -23,6 +24,7 @@ from .base import DeployOutcome, Finding, Platform
 from .netlify_api import DEFAULT_API_URL, NetlifyApi
 
 if TYPE_CHECKING:
+    from ..changes import Drift
     from ..files import SiteFiles
     from ..history import Deployment
     from ..output import Progress
@@ -164,6 +166,7 @@ class NetlifyPlatform(Platform):
             progress,
         )
         ready = self._wait(deploy_id, {"ready"}, "ready")
+        DigestMaps(self).save(deploy_id, {path: sha for path, (sha, _) in digests.items()})
         deployment.step(
             "ready",
             f"deploy {deploy_id} is ready" + ("" if publish else " as a draft (not live yet)"),
@@ -183,6 +186,33 @@ class NetlifyPlatform(Platform):
                 "deploy_url": ready.get("deploy_ssl_url"),
             },
         )
+
+    def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:
+        """The build's SHA1s against the files Netlify lists for the published deploy."""
+        live = self.live_release()
+        publish = (
+            "create it as a draft, check its own URL, then publish it"
+            if self.settings.get("deployment.strategy") == "blue-green"
+            else "Netlify publishes it once every content is there"
+        )
+        return digest_plan(files, self._live_files() if live else {}, live, "Netlify", publish)
+
+    def drift(self, expected: str | None) -> Drift:
+        """The published deploy's files against the digest map that deploy (or, if another
+        one is live, the expected one) was created with."""
+        return digest_drift(
+            DigestMaps(self),
+            self.live_release(),
+            expected,
+            lambda: {path: sha for path, (sha, _) in self._live_files().items()},
+        )
+
+    def _live_files(self) -> dict[str, tuple[str, int | None]]:
+        """``path -> (sha1, size)`` of the published deploy, as Netlify lists it."""
+        return {
+            str(f.get("path", "")).lstrip("/"): (str(f.get("sha")), f.get("size"))
+            for f in self.api.list_site_files(self._site_id())
+        }
 
     def _site_id(self) -> str:
         if not self.site_id:

@@ -85,6 +85,13 @@ class NetlifyApi:
             )
         )
 
+    def list_site_files(self, site_id: str) -> list[dict[str, Any]]:
+        """The files of the site's published deploy: ``{path ("/a.html"), sha, size, ...}``."""
+        files = self._call(
+            "GET", f"/sites/{_segment(site_id, 'site id')}/files", what="the site's files"
+        )
+        return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+
     def upload_file(self, deploy_id: str, path: str, content: bytes) -> dict[str, Any]:
         """PUT one file's bytes; ``path`` is the site path without its leading slash."""
         return self._call(

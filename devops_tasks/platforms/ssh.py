@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..background import Background
+from ..changes import PLAN_PATHS, Changes, Drift, per_host
 from ..channels import run_timed
 from ..config.store import Problem
 from ..errors import DevopsError, ErrorCode, describe_problem
 from ..health import HostGate
 from ..host_state import HostState, audit_line, merge_audits, release_reason
 from ..output import NullProgress
-from ..releases import ReleaseEngine
+from ..releases import ReleaseEngine, no_manifest
 from ..rollout import Plan, Rollout, rollout_error
 from ..ssh_hosts import DEFAULT_CONNECT_TIMEOUT, RemoteLines, connect, is_listed, trust
 from .base import DeployOutcome, Platform
@@ -445,6 +446,84 @@ class SshPlatform(Platform):
             "hosts_agree": agree,
             "hosts": hosts,
         }
+
+    def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:
+        """Each host's plan against its own current release; one summary, and each host's
+        counts when the hosts differ."""
+        shared = self.options.get("shared") or []
+        found = self._from_each(
+            lambda m: m.engine.planned(files, shared), "read the current release of"
+        )
+        labelled = [(m.host.label, c) for m, (_, c) in zip(self._fleet(), found, strict=True)]
+        changes, hosts = per_host(labelled)
+        live = {current for current, _ in found}
+        plan = {
+            **changes.summary(PLAN_PATHS),
+            "live_release": live.pop() if len(live) == 1 else None,
+            "steps": self._rollout_steps(),
+        }
+        if hosts:
+            plan["hosts"] = hosts
+        return plan
+
+    def _rollout_steps(self) -> list[str]:
+        """What a deploy does on the fleet, in order, as the strategy and hooks make it."""
+        hooks: dict[str, str] = self.options.get("hooks") or {}
+        gate = HostGate(self.settings.get("deployment.health_check") or {})
+        plan = Plan.from_settings(self.settings, len(self.hosts))
+        steps = [
+            f"on each of {len(self.hosts)} host(s): build releases/<new release>, sending the "
+            "added and changed files and linking the others from its current release"
+        ]
+        if hooks.get("before_switch"):
+            steps.append(f"on each host: before_switch hook `{hooks['before_switch']}`")
+        if gate.command and self.settings.get("deployment.strategy") == "blue-green":
+            steps.append(f"on each host, before any switch: check `{gate.command}`")
+        after = (
+            [f"after_switch hook `{hooks['after_switch']}`"] if hooks.get("after_switch") else []
+        )
+        if gate.url or gate.command:
+            after.append("check each host")
+        for index, batch in enumerate(plan.batches([h.label for h in self.hosts])):
+            canary = bool(plan.canary) and index == 0
+            step = f"switch {'the canary' if canary else f'batch {index + 1}'}: {', '.join(batch)}"
+            step += "".join(f"; {what}" for what in after)
+            if canary and plan.canary_wait:
+                step += f"; wait {plan.canary_wait:g} s and check again"
+            steps.append(step)
+        if plan.max_fail:
+            steps.append(f"go on without up to {plan.max_fail} failed host(s)")
+        return steps
+
+    def drift(self, expected: str | None) -> Drift:
+        """Each reachable host's files against its current release's manifest; a host that
+        cannot be read (or has no manifest) makes the drift partly unknown."""
+
+        def look(member: _Member) -> dict[str, Any]:
+            current, changes = member.engine.drift()
+            return {"host": member.host.label, "current": current, "changes": changes}
+
+        entries, _ = self._from_view(look, "read the current release of")
+        read = [(e["host"], e["changes"]) for e in entries if e.get("changes") is not None]
+        changes, rows = per_host(read) if read else (Changes(), None)
+        unknown = [
+            {"host": e["host"], "unknown": no_manifest(e["current"])}
+            if "current" in e
+            else {"host": e["host"], "code": e["code"], "error": e["error"]}
+            for e in entries
+            if e.get("changes") is None
+        ]
+        if unknown:
+            rows = [{"host": host, **found.counts()} for host, found in read] + unknown
+        live = {e["current"] for e in entries if "current" in e}
+        return Drift(
+            changes,
+            against=live.pop() if len(live) == 1 else None,
+            unknown=f"{len(unknown)} of {len(entries)} host(s) could not be compared"
+            if unknown
+            else None,
+            hosts=rows,
+        )
 
     def provision(self) -> tuple[dict[str, Any], dict[str, Any]]:
         self._from_each(

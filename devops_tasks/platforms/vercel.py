@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..digest_maps import DigestMaps, digest_drift, digest_plan
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
 from ..uploads import one_file_per_digest, send_all
@@ -29,6 +30,7 @@ from .base import DeployOutcome, Finding, Platform
 from .vercel_api import DEFAULT_API_URL, MissingFiles, VercelApi
 
 if TYPE_CHECKING:
+    from ..changes import Drift
     from ..files import SiteFile, SiteFiles
     from ..history import Deployment
     from ..output import Progress
@@ -215,6 +217,7 @@ class VercelPlatform(Platform):
             f"for {len(files)} files",
         )
         ready = self._wait_ready(created, production=publish)
+        DigestMaps(self).save(deployment_id, {path: sha for path, (sha, _) in digests.items()})
         if publish and not ready.get("aliasAssigned"):
             # READY but staged: after an instant rollback Vercel stops moving the production
             # domains to new deployments until one is promoted.
@@ -281,6 +284,29 @@ class VercelPlatform(Platform):
             ErrorCode.DEPLOY_FAILED,
             f"Vercel still lacked files after {UPLOAD_ROUNDS} rounds of uploads",
             "Deploy again; if it repeats, check the files for changes during the deploy.",
+        )
+
+    def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:
+        """The build's SHA1s against the file tree of the production deployment."""
+        live = self.live_release()
+        served = self.api.deployment_files(live) if live else {}
+        publish = (
+            "deploy it as a preview, check its own URL, then promote it to production"
+            if self.settings.get("deployment.strategy") == "blue-green"
+            else "Vercel points the production domains at it once it is ready"
+        )
+        sizes = {path: (sha, None) for path, sha in served.items()}  # the tree has no sizes
+        return digest_plan(files, sizes, live, "Vercel", publish)
+
+    def drift(self, expected: str | None) -> Drift:
+        """The production deployment's file tree against the digest map it (or, if another
+        one is live, the expected one) was created with."""
+        live = self.live_release()
+        return digest_drift(
+            DigestMaps(self),
+            live,
+            expected,
+            lambda: self.api.deployment_files(live) if live else {},
         )
 
     def _wait_ready(self, state: dict[str, Any], production: bool) -> dict[str, Any]:

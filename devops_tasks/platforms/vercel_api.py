@@ -150,6 +150,26 @@ class VercelApi:
                 break
         return found[:limit]
 
+    def deployment_files(self, deployment_id: str) -> dict[str, str]:
+        """``path -> sha1`` of the files a deployment was created with (its file tree)."""
+        tree = self._call(
+            "GET",
+            f"/v6/deployments/{_segment(deployment_id, 'deployment id')}/files",
+            what=f"the files of deployment {deployment_id}",
+        )
+        files: dict[str, str] = {}
+        stack = [("", entry) for entry in tree] if isinstance(tree, list) else []
+        while stack:
+            folder, entry = stack.pop()
+            if not isinstance(entry, dict):
+                continue
+            path = folder + str(entry.get("name", ""))
+            if entry.get("type") == "directory":
+                stack += [(path + "/", child) for child in entry.get("children") or []]
+            elif entry.get("type") == "file":
+                files[path] = str(entry.get("uid"))
+        return files
+
     def deployment_events(self, id_or_url: str, limit: int) -> list[dict[str, Any]]:
         """The build's events (log lines and state changes), oldest first."""
         events = self._call(

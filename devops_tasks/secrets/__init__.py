@@ -1,4 +1,5 @@
-"""Secrets: an encrypted local store, AWS Secrets Manager, and one way to open either.
+"""Secrets: an encrypted local store, AWS Secrets Manager, Google Secret Manager, Azure Key
+Vault, and one way to open any of them.
 
 ``secrets.mode`` in the config picks the backend; the schema only accepts modes that have
 one, so a mode that does not exist yet is a CONFIG_INVALID error, not a silent fallback.
@@ -30,6 +31,8 @@ __all__ = [
 BACKENDS = {
     "local": "devops_tasks.secrets.local:LocalSecretsStore",
     "aws": "devops_tasks.secrets.aws:AwsSecretsBackend",
+    "gcp": "devops_tasks.secrets.gcp:GcpSecretsBackend",
+    "azure": "devops_tasks.secrets.azure:AzureSecretsBackend",
 }
 
 

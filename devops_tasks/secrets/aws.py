@@ -20,16 +20,24 @@ secret value.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
-from .base import SHARED_SCOPE, SecretInfo, SecretsBackend, check_name, scope_for
+from .base import SecretInfo, SecretsBackend, check_name, scope_for
+from .cloud import (
+    iso,
+    lookup_scopes,
+    name_under,
+    note_partial,
+    prefix_option,
+    require_sdk,
+    safe_url,
+    short_enough,
+    value_bytes,
+)
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -43,8 +51,6 @@ EMPTY_VALUE_BINARY = b"\x00"
 DEFAULT_REGION = "us-east-1"
 MAX_NAME_LENGTH = 256  # CreateSecret's limit on Name
 
-_PREFIX = re.compile(r"[A-Za-z0-9/_+=.@-]{0,256}")
-_NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_+=.@-]")
 
 #: AWS error codes that mean the credentials were refused (not absent).
 _REFUSED = frozenset(
@@ -82,6 +88,7 @@ class AwsSecretsBackend(SecretsBackend):
     """Secrets in AWS Secrets Manager, under ``<prefix><scope>/<NAME>``."""
 
     name = "aws"
+    max_value_bytes = MAX_VALUE_BYTES
     #: Attempts per AWS call (boto3's "standard" retry mode: throttling, 5xx, connections).
     max_attempts = 3
 
@@ -101,45 +108,19 @@ class AwsSecretsBackend(SecretsBackend):
             or DEFAULT_REGION
         )
         self.endpoint_url: str | None = options.get("endpoint_url") or None
-        prefix = options.get("prefix")
-        if prefix is None:
-            folder = _NOT_IN_NAMES.sub("-", project.root.name) or "project"
-            prefix = f"devops-tasks/{folder}/"
-        if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
-            raise DevopsError(
-                ErrorCode.CONFIG_INVALID,
-                f"secrets.aws.prefix {prefix!r} cannot start an AWS secret name",
-                "Use at most 256 of A-Z a-z 0-9 / _ + = . @ - "
-                "(e.g. `devops config.set secrets.aws.prefix myapp/`).",
-            )
-        self.prefix = prefix
-        try:
-            import boto3  # noqa: F401, PLC0415
-        except ImportError as exc:
-            raise DevopsError(
-                ErrorCode.NOT_SUPPORTED,
-                "secrets.mode is aws but boto3 is not installed",
-                "Install the AWS extra: pip install 'devops-tasks[aws]'.",
-            ) from exc
+        self.prefix = prefix_option(
+            options, project, mode="aws", allowed="A-Za-z0-9/_+=.@-", most=256, separator="/"
+        )
+        require_sdk("aws", "aws", "boto3")
         self._client_object: Any = None
 
     # -- names -----------------------------------------------------------------------------
 
     def secret_id(self, name: str, scope: str) -> str:
         """The AWS name of ``name`` in ``scope``."""
-        full = f"{self.prefix}{scope}/{name}"
-        if len(full) > MAX_NAME_LENGTH:
-            raise DevopsError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"The AWS secret name {full} is longer than {MAX_NAME_LENGTH} characters",
-                "Use a shorter secret name, or a shorter secrets.aws.prefix.",
-            )
-        return full
-
-    def _scopes(self, environment: str | None) -> list[str]:
-        """Where ``environment`` looks, most specific first."""
-        own = scope_for(environment)
-        return [own, SHARED_SCOPE] if own != SHARED_SCOPE else [SHARED_SCOPE]
+        return short_enough(
+            f"{self.prefix}{scope}/{name}", MAX_NAME_LENGTH, "AWS secret name", "aws"
+        )
 
     # -- AWS calls ---------------------------------------------------------------------------
 
@@ -209,7 +190,7 @@ class AwsSecretsBackend(SecretsBackend):
         from botocore import exceptions as boto  # noqa: PLC0415
 
         why = f" (to {action} {secret})" if secret else f" (to {action})"
-        endpoint = _safe_url(
+        endpoint = safe_url(
             self._client_object.meta.endpoint_url
             if self._client_object is not None
             else self.endpoint_url
@@ -365,7 +346,7 @@ class AwsSecretsBackend(SecretsBackend):
 
     def get(self, name: str, environment: str | None = None) -> str | None:
         check_name(name)
-        for scope in self._scopes(environment):
+        for scope in lookup_scopes(environment):
             value = self._read(self.secret_id(name, scope))
             if value is not None:
                 return value
@@ -387,13 +368,7 @@ class AwsSecretsBackend(SecretsBackend):
             try:
                 self._write(secret, scope, name, payload)
             except DevopsError as error:
-                if len(planned) > 1:
-                    error.details["stored"] = stored
-                    error.details["not_stored"] = [n for n, _s, _p in planned if n not in stored]
-                    error.fix += (
-                        f" Stored before the failure: {', '.join(stored) or 'none'}; "
-                        "setting them all again is safe."
-                    )
+                note_partial(error, [n for n, _s, _p in planned], stored)
                 raise
             stored.append(name)
 
@@ -418,7 +393,7 @@ class AwsSecretsBackend(SecretsBackend):
 
     def list(self, environment: str | None = None) -> list[SecretInfo]:
         visible: dict[str, SecretInfo] = {}
-        for scope in reversed(self._scopes(environment)):  # shared first, so the own one wins
+        for scope in reversed(lookup_scopes(environment)):  # shared first, so the own one wins
             start = f"{self.prefix}{scope}/"
             paginator = self._client().get_paginator("list_secrets")
             pages = paginator.paginate(
@@ -427,11 +402,11 @@ class AwsSecretsBackend(SecretsBackend):
             try:
                 for page in pages:
                     for entry in page.get("SecretList", []):
-                        name = _name_under(entry.get("Name", ""), start)
+                        name = name_under(entry.get("Name", ""), start)
                         if name is None or entry.get("DeletedDate") is not None:
                             continue
                         stamp = entry.get("LastChangedDate") or entry.get("CreatedDate")
-                        visible[name] = SecretInfo(name, scope, _iso(stamp))
+                        visible[name] = SecretInfo(name, scope, iso(stamp))
             except Exception as exc:
                 raise self._translate(exc, "list the secrets under", start, write=False) from exc
         return [visible[name] for name in sorted(visible)]
@@ -467,30 +442,14 @@ def _aws_code(exc: Exception) -> str | None:
 
 def _payload(name: str, value: Any) -> dict[str, Any]:
     """The CreateSecret / PutSecretValue fields holding ``value`` (checked, never echoed)."""
-    if not isinstance(value, str):
-        raise DevopsError(
-            ErrorCode.INVALID_ARGUMENT,
-            f"The value of {name} is not text ({type(value).__name__})",
-            "Secret values are strings.",
-        )
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise DevopsError(
-            ErrorCode.INVALID_ARGUMENT,
-            f"The value of {name} is not valid Unicode text (a lone surrogate)",
-            "Store text that can be encoded as UTF-8.",
-        ) from None
-    if size > MAX_VALUE_BYTES:
-        raise DevopsError(
-            ErrorCode.VALUE_TOO_LARGE,
-            f"The value of {name} is {size} bytes; AWS Secrets Manager stores at most "
-            f"{MAX_VALUE_BYTES} bytes per secret",
-            "Store the large data elsewhere (e.g. an encrypted S3 object) and keep only its "
-            "location or key here, or use secrets.mode local (no such limit).",
-            size=size,
-            limit=MAX_VALUE_BYTES,
-        )
+    value_bytes(
+        name,
+        value,
+        MAX_VALUE_BYTES,
+        "AWS Secrets Manager",
+        "Store the large data elsewhere (e.g. an encrypted S3 object) and keep only its "
+        "location or key here, or use secrets.mode local (no such limit).",
+    )
     return {"SecretString": value} if value else {"SecretBinary": EMPTY_VALUE_BINARY}
 
 
@@ -510,34 +469,3 @@ def _decode(response: Mapping[str, Any], secret: str) -> str:
             f"{secret} in AWS Secrets Manager holds binary data, not text",
             "Store it again as text with `devops secrets.set`, or read it with the AWS CLI.",
         ) from None
-
-
-def _name_under(full: str, start: str) -> str | None:
-    """The secret name if ``full`` is ``<start><NAME>`` (AWS's name filter is only a hint)."""
-    if not full.startswith(start):
-        return None
-    rest = full[len(start) :]
-    try:
-        return check_name(rest)
-    except DevopsError:
-        return None
-
-
-def _iso(stamp: Any) -> str | None:
-    if not isinstance(stamp, datetime):
-        return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
-    return stamp.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _safe_url(url: str | None) -> str | None:
-    """``url`` without any user:password part."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return parts._replace(netloc=netloc).geturl()

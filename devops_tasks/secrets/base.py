@@ -84,6 +84,8 @@ class SecretsBackend(abc.ABC):
     """
 
     name: str
+    #: The store's own limit on one value, in UTF-8 bytes (None: none but memory).
+    max_value_bytes: int | None = None
 
     @abc.abstractmethod
     def get(self, name: str, environment: str | None = None) -> str | None:

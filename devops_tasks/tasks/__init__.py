@@ -41,6 +41,7 @@ def build_namespace() -> Collection:
         ops.history,
         ops.logs,
         ops.rollback,
+        ops.schema,
     )
     for module in (deploy, secrets, config, infra, lock, ssh, vercel):
         namespace.add_collection(module.ns)

@@ -17,13 +17,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from invoke import Exit, task
+from invoke import Exit, Task, task
 
 from ..errors import DevopsError, ErrorCode, os_failure, printable
 from ..ids import check_environment
 from ..output import HumanView, Output
 
 __all__ = [
+    "SHORT_FLAGS",
+    "DevopsTask",
     "as_failure",
     "command",
     "option",
@@ -32,10 +34,45 @@ __all__ = [
     "tolerate_unencodable_output",
 ]
 
+#: The one short form of each flag, the same on every task (and, for --env, --json and
+#: --debug, before the task too): invoke would pick letters task by task, so ``-d`` was
+#: --dir on one task and --debug on the next. A flag that destroys, reveals or makes
+#: public (--force, --yes, --show, --value, --public, --force-deletes) has no short form,
+#: nor has a positional argument; a flag not listed here has none either.
+SHORT_FLAGS = {
+    "env": "e",
+    "json": "j",
+    "debug": "d",
+    "build": "b",
+    "command": "c",
+    "follow": "f",
+    "id": "i",
+    "limit": "l",
+    "lines": "n",
+    "message": "m",
+    "output": "o",
+    "platform": "p",
+    "remote": "r",
+    "status": "s",
+    "to": "t",
+    "wait": "w",
+}
+
 _EXTRA_HELP = {
     "json": "Print exactly one JSON object on stdout (for scripts and agents).",
     "debug": "On failure, also print the traceback (secret values stay masked).",
 }
+
+
+class DevopsTask(Task):
+    """An invoke task whose short flags come from :data:`SHORT_FLAGS`, never guessed."""
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts: dict[str, Any] = super().arg_opts(name, default, taken_names)
+        short = SHORT_FLAGS.get(name)
+        if short is not None and name not in self.positional:
+            opts["names"] = [*opts["names"], short]
+        return opts
 
 
 def option(c: Any, name: str, given: Any = None) -> Any:
@@ -164,6 +201,8 @@ def command(human: HumanView | None = None, **task_options: Any) -> Callable[...
             parameters=[context_param, *params, *extra]
         )
         help_text = {**_EXTRA_HELP, **task_options.pop("help", {})}
-        return task(wrapper, help=help_text, **task_options)
+        return task(
+            wrapper, help=help_text, klass=DevopsTask, auto_shortflags=False, **task_options
+        )
 
     return decorate

@@ -18,9 +18,10 @@ HELP = {
     "dir": "Directory to deploy (default: build.dir from config).",
     "build": "Run build.command first.",
     "message": "Why (kept in the record, the hosts' lock and their audit log).",
-    "dry_run": "Only say what would be added, changed and deleted (bucket targets); write nothing.",
+    "dry_run": "Only say what would be added, changed and deleted, and the steps; write nothing.",
     "force_deletes": "Delete more objects than max_deletes allows (bucket targets).",
     "wait": "Wait until the CDN's invalidation completes (aws with CloudFront).",
+    "skip_checks": "Skip deployment.pre_deploy and require_clean_git (recorded: who, which).",
     "no_cache": "Hash every file again instead of reusing .devops/cache/digests.",
 }
 
@@ -67,12 +68,19 @@ def _show_hosts(hosts: list[Mapping[str, Any]], out: Output) -> None:
 
 def _show_plan(result: Mapping[str, Any], out: Output) -> None:
     out.line(f"Dry run: nothing was written ({result['platform']}, {result['environment']})")
-    for kind in ("added", "changed", "headers", "deleted"):
+    for kind in ("added", "changed", "deleted"):
         group = result.get(kind) or {}
         size = f", {_size(group['bytes'])}" if group.get("bytes") else ""
         out.line(f"{kind}: {group.get('count', 0)}{size}", style="bold")
         for path in group.get("paths", []):
             out.line(f"  {path}")
+    for host in result.get("hosts") or []:
+        counts = ", ".join(f"{host[k]} {k}" for k in ("added", "changed", "deleted"))
+        out.line(f"  {host['host']}: {counts}")
+    if result.get("steps"):
+        out.line("steps:", style="bold")
+        for number, step in enumerate(result["steps"], 1):
+            out.line(f"  {number}. {step}")
     if (result.get("max_deletes") or {}).get("exceeded"):
         out.warn("more deletes than max_deletes: the deploy would stop unless --force-deletes")
 
@@ -101,8 +109,11 @@ def _deploy(
     cache = not flags.pop("no_cache")
     if flags.pop("dry_run"):
         return deployer.dry_run(build_dir=dir, build=build, cache=cache)
+    skip_checks = flags.pop("skip_checks")
     deployer.platform.flags.update(flags)
-    return deployer.deploy(build_dir=dir, build=build, message=message, cache=cache).result()
+    return deployer.deploy(
+        build_dir=dir, build=build, message=message, skip_checks=skip_checks, cache=cache
+    ).result()
 
 
 def _deploy_task(platform: str | None) -> Any:
@@ -118,12 +129,14 @@ def _deploy_task(platform: str | None) -> Any:
         dry_run=False,
         force_deletes=False,
         wait=False,
+        skip_checks=False,
         no_cache=False,
     ) -> dict[str, Any]:
         flags = {
             "dry_run": dry_run,
             "force_deletes": force_deletes,
             "wait": wait,
+            "skip_checks": skip_checks,
             "no_cache": no_cache,
         }
         return _deploy(c, out, env, dir, build, message, platform, flags)

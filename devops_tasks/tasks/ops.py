@@ -1,17 +1,20 @@
-"""Top-level tasks: init, build, status, history, logs, rollback."""
+"""Top-level tasks: init, build, status, history, logs, rollback, schema."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from invoke import Context
 
+from ..changes import KINDS
 from ..errors import DevopsError, ErrorCode
-from ..history import DeploymentHistory, Status
+from ..history import DeploymentHistory, Status, compact_entry
 from ..output import Output
 from ..platforms import create
+from ..schemas import bundled
 from ._command import command, option
 from ._context import deployer_for, project_for, settings_for
 from .deploy import show_deployment
@@ -80,12 +83,65 @@ def _show_status(result: Mapping[str, Any], out: Output) -> None:
     for lock in result.get("locks") or []:
         if lock["state"] != "free":
             out.line(lock_line(lock), style="bold yellow")
+    _show_drift(result.get("drift"), out)
 
 
-@command(human=_show_status, help={"env": ENV_HELP})
-def status(c: Context, out: Output, env=None) -> dict[str, Any]:
-    """Show what is live, what the records say should be, and whether they agree."""
-    return deployer_for(c, out, env).status()
+def _show_drift(drift: Mapping[str, Any] | None, out: Output) -> None:
+    if drift is None:
+        out.line("drift: this target cannot tell")
+        return
+    counts = ", ".join(f"{drift[k]['count']} {k}" for k in KINDS if drift[k]["count"])
+    if drift["detected"]:
+        what = "another release is live" if drift["replaced"] else ""
+        out.line(f"drift: {'; '.join(filter(None, [what, counts]))}", style="bold red")
+        for kind in KINDS:
+            for path in drift[kind]["paths"]:
+                out.line(f"  {kind}: {path}")
+    else:
+        out.line("drift: none", style="green")
+    if drift["unknown"]:
+        out.line(f"drift not fully known: {drift['unknown']}", style="yellow")
+
+
+@command(
+    human=_show_status,
+    help={
+        "env": ENV_HELP,
+        "check": "Exit 1 (DRIFT_DETECTED, or DRIFT_UNKNOWN) unless the target still matches "
+        "its last deployment; for cron and CI.",
+    },
+)
+def status(c: Context, out: Output, env=None, check=False) -> dict[str, Any]:
+    """Show what is live, what the records say should be, whether they agree, and drift."""
+    return compact_status(deployer_for(c, out, env).status(check=check))
+
+
+def compact_status(result: dict[str, Any]) -> dict[str, Any]:
+    """``status`` without what it repeats: the deployment's null fields and those the answer
+    already says, the kept releases (counted: ``infra.show`` lists them), a host's current
+    release when it is the live one, and the locks nobody holds (``lock.status`` has all)."""
+    known = {key: result[key] for key in ("environment", "platform")}
+    live = result["live_release"]
+    deployment = result["deployment"]
+    return {
+        **result,
+        "deployment": compact_entry(deployment, known) if deployment else None,
+        "target": _summary(result["target"], {**known, "live_release": live, "current": live}),
+        "locks": [lock for lock in result["locks"] if lock.get("state") != "free"],
+    }
+
+
+def _summary(target: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
+    """A target's description with its lists of releases counted (``kept_releases``)."""
+    shown: dict[str, Any] = {}
+    for key, value in target.items():
+        if key == "releases" and isinstance(value, list):
+            shown["kept_releases"] = len(value)
+        elif key == "hosts" and isinstance(value, list):
+            shown[key] = [_summary(h, known) if isinstance(h, dict) else h for h in value]
+        elif not (key in known and known[key] == value):
+            shown[key] = value
+    return shown
 
 
 # The history table's columns, and the order in which they go when the terminal is narrow.
@@ -107,9 +163,10 @@ def _show_history(result: Mapping[str, Any], out: Output) -> None:
         column: max(len(column), *(len(str(row.get(column) or "")) for row in rows))
         for column in _HISTORY_COLUMNS
     }
-    shown = list(_HISTORY_COLUMNS)
+    # a column the query made empty (--env: every row's environment) is left out
+    shown = [c for c in _HISTORY_COLUMNS if c == "id" or any(row.get(c) for row in rows)]
     room = out.console.width
-    for column in _DROPPED_FIRST:
+    for column in (c for c in _DROPPED_FIRST if c in shown):
         if sum(widths[c] for c in shown) + _COLUMN_GAP * (len(shown) - 1) <= room:
             break
         shown.remove(column)
@@ -127,19 +184,23 @@ _REMOTE_COLUMNS = ("id", "platform_deploy_id", "action", "status", "version", "c
 def _show_remote_history(remote: list[dict[str, Any]], out: Output) -> None:
     """The target's own history, above the local one: what each row holds, and its hosts."""
     out.line(f"On the target ({len(remote)}):", style="bold")
-    rows = [
-        {**row, "hosts": len(row["hosts"]) if isinstance(row.get("hosts"), list) else None}
-        for row in remote
-    ]
+    rows = remote
     columns = [c for c in (*_REMOTE_COLUMNS, "hosts", "message") if any(r.get(c) for r in rows)]
     out.table(rows, columns)
     out.line()
 
 
-def _limit(given: str | int | None) -> int:
+#: How many deployments ``history`` lists without ``--limit``: a screenful for people, fewer
+#: for programs, whose answer stays small (see the README's JSON budget).
+HISTORY_LIMIT = 20
+HISTORY_LIMIT_JSON = 10
+
+
+def _limit(given: str | int | None, json_mode: bool) -> int:
     """``--limit`` as a count. The flag takes text, so a non-number is our INVALID_ARGUMENT
     rather than invoke's ValueError before any task code runs."""
-    return _count("--limit", given, 20, "how many deployments to list, e.g. --limit 50")
+    default = HISTORY_LIMIT_JSON if json_mode else HISTORY_LIMIT
+    return _count("--limit", given, default, "how many deployments to list, e.g. --limit 50")
 
 
 def _count(flag: str, given: str | int | None, default: int, what: str, most: int = 0) -> int:
@@ -161,7 +222,8 @@ def _count(flag: str, given: str | int | None, default: int, what: str, most: in
         "env": "Only this environment.",
         "platform": "Only this platform.",
         "status": "Only this status (success, failed, rolled_back, in_progress, interrupted).",
-        "limit": "How many, newest first (default 20).",
+        "limit": f"How many, newest first (default {HISTORY_LIMIT}, "
+        f"{HISTORY_LIMIT_JSON} with --json).",
         "remote": "Also ask the platform for its own deploy list and merge it in.",
     },
 )
@@ -175,44 +237,66 @@ def history(
     remote=False,
 ):
     """List deployments, newest first."""
-    count = _limit(limit)
+    count = _limit(limit, out.json_mode)
     if status is not None and status not in {s.value for s in Status}:
         raise DevopsError(
             ErrorCode.INVALID_ARGUMENT,
             f"--status {status!r} is not a deployment status",
             f"Use one of: {', '.join(s.value for s in Status)}.",
         )
-    entries = DeploymentHistory(project_for(c)).query(
-        environment=option(c, "env", env),
-        platform=platform,
-        status=status,
-        limit=count,
-    )
-    result: dict[str, Any] = {"count": len(entries), "deployments": entries}
+    query = {"environment": option(c, "env", env), "platform": platform, "status": status}
+    entries = DeploymentHistory(project_for(c)).query(**query, limit=count)
+    result: dict[str, Any] = {
+        "count": len(entries),
+        "deployments": [compact_entry(entry, query) for entry in entries],
+    }
     if remote:
         target = deployer_for(c, out, env).platform
-        result["remote"] = merge_remote(target.remote_history(count), entries)
+        known = {"environment": target.settings.environment, "platform": target.name}
+        result["remote"] = merge_remote(target.remote_history(count), entries, known)
     return result
 
 
-def merge_remote(remote: list[dict[str, Any]], local: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The platform's deploys, each with the local record that made it (if any).
+def merge_remote(
+    remote: list[dict[str, Any]], local: list[dict[str, Any]], known: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The platform's deploys, compact, each with the local record that made it (if any).
 
     A platform's own id (a Netlify deploy) links to the record that holds it; an entry of
-    the hosts' audit log carries the deployment id itself.
+    the hosts' audit log carries the deployment id itself (``deployment``, either way).
+    Hosts are counted; only those where it did not go live are named (``failed_hosts``).
     """
     by_platform_id = {
         e["platform_deploy_id"]: e["id"] for e in local if e.get("platform_deploy_id")
     }
     recorded = {e["id"] for e in local}
-    return [
-        {
-            **item,
-            "deployment": by_platform_id.get(item.get("platform_deploy_id"))
-            or (item.get("id") if item.get("id") in recorded else None),
-        }
-        for item in remote
-    ]
+    merged = []
+    for item in remote:
+        shown = compact_entry(item, known, keep=("release",))  # a target's list names it
+        linked = by_platform_id.get(item.get("platform_deploy_id")) or (
+            item.get("id") if item.get("id") in recorded else None
+        )
+        if linked:  # and nothing else that only repeats it (Netlify's deploy title)
+            shown = {k: v for k, v in shown.items() if k == "id" or v != linked}
+            shown["deployment"] = linked
+        hosts = item.get("hosts")
+        if isinstance(hosts, list):
+            shown["hosts"] = len(hosts)
+            failed = [
+                _failed_host(h) for h in hosts if h.get("error") or h.get("status") not in _LIVE
+            ]
+            if failed:
+                shown["failed_hosts"] = failed
+        merged.append(shown)
+    return merged
+
+
+#: A host's outcome in an audit entry that needs no mention: the release went live there.
+_LIVE = ("success", "switched", "healthy")
+
+
+def _failed_host(host: dict[str, Any]) -> dict[str, Any]:
+    return {key: host[key] for key in ("host", "status", "error") if host.get(key) is not None}
 
 
 def _show_logs(result: Mapping[str, Any], out: Output) -> None:
@@ -271,18 +355,17 @@ def logs(c: Context, out: Output, id=None, env=None, lines=None, follow=False) -
             )
         id = latest["id"]
     record = history.get(id)
-    result = {
-        "id": record.id,
-        "status": record.status.value,
-        "error": record.error,
-        "log": record.to_dict()["log"],
-    }
+    result: dict[str, Any] = {"id": record.id, "status": record.status.value}
+    if record.error:
+        result["error"] = record.error
+    result["log"] = record.to_dict()["log"]
     if record.platform_deploy_id:
         target = deployer_for(c, out, record.environment, record.platform).platform
         try:
-            result["remote"] = target.deployment_log(record.platform_deploy_id)
+            remote = target.deployment_log(record.platform_deploy_id)
         except DevopsError as error:  # the local log still stands on its own
-            result["remote"] = {"error": error.message, "code": error.code.value}
+            remote = {"error": error.message, "code": error.code.value}
+        result["remote"] = {k: v for k, v in remote.items() if v is not None}
     return result
 
 
@@ -328,3 +411,17 @@ def _host_logs(
 def rollback(c: Context, out: Output, env=None, to=None, message=None) -> dict[str, Any]:
     """Make the previous good release live again."""
     return deployer_for(c, out, env).rollback(to, message).result()
+
+
+def _show_schema(result: Mapping[str, Any], out: Output) -> None:
+    out.raw(json.dumps(result["schema"], indent=2, ensure_ascii=False) + "\n")
+
+
+@command(
+    human=_show_schema,
+    positional=["task"],
+    help={"task": "A task as you type it: deploy, status, config.set, secrets.rotate-key..."},
+)
+def schema(c: Context, out: Output, task) -> dict[str, Any]:
+    """Print the JSON Schema of a task's --json answer (its success and every failure)."""
+    return {"task": task, "schema": bundled(task)}
