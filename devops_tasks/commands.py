@@ -148,7 +148,9 @@ def uncommitted_changes(project: Project) -> list[str] | None:
     """``git status`` lines of the whole work tree, None outside a repository.
 
     The deployment records devops writes itself (``.devops/deployments/``) do not count:
-    every deploy adds one, so they would make the next deploy's tree dirty.
+    every deploy adds one, so they would make the next deploy's tree dirty. Nor does
+    ``.devops/cache/`` (the scan writes the hash cache before the checks): it can be
+    recomputed at any time.
     """
     try:
         status = subprocess.run(
@@ -160,6 +162,7 @@ def uncommitted_changes(project: Project) -> list[str] | None:
                 "--",
                 ":/",
                 ":(exclude).devops/deployments",
+                ":(exclude).devops/cache",
             ],
             cwd=project.root,
             capture_output=True,

@@ -21,7 +21,7 @@ from .config import ConfigStore, Settings
 from .durable import FileLock
 from .errors import DevopsError, ErrorCode, os_failure
 from .files import SiteFiles
-from .health import check_http
+from .hash_cache import HashCache
 from .history import (
     RELEASE_ACTIONS,
     Deployment,
@@ -62,12 +62,24 @@ class Deployer:
 
     # -- deploy ----------------------------------------------------------------------------
 
-    def validate(self, build_dir: Path) -> SiteFiles:
-        """Every problem with the target's settings and the files at once, then the files."""
+    def validate(self, build_dir: Path, cache: bool = True) -> SiteFiles:
+        """Every problem with the target's settings and the files at once, then the files.
+
+        The files are hashed for the target in the same pass; ``cache``: from the hash cache
+        (``.devops/cache/digests``) where it knows a file as it is now.
+        """
         findings = self.platform.validate()
         try:
             own = [self.project.state_dir, *self.platform.own_paths()]
-            files = SiteFiles.scan(build_dir, self.platform.ignore, exclude=own)
+            root = build_dir.resolve()
+            files = SiteFiles.scan(
+                root,
+                self.platform.ignore,
+                exclude=own,
+                digests=self.platform.digest_algorithms,
+                cache=HashCache(self.project.cache_dir / "digests", root) if cache else None,
+                progress=self.output.progress(),
+            )
         except DevopsError as error:
             if error.code is not ErrorCode.VALIDATION_FAILED:
                 raise
@@ -112,17 +124,19 @@ class Deployer:
         build: bool = False,
         message: str | None = None,
         skip_checks: bool = False,
+        cache: bool = True,
     ) -> Deployment:
         """Deploy the build directory to this environment and return its record.
 
         ``skip_checks``: deploy without the pre-deploy checks; the record says who skipped
-        which checks.
+        which checks. ``cache=False`` (``--no-cache``): hash every file, neither reading nor
+        writing the hash cache.
         """
         message = check_message(message)
         if build:
             self.platform.require_credentials()  # so the build's output masks them too
             self.build()
-        files = self._scanned(build_dir, checks=not skip_checks)
+        files = self._scanned(build_dir, checks=not skip_checks, cache=cache)
         version = self.project.version()
         with (
             terminate_as_interrupt(),
@@ -158,12 +172,15 @@ class Deployer:
                 previous,
             )
 
-    def dry_run(self, build_dir: str | None = None, build: bool = False) -> dict[str, Any]:
-        """What a deploy would change on the target, and nothing written there or here."""
+    def dry_run(
+        self, build_dir: str | None = None, build: bool = False, cache: bool = True
+    ) -> dict[str, Any]:
+        """What a deploy would change on the target, and nothing written there (nor here but
+        the hash cache)."""
         if build:
             self.platform.require_credentials()
             self.build()
-        files = self._scanned(build_dir, checks=False)
+        files = self._scanned(build_dir, checks=False, cache=cache)
         with self.platform:
             plan = self.platform.plan_deploy(files)
         steps = [*self._check_steps(), *plan.pop("steps", []), *self._closing_steps()]
@@ -197,7 +214,7 @@ class Deployer:
             steps.append("on failure: roll back to what is live now")
         return [*steps, "record the deployment"]
 
-    def _scanned(self, build_dir: str | None, checks: bool) -> SiteFiles:
+    def _scanned(self, build_dir: str | None, checks: bool, cache: bool = True) -> SiteFiles:
         """The build's files, checked, while the target's first reads run (its prefetch).
 
         ``checks``: run the pre-deploy checks too. If anything fails, what the prefetch
@@ -205,7 +222,7 @@ class Deployer:
         """
         self.platform.prefetch()
         try:
-            files = self.validate(self.build_dir(build_dir))
+            files = self.validate(self.build_dir(build_dir), cache)
             self.platform.require_credentials()
             if checks:
                 self._pre_deploy_checks()
@@ -304,6 +321,8 @@ class Deployer:
         if not check.get("enabled") or not url or "{host}" in url:
             return  # a URL per host is the platform's to check, host by host
         self.output.step(f"health check ({stage}): {url}")
+        from .health import check_http  # noqa: PLC0415 - HTTP: only when a check is on
+
         result = check_http(url, check)
         deployment.details[f"health_{stage}"] = result.to_dict()
         deployment.step(

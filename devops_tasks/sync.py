@@ -625,7 +625,7 @@ class Sync:
         """Compare the build with the live manifest and the listing; nothing is written."""
         progress = progress or NullProgress()
         self.prefetch()  # unless it runs already: the GET and the LIST go on while files hash
-        digests = hash_files(files, progress)
+        digests = files.digests("sha256", progress)
         listing = self.listing()
         live = self.live()
         current = live.files if live else {}
@@ -1175,24 +1175,3 @@ class Sync:
 
 def _id(manifest: Manifest | None) -> str | None:
     return manifest.release if manifest is not None else None
-
-
-def hash_files(files: SiteFiles, progress: Progress) -> dict[str, str]:
-    """path -> sha256 of every file, on a few threads (hashlib lets go of the GIL).
-
-    One interleaved share per thread, not one task per file: for thousands of small files
-    the per-task overhead outweighs the hashing.
-    """
-    workers = min(8, (os.cpu_count() or 2) * 2)
-    shares = [files.files[n::workers] for n in range(workers)]
-    progress.start("Hashing files", total=len(files))
-
-    def hash_share(share: tuple[SiteFile, ...]) -> list[tuple[str, str]]:
-        hashed = [(f.path, f.digest("sha256")) for f in share]
-        progress.advance(len(share))
-        return hashed
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        digests = dict(pair for hashed in pool.map(hash_share, shares) for pair in hashed)
-    progress.finish()
-    return digests

@@ -45,6 +45,39 @@ def paths(site: SiteFiles) -> list[str]:
 # --------------------------------------------------------------------------- listing
 
 
+@given(
+    st.sets(
+        st.lists(
+            st.sampled_from(["a", "a.b", "a-b", "a b", "ab", "A", "_", "é"]), min_size=1, max_size=3
+        ).map("/".join),
+        min_size=1,
+        max_size=12,
+    ).map(sorted)
+)
+@hsettings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_the_walk_yields_files_in_path_order_and_counts_each_directory(
+    tmp_path_factory: pytest.TempPathFactory, paths: list[str]
+) -> None:
+    """One pass: no sort of the whole build after it, no second pass to count directories."""
+    root = tmp_path_factory.mktemp("dist")
+    written = []
+    for path in sorted(paths, key=len):  # a name that is a file cannot also be a directory
+        target = root / path
+        if any(p.is_file() for p in [target, *target.parents]) or target.is_dir():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path)
+        written.append(path)
+
+    site = SiteFiles.scan(root)
+
+    assert [f.path for f in site] == sorted(written)
+    parents = [path.rpartition("/")[0] or "." for path in written]
+    assert site.per_directory == {d: parents.count(d) for d in parents}
+
+
 def test_scan_lists_every_file_with_sorted_posix_relative_paths(tmp_path: Path) -> None:
     root = make_files(
         tmp_path / "dist",
@@ -682,3 +715,20 @@ def test_a_link_back_to_a_plain_ancestor_directory_is_a_loop(tmp_path: Path) -> 
     with pytest.raises(DevopsError) as raised:
         SiteFiles.scan(tmp_path / "site")
     assert raised.value.code is ErrorCode.VALIDATION_FAILED and "loop" in raised.value.message
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_walked(tmp_path: Path) -> None:
+    levels = [tmp_path / "dist"]
+    for _ in range(sys.getrecursionlimit() + 100):  # os.makedirs would recurse as deep
+        levels.append(levels[-1] / "d")
+    for level in levels:
+        level.mkdir()
+    (levels[-1] / "f.txt").write_text("x")
+    try:
+        site = SiteFiles.scan(levels[0])
+
+        assert [f.path for f in site] == [f"{levels[-1].relative_to(levels[0])}/f.txt"]
+    finally:  # shutil.rmtree, as pytest cleans up with, would recurse as deep too
+        (levels[-1] / "f.txt").unlink()
+        for level in reversed(levels):
+            level.rmdir()

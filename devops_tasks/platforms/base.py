@@ -71,6 +71,9 @@ class Platform(abc.ABC):
     deploy_credentials: ClassVar[tuple[str, ...]] = ()
     #: Whether the target checks each of its hosts itself (``{host}`` URLs, ``remote``).
     checks_hosts: ClassVar[bool] = False
+    #: The digests its deploy asks :meth:`SiteFiles.digests` for: the scan computes them in
+    #: its one pass over the build, from the hash cache where it can.
+    digest_algorithms: ClassVar[tuple[str, ...]] = ("sha256",)
 
     def __init__(
         self,

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections import Counter
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -54,6 +52,7 @@ def netlify_ignore(relative: str) -> bool:
 class NetlifyPlatform(Platform):
     name = "netlify"
     strategies = frozenset({"rolling", "blue-green"})
+    digest_algorithms = ("sha1",)
     first_steps = (f"devops secrets.set {TOKEN}", "devops infra.up")
     deploy_credentials = (TOKEN,)
 
@@ -125,14 +124,13 @@ class NetlifyPlatform(Platform):
         return netlify_ignore(relative)
 
     def validate_files(self, files: SiteFiles) -> list[Finding]:
-        per_directory = Counter(str(PurePosixPath(f.path).parent) for f in files)
         return [
             Finding(
                 f"{directory} holds {count} files; Netlify allows {FILES_PER_DIRECTORY} "
                 "per directory",
                 "Split the directory into subdirectories.",
             )
-            for directory, count in sorted(per_directory.items())
+            for directory, count in sorted(files.per_directory.items())
             if count > FILES_PER_DIRECTORY
         ]
 

@@ -93,6 +93,7 @@ def vercel_ignore(relative: str) -> bool:
 class VercelPlatform(Platform):
     name = "vercel"
     strategies = frozenset({"rolling", "blue-green"})
+    digest_algorithms = ("sha1",)
     first_steps = (f"devops secrets.set {TOKEN}", "devops infra.up")
     deploy_credentials = (TOKEN,)
 

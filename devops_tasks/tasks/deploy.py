@@ -22,6 +22,7 @@ HELP = {
     "force_deletes": "Delete more objects than max_deletes allows (bucket targets).",
     "wait": "Wait until the CDN's invalidation completes (aws with CloudFront).",
     "skip_checks": "Skip deployment.pre_deploy and require_clean_git (recorded: who, which).",
+    "no_cache": "Hash every file again instead of reusing .devops/cache/digests.",
 }
 
 
@@ -106,12 +107,13 @@ def _deploy(
     flags: dict[str, bool],
 ) -> dict[str, Any]:
     deployer = deployer_for(c, out, env, platform)
+    cache = not flags.pop("no_cache")
     if flags.pop("dry_run"):
-        return deployer.dry_run(build_dir=dir, build=build)
+        return deployer.dry_run(build_dir=dir, build=build, cache=cache)
     skip_checks = flags.pop("skip_checks")
     deployer.platform.flags.update(flags)
     return deployer.deploy(
-        build_dir=dir, build=build, message=message, skip_checks=skip_checks
+        build_dir=dir, build=build, message=message, skip_checks=skip_checks, cache=cache
     ).result()
 
 
@@ -129,12 +131,14 @@ def _deploy_task(platform: str | None) -> Any:
         force_deletes=False,
         wait=False,
         skip_checks=False,
+        no_cache=False,
     ) -> dict[str, Any]:
         flags = {
             "dry_run": dry_run,
             "force_deletes": force_deletes,
             "wait": wait,
             "skip_checks": skip_checks,
+            "no_cache": no_cache,
         }
         return _deploy(c, out, env, dir, build, message, platform, flags)
 

@@ -14,7 +14,6 @@ from ..errors import DevopsError, ErrorCode
 from ..history import DeploymentHistory, Status, compact_entry
 from ..output import Output
 from ..platforms import create
-from ..scaffold import init_project
 from ..schemas import bundled
 from ._command import command, option
 from ._context import deployer_for, project_for, settings_for
@@ -46,6 +45,8 @@ def _show_init(result: Mapping[str, Any], out: Output) -> None:
 )
 def init(c: Context, out: Output, platform="local", env=None, force=False) -> dict[str, Any]:
     """Create .devops/config.json for a platform and protect secrets in .gitignore."""
+    from ..scaffold import init_project  # noqa: PLC0415 - templates: only `init` reads them
+
     return init_project(project_for(c), platform, env, force)
 
 

@@ -17,7 +17,6 @@ from ..commands import run_command
 from ..errors import DevopsError, ErrorCode
 from ..output import Output
 from ..redaction import MASK, MIN_LENGTH, Revealed, register_secret
-from ..scaffold import ensure_gitignore
 from ..secrets import SecretsBackend, check_name, open_backend
 from ._command import command, option
 from ._context import project_for, settings_for
@@ -34,6 +33,8 @@ def _protect(c: Context) -> None:
     """Keep a secrets file made without ``devops init`` out of git all the same."""
     project = project_for(c)
     if project.credentials_path.exists():
+        from ..scaffold import ensure_gitignore  # noqa: PLC0415 - templates: only when needed
+
         ensure_gitignore(project)
 
 
