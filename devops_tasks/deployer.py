@@ -27,6 +27,7 @@ from .ids import check_id
 from .interrupts import terminate_as_interrupt
 from .output import Output
 from .project import Project, actor
+from .reporting import DeploymentReport
 
 __all__ = ["Deployer"]
 
@@ -51,6 +52,9 @@ class Deployer:
         self.output = output or Output(json_mode=True)
         self.history = DeploymentHistory(project)
         self.platform = platforms.create(project, settings, context)
+        self.report = DeploymentReport(
+            project, settings, self.platform.credentials, self.history, self.output
+        )
 
     # -- deploy ----------------------------------------------------------------------------
 
@@ -135,7 +139,8 @@ class Deployer:
                 f"deploying {len(files)} files to {self.environment} "
                 f"({self.platform.name}) as {deployment.id}"
             )
-            return self._run_deploy(deployment, files, previous)
+            with self.report.around(deployment):
+                return self._run_deploy(deployment, files, previous)
 
     def dry_run(self, build_dir: str | None = None, build: bool = False) -> dict[str, Any]:
         """What a deploy would change on the target, and nothing written there or here."""
@@ -342,6 +347,7 @@ class Deployer:
             started = time.monotonic()
             name = target["id"] or f"release {target['release']}"
             record.step("start", f"restoring {name} (release {target['release']})")
+            self.report.started(record)
             try:
                 self.platform.restore(target["release"])
             except DevopsError as error:
@@ -362,6 +368,7 @@ class Deployer:
                 record.duration_ms = _ms_since(started)
                 self.history.save(record)
                 self._audit(record)
+                self.report.ended(record)
             return record
 
     def _rollback_target(
