@@ -14,13 +14,11 @@ import contextlib
 import fnmatch
 import os
 import signal
-import subprocess
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import http
-from .commands import child_environment
 from .errors import DevopsError, ErrorCode
 from .history import Status
 from .redaction import redact
@@ -103,7 +101,7 @@ class DeploymentReport:
             return
         try:
             session = self._session()
-            ref = _commit(self.project, record.version)
+            ref = self.project.commit(record.version)
             if ref is None:
                 raise DevopsError(
                     ErrorCode.NOT_FOUND,
@@ -252,34 +250,6 @@ def _api_url(options: dict[str, Any]) -> str:
             f"Remove report.github.api_url, or set {API_URL_VARIABLE} in the environment.",
         )
     return str(configured or DEFAULT_API_URL)
-
-
-def _commit(project: Project, version: str | None) -> str | None:
-    """The commit ``version`` names (``git describe`` output, maybe ``-dirty``), else HEAD's.
-
-    A rollback's version is the release it restores; a checkout that lacks that commit
-    reports HEAD's.
-    """
-    described = version.removesuffix("-dirty") if version else ""
-    for revision in (described, "HEAD"):
-        if not revision or revision.startswith("-"):
-            continue
-        try:
-            found = subprocess.run(
-                ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
-                cwd=project.root,
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-                env=child_environment(),
-                stdin=subprocess.DEVNULL,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        if found.returncode == 0 and found.stdout.strip():
-            return found.stdout.strip()
-    return None
 
 
 def _run_url() -> str | None:

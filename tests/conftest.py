@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import local_server
 import moto_server
 import pytest
 import sshd
+from fake_github import FakeGitHub
 from fake_netlify import FakeNetlify
 from helpers import CliResult, write_site
 
@@ -170,3 +172,19 @@ def netlify(
     netlify_server.site = site  # type: ignore[attr-defined]
     yield netlify_server
     assert netlify_server.violations == [], "requests that the Netlify spec does not allow"
+
+
+@pytest.fixture(scope="session")
+def github_server() -> Iterator[FakeGitHub]:
+    """One spec-following fake GitHub API (deployments) on 127.0.0.1 for the whole session."""
+    with FakeGitHub() as server:
+        yield server
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A URL that accepts connections and never answers: a health check there hangs."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/health"

@@ -12,20 +12,11 @@ JSON = {"content-type": "application/json"}
 DEPLOYMENTS = "/repos/octo/site/deployments"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub().start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
 @pytest.fixture
-def gh(server: FakeGitHub) -> FakeGitHub:
-    server.reset()
-    server.add_repository("octo/site")
-    return server
+def gh(github_server: FakeGitHub) -> FakeGitHub:
+    github_server.reset()
+    github_server.add_repository("octo/site")
+    return github_server
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,15 +24,6 @@ _ACTIONS_VARIABLES = (
     "GITHUB_RUN_ID",
     "GITHUB_RUN_ATTEMPT",
 )
-
-
-@pytest.fixture(scope="module")
-def github_server() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub().start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 def _git(root: Path, *args: str) -> str:
@@ -231,18 +221,9 @@ def test_without_report_github_nothing_is_sent(github, cli):
 # -- interrupted deploys -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def silent_url() -> Iterator[str]:
-    """A URL that accepts connections and never answers: a health check there hangs."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/health"
-
-
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_deploy_stopped_mid_way_posts_error(github, cli, project, silent_url, stop):
-    _set(cli, "deployment.health_check", {"enabled": True, "url": silent_url, "timeout": 60})
+def test_a_deploy_stopped_mid_way_posts_error(github, cli, project, silent_server, stop):
+    _set(cli, "deployment.health_check", {"enabled": True, "url": silent_server, "timeout": 60})
     worker = subprocess.Popen(
         [sys.executable, "-m", "devops_tasks", "deploy", "--json"],
         cwd=project.root,
