@@ -347,8 +347,8 @@ class Deployer:
             started = time.monotonic()
             name = target["id"] or f"release {target['release']}"
             record.step("start", f"restoring {name} (release {target['release']})")
-            self.report.started(record)
             try:
+                self.report.started(record)
                 self.platform.restore(target["release"])
             except DevopsError as error:
                 record.status = Status.FAILED

@@ -89,8 +89,8 @@ class DeploymentReport:
     @contextlib.contextmanager
     def around(self, record: Deployment) -> Iterator[None]:
         """GitHub hears of ``record`` as its action starts, and of how it ended."""
-        self.started(record)
         try:
+            self.started(record)  # inside: stopped while it posts, it still ends as error
             yield
         finally:
             self.ended(record)

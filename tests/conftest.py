@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,12 +178,3 @@ def github_server() -> Iterator[FakeGitHub]:
     """One spec-following fake GitHub API (deployments) on 127.0.0.1 for the whole session."""
     with FakeGitHub() as server:
         yield server
-
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A URL that accepts connections and never answers: a health check there hangs."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/health"

@@ -155,8 +155,8 @@ class FakeGitHub(ServedFake):
             self.statuses: dict[int, list[dict[str, Any]]] = {}
             self.requests: list[RecordedRequest] = []
             self.violations: list[str] = []
-            #: Seconds every answer waits (a slow GitHub).
-            self.delay = 0.0
+            #: Seconds the answer to a status of each state waits (a slow GitHub).
+            self.slow_states: dict[str, float] = {}
             self._faults: list[_Fault] = []
             self._ids = 0
 
@@ -196,7 +196,7 @@ class FakeGitHub(ServedFake):
             self.requests.append(record)
             self.violations.extend(check_request(h.command, path, headers, body))
             fault = self._take_fault(h.command, path)
-            delay = self.delay
+            delay = self.slow_states.get(str((parsed or {}).get("state")), 0.0)
         time.sleep(delay)
         if fault is not None:
             record.injected = True

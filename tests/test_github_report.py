@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,8 +101,11 @@ def test_a_failed_deploy_posts_failure(github, cli):
     assert "Health check" in _bodies(github, "/statuses")[-1]["description"]
 
 
-def test_a_rollback_is_a_deployment_of_its_own(github, cli, head):
+def test_a_rollback_is_a_deployment_of_the_commit_it_restores(github, cli, project, head):
     cli("deploy", "--json")
+    (project.root / "dist" / "index.html").write_text("<h1>v2</h1>\n")
+    _git(project.root, "commit", "-q", "-am", "v2")
+    github.add_repository(REPOSITORY)  # knows every commit
     cli("deploy", "--json")
 
     result = cli("rollback", "--json").json
@@ -222,29 +227,52 @@ def test_without_report_github_nothing_is_sent(github, cli):
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_deploy_stopped_mid_way_posts_error(github, cli, project, silent_server, stop):
-    _set(cli, "deployment.health_check", {"enabled": True, "url": silent_server, "timeout": 60})
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "devops_tasks", "deploy", "--json"],
-        cwd=project.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while [s for d in github.deployments for s in github.states(d)] != ["in_progress"]:
-            assert worker.poll() is None, worker.communicate()
-            assert time.monotonic() < deadline, "the deploy never reported in_progress"
-            time.sleep(0.02)
-        os.kill(worker.pid, stop)
-        stdout, _ = worker.communicate(timeout=60)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+def test_a_deploy_stopped_mid_way_posts_error(github, cli, project, stop):
+    with socket.socket() as silent:  # accepts the health check's connection, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        silent.settimeout(60)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/health"
+        _set(cli, "deployment.health_check", {"enabled": True, "url": url, "timeout": 60})
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "devops_tasks", "deploy", "--json"],
+            cwd=project.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            connection, _ = silent.accept()  # the deploy is live and being checked
+            with connection:
+                os.kill(worker.pid, stop)
+                stdout, _ = worker.communicate(timeout=60)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
 
     assert json.loads(stdout)["code"] == "INTERRUPTED"
     (deployment_id,) = github.deployments
     assert github.states(deployment_id) == ["in_progress", "error"]
+
+
+def test_a_ctrl_c_while_the_last_status_is_posted_waits_until_it_is_posted(github, cli):
+    github.slow_states["success"] = 1.0
+
+    def interrupt_during_the_post() -> None:
+        deadline = time.monotonic() + 30
+        while not any((r.json or {}).get("state") == "success" for r in github.requests):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt_during_the_post)
+    interrupter.start()
+    run = cli("deploy", "--json")
+    interrupter.join()
+
+    assert run.json["success"]
+    (deployment_id,) = github.deployments
+    assert github.states(deployment_id) == ["in_progress", "success"]

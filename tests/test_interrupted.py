@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,15 @@ def _deploy_killed_when(project: Path, ready: Callable[[], bool], *args: str) ->
     finally:
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A URL that accepts connections and never answers: a health check there hangs."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/health"
 
 
 @pytest.fixture
