@@ -205,6 +205,15 @@ def test_an_api_url_elsewhere_from_the_config_file_never_gets_the_token(github, 
     assert result["success"] and "report.github.api_url" in _warnings(result)[0]
 
 
+def test_an_api_url_on_this_machine_from_the_config_file_is_used(github, cli, monkeypatch):
+    monkeypatch.delenv("GITHUB_API_URL")
+    _set(cli, "report.github.api_url", github.api_url)
+
+    result = cli("deploy", "--json").json
+
+    assert "warnings" not in result["details"] and len(github.deployments) == 1
+
+
 def test_the_token_never_appears_in_output_or_records(github, cli, project, monkeypatch):
     rejected = "ghp_rejected0token0that0must0stay0secret"
     monkeypatch.setenv("GITHUB_TOKEN", rejected)
