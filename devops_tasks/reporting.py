@@ -109,8 +109,15 @@ class DeploymentReport:
                     "Deploy from a git checkout whose commit GitHub has.",
                 )
             created = self._post(session, "/deployments", _deployment_body(self, record, ref))
-            record.details["github_deployment_id"] = created["id"]
-            self._open[record.id] = f"/deployments/{int(created['id'])}/statuses"
+            deployment_id = created.get("id")
+            if type(deployment_id) is not int:
+                raise DevopsError(
+                    ErrorCode.SERVICE_UNAVAILABLE,
+                    "GitHub's answer names no deployment id",
+                    _FIXES.unavailable,
+                )
+            record.details["github_deployment_id"] = deployment_id
+            self._open[record.id] = f"/deployments/{deployment_id}/statuses"
             self._post(session, self._open[record.id], {"state": "in_progress"})
         except DevopsError as error:
             self._warn(record, error)
@@ -166,7 +173,7 @@ class DeploymentReport:
             )
         return self._http
 
-    def _post(self, session: requests.Session, path: str, body: dict[str, Any]) -> Any:
+    def _post(self, session: requests.Session, path: str, body: dict[str, Any]) -> dict[str, Any]:
         import requests  # noqa: PLC0415
 
         what = "a deployment status" if path.endswith("/statuses") else "a deployment"
@@ -179,10 +186,19 @@ class DeploymentReport:
                 f"GitHub could not be reached for {what}: {type(exc).__name__}",
                 _FIXES.unavailable,
             ) from None
-        if response.status_code == 201:
-            return response.json()
-        said = _said(response)
-        raise http.status_error("GitHub", response.status_code, what, said, _FIXES)
+        if response.status_code != 201:
+            raise http.status_error("GitHub", response.status_code, what, _said(response), _FIXES)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise DevopsError(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                f"GitHub's answer to {what} is not a JSON object",
+                _FIXES.unavailable,
+            )
+        return answer
 
     def _warn(self, record: Deployment, error: DevopsError) -> None:
         text = f"GitHub was not told of {record.id}: {error.message}. {error.fix}"

@@ -187,6 +187,15 @@ def test_a_status_refused_midway_is_a_warning_and_the_last_status_still_goes(git
     assert github.states(deployment_id) == ["success"]
 
 
+def test_an_answer_without_a_deployment_id_is_a_warning(github, cli):
+    github.inject(r"/deployments$", status=201)  # answered with no deployment in it
+
+    result = cli("deploy", "--json").json
+
+    assert result["success"] and "names no deployment id" in _warnings(result)[0]
+    assert not [r for r in github.requests if r.path.endswith("/statuses")]
+
+
 def test_a_missing_token_is_a_warning_that_names_it(github, cli, monkeypatch):
     monkeypatch.delenv("GITHUB_TOKEN")
 
