@@ -35,6 +35,7 @@ from .ids import check_environment, check_id
 from .interrupts import terminate_as_interrupt
 from .output import Output, Progress
 from .project import Project, actor
+from .reporting import DeploymentReport
 
 __all__ = ["Deployer"]
 
@@ -59,6 +60,9 @@ class Deployer:
         self.output = output or Output(json_mode=True)
         self.history = DeploymentHistory(project)
         self.platform = platforms.create(project, settings, context)
+        self.report = DeploymentReport(
+            project, settings, self.platform.credentials, self.history, self.output
+        )
 
     # -- deploy ----------------------------------------------------------------------------
 
@@ -163,14 +167,15 @@ class Deployer:
                 skipped = self._configured_checks()
                 deployment.details["checks_skipped"] = {"by": deployment.actor, "checks": skipped}
                 deployment.step("checks", f"skipped by {deployment.actor}: {skipped or 'none set'}")
-            return self._run_deploy(
-                deployment,
-                f"deploying {len(files)} files",
-                lambda progress, publish: self.platform.deploy(
-                    deployment, files, progress, publish
-                ),
-                previous,
-            )
+            with self.report.around(deployment):
+                return self._run_deploy(
+                    deployment,
+                    f"deploying {len(files)} files",
+                    lambda progress, publish: self.platform.deploy(
+                        deployment, files, progress, publish
+                    ),
+                    previous,
+                )
 
     def dry_run(
         self, build_dir: str | None = None, build: bool = False, cache: bool = True
@@ -420,14 +425,15 @@ class Deployer:
                     details={"source": {"environment": source, "release": chosen}},
                 )
                 deployment.step("start", f"promoting release {chosen} of {source}")
-                return self._run_deploy(
-                    deployment,
-                    f"promoting {chosen} from {source}",
-                    lambda progress, publish: self.platform.promote(
-                        deployment, origin, chosen, progress, publish
-                    ),
-                    previous,
-                )
+                with self.report.around(deployment):
+                    return self._run_deploy(
+                        deployment,
+                        f"promoting {chosen} from {source}",
+                        lambda progress, publish: self.platform.promote(
+                            deployment, origin, chosen, progress, publish
+                        ),
+                        previous,
+                    )
 
     def _origin(self, source: str) -> platforms.Platform:
         """The target of environment ``source``, which must be another one of this target."""
@@ -526,6 +532,7 @@ class Deployer:
             name = target["id"] or f"release {target['release']}"
             record.step("start", f"restoring {name} (release {target['release']})")
             try:
+                self.report.started(record)
                 self.platform.restore(target["release"])
             except DevopsError as error:
                 record.status = Status.FAILED
@@ -545,6 +552,7 @@ class Deployer:
                 record.duration_ms = _ms_since(started)
                 self.history.save(record)
                 self._audit(record)
+                self.report.ended(record)
             return record
 
     def _rollback_target(

@@ -10,9 +10,11 @@ dropped connections are retried with exponential backoff and jitter. Client erro
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import os
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
 
 from urllib3.util.retry import Retry
 
@@ -23,7 +25,15 @@ if TYPE_CHECKING:
     import requests
     from urllib3.response import BaseHTTPResponse
 
-__all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "RetryPolicy", "StatusFixes", "session", "status_error"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "USER_AGENT",
+    "RetryPolicy",
+    "StatusFixes",
+    "session",
+    "status_error",
+    "token_may_go_to",
+]
 
 USER_AGENT = f"devops-tasks/{__version__} (+https://pypi.org/project/devops-tasks/)"
 #: (connect, read) seconds for every request that does not say otherwise.
@@ -186,3 +196,21 @@ def status_error(
         fixes.refused,
         http_status=status,
     )
+
+
+def token_may_go_to(url: str, official: str) -> bool:
+    """Whether a config file may send a provider's token to ``url``.
+
+    Only to the provider's own API (``official``'s scheme and host) or to this machine (a test
+    server, a proxy the user runs): a committed config file must not be a way to send a CI
+    token elsewhere. An environment variable, set by whoever runs the command, may name any.
+    """
+    if urlsplit(url)[:2] == urlsplit(official)[:2]:
+        return True
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

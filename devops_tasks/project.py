@@ -58,9 +58,25 @@ class Project:
 
     def version(self) -> str | None:
         """What is being deployed, as ``git describe`` says it; ``None`` outside a git repo."""
+        return self._git("describe", "--tags", "--always", "--dirty")
+
+    def commit(self, version: str | None = None) -> str | None:
+        """The full sha of the commit ``version`` names (a :meth:`version`), else of HEAD.
+
+        ``None`` outside a git repo. A version this checkout lacks falls back to HEAD.
+        """
+        described = version.removesuffix("-dirty") if version else ""
+        if described and not described.startswith("-"):  # never an option to git
+            found = self._git("rev-parse", "--verify", "--quiet", f"{described}^{{commit}}")
+            if found:
+                return found
+        return self._git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+
+    def _git(self, *args: str) -> str | None:
+        """``git ARGS`` in the project, its output; ``None`` when git fails or says nothing."""
         try:
-            described = subprocess.run(
-                ["git", "describe", "--tags", "--always", "--dirty"],
+            done = subprocess.run(
+                ["git", *args],
                 cwd=self.root,
                 capture_output=True,
                 text=True,
@@ -71,9 +87,9 @@ class Project:
             )
         except (OSError, subprocess.TimeoutExpired):
             return None
-        if described.returncode != 0:
+        if done.returncode != 0:
             return None
-        return described.stdout.strip() or None
+        return done.stdout.strip() or None
 
 
 def find_project(start: str | os.PathLike[str] | None = None) -> Project:

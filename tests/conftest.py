@@ -13,6 +13,7 @@ import local_server
 import moto_server
 import pytest
 import sshd
+from fake_github import FakeGitHub
 from fake_netlify import FakeNetlify
 from helpers import CliResult, write_site
 
@@ -170,3 +171,10 @@ def netlify(
     netlify_server.site = site  # type: ignore[attr-defined]
     yield netlify_server
     assert netlify_server.violations == [], "requests that the Netlify spec does not allow"
+
+
+@pytest.fixture(scope="session")
+def github_server() -> Iterator[FakeGitHub]:
+    """One spec-following fake GitHub API (deployments) on 127.0.0.1 for the whole session."""
+    with FakeGitHub() as server:
+        yield server

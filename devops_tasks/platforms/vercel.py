@@ -14,7 +14,6 @@ A rollback is Vercel's instant rollback to an earlier deployment.
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import os
 import re
 import time
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 
 from ..digest_maps import DigestMaps, digest_drift, digest_plan
 from ..errors import DevopsError, ErrorCode
+from ..http import token_may_go_to
 from ..redaction import register_secret
 from ..uploads import one_file_per_digest, send_all
 from .base import DeployOutcome, Finding, Platform
@@ -128,7 +128,7 @@ class VercelPlatform(Platform):
         if chosen:
             return chosen
         configured = self.options.get("api_url")
-        if configured and not (_same_origin(configured, DEFAULT_API_URL) or _loopback(configured)):
+        if configured and not token_may_go_to(configured, DEFAULT_API_URL):
             raise DevopsError(
                 ErrorCode.CONFIG_INVALID,
                 "vercel.api_url points at a host other than Vercel's API or this machine; the "
@@ -703,18 +703,3 @@ def _iso(epoch_ms: Any) -> str | None:
         return None
     moment = datetime.fromtimestamp(epoch_ms / 1000, timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _same_origin(url: str, other: str) -> bool:
-    return urlsplit(url)[:2] == urlsplit(other)[:2]
-
-
-def _loopback(url: str) -> bool:
-    """Whether ``url`` names this machine (a test server or a proxy the user runs)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
