@@ -116,6 +116,18 @@ def test_a_rollback_is_a_deployment_of_the_commit_it_restores(github, cli, proje
     assert github.states(rollback["id"]) == ["in_progress", "success"]
 
 
+def test_a_promote_is_a_deployment_of_the_environment_it_goes_to(github, cli, head):
+    cli("deploy", "--env", "staging", "--json")
+
+    result = cli("promote", "--from", "staging", "--to", "production", "--json").json
+
+    assert result["success"]
+    promoted = github.deployments[result["details"]["github_deployment_id"]]
+    assert promoted["task"] == "deploy:promote" and promoted["environment"] == "production"
+    assert promoted["sha"] == head
+    assert github.states(promoted["id"]) == ["in_progress", "success"]
+
+
 def test_the_status_links_the_environment_and_the_actions_run(github, cli, monkeypatch):
     _set(cli, "deployment.health_check.url", "https://site.example.test/")
     monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
