@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import http
+from .answers import StatusFixes, status_error, token_may_go_to
 from .errors import DevopsError, ErrorCode
 from .history import Status
 from .redaction import redact
@@ -46,7 +46,7 @@ _TIMEOUT = (3.05, 10.0)
 _SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
-_FIXES = http.StatusFixes(
+_FIXES = StatusFixes(
     token=f"Set {TOKEN} to a token that may write deployments (classic: repo_deployment; "
     "fine-grained: Deployments read and write); in GitHub Actions, `permissions: deployments: "
     "write`.",
@@ -162,6 +162,8 @@ class DeploymentReport:
                     f"Export {TOKEN} (GitHub Actions: `${{{{ github.token }}}}`), or run "
                     f"`devops secrets.set {TOKEN}`.",
                 )
+            from . import http  # noqa: PLC0415 - the HTTP stack only when reporting is on
+
             policy = http.default_policy(
                 total=2, connect=2, read=1, status=2, backoff_factor=0.2, backoff_max=2.0
             )
@@ -187,7 +189,7 @@ class DeploymentReport:
                 _FIXES.unavailable,
             ) from None
         if response.status_code != 201:
-            raise http.status_error("GitHub", response.status_code, what, _said(response), _FIXES)
+            raise status_error("GitHub", response.status_code, what, _said(response), _FIXES)
         try:
             answer = response.json()
         except ValueError:
@@ -258,7 +260,7 @@ def _api_url(options: dict[str, Any]) -> str:
     if chosen:
         return chosen
     configured = options.get("api_url")
-    if configured and not http.token_may_go_to(configured, DEFAULT_API_URL):
+    if configured and not token_may_go_to(configured, DEFAULT_API_URL):
         raise DevopsError(
             ErrorCode.CONFIG_INVALID,
             "report.github.api_url points at a host other than GitHub's API or this machine; "

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from ..answers import StatusFixes, status_error
 from ..errors import DevopsError, ErrorCode
-from ..http import StatusFixes, session, status_error
+from ..http import session
 from ..ids import check_id
 
 __all__ = ["DEFAULT_API_URL", "NetlifyApi"]

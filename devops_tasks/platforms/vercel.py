@@ -21,9 +21,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..answers import token_may_go_to
 from ..digest_maps import DigestMaps, digest_drift, digest_plan
 from ..errors import DevopsError, ErrorCode
-from ..http import token_may_go_to
 from ..redaction import register_secret
 from ..uploads import one_file_per_digest, send_all
 from .base import DeployOutcome, Finding, Platform
