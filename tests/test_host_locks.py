@@ -274,7 +274,8 @@ def test_after_kill_9_lock_status_shows_the_holder_and_then_stale_after_the_ttl(
     )
     stale = cli("lock.status", "--json").json["hosts"]
     assert [lock["state"] for lock in stale] == ["stale"] * 3
-    assert stale[2]["holder"] == holder
+    # the same holder on every host; each host took its lock at its own moment
+    assert {**stale[2]["holder"], "since": None} == {**holder, "since": None}
 
 
 def test_a_stale_lock_still_refuses_a_deploy_saying_it_is_stale_and_how_to_clear_it(
