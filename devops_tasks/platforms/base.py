@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..output import Progress
     from ..project import Project
 
-__all__ = ["DeployOutcome", "Finding", "Platform"]
+__all__ = ["DeployOutcome", "Finding", "Platform", "upload_concurrency"]
 
 
 @dataclass(frozen=True)
@@ -336,3 +336,12 @@ class Platform(abc.ABC):
             f"The {self.name} target {what}",
             f"Use `devops {instead}` instead.",
         )
+
+
+def upload_concurrency(setting: str, value: int) -> list[Finding]:
+    """The finding for an upload concurrency outside 1 to 256, if ``value`` is one."""
+    if 1 <= value <= 256:
+        return []
+    return [
+        Finding(f"{setting} {value} is out of range", "Use 1 to 256 parallel uploads (default 32).")
+    ]

@@ -20,7 +20,7 @@ from ..digest_maps import DigestMaps, digest_drift, digest_plan
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
 from ..uploads import one_file_per_digest, send_all
-from .base import DeployOutcome, Finding, Platform
+from .base import DeployOutcome, Finding, Platform, upload_concurrency
 from .netlify_api import DEFAULT_API_URL, NetlifyApi
 
 if TYPE_CHECKING:
@@ -111,14 +111,7 @@ class NetlifyPlatform(Platform):
                     "Copy the API ID from the site's Site configuration page in Netlify.",
                 )
             )
-        if not 1 <= self.concurrency <= 256:
-            findings.append(
-                Finding(
-                    f"netlify.concurrency {self.concurrency} is out of range",
-                    "Use 1 to 256 parallel uploads (default 32).",
-                )
-            )
-        return findings
+        return findings + upload_concurrency("netlify.concurrency", self.concurrency)
 
     def ignore(self, relative: str) -> bool:
         return netlify_ignore(relative)

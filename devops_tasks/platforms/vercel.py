@@ -26,7 +26,7 @@ from ..digest_maps import DigestMaps, digest_drift, digest_plan
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
 from ..uploads import one_file_per_digest, send_all
-from .base import DeployOutcome, Finding, Platform
+from .base import DeployOutcome, Finding, Platform, upload_concurrency
 from .vercel_api import DEFAULT_API_URL, MissingFiles, VercelApi
 
 if TYPE_CHECKING:
@@ -162,14 +162,7 @@ class VercelPlatform(Platform):
                     "`devops config.set vercel.project <project id or name>`.",
                 )
             )
-        if not 1 <= self.concurrency <= 256:
-            findings.append(
-                Finding(
-                    f"vercel.concurrency {self.concurrency} is out of range",
-                    "Use 1 to 256 parallel uploads (default 32).",
-                )
-            )
-        return findings
+        return findings + upload_concurrency("vercel.concurrency", self.concurrency)
 
     def ignore(self, relative: str) -> bool:
         return vercel_ignore(relative)
