@@ -12,10 +12,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
+import gc
 import os
 import re
 from collections.abc import Callable, Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +258,8 @@ class DevopsProgram(Program):
 
     def print_version(self) -> None:
         """devops's version and those of the libraries it runs on, as ``fab --version`` does."""
+        from importlib import metadata  # noqa: PLC0415 - 14 ms that only --version needs
+
         versions = {"devops": __version__}
         versions.update((name, metadata.version(name)) for name in ("invoke", "fabric", "paramiko"))
         if self._asked_for("json"):
@@ -469,5 +471,13 @@ program = DevopsProgram(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    A command lives for seconds: what exists now (modules, classes, the tasks) stays until it
+    exits, and a scan adds an object per file. The cycle collector would walk all of it
+    hundreds of times and find nothing, about a tenth of an unchanged deploy's time; so what
+    exists is frozen and young objects are collected less often.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     program.run()

@@ -57,7 +57,7 @@ _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 
 def default_ignore(relative: str) -> bool:
     """Version-control metadata and OS litter never belong in a deployment."""
-    return any(part in _ALWAYS_SKIPPED for part in relative.split("/"))
+    return not _ALWAYS_SKIPPED.isdisjoint(relative.split("/"))
 
 
 @dataclass(frozen=True)
