@@ -537,6 +537,8 @@ class Sync:
         self._base: Manifest | None = None
         #: Reads started early by :meth:`prefetch`, by what they read.
         self._pending: dict[str, Background] = {}
+        #: ``history.json`` as read just after this object took the lock, until it is used.
+        self._history_read: Background | None = None
         #: The releases the bucket keeps, as this object last saw and changed them.
         self._releases: set[str] | None = None
 
@@ -567,6 +569,7 @@ class Sync:
         """Every object under the prefix (one paginated LIST per command, unless ``fresh``)."""
         if "listing" in self._pending:
             self._listing = self._pending.pop("listing").result()
+            self._releases = set(self._listing.releases)
         if self._listing is None or fresh:
             self._listing = self._read_listing()
             self._releases = set(self._listing.releases)
@@ -601,6 +604,12 @@ class Sync:
 
     def history(self) -> list[dict[str, Any]]:
         """The deploys and rollbacks the bucket remembers, newest first."""
+        if self._history_read is not None:  # read once the lock was ours: nobody wrote since
+            read, self._history_read = self._history_read, None
+            return read.result()  # type: ignore[no-any-return]
+        return self._read_history()
+
+    def _read_history(self) -> list[dict[str, Any]]:
         raw = self.store.get(self.private + HISTORY)
         if raw is None:
             return []
@@ -1122,6 +1131,7 @@ class Sync:
         finally:
             self._sticky = False
             lock, self._lock = self._lock, None
+            self._history_read = None
             if lock is not None:
                 lock.release()
 
@@ -1133,11 +1143,14 @@ class Sync:
         lock = self._lock_factory()
         lock.acquire()
         self._lock = lock
+        # only lock holders write the history: read now, it is ready when the record is added
+        self._history_read = Background(self._read_history)
         try:
             yield
         finally:
             if not self._sticky:
                 self._lock = None
+                self._history_read = None
                 lock.release()
 
     # -- pruning -------------------------------------------------------------------------

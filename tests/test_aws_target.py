@@ -175,6 +175,19 @@ def test_a_same_size_edit_with_the_old_mtime_restored_is_uploaded(bucket, cli, s
     assert result["details"]["sync"]["changes"]["changed"]["paths"] == ["css/site.css"]
 
 
+def test_a_one_file_change_lists_the_bucket_once_and_reads_the_history_once(
+    bucket, cli, s3_proxy
+):
+    deploy(cli)
+    Path("dist/css/site.css").write_text("body { margin: 2 }\n")
+    s3_proxy.clear()
+    assert deploy(cli)["success"]
+    listings = [r for r in s3_proxy.requests if r.method == "GET" and "list-type=2" in r.query]
+    history = [r for r in s3_proxy.requests if r.key(BUCKET) == ".devops/history.json"]
+    assert len(listings) == 1  # pruning goes by what that listing showed
+    assert [r.method for r in history] == ["GET", "PUT"]
+
+
 def test_a_cache_control_rule_change_updates_the_headers_without_force(bucket, cli, s3_proxy):
     deploy(cli)
     set_config(cli, "aws.cache_control", [{"glob": "css/*", "value": "public, max-age=60"}])
