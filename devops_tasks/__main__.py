@@ -1,5 +1,17 @@
-"""``python -m devops_tasks``: the ``devops`` program."""
+"""``python -m devops_tasks`` and the ``devops`` script: the ``devops`` program."""
 
-from .cli import main
+import sys
 
-main()
+from . import early
+
+
+def main() -> None:
+    """Start what a deploy reads first, then load the program and run it."""
+    early.start(sys.argv[1:])
+    from .cli import main as run  # noqa: PLC0415 - loaded while those reads run
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,6 @@ stops the deploy.
 from __future__ import annotations
 
 import codecs
-import os
 import shlex
 import signal
 import subprocess
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from invoke.runners import Local
 
+from .child_env import child_environment
 from .errors import DevopsError, ErrorCode
 from .redaction import RedactingStream, redact_tail
 
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OUTPUT_TAIL_CHARS",
-    "child_environment",
     "require_clean_git",
     "run_command",
     "uncommitted_changes",
@@ -35,21 +34,6 @@ __all__ = [
 #: How much of a failed command's output its error keeps (``output_tail``): the last 500
 #: characters, after masking, so that the failure stays one small answer (README: JSON budget).
 OUTPUT_TAIL_CHARS = 500
-#: Never handed to a child process: the keys that unlock every secret.
-_KEY_VARIABLES = (
-    "DEVOPS_MASTER_KEY",
-    "DEVOPS_MASTER_PASSPHRASE",
-    "DEVOPS_MASTER_KEY_FILE",
-    "DEVOPS_NEW_MASTER_KEY",
-    "DEVOPS_NEW_MASTER_PASSPHRASE",
-    "DEVOPS_NEW_MASTER_KEY_FILE",
-)
-
-
-def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment minus the master key variables, plus ``extra``."""
-    inherited = {k: v for k, v in os.environ.items() if k not in _KEY_VARIABLES}
-    return {**inherited, **(extra or {})}
 
 
 class _StreamDecoding(Local):

@@ -32,9 +32,14 @@ class Credentials:
         settings: Settings,
         environ: Mapping[str, str] | None = None,
         backend: Callable[[], SecretsBackend] | None = None,
+        *,
+        stored: bool = True,
     ) -> None:
+        """``stored=False``: the environment only; the secrets store is never opened (it may
+        ask for a passphrase)."""
         self.environment = settings.environment
         self.environ = os.environ if environ is None else environ
+        self.stored = stored
         self._backend_factory = backend or (lambda: _open(project, settings, self.environ))
         self._backend: SecretsBackend | None = None
         self._found: dict[str, str | None] = {}
@@ -47,7 +52,9 @@ class Credentials:
     def lookup(self, name: str) -> str | None:
         """The value of ``name`` from the environment or the secrets store, else ``None``."""
         if name not in self._found:
-            value = self.environ.get(name) or self._store().get(name, self.environment)
+            value = self.environ.get(name) or (
+                self._store().get(name, self.environment) if self.stored else None
+            )
             if value:
                 register_secret(value)
             self._found[name] = value or None

@@ -12,7 +12,7 @@ never start with one.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TypeVar
 
@@ -51,6 +51,12 @@ class ObjectStore(abc.ABC):
 
     #: Whether the store honours "create only if absent" (an emulator may not).
     conditional_create: bool = True
+
+    @property
+    def identity(self) -> Hashable | None:
+        """Where reads go and as whom: two stores with equal identities read the same objects
+        with the same credentials (so one may use what the other read). None: not known."""
+        return None
 
     @abc.abstractmethod
     def list(self, prefix: str = "") -> Iterator[StoredObject]:

@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .commands import child_environment
+from .child_env import child_environment
 from .errors import DevopsError, ErrorCode
 
 __all__ = ["Project", "actor", "find_project"]

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import tar_stream
 from .channels import Completed, Ran, run_streamed, run_timed
-from .commands import child_environment
+from .child_env import child_environment
 from .errors import DevopsError, ErrorCode, os_failure
 from .ids import DEPLOYMENT_ID
 from .manifests import (

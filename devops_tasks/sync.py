@@ -32,7 +32,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
@@ -496,6 +496,18 @@ class BucketLock:
 
 # -- the engine ------------------------------------------------------------------------------
 
+#: Reads started by :meth:`Sync.read_ahead`, by store identity and private prefix.
+_READ_AHEAD: dict[Hashable, dict[str, Background]] = {}
+
+
+def _take_reads_ahead(identity: Hashable | None, private: str) -> dict[str, Background] | None:
+    """The reads started ahead for this store, if any. The first store to ask takes them or
+    drops them all: reads made for one command are never used by a later one."""
+    started = dict(_READ_AHEAD)
+    _READ_AHEAD.clear()
+    return started.get((identity, private)) if identity is not None else None
+
+
 Invalidate = Callable[[list[str]], "dict[str, Any] | None"]
 
 
@@ -546,10 +558,20 @@ class Sync:
 
     def prefetch(self) -> None:
         """Start the GET of the live manifest and the LIST of the bucket, each on a thread of
-        its own, so that they overlap whatever comes before :meth:`plan` needs them."""
+        its own, so that they overlap whatever comes before :meth:`plan` needs them; or take
+        over the same reads if :meth:`read_ahead` started them for this store."""
         if not self._pending and not self._live_read and self._listing is None:
-            self._pending = {"live": Background(self._read_live)}
-            self._pending["listing"] = Background(self._read_listing)
+            self._pending = _take_reads_ahead(self.store.identity, self.private) or self._reads()
+
+    def read_ahead(self) -> None:
+        """Start this store's first reads for whichever :class:`Sync` of this process next
+        calls :meth:`prefetch`, if it reads the same store with the same credentials (see
+        :mod:`devops_tasks.early`)."""
+        if self.store.identity is not None:
+            _READ_AHEAD[(self.store.identity, self.private)] = self._reads()
+
+    def _reads(self) -> dict[str, Background]:
+        return {"live": Background(self._read_live), "listing": Background(self._read_listing)}
 
     def live(self) -> Manifest | None:
         """The live manifest (one GET per command)."""
@@ -606,7 +628,7 @@ class Sync:
         """The deploys and rollbacks the bucket remembers, newest first."""
         if self._history_read is not None:  # read once the lock was ours: nobody wrote since
             read, self._history_read = self._history_read, None
-            return read.result()  # type: ignore[no-any-return]
+            return read.result()
         return self._read_history()
 
     def _read_history(self) -> list[dict[str, Any]]:

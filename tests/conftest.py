@@ -16,6 +16,7 @@ import sshd
 from fake_github import FakeGitHub
 from fake_netlify import FakeNetlify
 from helpers import CliResult, write_site
+from s3_proxy import S3Proxy
 
 from devops_tasks import __version__, build_namespace, durable, redaction
 from devops_tasks.cli import DevopsConfig, DevopsProgram
@@ -102,6 +103,16 @@ def aws_env(moto_url: str, isolated_environment: None, monkeypatch: pytest.Monke
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     return moto_url
+
+
+@pytest.fixture(scope="session")
+def s3_proxy(moto_url: str) -> Iterator[S3Proxy]:
+    """A recording (and fault-injecting) proxy in front of moto, for the whole session."""
+    proxy = S3Proxy(moto_url).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture

@@ -70,15 +70,6 @@ class Bucket:
         self.client.put_object(Bucket=BUCKET, Key=key, Body=body)
 
 
-@pytest.fixture(scope="session")
-def s3_proxy(moto_url: str):  # type: ignore[no-untyped-def]
-    proxy = S3Proxy(moto_url).start()
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
-
-
 @pytest.fixture
 def bucket(aws_env: str, s3_proxy: S3Proxy, project, cli) -> Bucket:  # type: ignore[no-untyped-def]
     """A project deploying dist/ to a new bucket on moto through the proxy."""
@@ -175,9 +166,7 @@ def test_a_same_size_edit_with_the_old_mtime_restored_is_uploaded(bucket, cli, s
     assert result["details"]["sync"]["changes"]["changed"]["paths"] == ["css/site.css"]
 
 
-def test_a_one_file_change_lists_the_bucket_once_and_reads_the_history_once(
-    bucket, cli, s3_proxy
-):
+def test_a_one_file_change_lists_the_bucket_once_and_reads_the_history_once(bucket, cli, s3_proxy):
     deploy(cli)
     Path("dist/css/site.css").write_text("body { margin: 2 }\n")
     s3_proxy.clear()

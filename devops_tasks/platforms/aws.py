@@ -18,7 +18,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -79,6 +79,11 @@ class S3Store(ObjectStore):
         self.prefix = prefix
         self.region = region
         self.location = f"s3://{bucket}/{prefix}"
+
+    @property
+    def identity(self) -> Hashable | None:
+        # boto3's credential chain (profiles, SSO) is only known once boto3 resolves it
+        return None if self.signed is None else ("s3", self.prefix, *self.signed.identity)
 
     @property
     def client(self) -> BaseClient:

@@ -67,6 +67,13 @@ class SignedS3:
         self.bucket = bucket
         self._local = threading.local()
 
+    @property
+    def identity(self) -> tuple[str, ...]:
+        """Endpoint, bucket path, region and key id, with a digest of the secret: what two
+        transports must share to read the same objects as the same principal."""
+        secret = hashlib.sha256(f"{self._secret}\0{self._token or ''}".encode()).hexdigest()
+        return (self.scheme, self.host, self.base, self.region, self._key_id, secret)
+
     # -- requests --------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:

@@ -282,6 +282,11 @@ class Platform(abc.ABC):
         """Start reading what a deploy will ask the target first, while the build dir is
         scanned (a bucket's manifest and listing); errors surface when the reads are used."""
 
+    def read_ahead(self) -> None:  # noqa: B027 - most targets read nothing ahead
+        """Start the reads of :meth:`prefetch` for the platform that the command, once loaded,
+        will make: it uses them if it reaches the same target with the same credentials.
+        Called before the program loads (:mod:`devops_tasks.early`); it must not write."""
+
     def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:
         """What a deploy of ``files`` would change, found without changing anything.
 

@@ -185,6 +185,10 @@ class BucketPlatform(Platform):
         if not self.validate():  # settings that cannot work wait for their error
             self.engine.prefetch()
 
+    def read_ahead(self) -> None:
+        if not self.validate():
+            self.engine.read_ahead()
+
     def plan_deploy(self, files: SiteFiles) -> dict[str, Any]:
         plan = self.engine.plan(files)
         summary = plan.summary()

@@ -1,0 +1,81 @@
+"""A deploy's first reads start before the program loads, and are used only by that deploy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from s3_proxy import S3Proxy
+from test_aws_target import BUCKET, configure, deploy, write_site
+
+from devops_tasks import early
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["deploy"], (True, None)),
+        (["--json", "deploy", "--env", "staging"], (True, "staging")),
+        (["deploy.aws", "-e", "prod", "--dir", "dist"], (True, "prod")),
+        (["-estaging", "deploy"], (True, "staging")),
+        (["deploy", "--env=prod", "-m", "fix"], (True, "prod")),
+        (["status"], (False, None)),
+        (["rollback", "--to", "deploy"], (False, None)),
+        (["--help", "deploy"], (False, None)),
+        (["deploy", "--build"], (False, None)),  # its reads would be as old as the build
+        (["deploy", "-b"], (False, None)),
+        ([], (False, None)),
+    ],
+)
+def test_what_the_arguments_deploy(argv: list[str], expected: tuple[bool, str | None]) -> None:
+    assert early.deploy_environment(argv) == expected
+
+
+@pytest.fixture
+def site_bucket(aws_env: str, s3_proxy: S3Proxy, project, cli) -> S3Proxy:  # type: ignore[no-untyped-def]
+    """A bucket on moto (through the proxy) holding dist/ already; the proxy's record empty."""
+    shutil.rmtree("dist")
+    write_site(Path("dist"))
+    configure(project, {"bucket": BUCKET, "endpoint_url": s3_proxy.url})
+    assert cli("infra.up", "--json").json["success"]
+    assert deploy(cli)["success"]
+    s3_proxy.clear()
+    return s3_proxy
+
+
+def reads(proxy: S3Proxy) -> list[tuple[str, str, bool]]:
+    return sorted((r.method, r.path, "list-type=2" in r.query) for r in proxy.requests)
+
+
+def test_a_deploy_uses_the_reads_started_before_it_loaded(site_bucket: S3Proxy, cli) -> None:  # type: ignore[no-untyped-def]
+    early.start(["deploy", "--json"])
+    result = deploy(cli)
+    assert result["success"] and result["details"]["sync"]["noop"]
+    assert reads(site_bucket) == [  # not a second manifest GET nor a second listing
+        ("GET", f"/{BUCKET}", True),
+        ("GET", f"/{BUCKET}/.devops/manifest.json", False),
+    ]
+
+
+def test_reads_made_with_other_credentials_are_not_used(  # type: ignore[no-untyped-def]
+    site_bucket: S3Proxy, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as other:
+        other.setenv("AWS_ACCESS_KEY_ID", "someone-else")
+        early.start(["deploy"])
+    result = deploy(cli)
+    assert result["success"] and result["details"]["sync"]["noop"]
+    assert reads(site_bucket).count(("GET", f"/{BUCKET}/.devops/manifest.json", False)) == 2
+
+
+def test_an_early_start_that_cannot_read_says_nothing_and_the_deploy_says_why(  # type: ignore[no-untyped-def]
+    site_bucket: S3Proxy, cli, project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project.config_path.write_text(json.dumps({"version": 1, "platform": "aws", "aws": 7}))
+    early.start(["deploy"])
+    assert capsys.readouterr() == ("", "")
+    assert site_bucket.requests == []
+    failed = cli("deploy", "--json").json
+    assert not failed["success"] and failed["code"] == "CONFIG_INVALID"
