@@ -246,7 +246,8 @@ def test_a_current_directory_that_was_removed_is_a_filesystem_error(tmp_path):
     gone = tmp_path / "gone"
     gone.mkdir()
     climb = f"import os, runpy, sys\nos.chdir({str(gone)!r})\nos.rmdir({str(gone)!r})\n"
-    climb += "sys.argv = ['devops', 'status', '--json']\nrunpy.run_module('devops_tasks', run_name='__main__')\n"
+    climb += "sys.argv = ['devops', 'status', '--json']\n"
+    climb += "runpy.run_module('devops_tasks', run_name='__main__')\n"
     completed = subprocess.run(
         [sys.executable, "-c", climb], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
