@@ -12,13 +12,14 @@ never start with one.
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TypeVar
 
 from .errors import DevopsError, ErrorCode
 
-__all__ = ["Headers", "ObjectStore", "StoredObject"]
+__all__ = ["Headers", "ObjectStore", "StoredObject", "credential_digest"]
 
 _Store = TypeVar("_Store", bound="ObjectStore")
 
@@ -44,6 +45,12 @@ class StoredObject:
     size: int
     #: The store's own tag (an ETag, an MD5, a generation): only to notice a hand edit.
     tag: str | None = None
+
+
+def credential_digest(*secrets: str | None) -> str:
+    """A digest standing for credentials in a store's :attr:`ObjectStore.identity`: equal
+    only for equal credentials, and no clue to their values."""
+    return hashlib.sha256("\0".join(s or "" for s in secrets).encode()).hexdigest()
 
 
 class ObjectStore(abc.ABC):

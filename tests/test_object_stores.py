@@ -1139,3 +1139,17 @@ class FlakyProxy:
     def __exit__(self, *exc_info: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@backends()
+def test_stores_opened_alike_share_an_identity(backend: Backend) -> None:
+    first, second = backend.open(), backend.open()
+    assert first.identity is not None and first.identity == second.identity
+
+
+@backends()
+def test_another_prefix_or_other_credentials_make_another_identity(backend: Backend) -> None:
+    refused, secret = backend.open_refused()
+    identities = {backend.open().identity, backend.open(prefix="other").identity, refused.identity}
+    assert len(identities) == 3
+    assert secret not in repr(refused.identity)

@@ -24,6 +24,8 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from urllib.parse import quote, urlsplit
 
+from ..objectstore import credential_digest
+
 __all__ = ["SignedS3", "Unexpected"]
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -71,7 +73,7 @@ class SignedS3:
     def identity(self) -> tuple[str, ...]:
         """Endpoint, bucket path, region and key id, with a digest of the secret: what two
         transports must share to read the same objects as the same principal."""
-        secret = hashlib.sha256(f"{self._secret}\0{self._token or ''}".encode()).hexdigest()
+        secret = credential_digest(self._secret, self._token)
         return (self.scheme, self.host, self.base, self.region, self._key_id, secret)
 
     # -- requests --------------------------------------------------------------------------

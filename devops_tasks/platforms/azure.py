@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import IO, Any
 from urllib.parse import urlsplit
 
 from ..errors import DevopsError, ErrorCode
-from ..objectstore import Headers, ObjectStore, StoredObject
+from ..objectstore import Headers, ObjectStore, StoredObject, credential_digest
 from .bucket import BucketPlatform
 
 __all__ = [
@@ -109,6 +109,12 @@ class AzureStore(ObjectStore):
     ) -> None:
         self.container_name = container
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        secret = connection_string or account_key or sas_token
+        self._identity = (
+            ("azure", endpoint_url, account, container, self.prefix, credential_digest(secret))
+            if secret
+            else None
+        )
         self.page_size = page_size
         self.copy_timeout = copy_timeout
         self.where = f"the container {container}"
@@ -155,6 +161,10 @@ class AzureStore(ObjectStore):
             self._service = service
             self._container = service.get_container_client(container)
             self.where = self.location = f"{_shown_url(service.url)}/{container}"
+
+    @property
+    def identity(self) -> Hashable | None:
+        return self._identity
 
     # -- the store interface -----------------------------------------------------------------
 

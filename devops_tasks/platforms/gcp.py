@@ -17,13 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import IO, Any
 from urllib.parse import urlsplit
 
 from ..errors import DevopsError, ErrorCode
-from ..objectstore import Headers, ObjectStore, StoredObject
+from ..objectstore import Headers, ObjectStore, StoredObject, credential_digest
 from .bucket import BucketPlatform
 
 __all__ = ["GOOGLE_CREDENTIALS", "GcpPlatform", "GcsStore", "open_store"]
@@ -112,6 +112,12 @@ class GcsStore(ObjectStore):
         self.endpoint = endpoint
         # Google honours ifGenerationMatch; gcp-storage-emulator ignores every precondition.
         self.conditional_create = endpoint is None or _is_google(endpoint)
+        # a key, or no one at an emulator; Google's default chain is only known once resolved
+        anonymous = endpoint is not None and not _is_google(endpoint)
+        principal = credential_digest(service_account) if service_account else anonymous
+        self._identity = (
+            ("gcs", endpoint, bucket, self.prefix, project, principal) if principal else None
+        )
         with self._failures("open"):
             from google.cloud import storage  # noqa: PLC0415 - the [gcp] extra, on use
             from google.cloud.storage.retry import DEFAULT_RETRY  # noqa: PLC0415
@@ -132,6 +138,10 @@ class GcsStore(ObjectStore):
             # one GET and one LIST does not pay.
             self._client._bucket_metadata_cache = None
             self._bucket = self._client.bucket(bucket)
+
+    @property
+    def identity(self) -> Hashable | None:
+        return self._identity
 
     # -- the store interface -----------------------------------------------------------------
 
