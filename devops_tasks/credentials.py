@@ -60,6 +60,20 @@ class Credentials:
             self._found[name] = value or None
         return self._found[name]
 
+    def mask_stored(self) -> None:
+        """Register every value the secrets store holds for this environment, so that output
+        this command relays but did not make (a host's log, a hook's) masks them too. A store
+        that cannot be opened as things are (no master key at hand) is left alone: what it
+        holds is then unknown here, and the command goes on."""
+        if not self.stored:
+            return
+        try:
+            values = self._store().values(self.environment)
+        except DevopsError:
+            return
+        for value in values.values():
+            register_secret(value)
+
     def require(self, name: str, purpose: str) -> str:
         """The value of ``name``, or CREDENTIALS_MISSING saying exactly how to provide it."""
         value = self.lookup(name)

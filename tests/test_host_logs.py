@@ -292,3 +292,20 @@ def test_follow_goes_on_with_a_log_that_appears_later(ssh_servers, logs, followi
     _wait_for(lines, {f"{label(ssh_servers, 0)} | reborn"})
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=15) == 0
+
+
+def test_a_value_in_the_secrets_store_is_masked_in_a_hosts_log_before_anything_reads_it(
+    cli, ssh_servers, logs, monkeypatch
+):
+    monkeypatch.setenv("DEVOPS_MASTER_KEY", "ab" * 32)
+    assert cli("secrets.init", "--json").json["success"]
+    assert cli("secrets.set", "DB_PASSWORD", "--value", "s3cr3t-in-the-store", "--json").json[
+        "success"
+    ]
+    log_of(logs, ssh_servers.hosts[0].ip).write_text("connecting with s3cr3t-in-the-store\n")
+    monkeypatch.setattr(redaction, "_secrets", set())  # as a new process: nothing read yet
+
+    printed = cli("logs", "--lines", "1").stdout + cli("logs", "--lines", "1", "--json").stdout
+
+    assert "s3cr3t-in-the-store" not in printed
+    assert printed.count(f"connecting with {redaction.MASK}") == 2

@@ -17,6 +17,7 @@ import pytest
 from fleet import configure, live, releases, roots
 from helpers import write_site
 
+from devops_tasks import redaction
 from devops_tasks.history import DeploymentHistory
 from devops_tasks.rollout import Plan, host_count
 
@@ -204,6 +205,23 @@ def test_a_failing_before_switch_hook_on_one_host_switches_nothing_anywhere(
     assert "no host was switched" in failed["error"]
     assert [live(root) for root in hosts] == [v1] * 3
     assert all(releases(root) == [v1] for root in hosts)
+
+
+def test_a_failing_hook_that_prints_a_stored_secret_shows_it_masked(
+    project, cli, ssh_servers, fleet, v1, monkeypatch
+):
+    monkeypatch.setenv("DEVOPS_MASTER_KEY", "ab" * 32)
+    assert cli("secrets.init", "--json").json["success"]
+    assert cli("secrets.set", "API_KEY", "--value", "k-9f8e7d6c5b", "--json").json["success"]
+    hook = "echo using k-9f8e7d6c5b >&2; false"
+    configure(project, ssh_servers, fleet, hooks={"before_switch": hook})
+    monkeypatch.setattr(redaction, "_secrets", set())  # as a new process: nothing read yet
+
+    failed = cli("deploy", "--json")
+
+    assert failed.json["code"] == "DEPLOY_FAILED"
+    assert f"using {redaction.MASK}" in failed.json["error"]
+    assert "k-9f8e7d6c5b" not in failed.stdout + failed.stderr
 
 
 def test_hooks_run_in_the_release_directory_on_each_host(project, cli, ssh_servers, fleet, v1):

@@ -759,6 +759,7 @@ class SshPlatform(Platform):
 
     def host_logs(self, lines: int) -> list[dict[str, Any]]:
         commands = {h: self._log_command(h, lines, follow=False) for h in self.hosts}
+        self.credentials.mask_stored()  # a log may quote any of them
         timeout = float(self.options.get("command_timeout", DEFAULT_COMMAND_TIMEOUT))
 
         def read(member: _Member) -> dict[str, Any]:
@@ -790,6 +791,7 @@ class SshPlatform(Platform):
         self, lines: int, emit: Callable[[str, str], None], warn: Callable[[str], None]
     ) -> None:
         commands = {h: self._log_command(h, lines, follow=True) for h in self.hosts}
+        self.credentials.mask_stored()
         #: (host, text, ended): a line of a host's log, or why its stream ended.
         events: queue.Queue[tuple[str, str, bool]] = queue.Queue()
 
@@ -988,7 +990,10 @@ class _FleetRelease:
         self.deployment = deployment
         self.put = put
         self.hooks: dict[str, str] = platform.options.get("hooks") or {}
-        self.gate = HostGate(platform.settings.get("deployment.health_check") or {})
+        check = platform.settings.get("deployment.health_check") or {}
+        self.gate = HostGate(check)
+        if any(self.hooks.values()) or check.get("remote"):  # their output is shown on failure
+            platform.credentials.mask_stored()
         #: What each host served before it switched, to switch it back.
         self.previous: dict[str, str | None] = {}
         self.swept: dict[str, list[str]] = {}
