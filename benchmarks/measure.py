@@ -1,4 +1,4 @@
-"""What every benchmark shares: commands timed with their peak memory, and the rows of the table.
+r"""What every benchmark shares: commands timed with their peak memory, and the rows of the table.
 
 Each ``*_vs_*.py`` script (and ``history_query.py``) runs its commands through ``run_measured``
 or ``run_together`` and offers a ``rows(...)`` entry point that returns ``Row``s; ``run_all.py``
@@ -6,27 +6,45 @@ gathers those rows into one Markdown table.
 
 Peak memory is the ``ru_maxrss`` that ``wait4`` reports for the command: the largest resident
 set of the process or of any child it waited for (a CLI's worker processes included), in MB.
+A command is not started from the benchmark's own process but from a small launcher
+(``LAUNCHER``, a bare ``python -I -S``): Linux carries the peak RSS of the address space a
+process ``exec``\ s from into its ``ru_maxrss``, and Python's ``subprocess`` starts children with
+``vfork``, which shares the parent's address space. Started straight from a benchmark that
+holds a fake API or boto3, ``/bin/true`` reports the benchmark's own peak (70-300 MB here);
+through the launcher it reports the launcher's, about 8 MB, the floor of every figure. The
+launcher also times the command itself, so its own start-up is not counted.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import select
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+LAUNCHER = """
+import os, sys, time
+result, argv = sys.argv[1], sys.argv[2:]
+started = time.perf_counter()
+pid = os.posix_spawnp(argv[0], argv, os.environ)
+_, status, usage = os.wait4(pid, 0)
+ended = time.perf_counter()
+with open(result, "w") as out:
+    out.write(f"{started} {ended} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
 
 
 @dataclass
 class Finished:
     """One command's outcome; ``returncode`` is None when it was killed at its timeout."""
 
-    seconds: float  # wall time until the last command of its group ended
+    seconds: float  # wall time from the first start to the last end of its group
     peak_mb: float
     returncode: int | None
     stdout: str
@@ -40,7 +58,10 @@ def run_measured(
     env: dict[str, str] | None = None,
     timeout: float | None = None,
 ) -> Finished:
-    """Run ``argv`` to its end (or ``timeout``): wall time, peak RSS and output."""
+    """Run ``argv`` to its end (or ``timeout``): wall time, peak RSS and output.
+
+    Raises OSError when the command cannot be started (no such program, not executable).
+    """
     return run_together([argv], cwd=cwd, env=env, timeout=timeout)[0]
 
 
@@ -53,53 +74,77 @@ def run_together(
 ) -> list[Finished]:
     """Start every argv at once and wait for all; each outcome carries the group's wall time.
 
-    Output goes to temporary files, not pipes, so no command blocks on a full pipe while
-    another is waited for; ``wait4`` reaps each one and reports its peak RSS.
+    Output goes to files, not pipes, so no command blocks on a full pipe while another is
+    waited for. At ``timeout`` the commands' process groups are killed.
     """
-    with contextlib.ExitStack() as stack:
-        files = [
-            (
-                stack.enter_context(tempfile.TemporaryFile()),
-                stack.enter_context(tempfile.TemporaryFile()),
-            )
-            for _ in argv_sets
+    with tempfile.TemporaryDirectory(prefix="measure-") as scratch:
+        names = [Path(scratch) / str(n) for n in range(len(argv_sets))]
+        launchers = [
+            _launch(argv, name, cwd, env) for argv, name in zip(argv_sets, names, strict=True)
         ]
-        deadline = None if timeout is None else time.monotonic() + timeout
-        started = time.perf_counter()
-        procs = [
-            subprocess.Popen(
-                list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
-            )
-            for argv, (out, err) in zip(argv_sets, files, strict=True)
+        killed = _wait_all(launchers, timeout)
+        outcomes = [
+            _outcome(argv, name, dead)
+            for argv, name, dead in zip(argv_sets, names, killed, strict=True)
         ]
-        waited = [_wait(proc, deadline) for proc in procs]
-        seconds = time.perf_counter() - started
-        return [
-            Finished(seconds, peak_mb, returncode, _read(out), _read(err))
-            for (returncode, peak_mb), (out, err) in zip(waited, files, strict=True)
-        ]
+    spans = [(o.started, o.ended) for o in outcomes if o.returncode is not None]
+    seconds = max(e for _, e in spans) - min(s for s, _ in spans) if spans else timeout or 0.0
+    return [Finished(seconds, o.peak_mb, o.returncode, o.stdout, o.stderr) for o in outcomes]
 
 
-def _wait(proc: subprocess.Popen[bytes], deadline: float | None) -> tuple[int | None, float]:
-    """Reap ``proc`` (killed at ``deadline``): exit code, or None if killed; peak RSS in MB."""
-    killed = False
-    if deadline is not None:
-        pidfd = os.pidfd_open(proc.pid)
+@dataclass
+class _Outcome:
+    started: float  # perf_counter values in the launcher (CLOCK_MONOTONIC, machine-wide)
+    ended: float
+    peak_mb: float
+    returncode: int | None
+    stdout: str
+    stderr: str
+
+
+def _launch(
+    argv: Sequence[str], name: Path, cwd: Path | None, env: dict[str, str] | None
+) -> subprocess.Popen[bytes]:
+    with open(f"{name}.out", "wb") as out, open(f"{name}.err", "wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", LAUNCHER, f"{name}.result", *argv],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,  # one process group to kill at the timeout
+        )
+
+
+def _wait_all(launchers: list[subprocess.Popen[bytes]], timeout: float | None) -> list[bool]:
+    """Wait for every launcher; at ``timeout``, kill the groups still running. Who was killed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    killed = []
+    for launcher in launchers:
         try:
-            remaining = max(deadline - time.monotonic(), 0.0)
-            if not select.select([pidfd], [], [], remaining)[0]:
-                proc.kill()
-                killed = True
-        finally:
-            os.close(pidfd)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
-    return (None if killed else proc.returncode), usage.ru_maxrss / 1024
+            launcher.wait(None if deadline is None else max(deadline - time.monotonic(), 0))
+            killed.append(False)
+        except subprocess.TimeoutExpired:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+            killed.append(True)
+    return killed
 
 
-def _read(stream: IO[bytes]) -> str:
-    stream.seek(0)
-    return stream.read().decode(errors="replace")
+def _outcome(argv: Sequence[str], name: Path, killed: bool) -> _Outcome:
+    stdout = Path(f"{name}.out").read_bytes().decode(errors="replace")
+    stderr = Path(f"{name}.err").read_bytes().decode(errors="replace")
+    result = Path(f"{name}.result")
+    if killed or not result.exists():
+        if not killed:  # the launcher could not start it: no such program, not executable
+            reason = (stderr.strip().splitlines() or ["the launcher failed"])[-1]
+            raise OSError(f"could not start {argv[0]}: {reason}")
+        return _Outcome(0.0, 0.0, 0.0, None, stdout, stderr)
+    started, ended, maxrss_kb, returncode = result.read_text().split()
+    return _Outcome(
+        float(started), float(ended), int(maxrss_kb) / 1024, int(returncode), stdout, stderr
+    )
 
 
 @dataclass
