@@ -336,7 +336,7 @@ def rows(
     """
     installed = [t for t in (HUGO, AWS, S5CMD) if (tools_dir / BINARIES[t]).exists()]
     timed = measure(files, runs, tools_dir, [OURS, *installed], counts=False, log=log)
-    install = "not installed: " + SETUP.format(venv=tools_dir.parent)
+    install = f"not installed: `{SETUP.format(venv=tools_dir.parent)}`"
     table = []
     for name in SCENARIOS:
         ours = timed[OURS][name]

@@ -815,7 +815,7 @@ def rows(
             "again": "unchanged re-deploy",
         },
         TARGETS,
-        "not installed: " + INSTALL.format(cli_dir=cli_dir),
+        f"not installed: `{INSTALL.format(cli_dir=cli_dir)}`",
     )
 
 

@@ -241,7 +241,7 @@ def rows(
                 _median(theirs) if theirs else None,
                 ours_mb=max(s.peak_mb for s in ours),
                 peer_mb=max(s.peak_mb for s in theirs) if theirs else None,
-                peer_note="not installed: apt-get install rsync" if missing else "",
+                peer_note="not installed: `apt-get install rsync`" if missing else "",
                 max_ratio=TARGETS[phase],
             )
         )

@@ -395,7 +395,7 @@ def rows(
     missing = (
         "no `node` on PATH"
         if cli_binary(cli_dir).exists()
-        else "not installed: " + INSTALL.format(cli_dir=cli_dir)
+        else f"not installed: `{INSTALL.format(cli_dir=cli_dir)}`"
     )
     return table_rows(
         "Vercel",
