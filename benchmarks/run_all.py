@@ -205,11 +205,12 @@ HEADER = (
 RULE = "|---|---|--:|---|--:|--:|--:|--:|---|"
 
 
-def table(rows: list[Row], quick: bool, when: datetime) -> str:
+def table(rows: list[Row], when: datetime, runs: int, quick: bool = False) -> str:
     """The Markdown: a line with the date and the machine, the table, what the columns mean."""
     floor = run_measured(["true"]).peak_mb
+    how = "one run" if runs == 1 else f"medians of {runs} runs"
     lines = [
-        f"Measured {when:%Y-%m-%d %H:%M} UTC on {machine()}"
+        f"Measured {when:%Y-%m-%d %H:%M} UTC on {machine()}; {how}"
         + (" (--quick: small sizes, not figures to quote)." if quick else "."),
         "",
         HEADER,
@@ -231,8 +232,8 @@ def table(rows: list[Row], quick: bool, when: datetime) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Times are the wall time of the whole command (medians when there are several runs); "
-        "ratio is ours / peer, below 1 is faster. Peak MB is the command's peak resident set "
+        "Times are the wall time of the whole command; ratio is ours / peer, below 1 is "
+        "faster. Peak MB is the command's peak resident set "
         f"(`wait4`'s `ru_maxrss`, its child processes included; ≤{floor:.0f}: at most the "
         "launcher's own, which it inherits). "
         "Regenerate with `.venv/bin/python benchmarks/run_all.py`.",
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args)
     when = datetime.now(timezone.utc)
     rows = [row for name in args.only for row in run_target(name, args)]
-    text = table(rows, args.quick, when)
+    text = table(rows, when, args.runs, args.quick)
     if args.output == "-":
         sys.stdout.write(text)
     else:
