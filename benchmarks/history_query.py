@@ -18,19 +18,24 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from measure import Row, run_measured
+
 from devops_tasks.durable import write_json
 from devops_tasks.history import Deployment, DeploymentHistory, Status
 from devops_tasks.project import Project
+
+QUERY = "query(limit=10)"
+CLI = "devops history --limit 10 --json  [subprocess]"
 
 ENVIRONMENTS = ("production", "staging", "preview")
 PLATFORMS = ("local", "ssh", "netlify", "aws")
@@ -108,55 +113,53 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
     return min(samples), statistics.median(samples), result
 
 
-def run_cli(args: list[str], cwd: Path, runs: int) -> tuple[float, float, str]:
-    """(min ms, median ms, last stdout) of ``runs`` runs of ``python -m devops_tasks ARGS``."""
+def run_cli(args: list[str], cwd: Path, runs: int) -> tuple[float, float, str, float]:
+    """(min ms, median ms, last stdout, peak MB) of ``runs`` runs of ``python -m devops_tasks``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEVOPS")}
-    samples, stdout = [], ""
+    samples, stdout, peak_mb = [], "", 0.0
     for _ in range(runs):
-        started = time.perf_counter()
-        completed = subprocess.run(
-            [sys.executable, "-m", "devops_tasks", *args],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-            check=False,
+        done = run_measured(
+            [sys.executable, "-m", "devops_tasks", *args], cwd=cwd, env=env, timeout=120
         )
-        samples.append((time.perf_counter() - started) * 1000)
-        if completed.returncode != 0:
-            raise SystemExit(
-                f"devops {' '.join(args)} failed: {completed.stdout}{completed.stderr}"
-            )
-        stdout = completed.stdout
-    return min(samples), statistics.median(samples), stdout
+        samples.append(done.seconds * 1000)
+        peak_mb = max(peak_mb, done.peak_mb)
+        if done.returncode != 0:
+            raise SystemExit(f"devops {' '.join(args)} failed: {done.stdout}{done.stderr}")
+        stdout = done.stdout
+    return min(samples), statistics.median(samples), stdout, peak_mb
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=10_000, help="records to create")
-    parser.add_argument("--repeat", type=int, default=20, help="repetitions of each query")
-    parser.add_argument("--cli-runs", type=int, default=5, help="runs of the CLI command")
-    args = parser.parse_args()
+@dataclass
+class Measured:
+    """What one run of the benchmark found; ``rows`` are (label, min ms, median ms, runs)."""
 
+    records: int
+    index_kib: float
+    records_s: float
+    index_s: float
+    rows: list[tuple[str, float, float, str]]
+    cli_peak_mb: float
+
+
+def measure(records: int, repeat: int, cli_runs: int) -> Measured:
+    """Build a history of ``records`` records in a temporary project and time its reads."""
     with tempfile.TemporaryDirectory(prefix="devops-bench-") as tmp:
         root = Path(tmp)
-        history, records_s, index_s = build_history(root, args.records)
+        history, records_s, index_s = build_history(root, records)
         index_kib = history.index_path.stat().st_size / 1024
 
         rows: list[tuple[str, float, float, str]] = []
 
         def bench(label: str, fn: Callable[[], Any], check: Callable[[Any], bool]) -> None:
-            best, median, result = timed(fn, args.repeat)
+            best, median, result = timed(fn, repeat)
             if not check(result):
                 raise SystemExit(f"{label}: unexpected result {result!r}")
-            rows.append((label, best, median, f"x{args.repeat}"))
+            rows.append((label, best, median, f"x{repeat}"))
 
         bench(
-            "query(limit=10)",
+            QUERY,
             lambda: history.query(limit=10),
-            lambda r: len(r) == min(10, args.records),
+            lambda r: len(r) == min(10, records),
         )
         bench(
             "query(environment='production', status='success', limit=10)",
@@ -174,31 +177,65 @@ def main() -> None:
             lambda r: r == [],
         )
 
-        best, median, stdout = run_cli(["history", "--limit", "10", "--json"], root, args.cli_runs)
+        best, median, stdout, peak_mb = run_cli(
+            ["history", "--limit", "10", "--json"], root, cli_runs
+        )
         shown = json.loads(stdout)
-        if not shown["success"] or shown["count"] != min(10, args.records):
+        if not shown["success"] or shown["count"] != min(10, records):
             raise SystemExit(f"devops history returned {stdout!r}")
-        rows.append(
-            ("devops history --limit 10 --json  [subprocess]", best, median, f"x{args.cli_runs}")
-        )
-        best, median, _ = run_cli(["--version"], root, args.cli_runs)
-        rows.append(
-            ("devops --version  [subprocess, startup only]", best, median, f"x{args.cli_runs}")
-        )
+        rows.append((CLI, best, median, f"x{cli_runs}"))
+        best, median, _, _ = run_cli(["--version"], root, cli_runs)
+        rows.append(("devops --version  [subprocess, startup only]", best, median, f"x{cli_runs}"))
+    return Measured(records, index_kib, records_s, index_s, rows, peak_mb)
+
+
+def rows(records: int = 10_000, repeat: int = 20, cli_runs: int = 5) -> list[Row]:
+    """The table's rows (run_all.py): the CLI end to end and the library's query; no peer."""
+    measured = measure(records, repeat, cli_runs)
+    median_s = {label: median / 1000 for label, _, median, _ in measured.rows}
+    no_peer = "no peer: no other tool reads this history"
+    return [
+        Row(
+            "History",
+            f"`devops history --limit 10 --json`, {records:,} records",
+            median_s[CLI],
+            "none",
+            None,
+            ours_mb=measured.cli_peak_mb,
+            peer_note=no_peer,
+        ),
+        Row(
+            "History",
+            f"`query(limit=10)` in-process, {records:,} records",
+            median_s[QUERY],
+            "none",
+            None,
+            peer_note=no_peer,
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=10_000, help="records to create")
+    parser.add_argument("--repeat", type=int, default=20, help="repetitions of each query")
+    parser.add_argument("--cli-runs", type=int, default=5, help="runs of the CLI command")
+    args = parser.parse_args()
+    measured = measure(args.records, args.repeat, args.cli_runs)
 
     print(
         f"devops-tasks history benchmark: {args.records} records, "
-        f"index.json {index_kib:,.0f} KiB, Python {sys.version.split()[0]}, "
+        f"index.json {measured.index_kib:,.0f} KiB, Python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPU(s)"
     )
     print(
-        f"setup: records written in {records_s:.1f} s, "
-        f"index rebuilt from them in {index_s * 1000:.0f} ms"
+        f"setup: records written in {measured.records_s:.1f} s, "
+        f"index rebuilt from them in {measured.index_s * 1000:.0f} ms"
     )
-    width = max(len(row[0]) for row in rows)
+    width = max(len(row[0]) for row in measured.rows)
     print(f"{'operation':<{width}}  {'min ms':>8}  {'median ms':>9}  runs")
     print(f"{'-' * width}  {'-' * 8}  {'-' * 9}  ----")
-    for label, best, median, runs in rows:
+    for label, best, median, runs in measured.rows:
         print(f"{label:<{width}}  {best:8.2f}  {median:9.2f}  {runs}")
 
 

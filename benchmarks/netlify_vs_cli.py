@@ -58,6 +58,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from fake_netlify import API_PREFIX, FakeNetlify  # noqa: E402
+from measure import Row, run_measured  # noqa: E402
 
 CLI_VERSION = "27.10.2"
 DEFAULT_CLI_DIR = Path("/tmp/netlify-cli-bench")
 TOKEN = "bench-token-0123456789abcdef"
 OURS, CLI = "devops-tasks", "netlify-cli"
+TARGETS = {"first": 0.35, "again": 0.1}  # ours / netlify-cli at most, from issue 14
 
 # A preload for netlify-cli's Node process: the extensions API goes to the fake, and any
 # other fetch() to a host that is not 127.0.0.1 is refused (nothing leaves the machine).
@@ -315,6 +318,7 @@ class Sample:
     violations: int = 0
     fake_cpu: float = 0.0  # CPU of this process (the fake's threads) during the deploy
     client_cpu: float = 0.0  # CPU of the deploying process and its children
+    peak_mb: float = 0.0  # peak RSS of the deploying process (or a child it waited for)
     deploy_id: str | None = None
     error: str | None = None
     detail: str = ""  # output and request log of a failure
@@ -354,21 +358,19 @@ def run_deploy(
     first_request, first_upload = len(fake.requests), len(fake.uploads)
     first_violation = len(fake.violations)
     cpu, child_cpu = time.process_time(), _children_cpu()
-    started = time.perf_counter()
     launch_error = None
     try:
-        proc = subprocess.run(
-            cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        returncode, stdout, stderr = None, _text(exc.stdout), _text(exc.stderr)
+        done = run_measured(cmd, cwd=cwd, env=env, timeout=timeout)
+        seconds, peak_mb = done.seconds, done.peak_mb
+        returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
     except OSError as exc:  # no node, no executable bit, ...
-        returncode, stdout, stderr = None, "", ""
-        launch_error = f"could not start {cmd[0]}: {exc}"
-    seconds = time.perf_counter() - started
+        seconds, peak_mb, returncode, stdout, stderr = 0.0, 0.0, None, "", ""
+        launch_error = str(exc)
     sample = Sample(
-        seconds, fake_cpu=time.process_time() - cpu, client_cpu=_children_cpu() - child_cpu
+        seconds,
+        fake_cpu=time.process_time() - cpu,
+        client_cpu=_children_cpu() - child_cpu,
+        peak_mb=peak_mb,
     )
     requests = fake.requests[first_request:]
     sample.uploads = len(fake.uploads) - first_upload
@@ -387,12 +389,6 @@ def run_deploy(
     if sample.error:
         sample.detail = _failure_detail(stdout, stderr, requests)
     return sample
-
-
-def _text(output: str | bytes | None) -> str:
-    if isinstance(output, bytes):
-        return output.decode(errors="replace")
-    return output or ""
 
 
 def _check_live(
@@ -628,19 +624,199 @@ def report(results: dict[str, dict[str, list[Sample]]], startup: dict[str, float
     return failures
 
 
-def print_failure(tool: str, phase: str, run: int, sample: Sample) -> None:
-    print(
+def print_failure(
+    tool: str, phase: str, run: int, sample: Sample, log: Callable[[str], object] = print
+) -> None:
+    log(
         f"\n!! {tool} {phase} deploy (run {run}) FAILED after {sample.seconds:.2f} s: "
-        f"{sample.error}",
-        flush=True,
+        f"{sample.error}"
     )
     if sample.detail:
-        print(sample.detail, flush=True)
+        log(sample.detail)
 
 
 # ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
+
+
+INSTALL = "mkdir -p {cli_dir} && cd {cli_dir} && npm init -y && npm i -E netlify-cli@" + CLI_VERSION
+
+
+def measure(
+    files: int = 5000,
+    megabytes: float = 30.0,
+    runs: int = 1,
+    cli_dir: Path | None = DEFAULT_CLI_DIR,
+    seed: int = 1,
+    timeout: float = 900.0,
+    unpatched_fake: bool = False,
+    log: Callable[[str], object] = print,
+) -> tuple[dict[str, dict[str, list[Sample]]], dict[str, float]]:
+    """Both deploys of each tool, ``runs`` times: samples by tool and phase, and start-up times.
+
+    netlify-cli is left out when ``cli_dir`` is None (``--skip-cli``) or holds no CLI.
+    """
+    tools = [OURS]
+    if cli_dir is not None:
+        if cli_binary(cli_dir).exists():
+            tools.append(CLI)
+        else:
+            log(
+                f"!! netlify-cli is not installed in {cli_dir}: install it with\n"
+                f"   {INSTALL.format(cli_dir=cli_dir)}\n   (timing devops-tasks only)\n"
+            )
+
+    if not unpatched_fake:
+        FakeNetlify._missing = _missing_linear
+
+    scratch = Path(tempfile.mkdtemp(prefix="netlify-bench-"))
+    fake = FakeNetlify(token=TOKEN)
+    try:
+        fake.start()
+        site = make_site(scratch / "site", files, megabytes, seed)
+        expected = {"/" + p for p in site.paths}
+        preload = scratch / "netlify-preload.mjs"
+        preload.write_text(NODE_PRELOAD)
+        home = scratch / "home"
+        home.mkdir()
+
+        log(
+            f"site: {len(site.paths)} files, {site.total_bytes / 1e6:.1f} MB "
+            f"({site.binaries} binaries of 100 KiB-1 MiB, {site.duplicates} duplicate "
+            f"contents, {site.directories} directories), written in {site.seconds:.1f} s"
+        )
+        log(
+            f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"fake Netlify at {fake.base} (threads in this process)"
+        )
+        log(
+            "fake: "
+            + (
+                "FakeNetlify._missing as shipped (O(N^3) per first deploy)"
+                if unpatched_fake
+                else "FakeNetlify._missing replaced by a linear version with the same "
+                "result (--unpatched-fake to keep it)"
+            )
+        )
+
+        startup: dict[str, float] = {}
+        startup[OURS], version = _startup(
+            [sys.executable, "-m", "devops_tasks", "--version"], ours_env(fake, home), scratch
+        )
+        log(f"devops-tasks: {version}")
+        if cli_dir is not None and CLI in tools:
+            startup[CLI], version = _startup(
+                [str(cli_binary(cli_dir)), "--version"],
+                cli_env(fake, home, preload, "none"),
+                scratch,
+            )
+            node = subprocess.run(
+                ["node", "--version"], capture_output=True, text=True, check=False
+            ).stdout.strip()
+            log(f"netlify-cli: {version} (node {node})")
+            if CLI_VERSION not in version:
+                log(f"   note: the figures in benchmarks/README.md are for {CLI_VERSION}")
+
+        results: dict[str, dict[str, list[Sample]]] = {
+            tool: {"first": [], "again": []} for tool in tools
+        }
+        for run in range(1, runs + 1):
+            for tool in tools:
+                fake.reset()  # an empty blob store: the first deploy uploads everything
+                target = fake.add_site(f"bench-{'ours' if tool == OURS else 'cli'}-{run}")
+                if tool == OURS:
+                    cwd = ours_project(scratch, f"project-{run}", target["id"])
+                    cmd, env = ours_command(site.root), ours_env(fake, home)
+                else:
+                    cwd = scratch / f"cli-{run}"
+                    cwd.mkdir()
+                    cmd = cli_command(cli_dir or DEFAULT_CLI_DIR, site.root)
+                    env = cli_env(fake, home, preload, target["id"])
+                for phase in ("first", "again"):
+                    sample = run_deploy(fake, tool, cmd, env, cwd, target, expected, timeout)
+                    results[tool][phase].append(sample)
+                    status = "ok" if sample.ok else "FAILED"
+                    log(
+                        f"run {run} {tool:<13} {phase:<6} {sample.seconds:7.2f} s  "
+                        f"{sample.uploads:5d} uploads  {sample.requests:5d} requests  "
+                        f"{status}"
+                    )
+                    if not sample.ok:
+                        print_failure(tool, phase, run, sample, log)
+                        break  # no re-deploy on top of a failed first deploy
+        return results, startup
+    finally:
+        fake.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def table_rows(
+    target: str,
+    results: dict[str, dict[str, list[Sample]]],
+    peer: str,
+    scenarios: dict[str, str],
+    max_ratios: dict[str, float],
+    missing: str,
+) -> list[Row]:
+    """Rows of the table for a tool against one CLI peer (this script's and vercel_vs_cli's).
+
+    A phase whose deploys all failed has no figure, and says so; ``missing`` says why the peer
+    has none when it was not run (not installed, or skipped).
+    """
+
+    def figure(tool: str, phase: str) -> tuple[float | None, float | None, str]:
+        samples = results.get(tool, {}).get(phase, [])
+        good = [s for s in samples if s.ok]
+        if good:
+            return _median([s.seconds for s in good]), max(s.peak_mb for s in good), ""
+        if tool not in results:
+            return None, None, missing
+        failed = next((s.error for s in samples if not s.ok), "the first deploy failed")
+        return None, None, f"failed: {failed}"
+
+    table = []
+    for phase, scenario in scenarios.items():
+        ours_s, ours_mb, ours_note = figure(OURS, phase)
+        peer_s, peer_mb, peer_note = figure(peer, phase)
+        table.append(
+            Row(
+                target,
+                scenario,
+                ours_s,
+                peer,
+                peer_s,
+                ours_mb=ours_mb,
+                peer_mb=peer_mb,
+                ours_note=ours_note,
+                peer_note=peer_note,
+                max_ratio=max_ratios.get(phase),
+            )
+        )
+    return table
+
+
+def rows(
+    files: int = 5000,
+    megabytes: float = 30.0,
+    runs: int = 1,
+    cli_dir: Path = DEFAULT_CLI_DIR,
+    log: Callable[[str], object] = print,
+) -> list[Row]:
+    """The table's rows (run_all.py): first and unchanged deploys, ours and netlify-cli's."""
+    cli_dir = cli_dir.resolve()
+    results, _ = measure(files, megabytes, runs, cli_dir, log=log)
+    return table_rows(
+        "Netlify",
+        results,
+        CLI,
+        {
+            "first": f"first deploy, {files:,} files / {megabytes:g} MB",
+            "again": "unchanged re-deploy",
+        },
+        TARGETS,
+        f"not installed: `{INSTALL.format(cli_dir=cli_dir)}`",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -683,104 +859,20 @@ def main(argv: list[str] | None = None) -> int:
             "project's interpreter (e.g. /tmp/venv/bin/python)"
         )
 
-    tools = [OURS]
-    cli_dir = args.cli_dir.resolve()
-    if not args.skip_cli:
-        if cli_binary(cli_dir).exists():
-            tools.append(CLI)
-        else:
-            print(
-                f"!! netlify-cli is not installed in {cli_dir}: install it with\n"
-                f"   mkdir -p {cli_dir} && cd {cli_dir} && npm init -y && "
-                f"npm i -E netlify-cli@{CLI_VERSION}\n   (timing devops-tasks only)\n"
-            )
-
-    if not args.unpatched_fake:
-        FakeNetlify._missing = _missing_linear
-
-    scratch = Path(tempfile.mkdtemp(prefix="netlify-bench-"))
-    fake = FakeNetlify(token=TOKEN)
-    try:
-        fake.start()
-        site = make_site(scratch / "site", args.files, args.megabytes, args.seed)
-        expected = {"/" + p for p in site.paths}
-        preload = scratch / "netlify-preload.mjs"
-        preload.write_text(NODE_PRELOAD)
-        home = scratch / "home"
-        home.mkdir()
-
-        print(
-            f"site: {len(site.paths)} files, {site.total_bytes / 1e6:.1f} MB "
-            f"({site.binaries} binaries of 100 KiB-1 MiB, {site.duplicates} duplicate "
-            f"contents, {site.directories} directories), written in {site.seconds:.1f} s"
-        )
-        print(
-            f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"fake Netlify at {fake.base} (threads in this process)"
-        )
-        print(
-            "fake: "
-            + (
-                "FakeNetlify._missing as shipped (O(N^3) per first deploy)"
-                if args.unpatched_fake
-                else "FakeNetlify._missing replaced by a linear version with the same "
-                "result (--unpatched-fake to keep it)"
-            )
-        )
-
-        startup: dict[str, float] = {}
-        startup[OURS], version = _startup(
-            [sys.executable, "-m", "devops_tasks", "--version"], ours_env(fake, home), scratch
-        )
-        print(f"devops-tasks: {version}")
-        if CLI in tools:
-            startup[CLI], version = _startup(
-                [str(cli_binary(cli_dir)), "--version"],
-                cli_env(fake, home, preload, "none"),
-                scratch,
-            )
-            node = subprocess.run(
-                ["node", "--version"], capture_output=True, text=True, check=False
-            ).stdout.strip()
-            print(f"netlify-cli: {version} (node {node})")
-            if CLI_VERSION not in version:
-                print(f"   note: the figures in benchmarks/README.md are for {CLI_VERSION}")
-
-        results: dict[str, dict[str, list[Sample]]] = {
-            tool: {"first": [], "again": []} for tool in tools
-        }
-        for run in range(1, args.runs + 1):
-            for tool in tools:
-                fake.reset()  # an empty blob store: the first deploy uploads everything
-                target = fake.add_site(f"bench-{'ours' if tool == OURS else 'cli'}-{run}")
-                if tool == OURS:
-                    cwd = ours_project(scratch, f"project-{run}", target["id"])
-                    cmd, env = ours_command(site.root), ours_env(fake, home)
-                else:
-                    cwd = scratch / f"cli-{run}"
-                    cwd.mkdir()
-                    cmd = cli_command(cli_dir, site.root)
-                    env = cli_env(fake, home, preload, target["id"])
-                for phase in ("first", "again"):
-                    sample = run_deploy(fake, tool, cmd, env, cwd, target, expected, args.timeout)
-                    results[tool][phase].append(sample)
-                    status = "ok" if sample.ok else "FAILED"
-                    print(
-                        f"run {run} {tool:<13} {phase:<6} {sample.seconds:7.2f} s  "
-                        f"{sample.uploads:5d} uploads  {sample.requests:5d} requests  "
-                        f"{status}",
-                        flush=True,
-                    )
-                    if not sample.ok:
-                        print_failure(tool, phase, run, sample)
-                        break  # no re-deploy on top of a failed first deploy
-        failures = report(results, startup)
-        if failures:
-            print(f"\n{failures} deploy(s) failed; see the messages above.")
-        return 1 if failures else 0
-    finally:
-        fake.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
+    results, startup = measure(
+        args.files,
+        args.megabytes,
+        args.runs,
+        None if args.skip_cli else args.cli_dir.resolve(),
+        args.seed,
+        args.timeout,
+        args.unpatched_fake,
+        log=lambda line: print(line, flush=True),
+    )
+    failures = report(results, startup)
+    if failures:
+        print(f"\n{failures} deploy(s) failed; see the messages above.")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import sshd  # noqa: E402
+from measure import Row, run_together  # noqa: E402
 from netlify_vs_cli import make_site  # noqa: E402
 
 OURS, RSYNC = "devops-tasks", "rsync"
@@ -59,29 +60,19 @@ TARGETS = {FIRST: 1.0, AGAIN: 1.5}
 class Sample:
     seconds: float
     sent: int | None = None  # bytes our deploy reports it sent (all hosts)
+    peak_mb: float = 0.0  # the largest peak RSS of the commands
 
 
-def _timed(argv_sets: list[list[str]], cwd: Path | None = None) -> tuple[float, list[str]]:
-    """Run every argv at once; wall time until the last ends, and their stdouts."""
+def _timed(argv_sets: list[list[str]], cwd: Path | None = None) -> tuple[float, list[str], float]:
+    """Run every argv at once; wall time until the last ends, their stdouts, the peak MB."""
     os.sync()
-    started = time.perf_counter()
-    procs = [
-        subprocess.Popen(
-            argv,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for argv in argv_sets
-    ]
-    outputs = [proc.communicate() for proc in procs]
-    seconds = time.perf_counter() - started
-    for proc, (stdout, stderr), argv in zip(procs, outputs, argv_sets, strict=True):
-        if proc.returncode != 0:
-            raise RuntimeError(f"{argv[:4]}... exited {proc.returncode}:\n{stdout}\n{stderr}")
-    return seconds, [stdout for stdout, _ in outputs]
+    done = run_together(argv_sets, cwd=cwd)
+    for one, argv in zip(done, argv_sets, strict=True):
+        if one.returncode != 0:
+            raise RuntimeError(
+                f"{argv[:4]}... exited {one.returncode}:\n{one.stdout}\n{one.stderr}"
+            )
+    return done[0].seconds, [one.stdout for one in done], max(one.peak_mb for one in done)
 
 
 class Bench:
@@ -118,11 +109,11 @@ class Bench:
 
     def ours(self, project: Path) -> Sample:
         argv = [sys.executable, "-m", "devops_tasks", "deploy", "--dir", str(self.site), "--json"]
-        seconds, (stdout,) = _timed([argv], cwd=project)
+        seconds, (stdout,), peak_mb = _timed([argv], cwd=project)
         result = json.loads(stdout)
         if not result.get("success"):
             raise RuntimeError(f"our deploy failed: {stdout}")
-        return Sample(seconds, result.get("bytes_uploaded"))
+        return Sample(seconds, result.get("bytes_uploaded"), peak_mb)
 
     def rsync(self, fleet: Path) -> Sample:
         commands = []
@@ -134,8 +125,8 @@ class Bench:
             )
             destination = f"{self.servers.user}@{host.ip}:{fleet}/{host.ip}/"
             commands.append(["rsync", "-a", "--delete", "-e", ssh, f"{self.site}/", destination])
-        seconds, _ = _timed(commands)
-        return Sample(seconds)
+        seconds, _, peak_mb = _timed(commands)
+        return Sample(seconds, peak_mb=peak_mb)
 
     def check(self, served: list[Path], changed: str) -> None:
         """Every host serves the site as it is now (the changed page, and every file)."""
@@ -158,6 +149,105 @@ def _spread(samples: list[Sample]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}"
 
 
+def measure(
+    files: int,
+    megabytes: float,
+    runs: int,
+    seed: int = 1,
+    where: Path | None = None,
+    tools: tuple[str, ...] = (OURS, RSYNC),
+    log: Callable[[str], object] = print,
+) -> dict[str, dict[str, list[Sample]]]:
+    """Start the three hosts, and time ``tools`` ``runs`` times: samples by tool and phase."""
+    servers = sshd.start()
+    scratch = Path(tempfile.mkdtemp(prefix="ssh-bench-", dir=where))
+    scratch.chmod(0o755)  # the login user reaches its fleets through it
+    try:
+        site = make_site(scratch / "site", files, megabytes, seed)
+        bench = Bench(servers, scratch, site.root)
+        changed = next(p for p in site.paths if p.endswith(".html"))
+        log(
+            f"site: {len(site.paths)} files, {site.total_bytes / 1e6:.1f} MB in "
+            f"{site.directories} directories; 3 hosts (sshd on {servers.hosts[0].ip}-"
+            f"{servers.hosts[-1].ip.rsplit('.', 1)[-1]}, port {servers.hosts[0].port}); "
+            f"roots under {scratch}"
+        )
+        versions = [f"{os.cpu_count()} CPUs, Python {platform.python_version()}"]
+        if RSYNC in tools:
+            versions.append(
+                subprocess.run(
+                    ["rsync", "--version"], capture_output=True, text=True, check=True
+                ).stdout.splitlines()[0]
+            )
+        log(f"machine: {', '.join(versions)}")
+
+        results: dict[str, dict[str, list[Sample]]] = {
+            tool: {FIRST: [], AGAIN: []} for tool in tools
+        }
+        for run in range(1, runs + 1):
+            ours_fleet = bench.fleet(f"ours-fleet-{run}")
+            rsync_fleet = bench.fleet(f"rsync-fleet-{run}")
+            project = bench.project(f"project-{run}", ours_fleet)
+            ours_served = [ours_fleet / h.ip / "current" for h in servers.hosts]
+            rsync_served = [rsync_fleet / h.ip for h in servers.hosts]
+            # alternate who goes first, so neither always meets a warmer machine
+            order = [OURS, RSYNC] if run % 2 else [RSYNC, OURS]
+            for phase in (FIRST, AGAIN):
+                if phase == AGAIN:
+                    page = site.root / changed
+                    page.write_bytes(page.read_bytes() + f"<!-- run {run} -->\n".encode())
+                for tool in (t for t in order if t in tools):
+                    if tool == OURS:
+                        sample = bench.ours(project)
+                        bench.check(ours_served, changed)
+                    else:
+                        sample = bench.rsync(rsync_fleet)
+                        bench.check(rsync_served, changed)
+                    results[tool][phase].append(sample)
+            log(
+                f"run {run}: "
+                + ", ".join(
+                    f"{tool} {phase} {results[tool][phase][-1].seconds:.2f} s"
+                    for phase in (FIRST, AGAIN)
+                    for tool in tools
+                )
+            )
+        return results
+    finally:
+        servers.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def rows(
+    files: int = 5000,
+    megabytes: float = 30.0,
+    runs: int = 3,
+    log: Callable[[str], object] = print,
+) -> list[Row]:
+    """The table's rows (run_all.py): medians of both phases; rsync marked if it is missing."""
+    missing = shutil.which("rsync") is None
+    results = measure(files, megabytes, runs, tools=(OURS,) if missing else (OURS, RSYNC), log=log)
+    size = f"{files:,} files / {megabytes:g} MB, 3 hosts"
+    table = []
+    for phase in (FIRST, AGAIN):
+        ours = results[OURS][phase]
+        theirs = results.get(RSYNC, {}).get(phase, [])
+        table.append(
+            Row(
+                "SSH",
+                f"{phase}, {size}" if phase == FIRST else phase,
+                _median(ours),
+                RSYNC,
+                _median(theirs) if theirs else None,
+                ours_mb=max(s.peak_mb for s in ours),
+                peer_mb=max(s.peak_mb for s in theirs) if theirs else None,
+                peer_note="not installed: `apt-get install rsync`" if missing else "",
+                max_ratio=TARGETS[phase],
+            )
+        )
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=5000, help="files in the site (5000)")
@@ -175,79 +265,25 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("rsync") is None:
         parser.error("rsync is not installed (apt-get install rsync)")
 
-    servers = sshd.start()
-    scratch = Path(tempfile.mkdtemp(prefix="ssh-bench-", dir=args.dir))
-    scratch.chmod(0o755)  # the login user reaches its fleets through it
-    try:
-        site = make_site(scratch / "site", args.files, args.megabytes, args.seed)
-        bench = Bench(servers, scratch, site.root)
-        changed = next(p for p in site.paths if p.endswith(".html"))
+    results = measure(args.files, args.megabytes, args.runs, args.seed, args.dir)
+    print(f"\nmedians of {args.runs} run(s), wall time of the whole command, 3 hosts:\n")
+    print(f"| {'phase':<17} | {OURS + ' s':>18} | {RSYNC + ' s':>18} | ours/rsync | target |")
+    print(f"|{'-' * 19}|{'-' * 20}|{'-' * 20}|{'-' * 12}|{'-' * 8}|")
+    met = True
+    for phase in (FIRST, AGAIN):
+        ours, theirs = results[OURS][phase], results[RSYNC][phase]
+        ratio = _median(ours) / _median(theirs)
+        ok = ratio <= TARGETS[phase]
+        met &= ok
         print(
-            f"site: {len(site.paths)} files, {site.total_bytes / 1e6:.1f} MB in "
-            f"{site.directories} directories; 3 hosts (sshd on {servers.hosts[0].ip}-"
-            f"{servers.hosts[-1].ip.rsplit('.', 1)[-1]}, port {servers.hosts[0].port}); "
-            f"roots under {scratch}"
+            f"| {phase:<17} | {_median(ours):6.2f} ({_spread(ours):>9}) "
+            f"| {_median(theirs):6.2f} ({_spread(theirs):>9}) | {ratio:9.2f}x "
+            f"| {'<=' if ok else '> '}{TARGETS[phase]:.1f}x |"
         )
-        rsync_version = subprocess.run(
-            ["rsync", "--version"], capture_output=True, text=True, check=True
-        ).stdout.splitlines()[0]
-        print(
-            f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {rsync_version}"
-        )
-
-        results: dict[str, dict[str, list[Sample]]] = {
-            tool: {FIRST: [], AGAIN: []} for tool in (OURS, RSYNC)
-        }
-        for run in range(1, args.runs + 1):
-            ours_fleet = bench.fleet(f"ours-fleet-{run}")
-            rsync_fleet = bench.fleet(f"rsync-fleet-{run}")
-            project = bench.project(f"project-{run}", ours_fleet)
-            ours_served = [ours_fleet / h.ip / "current" for h in servers.hosts]
-            rsync_served = [rsync_fleet / h.ip for h in servers.hosts]
-            # alternate who goes first, so neither always meets a warmer machine
-            order = [OURS, RSYNC] if run % 2 else [RSYNC, OURS]
-            for phase in (FIRST, AGAIN):
-                if phase == AGAIN:
-                    page = site.root / changed
-                    page.write_bytes(page.read_bytes() + f"<!-- run {run} -->\n".encode())
-                for tool in order:
-                    if tool == OURS:
-                        sample = bench.ours(project)
-                        bench.check(ours_served, changed)
-                    else:
-                        sample = bench.rsync(rsync_fleet)
-                        bench.check(rsync_served, changed)
-                    results[tool][phase].append(sample)
-            print(
-                f"run {run}: "
-                + ", ".join(
-                    f"{tool} {phase} {results[tool][phase][-1].seconds:.2f} s"
-                    for phase in (FIRST, AGAIN)
-                    for tool in (OURS, RSYNC)
-                )
-            )
-
-        print(f"\nmedians of {args.runs} run(s), wall time of the whole command, 3 hosts:\n")
-        print(f"| {'phase':<17} | {OURS + ' s':>18} | {RSYNC + ' s':>18} | ours/rsync | target |")
-        print(f"|{'-' * 19}|{'-' * 20}|{'-' * 20}|{'-' * 12}|{'-' * 8}|")
-        met = True
-        for phase in (FIRST, AGAIN):
-            ours, theirs = results[OURS][phase], results[RSYNC][phase]
-            ratio = _median(ours) / _median(theirs)
-            ok = ratio <= TARGETS[phase]
-            met &= ok
-            print(
-                f"| {phase:<17} | {_median(ours):6.2f} ({_spread(ours):>9}) "
-                f"| {_median(theirs):6.2f} ({_spread(theirs):>9}) | {ratio:9.2f}x "
-                f"| {'<=' if ok else '> '}{TARGETS[phase]:.1f}x |"
-            )
-        sent = [s.sent for s in results[OURS][AGAIN]]
-        print(f"\nours sent {sent[0]:,} bytes in all for the one-file change (3 hosts)")
-        print("targets met" if met else "TARGETS NOT MET")
-        return 0 if met else 1
-    finally:
-        servers.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
+    sent = [s.sent for s in results[OURS][AGAIN]]
+    print(f"\nours sent {sent[0]:,} bytes in all for the one-file change (3 hosts)")
+    print("targets met" if met else "TARGETS NOT MET")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

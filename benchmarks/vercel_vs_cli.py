@@ -48,11 +48,11 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,13 +60,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from fake_vercel import FakeVercel  # noqa: E402
+from measure import Row, run_measured  # noqa: E402
 from netlify_vs_cli import (  # noqa: E402
     _children_cpu,
     _median,
     _spread,
     _startup,
-    _text,
     make_site,
+    table_rows,
 )
 
 CLI_VERSION = "58.10.0"
@@ -106,6 +107,7 @@ class Sample:
     violations: int = 0
     fake_cpu: float = 0.0
     client_cpu: float = 0.0
+    peak_mb: float = 0.0  # peak RSS of the deploying process (or a child it waited for)
     error: str | None = None
     detail: str = ""
 
@@ -126,20 +128,17 @@ def run_deploy(
 ) -> Sample:
     first_request, first_upload = len(fake.requests), len(fake.uploads)
     cpu, child_cpu = time.process_time(), _children_cpu()
-    started = time.perf_counter()
     try:
-        proc = subprocess.run(
-            cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        returncode, stdout, stderr = None, _text(exc.stdout), _text(exc.stderr)
+        done = run_measured(cmd, cwd=cwd, env=env, timeout=timeout)
+        seconds, peak_mb = done.seconds, done.peak_mb
+        returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
     except OSError as exc:
-        returncode, stdout, stderr = None, "", f"could not start {cmd[0]}: {exc}"
+        seconds, peak_mb, returncode, stdout, stderr = 0.0, 0.0, None, "", str(exc)
     sample = Sample(
-        time.perf_counter() - started,
+        seconds,
         fake_cpu=time.process_time() - cpu,
         client_cpu=_children_cpu() - child_cpu,
+        peak_mb=peak_mb,
     )
     sent = fake.requests[first_request:]
     sample.uploads = len(fake.uploads) - first_upload
@@ -290,6 +289,127 @@ def report(results: dict[str, dict[str, list[Sample]]], startup: dict[str, float
     return failures
 
 
+INSTALL = "mkdir -p {cli_dir} && cd {cli_dir} && npm init -y && npm i -E vercel@" + CLI_VERSION
+
+
+def measure(
+    files: int = 5000,
+    megabytes: float = 30.0,
+    runs: int = 1,
+    cli_dir: Path | None = DEFAULT_CLI_DIR,
+    seed: int = 1,
+    timeout: float = 900.0,
+    log: Callable[[str], object] = print,
+) -> tuple[dict[str, dict[str, list[Sample]]], dict[str, float]]:
+    """Both deploys of each tool, ``runs`` times: samples by tool and phase, and start-up times.
+
+    The CLI is left out when ``cli_dir`` is None (``--skip-cli``), holds no CLI, or there is
+    no ``node``.
+    """
+    tools = [OURS]
+    if cli_dir is None:
+        log("vercel-cli: not run (--skip-cli); timing devops-tasks alone\n")
+    elif not cli_binary(cli_dir).exists():
+        log(
+            f"vercel-cli: not installed in {cli_dir}, so only devops-tasks is timed. Install "
+            f"it with\n  {INSTALL.format(cli_dir=cli_dir)}\n"
+        )
+    elif shutil.which("node") is None:
+        log("vercel-cli: no `node` on PATH, so only devops-tasks is timed\n")
+    else:
+        tools.append(CLI)
+
+    scratch = Path(tempfile.mkdtemp(prefix="vercel-bench-"))
+    fake = FakeVercel(token=TOKEN)
+    try:
+        fake.start()
+        site = make_site(scratch / "site", files, megabytes, seed)
+        expected = set(site.paths)
+        guard = scratch / "guard.cjs"
+        guard.write_text(NODE_GUARD)
+        home = scratch / "home"
+        home.mkdir()
+        log(
+            f"site: {len(site.paths)} files, {site.total_bytes / 1e6:.1f} MB "
+            f"({site.binaries} binaries, {site.duplicates} duplicate contents, "
+            f"{site.directories} directories), written in {site.seconds:.1f} s"
+        )
+        log(
+            f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"fake Vercel API at {fake.base} (threads in this process)"
+        )
+        startup: dict[str, float] = {}
+        startup[OURS], version = _startup(
+            [sys.executable, "-m", "devops_tasks", "--version"], _base_env(home), scratch
+        )
+        log(f"devops-tasks: {version}")
+        if cli_dir is not None and CLI in tools:
+            startup[CLI], version = _startup(
+                [str(cli_binary(cli_dir)), "--version"],
+                cli_env(fake, home, guard, {"accountId": "", "id": ""}),
+                scratch,
+            )
+            log(f"vercel-cli: {version}")
+
+        results: dict[str, dict[str, list[Sample]]] = {
+            tool: {"first": [], "again": []} for tool in tools
+        }
+        for run in range(1, runs + 1):
+            for tool in tools:
+                fake.reset()  # no stored files: the first deploy uploads everything
+                fake.check_requests = False  # checked after each deploy, outside its time
+                project = fake.add_project(f"bench-{'ours' if tool == OURS else 'cli'}-{run}")
+                if tool == OURS:
+                    cmd, env, cwd = ours(fake, scratch, run, project["id"], site.root, home)
+                else:
+                    cmd, env, cwd = cli(
+                        fake, scratch, run, project, site.root, home, guard, cli_dir
+                    )
+                for phase in ("first", "again"):
+                    sample = run_deploy(fake, tool, cmd, env, cwd, project["id"], expected, timeout)
+                    results[tool][phase].append(sample)
+                    log(
+                        f"run {run} {tool:<13} {phase:<6} {sample.seconds:7.2f} s  "
+                        f"{sample.uploads:5d} uploads  {sample.requests:5d} requests  "
+                        f"{'ok' if sample.ok else 'FAILED: ' + str(sample.error)}"
+                    )
+                    if not sample.ok:
+                        log(sample.detail)
+                        break
+        return results, startup
+    finally:
+        fake.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def rows(
+    files: int = 5000,
+    megabytes: float = 30.0,
+    runs: int = 1,
+    cli_dir: Path = DEFAULT_CLI_DIR,
+    log: Callable[[str], object] = print,
+) -> list[Row]:
+    """The table's rows (run_all.py): first and unchanged deploys, ours and the CLI's."""
+    cli_dir = cli_dir.resolve()
+    results, _ = measure(files, megabytes, runs, cli_dir, log=log)
+    missing = (
+        "no `node` on PATH"
+        if cli_binary(cli_dir).exists()
+        else f"not installed: `{INSTALL.format(cli_dir=cli_dir)}`"
+    )
+    return table_rows(
+        "Vercel",
+        results,
+        CLI,
+        {
+            "first": f"first deploy, {files:,} files / {megabytes:g} MB",
+            "again": "unchanged re-deploy",
+        },
+        TARGETS,
+        missing,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--files", type=int, default=5000, help="files in the site (5000)")
@@ -310,84 +430,17 @@ def main(argv: list[str] | None = None) -> int:
     if importlib.util.find_spec("devops_tasks") is None:
         parser.error(f"{sys.executable} cannot import devops_tasks: use the project's venv")
 
-    tools = [OURS]
-    cli_dir = args.cli_dir.resolve()
-    if args.skip_cli:
-        print("vercel-cli: not run (--skip-cli); timing devops-tasks alone\n")
-    elif not cli_binary(cli_dir).exists():
-        print(
-            f"vercel-cli: not installed in {cli_dir}, so only devops-tasks is timed. Install "
-            f"it with\n  mkdir -p {cli_dir} && cd {cli_dir} && npm init -y && "
-            f"npm i -E vercel@{CLI_VERSION}\n"
-        )
-    elif shutil.which("node") is None:
-        print("vercel-cli: no `node` on PATH, so only devops-tasks is timed\n")
-    else:
-        tools.append(CLI)
-
-    scratch = Path(tempfile.mkdtemp(prefix="vercel-bench-"))
-    fake = FakeVercel(token=TOKEN)
-    try:
-        fake.start()
-        site = make_site(scratch / "site", args.files, args.megabytes, args.seed)
-        expected = set(site.paths)
-        guard = scratch / "guard.cjs"
-        guard.write_text(NODE_GUARD)
-        home = scratch / "home"
-        home.mkdir()
-        print(
-            f"site: {len(site.paths)} files, {site.total_bytes / 1e6:.1f} MB "
-            f"({site.binaries} binaries, {site.duplicates} duplicate contents, "
-            f"{site.directories} directories), written in {site.seconds:.1f} s"
-        )
-        print(
-            f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"fake Vercel API at {fake.base} (threads in this process)"
-        )
-        startup: dict[str, float] = {}
-        startup[OURS], version = _startup(
-            [sys.executable, "-m", "devops_tasks", "--version"], _base_env(home), scratch
-        )
-        print(f"devops-tasks: {version}")
-        if CLI in tools:
-            startup[CLI], version = _startup(
-                [str(cli_binary(cli_dir)), "--version"],
-                cli_env(fake, home, guard, {"accountId": "", "id": ""}),
-                scratch,
-            )
-            print(f"vercel-cli: {version}")
-
-        results = {tool: {"first": [], "again": []} for tool in tools}
-        for run in range(1, args.runs + 1):
-            for tool in tools:
-                fake.reset()  # no stored files: the first deploy uploads everything
-                fake.check_requests = False  # checked after each deploy, outside its time
-                project = fake.add_project(f"bench-{'ours' if tool == OURS else 'cli'}-{run}")
-                if tool == OURS:
-                    cmd, env, cwd = ours(fake, scratch, run, project["id"], site.root, home)
-                else:
-                    cmd, env, cwd = cli(
-                        fake, scratch, run, project, site.root, home, guard, cli_dir
-                    )
-                for phase in ("first", "again"):
-                    sample = run_deploy(
-                        fake, tool, cmd, env, cwd, project["id"], expected, args.timeout
-                    )
-                    results[tool][phase].append(sample)
-                    print(
-                        f"run {run} {tool:<13} {phase:<6} {sample.seconds:7.2f} s  "
-                        f"{sample.uploads:5d} uploads  {sample.requests:5d} requests  "
-                        f"{'ok' if sample.ok else 'FAILED: ' + str(sample.error)}",
-                        flush=True,
-                    )
-                    if not sample.ok:
-                        print(sample.detail)
-                        break
-        failures = report(results, startup)
-        return 1 if failures else 0
-    finally:
-        fake.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
+    results, startup = measure(
+        args.files,
+        args.megabytes,
+        args.runs,
+        None if args.skip_cli else args.cli_dir.resolve(),
+        args.seed,
+        args.timeout,
+        log=lambda line: print(line, flush=True),
+    )
+    failures = report(results, startup)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
