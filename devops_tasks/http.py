@@ -242,7 +242,13 @@ class Origin:
         # The path alone, or the whole URL to an HTTP proxy: as requests would send it.
         self._prefix = adapter.request_url(root, http.proxies).removesuffix(root.path_url)
         self.policy = adapter.max_retries
-        self.headers = {str(k): str(v) for k, v in http.headers.items()}
+        # Less to write and parse on every request: HTTP/1.1 keeps connections open and
+        # accepts anything by default, so requests' two headers that say so are left out.
+        self.headers = {
+            str(k): str(v)
+            for k, v in http.headers.items()
+            if (k.lower(), v) not in (("connection", "keep-alive"), ("accept", "*/*"))
+        }
         self._timeout = urllib3.Timeout(connect=DEFAULT_TIMEOUT[0], read=DEFAULT_TIMEOUT[1])
         self._errors: tuple[type[Exception], ...] = (urllib3.exceptions.HTTPError, OSError)
 
