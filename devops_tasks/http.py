@@ -20,7 +20,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from urllib3.util.retry import Retry
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     import requests
-    from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool
+    from urllib3.connectionpool import ConnectionPool
     from urllib3.response import BaseHTTPResponse
 
 __all__ = [
@@ -184,11 +185,25 @@ def session(
     http.headers.update(headers or {})
     if base_url is not None:
         http.proxies = requests.utils.get_environ_proxies(base_url)
-        http.verify = (
-            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        )
+        http.verify = _ca_bundle() or True
         http.trust_env = False
     return http
+
+
+def _ca_bundle() -> str | None:
+    """The CA bundle the environment names for requests (and curl), if any."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+
+
+def _environ_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``NO_PROXY``, ...)."""
+    import urllib.request  # noqa: PLC0415
+
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all") or None
 
 
 class Unreachable(Exception):
@@ -216,44 +231,59 @@ class Answer(NamedTuple):
 
 
 class Origin:
-    """Requests to one API host at the cost of urllib3 alone, through a session's pool.
+    """Requests to one API host through urllib3 alone: its pool, the policy, the headers.
 
-    ``requests`` spends about as much CPU on each request as everything below it together:
-    it merges the session's settings and cookies, parses and re-quotes the URL, looks the
-    connection pool up, wraps the answer. An Origin asks the session once, for the host of
-    ``base_url``, for what all of that comes to (the pool with its proxy and CA settings, the
-    retry policy, the headers) and then hands each request straight to the pool: keep-alive
-    connections (one per worker, up to the pool's size), the same retries and timeouts.
+    ``requests`` spends about as much CPU on each request as everything below it together
+    (merging a session's settings and cookies, parsing and re-quoting the URL, looking the
+    connection pool up, wrapping the answer), and takes longer to import than urllib3. An
+    Origin works all of that out once, for the host of ``base_url``, as :func:`session`
+    would (the proxy and CA bundle the environment names, :func:`default_policy`, the
+    timeouts, ``User-Agent``), and hands each request straight to the host's connection
+    pool: keep-alive connections, one per worker up to ``pool_size``.
     """
 
-    def __init__(self, http: requests.Session, base_url: str) -> None:
-        import requests  # noqa: PLC0415
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        policy: RetryPolicy | None = None,
+        pool_size: int = 32,
+    ) -> None:
         import urllib3  # noqa: PLC0415
 
-        root = requests.Request("GET", base_url).prepare()
-        adapter = http.get_adapter(base_url)
-        if not isinstance(adapter, requests.adapters.HTTPAdapter):
-            raise TypeError(f"no HTTP adapter for {base_url}")
-        self._pool = cast(
-            "HTTPConnectionPool",
-            adapter.get_connection_with_tls_context(root, http.verify, http.proxies, http.cert),
-        )
-        adapter.cert_verify(self._pool, base_url, http.verify, http.cert)
-        # The path alone, or the whole URL to an HTTP proxy: as requests would send it.
-        self._prefix = adapter.request_url(root, http.proxies).removesuffix(root.path_url)
-        self.policy = adapter.max_retries
-        # Less to write and parse on every request: HTTP/1.1 keeps connections open and
-        # accepts anything by default, so requests' two headers that say so are left out.
-        self.headers = {
-            str(k): str(v)
-            for k, v in http.headers.items()
-            if (k.lower(), v) not in (("connection", "keep-alive"), ("accept", "*/*"))
+        parts = urllib3.util.parse_url(base_url)
+        options: dict[str, Any] = {
+            "maxsize": pool_size,
+            "retries": policy or default_policy(),
+            "timeout": urllib3.Timeout(connect=DEFAULT_TIMEOUT[0], read=DEFAULT_TIMEOUT[1]),
         }
-        self._timeout = urllib3.Timeout(connect=DEFAULT_TIMEOUT[0], read=DEFAULT_TIMEOUT[1])
+        if parts.scheme == "https":
+            import certifi  # noqa: PLC0415 - what requests verifies with by default
+
+            options["ca_certs"] = _ca_bundle() or certifi.where()
+        proxy = _environ_proxy(base_url)
+        if proxy is None:
+            self._pool = urllib3.connection_from_url(base_url, **options)
+            self._prefix = ""
+        else:
+            auth = urllib3.util.parse_url(proxy).auth
+            manager = urllib3.ProxyManager(
+                proxy,
+                proxy_headers=urllib3.make_headers(proxy_basic_auth=unquote(auth or "")),
+                **options,
+            )
+            self._pool = manager.connection_from_url(base_url)
+            # Through an HTTP proxy, a plain-HTTP request names the whole URL.
+            self._prefix = f"http://{parts.netloc}" if parts.scheme == "http" else ""
+        self.policy: RetryPolicy = options["retries"]
+        # Less to write and parse per request than requests sends: HTTP/1.1 keeps
+        # connections open and accepts any type by default, so nothing says so.
+        self.headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"}
+        self.headers.update(headers or {})
         self._errors: tuple[type[Exception], ...] = (urllib3.exceptions.HTTPError, OSError)
 
     def headers_with(self, extra: Mapping[str, str | None]) -> dict[str, str]:
-        """The session's headers with ``extra``; a None value leaves that header out."""
+        """The origin's headers with ``extra``; a None value leaves that header out."""
         return {k: v for k, v in {**self.headers, **extra}.items() if v is not None}
 
     def send(
@@ -266,7 +296,7 @@ class Origin:
         """``method path`` (from the host's root, with its query) and the whole answer.
 
         ``headers`` are all the request's headers (see :meth:`headers_with`); by default the
-        session's. Raises :class:`Unreachable` when no answer came, even after the retries.
+        origin's. Raises :class:`Unreachable` when no answer came, even after the retries.
         """
         try:
             response = self._pool.urlopen(
@@ -274,10 +304,8 @@ class Origin:
                 self._prefix + path,
                 body=body,
                 headers=headers or self.headers,
-                retries=self.policy,
                 redirect=False,
                 assert_same_host=False,
-                timeout=self._timeout,
             )
         except self._errors as exc:
             cause = getattr(exc, "reason", None) or exc

@@ -119,7 +119,7 @@ def test_a_session_for_one_host_reads_proxy_settings_once(monkeypatch):
     assert session(base_url="https://api.internal/v1").proxies == {}
 
 
-# -- an origin: the session's pool, policy and headers, without requests' per-call work ---
+# -- an origin: one host's pool, the policy and the headers, without requests ------------
 
 
 @pytest.fixture
@@ -128,16 +128,15 @@ def fake(netlify_server):
     return netlify_server
 
 
-def origin_for(fake, **policy):
-    http = session(
-        default_policy(rate_limit_floor=0.01, backoff_factor=0.01, **policy),
+def origin_for(fake, base_url=None, **policy):
+    return Origin(
+        base_url or fake.api_url,
         headers={"Authorization": f"Bearer {fake.token}"},
-        base_url=fake.api_url,
+        policy=default_policy(rate_limit_floor=0.01, backoff_factor=0.01, **policy),
     )
-    return Origin(http, fake.api_url)
 
 
-def test_an_origin_sends_the_session_headers_and_the_token(fake):
+def test_an_origin_sends_its_headers_and_the_token(fake):
     answer = origin_for(fake).send("GET", "/api/v1/user")
     assert answer.status == 200 and answer.json()["email"]
     sent = fake.requests[-1].headers
@@ -158,8 +157,21 @@ def test_an_origin_retries_by_the_session_policy(fake):
 
 def test_an_origin_that_gets_no_answer_says_why():
     with pytest.raises(Unreachable) as raised:
-        Origin(session(default_policy(connect=0)), "http://127.0.0.1:9/api").send("GET", "/api/x")
+        Origin("http://127.0.0.1:9/api", policy=default_policy(connect=0)).send("GET", "/api/x")
     assert raised.value.reason == "NewConnectionError"
+
+
+def test_an_origin_goes_through_the_proxy_the_environment_names(fake, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", fake.base)  # the fake answers whatever URL it is asked
+    answer = origin_for(fake, "http://127.0.0.1:9/api/v1").send("GET", "/api/v1/user")
+    assert answer.status == 200
+
+
+def test_an_origin_skips_the_proxy_for_a_host_in_no_proxy(fake, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", fake.base)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with pytest.raises(Unreachable):
+        origin_for(fake, "http://127.0.0.1:9/api/v1", connect=0).send("GET", "/api/v1/user")
 
 
 def test_a_watching_thread_hears_of_each_retry_and_the_pause_asked(fake):

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from ..answers import StatusFixes, status_error
 from ..errors import DevopsError, ErrorCode
-from ..http import Answer, Origin, Unreachable, session
+from ..http import Answer, Origin, Unreachable
 from ..ids import check_id
 
 __all__ = ["DEFAULT_API_URL", "NetlifyApi"]
@@ -38,12 +38,9 @@ class NetlifyApi:
     def __init__(self, token: str, api_url: str = DEFAULT_API_URL, pool_size: int = 32) -> None:
         self.api_url = api_url.rstrip("/")
         self._root = urlsplit(self.api_url).path  # "/api/v1": every path below starts here
-        http = session(
-            pool_size=pool_size,
-            headers={"Authorization": f"Bearer {token}"},
-            base_url=self.api_url,
+        self.origin = Origin(
+            self.api_url, headers={"Authorization": f"Bearer {token}"}, pool_size=pool_size
         )
-        self.origin = Origin(http, self.api_url)
 
     # -- sites -----------------------------------------------------------------------------
 
