@@ -6,9 +6,10 @@ never sooner than a floor nor later than a cap. Server errors (500, 502, 503, 50
 dropped connections are retried with exponential backoff and jitter. Client errors (400,
 401, 403, 404, 422, ...) are never retried: sending the same request again cannot help.
 
-:func:`session` is the layer; an :class:`Origin` sends on a session's own connection pool, with
-its policy, at a fraction of the CPU per request (thousands of uploads), and :func:`watching`
-lets a caller hear of each retry as it happens (to send less at once).
+The policy has two ways in: :func:`session`, a requests session, and :class:`Origin`, one
+host's urllib3 pool with the same policy, timeouts and environment settings, at a fraction
+of the CPU per request (thousands of uploads) and of the start-up. :func:`watching` lets a
+caller hear of each retry as it happens (to send less at once).
 """
 
 from __future__ import annotations
