@@ -68,12 +68,16 @@ class Pace:
                 else:
                     self._changed.wait()
 
-    def release(self, started: float, answered: bool = True) -> None:
-        """The request that started at ``started`` is over; ``answered``: with a 2xx."""
+    def release(self, started: float, answered: bool = True, opened: bool = False) -> None:
+        """The request that started at ``started`` is over; ``answered``: with a 2xx.
+
+        ``opened``: it opened its connection (TCP, TLS), so its time says nothing of how busy
+        the server is; it only frees its place.
+        """
         with self._changed:
             self.active -= 1
             took = self._clock() - started
-            if answered and started >= self._cut_at:
+            if answered and not opened and started >= self._cut_at:
                 self._quickest = min(self._quickest, took)
                 self._typical += RECENT * (took - self._typical) if self._typical else took
                 if took > FAST * self._quickest:  # the first slow answer ends the slow start
@@ -144,6 +148,7 @@ def send_all(
 
     def work() -> None:
         started = 0.0
+        opened = True  # a new worker's first request opens a connection
 
         def retrying(wait: float | None) -> None:
             nonlocal started
@@ -163,7 +168,8 @@ def send_all(
                     failures.append(error)
                     pace.release(started, answered=False)
                     return
-                pace.release(started)
+                pace.release(started, opened=opened)
+                opened = False
                 progress.advance(item[1].size)
                 if len(threads) < pace.limit:
                     more_workers()

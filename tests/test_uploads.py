@@ -168,3 +168,13 @@ def test_the_first_failure_stops_the_uploads_not_started_and_is_raised(tmp_path)
     with pytest.raises(RuntimeError, match="refused"):
         send_all(contents(tmp_path, 100), send, 4, NullProgress())
     assert len(sent) < 20
+
+
+def test_an_answer_that_opened_its_connection_neither_grows_nor_sets_the_pace():
+    clock = Clock()
+    pace = Pace(64, start=4, clock=clock)
+    started = pace.acquire()
+    clock.now += 0.001
+    pace.release(started, opened=True)  # no handshake in its time: it would look the quickest
+    round_of_answers(pace, clock, 0.01)
+    assert pace.limit == 8
