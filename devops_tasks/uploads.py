@@ -33,12 +33,12 @@ class Pace:
     """How many requests may be under way at once, learnt from the answers (AIMD).
 
     The limit starts at ``start`` and grows while answers come back 2xx and fast (their
-    moving average within :data:`FAST` times the quickest): by one per answer at first (it
-    doubles each round, as TCP's slow start does), by one per round after the first
-    setback. A retry (429, 5xx, a dropped connection) halves it, once per
-    round (a request sent before the last cut has nothing new to say), and when the server
-    asked for a pause (``Retry-After``) no request starts before it is over. The limit stays
-    within 1 and ``ceiling``.
+    moving average within :data:`FAST` times the quickest): by one per answer at first, so
+    that it doubles each round as TCP's slow start does, until one answer is slow or a
+    retry comes; by one per round after that. A retry (429, 5xx, a dropped connection)
+    halves it, once per round: a request sent before the last cut has nothing new to say.
+    When the server asked for a pause (``Retry-After``), no request starts before it is
+    over. The limit stays within 1 and ``ceiling``.
     """
 
     def __init__(
@@ -136,7 +136,6 @@ def send_all(
     todo = iter(list(uploads.items()))
     taking = threading.Lock()
     failures: list[BaseException] = []
-
     threads: list[threading.Thread] = []
 
     def more_workers() -> None:
