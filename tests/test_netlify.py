@@ -526,7 +526,7 @@ def test_uploads_start_few_at_once_and_grow_while_answers_are_fast(netlify, cli,
 def test_a_429_storm_cuts_the_uploads_under_way_and_the_deploy_succeeds(netlify, cli, monkeypatch):
     many_pages(80)
     cli("config.set", "netlify.concurrency", "16", "--json")
-    seen = UploadsUnderWay(netlify, monkeypatch)
+    seen = UploadsUnderWay(netlify, monkeypatch, hold=0.05)
     headers = netlify.rate_limit_headers(0)
     seen.storm = (
         30,
@@ -534,7 +534,8 @@ def test_a_429_storm_cuts_the_uploads_under_way_and_the_deploy_succeeds(netlify,
     )
     result = deploy(cli)
     assert result["success"] and len(netlify.uploads) == 82
-    assert max(seen.arrivals[40:60]) < max(seen.arrivals[:30])
+    # halved, and ten answers later still under the peak (it grows back by one per round)
+    assert max(seen.arrivals[40:50]) < max(seen.arrivals[:30])
 
 
 def test_no_upload_starts_while_netlify_asks_to_wait(netlify, cli, monkeypatch):
