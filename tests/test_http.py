@@ -9,7 +9,14 @@ import pytest
 from urllib3.exceptions import ProtocolError
 from urllib3.response import HTTPResponse
 
-from devops_tasks.http import RETRY_STATUSES, default_policy, session
+from devops_tasks.http import (
+    RETRY_STATUSES,
+    Origin,
+    Unreachable,
+    default_policy,
+    session,
+    watching,
+)
 
 
 def response(status: int, **headers: str) -> HTTPResponse:
@@ -110,3 +117,83 @@ def test_a_session_for_one_host_reads_proxy_settings_once(monkeypatch):
     assert proxied.trust_env is False and proxied.verify == "/etc/ssl/certs/ca.pem"
     assert proxied.proxies["https"] == "http://proxy.invalid:3128"
     assert session(base_url="https://api.internal/v1").proxies == {}
+
+
+# -- an origin: one host's pool, the policy and the headers, without requests ------------
+
+
+@pytest.fixture
+def fake(netlify_server):
+    netlify_server.reset()
+    return netlify_server
+
+
+def origin_for(fake, base_url=None, **policy):
+    return Origin(
+        base_url or fake.api_url,
+        headers={"Authorization": f"Bearer {fake.token}"},
+        policy=default_policy(rate_limit_floor=0.01, backoff_factor=0.01, **policy),
+    )
+
+
+def test_an_origin_sends_its_headers_and_the_token(fake):
+    answer = origin_for(fake).send("GET", "/api/v1/user")
+    assert answer.status == 200 and answer.json()["email"]
+    sent = fake.requests[-1].headers
+    assert sent["authorization"] == f"Bearer {fake.token}"
+    assert sent["user-agent"].startswith("devops-tasks/")
+
+
+def test_an_origin_leaves_out_what_http_1_1_says_anyway(fake):
+    origin_for(fake).send("GET", "/api/v1/user")
+    assert {"connection", "accept"}.isdisjoint(fake.requests[-1].headers)
+
+
+def test_an_origin_retries_by_the_session_policy(fake):
+    fake.inject("GET", r"/user$", status=503, times=2)
+    assert origin_for(fake).send("GET", "/api/v1/user").status == 200
+    assert len(fake.requests) == 3
+
+
+def test_an_origin_that_gets_no_answer_says_why():
+    with pytest.raises(Unreachable) as raised:
+        Origin("http://127.0.0.1:9/api", policy=default_policy(connect=0)).send("GET", "/api/x")
+    assert raised.value.reason == "NewConnectionError"
+
+
+def test_an_origin_goes_through_the_proxy_the_environment_names(fake, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", fake.base)  # the fake answers whatever URL it is asked
+    answer = origin_for(fake, "http://127.0.0.1:9/api/v1").send("GET", "/api/v1/user")
+    assert answer.status == 200
+
+
+def test_an_origin_skips_the_proxy_for_a_host_in_no_proxy(fake, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", fake.base)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with pytest.raises(Unreachable):
+        origin_for(fake, "http://127.0.0.1:9/api/v1", connect=0).send("GET", "/api/v1/user")
+
+
+def test_a_watching_thread_hears_of_each_retry_and_the_pause_asked(fake):
+    fake.inject("GET", r"/user$", status=429, times=2, headers={"Retry-After": "0"})
+    heard: list[float | None] = []
+    with watching(heard.append):
+        origin_for(fake).send("GET", "/api/v1/user")
+    assert heard == [0.01, 0.01]  # the server asked for no pause: the policy's floor
+
+
+def test_a_dropped_connection_is_heard_as_a_retry_without_a_pause(fake):
+    fake.inject("GET", r"/user$", drop=True)
+    heard: list[float | None] = []
+    with watching(heard.append):
+        origin_for(fake).send("GET", "/api/v1/user")
+    assert heard == [None]
+
+
+def test_a_thread_that_is_not_watching_hears_nothing(fake):
+    fake.inject("GET", r"/user$", status=503)
+    heard: list[float | None] = []
+    with watching(heard.append):
+        pass
+    origin_for(fake).send("GET", "/api/v1/user")
+    assert heard == []

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
+import fake_netlify
 import pytest
 from helpers import write_site
 
@@ -458,3 +461,88 @@ def test_a_build_hook_netlify_does_not_know_says_to_copy_it_again(netlify, cli, 
     failure = cli("build", "--remote", "--json").json
     assert failure["code"] == "NOT_FOUND" and "build hook" in failure["error"]
     assert "site_id" not in failure["fix"] and "Build & deploy" in failure["fix"]
+
+
+# -- how many uploads at once, and on which connections -------------------------------------
+
+
+def many_pages(count):
+    for n in range(count):
+        Path(f"dist/page{n}.html").write_text(f"<p>page {n}</p>\n")
+
+
+class UploadsUnderWay:
+    """What the fake sees: for each upload as it arrives, how many are being served then.
+
+    Each upload is held ``hold`` seconds, so that the client's concurrency shows; the
+    ``storm`` callback, if set, runs when the upload with that index arrives.
+    """
+
+    def __init__(self, fake, monkeypatch, hold=0.02):
+        self.arrivals: list[int] = []
+        self.before_first_answer = 0  # uploads that arrived before the first was answered
+        self.storm: tuple[int, object] | None = None
+        self._now = 0
+        self._lock = threading.Lock()
+        handle = fake._handle
+
+        def counted(handler):
+            if handler.command != "PUT" or "/files/" not in handler.path:
+                return handle(handler)
+            with self._lock:
+                self._now += 1
+                self.arrivals.append(self._now)
+                if self.storm and len(self.arrivals) == self.storm[0]:
+                    self.storm[1]()
+            try:
+                time.sleep(hold)
+                return handle(handler)
+            finally:
+                with self._lock:
+                    self._now -= 1
+                    self.before_first_answer = self.before_first_answer or len(self.arrivals)
+
+        monkeypatch.setattr(fake, "_handle", counted)
+
+
+def test_uploads_reuse_one_connection_per_worker(netlify, cli, monkeypatch):
+    many_pages(60)
+    cli("config.set", "netlify.concurrency", "4", "--json")
+    opened = []
+    setup = fake_netlify._Handler.setup
+    monkeypatch.setattr(fake_netlify._Handler, "setup", lambda h: (opened.append(h), setup(h)))
+    assert deploy(cli)["success"]
+    assert len(netlify.uploads) == 62 and len(opened) <= 4
+
+
+def test_uploads_start_few_at_once_and_grow_while_answers_are_fast(netlify, cli, monkeypatch):
+    many_pages(60)
+    cli("config.set", "netlify.concurrency", "16", "--json")
+    seen = UploadsUnderWay(netlify, monkeypatch)
+    assert deploy(cli)["success"]
+    assert seen.before_first_answer == 4 and max(seen.arrivals) > 8
+
+
+def test_a_429_storm_cuts_the_uploads_under_way_and_the_deploy_succeeds(netlify, cli, monkeypatch):
+    many_pages(80)
+    cli("config.set", "netlify.concurrency", "16", "--json")
+    seen = UploadsUnderWay(netlify, monkeypatch, hold=0.05)
+    headers = netlify.rate_limit_headers(0)
+    seen.storm = (
+        30,
+        lambda: netlify.inject("PUT", FILES_PATH, status=429, times=8, headers=headers),
+    )
+    result = deploy(cli)
+    assert result["success"] and len(netlify.uploads) == 82
+    # halved, and ten answers later still under the peak (it grows back by one per round)
+    assert max(seen.arrivals[40:50]) < max(seen.arrivals[:30])
+
+
+def test_no_upload_starts_while_netlify_asks_to_wait(netlify, cli, monkeypatch):
+    many_pages(100)
+    cli("config.set", "netlify.concurrency", "4", "--json")
+    UploadsUnderWay(netlify, monkeypatch, hold=0.05)  # 1.3 s of uploads at most 4 at once
+    netlify.inject("PUT", FILES_PATH, status=429, headers={"Retry-After": "1"})
+    assert deploy(cli)["success"]
+    refused = next(r.time for r in puts(netlify) if r.status == 429)
+    assert not [r for r in puts(netlify) if refused + 0.3 < r.time < refused + 0.9]

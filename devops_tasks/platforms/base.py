@@ -344,9 +344,15 @@ class Platform(abc.ABC):
 
 
 def upload_concurrency(setting: str, value: int) -> list[Finding]:
-    """The finding for an upload concurrency outside 1 to 256, if ``value`` is one."""
+    """The finding for an upload concurrency outside 1 to 256, if ``value`` is one.
+
+    It is a ceiling: how many uploads are under way adapts to the answers (``uploads.Pace``).
+    """
     if 1 <= value <= 256:
         return []
     return [
-        Finding(f"{setting} {value} is out of range", "Use 1 to 256 parallel uploads (default 32).")
+        Finding(
+            f"{setting} {value} is out of range",
+            "Use 1 to 256: the most uploads under way at once (default 32).",
+        )
     ]

@@ -141,9 +141,10 @@ class NetlifyPlatform(Platform):
         deployment.step(
             "upload", f"Netlify lacks {len(uploads)} distinct contents of the {len(files)} files"
         )
+        upload = self.api.file_uploader(deploy_id)
         uploaded = send_all(
             uploads,
-            lambda _, f: self.api.upload_file(deploy_id, f.path, f.source.read_bytes()),
+            lambda _, f: upload(f.path, f.source.read_bytes()),
             self.concurrency,
             progress,
         )

@@ -8,12 +8,14 @@ only in the ``Authorization`` header and never appears in a message.
 
 from __future__ import annotations
 
+import json as jsonlib
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from ..answers import StatusFixes, status_error
 from ..errors import DevopsError, ErrorCode
-from ..http import session
+from ..http import Answer, Origin, Unreachable
 from ..ids import check_id
 
 __all__ = ["DEFAULT_API_URL", "NetlifyApi"]
@@ -35,10 +37,9 @@ class NetlifyApi:
 
     def __init__(self, token: str, api_url: str = DEFAULT_API_URL, pool_size: int = 32) -> None:
         self.api_url = api_url.rstrip("/")
-        self.http = session(
-            pool_size=pool_size,
-            headers={"Authorization": f"Bearer {token}"},
-            base_url=self.api_url,
+        self._root = urlsplit(self.api_url).path  # "/api/v1": every path below starts here
+        self.origin = Origin(
+            self.api_url, headers={"Authorization": f"Bearer {token}"}, pool_size=pool_size
         )
 
     # -- sites -----------------------------------------------------------------------------
@@ -93,15 +94,20 @@ class NetlifyApi:
         )
         return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
 
-    def upload_file(self, deploy_id: str, path: str, content: bytes) -> dict[str, Any]:
-        """PUT one file's bytes; ``path`` is the site path without its leading slash."""
-        return self._call(
-            "PUT",
-            f"/deploys/{_segment(deploy_id, 'deploy id')}/files/{quote(path, safe='/')}",
-            data=content,
-            headers={"Content-Type": "application/octet-stream"},
-            what=f"upload of {path}",
-        )
+    def file_uploader(self, deploy_id: str) -> Callable[[str, bytes], object]:
+        """``upload(path, content)``: PUT one file of the deploy (``path`` without its leading
+        slash). The URL's stem and the headers are worked out once for all the files."""
+        stem = f"{self._root}/deploys/{_segment(deploy_id, 'deploy id')}/files/"
+        headers = self.origin.headers_with({"Content-Type": "application/octet-stream"})
+
+        def upload(path: str, content: bytes) -> object:
+            what = f"upload of {path}"
+            answer = self._send("PUT", stem + quote(path, safe="/"), content, headers, what)
+            if answer.status != 200:
+                raise _failure(answer.status, _message(answer), what)
+            return answer
+
+        return upload
 
     def restore(self, site_id: str, deploy_id: str) -> dict[str, Any]:
         """Publish ``deploy_id`` (Netlify calls it restore): rollback and draft publishing."""
@@ -173,26 +179,44 @@ class NetlifyApi:
         what: str,
         ok: tuple[int, ...] = (200,),
         absolute: bool = False,
-        **kwargs: Any,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str | None] | None = None,
     ) -> Any:
-        import requests  # noqa: PLC0415
+        """``method`` on ``path`` (below the API's URL, or ``absolute`` on its host): the JSON
+        answer, or the error for its status."""
+        if absolute:
+            parts = urlsplit(path)
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+        else:
+            path = self._root + path
+        if params:
+            path += "?" + urlencode(params)
+        extra = dict(headers or {})
+        body = None
+        if json is not None:
+            body = jsonlib.dumps(json, allow_nan=False).encode()
+            extra["Content-Type"] = "application/json"
+        answer = self._send(method, path, body, self.origin.headers_with(extra), what)
+        if answer.status in ok:
+            return answer.json() if answer.content else {}
+        raise _failure(answer.status, _message(answer), what)
 
-        url = path if absolute else self.api_url + path
+    def _send(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str], what: str
+    ) -> Answer:
         try:
-            response = self.http.request(method, url, **kwargs)
-        except requests.RequestException as exc:
+            return self.origin.send(method, path, body, headers)
+        except Unreachable as exc:
             raise DevopsError(
                 ErrorCode.SERVICE_UNAVAILABLE,
-                f"Could not reach the Netlify API for {what}: {type(exc).__name__}",
+                f"Could not reach the Netlify API for {what}: {exc.reason}",
                 "Check the network (and NETLIFY_API_URL if you set it), then run the command "
                 "again; nothing was published.",
             ) from None
-        if response.status_code in ok:
-            return response.json() if response.content else {}
-        raise _failure(response.status_code, _message(response), what)
 
 
-def _message(response: Any) -> str:
+def _message(response: Answer) -> str:
     try:
         data = response.json()
     except ValueError:
