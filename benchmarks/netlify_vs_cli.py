@@ -33,12 +33,6 @@ preloads a tiny ES module (``node --import``) that sends ``fetch`` calls for
 ``api.netlifysdk.com`` to the fake (it serves the extension routes) and refuses any other
 ``fetch`` that would leave 127.0.0.1. With the redirect, netlify-cli takes the path it takes
 against the real API.
-
-The fake's ``_missing`` (which digests a deploy still needs) is quadratic in the number of
-missing files and runs after every upload, so a first deploy of 5,000 new files would cost the
-fake minutes of CPU under its lock whichever tool sends them. Unless ``--unpatched-fake`` is
-given, the script swaps in a linear version with the same result (see ``_missing_linear``);
-``tests/fake_netlify.py`` itself is not changed.
 """
 
 from __future__ import annotations
@@ -96,23 +90,6 @@ globalThis.fetch = (input, init) => {
   return original(input, init);
 };
 """
-
-
-# ---------------------------------------------------------------------------------------------
-# The fake
-# ---------------------------------------------------------------------------------------------
-
-
-def _missing_linear(self: FakeNetlify, manifest: dict[str, str]) -> list[str]:
-    """``FakeNetlify._missing`` with the same result, in O(files) instead of O(missing^2).
-
-    The fake's version collects the missing digests in a list and tests ``sha not in out``
-    for each one. It runs after every upload, so a deploy of N new files costs the fake
-    about N^3/6 string comparisons under its global lock: up to 0.13 s per upload at 5,000
-    files, ~200 s of the fake's CPU for one first deploy, whichever tool sends the files.
-    """
-    blobs = self.blobs
-    return list(dict.fromkeys(sha for sha in manifest.values() if sha not in blobs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -650,7 +627,6 @@ def measure(
     cli_dir: Path | None = DEFAULT_CLI_DIR,
     seed: int = 1,
     timeout: float = 900.0,
-    unpatched_fake: bool = False,
     log: Callable[[str], object] = print,
 ) -> tuple[dict[str, dict[str, list[Sample]]], dict[str, float]]:
     """Both deploys of each tool, ``runs`` times: samples by tool and phase, and start-up times.
@@ -666,9 +642,6 @@ def measure(
                 f"!! netlify-cli is not installed in {cli_dir}: install it with\n"
                 f"   {INSTALL.format(cli_dir=cli_dir)}\n   (timing devops-tasks only)\n"
             )
-
-    if not unpatched_fake:
-        FakeNetlify._missing = _missing_linear
 
     scratch = Path(tempfile.mkdtemp(prefix="netlify-bench-"))
     fake = FakeNetlify(token=TOKEN)
@@ -689,15 +662,6 @@ def measure(
         log(
             f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
             f"fake Netlify at {fake.base} (threads in this process)"
-        )
-        log(
-            "fake: "
-            + (
-                "FakeNetlify._missing as shipped (O(N^3) per first deploy)"
-                if unpatched_fake
-                else "FakeNetlify._missing replaced by a linear version with the same "
-                "result (--unpatched-fake to keep it)"
-            )
         )
 
         startup: dict[str, float] = {}
@@ -845,11 +809,6 @@ def main(argv: list[str] | None = None) -> int:
         default=900.0,
         help="seconds before one deploy counts as failed (900)",
     )
-    parser.add_argument(
-        "--unpatched-fake",
-        action="store_true",
-        help="keep FakeNetlify._missing as it is (O(N^3) per deploy: minutes at 5,000 files)",
-    )
     args = parser.parse_args(argv)
     if args.files < 10 or args.runs < 1 or args.megabytes <= 0:
         parser.error("--files must be >= 10, --runs >= 1 and --megabytes > 0")
@@ -866,7 +825,6 @@ def main(argv: list[str] | None = None) -> int:
         None if args.skip_cli else args.cli_dir.resolve(),
         args.seed,
         args.timeout,
-        args.unpatched_fake,
         log=lambda line: print(line, flush=True),
     )
     failures = report(results, startup)
