@@ -184,6 +184,7 @@ class Row:
     peer_note: str = ""
     max_ratio: float | None = None  # ours / peer time at most, from the issues
     max_memory_ratio: float | None = None  # ours / peer peak memory at most
+    max_seconds: float | None = None  # ours at most, where the goal is a time of its own
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
