@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from urllib3.util.retry import Retry
 
@@ -286,6 +286,30 @@ class Origin:
     def headers_with(self, extra: Mapping[str, str | None]) -> dict[str, str]:
         """The origin's headers with ``extra``; a None value leaves that header out."""
         return {k: v for k, v in {**self.headers, **extra}.items() if v is not None}
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str | None] | None = None,
+    ) -> Answer:
+        """:meth:`send` of ``path`` (from the host's root, or a whole URL on this host) with
+        ``params`` added to its query, and ``json_body`` (as JSON) or ``body`` as its body;
+        ``headers`` as for :meth:`headers_with`."""
+        if "://" in path:
+            parts = urlsplit(path)
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+        if params:
+            path += ("&" if "?" in path else "?") + urlencode(params)
+        extra = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body, allow_nan=False).encode()
+            extra["Content-Type"] = "application/json"
+        return self.send(method, path, body, self.headers_with(extra))
 
     def send(
         self,

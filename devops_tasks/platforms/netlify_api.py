@@ -8,10 +8,9 @@ only in the ``Authorization`` header and never appears in a message.
 
 from __future__ import annotations
 
-import json as jsonlib
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from ..answers import StatusFixes, status_error
 from ..errors import DevopsError, ErrorCode
@@ -102,7 +101,10 @@ class NetlifyApi:
 
         def upload(path: str, content: bytes) -> object:
             what = f"upload of {path}"
-            answer = self._send("PUT", stem + quote(path, safe="/"), content, headers, what)
+            try:
+                answer = self.origin.send("PUT", stem + quote(path, safe="/"), content, headers)
+            except Unreachable as exc:
+                raise _unreachable(exc, what) from None
             if answer.status != 200:
                 raise _failure(answer.status, _message(answer), what)
             return answer
@@ -185,35 +187,28 @@ class NetlifyApi:
     ) -> Any:
         """``method`` on ``path`` (below the API's URL, or ``absolute`` on its host): the JSON
         answer, or the error for its status."""
-        if absolute:
-            parts = urlsplit(path)
-            path = parts.path + (f"?{parts.query}" if parts.query else "")
-        else:
-            path = self._root + path
-        if params:
-            path += "?" + urlencode(params)
-        extra = dict(headers or {})
-        body = None
-        if json is not None:
-            body = jsonlib.dumps(json, allow_nan=False).encode()
-            extra["Content-Type"] = "application/json"
-        answer = self._send(method, path, body, self.origin.headers_with(extra), what)
+        try:
+            answer = self.origin.call(
+                method,
+                path if absolute else self._root + path,
+                params=params,
+                json_body=json,
+                headers=headers,
+            )
+        except Unreachable as exc:
+            raise _unreachable(exc, what) from None
         if answer.status in ok:
             return answer.json() if answer.content else {}
         raise _failure(answer.status, _message(answer), what)
 
-    def _send(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str], what: str
-    ) -> Answer:
-        try:
-            return self.origin.send(method, path, body, headers)
-        except Unreachable as exc:
-            raise DevopsError(
-                ErrorCode.SERVICE_UNAVAILABLE,
-                f"Could not reach the Netlify API for {what}: {exc.reason}",
-                "Check the network (and NETLIFY_API_URL if you set it), then run the command "
-                "again; nothing was published.",
-            ) from None
+
+def _unreachable(exc: Unreachable, what: str) -> DevopsError:
+    return DevopsError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        f"Could not reach the Netlify API for {what}: {exc.reason}",
+        "Check the network (and NETLIFY_API_URL if you set it), then run the command "
+        "again; nothing was published.",
+    )
 
 
 def _message(response: Answer) -> str:

@@ -3,9 +3,9 @@
 Paths, methods, query parameters and bodies follow Vercel's OpenAPI description
 (``specs/vercel-openapi.json``), plus the one route it leaves out that the official CLI uses
 for instant rollback, ``POST /v9/projects/{projectId}/rollback/{deploymentId}``. Every
-request goes through the project's one retrying session (:mod:`devops_tasks.http`), carries
-the token only in its ``Authorization`` header, and names the team (``teamId``) when one is
-configured. Every failure becomes a :class:`~devops_tasks.errors.DevopsError` with a fix.
+request goes through the project's one retry policy (an :class:`~devops_tasks.http.Origin`),
+carries the token only in its ``Authorization`` header, and names the team (``teamId``) when one
+is configured. Every failure becomes a :class:`~devops_tasks.errors.DevopsError` with a fix.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ..answers import StatusFixes, status_error
 from ..errors import DevopsError, ErrorCode
-from ..http import session
+from ..http import Answer, Origin, Unreachable
 from ..ids import check_id
 
 __all__ = ["DEFAULT_API_URL", "MissingFiles", "VercelApi"]
@@ -49,7 +49,7 @@ def _segment(value: str, what: str) -> str:
 
 
 class VercelApi:
-    """One authenticated, retrying session against one Vercel API base URL (and team)."""
+    """Authenticated, retrying requests to one Vercel API base URL (and team)."""
 
     def __init__(
         self,
@@ -60,10 +60,9 @@ class VercelApi:
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.team_id = team_id
-        self.http = session(
-            pool_size=pool_size,
-            headers={"Authorization": f"Bearer {token}"},
-            base_url=self.api_url,
+        self._root = urlsplit(self.api_url).path  # every path below starts here
+        self.origin = Origin(
+            self.api_url, headers={"Authorization": f"Bearer {token}"}, pool_size=pool_size
         )
 
     # -- projects --------------------------------------------------------------------------
@@ -100,7 +99,7 @@ class VercelApi:
         response = self._send(
             "POST", path, json={}, ok=(200, 201, 202), what=f"the {action} of {deployment_id}"
         )
-        return int(response.status_code)
+        return response.status
 
     def upsert_env(
         self, project_id: str, key: str, value: str, targets: list[str]
@@ -254,32 +253,34 @@ class VercelApi:
         ok: tuple[int, ...] = (200,),
         absolute: bool = False,
         params: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        import requests  # noqa: PLC0415
-
+        json: Any = None,
+        data: bytes | None = None,
+        headers: dict[str, str | None] | None = None,
+    ) -> Answer:
         if not absolute:
-            path = self.api_url + path
+            path = self._root + path
             if self.team_id:
                 params = {**(params or {}), "teamId": self.team_id}
         try:
-            response = self.http.request(method, path, params=params, **kwargs)
-        except requests.RequestException as exc:
+            response = self.origin.call(
+                method, path, params=params, json_body=json, body=data, headers=headers
+            )
+        except Unreachable as exc:
             raise DevopsError(
                 ErrorCode.SERVICE_UNAVAILABLE,
-                f"Could not reach the Vercel API for {what}: {type(exc).__name__}",
+                f"Could not reach the Vercel API for {what}: {exc.reason}",
                 "Check the network (and VERCEL_API_URL if you set it), then run the command "
                 "again; nothing was made live.",
             ) from None
-        if response.status_code in ok:
+        if response.status in ok:
             return response
         error = _error_body(response)
-        if response.status_code == 400 and error.get("code") == "missing_files":
+        if response.status == 400 and error.get("code") == "missing_files":
             raise MissingFiles([str(d) for d in error.get("missing") or []])
-        raise _failure(response.status_code, error, what)
+        raise _failure(response.status, error, what)
 
 
-def _error_body(response: Any) -> dict[str, Any]:
+def _error_body(response: Answer) -> dict[str, Any]:
     """Vercel's ``{"error": {"code", "message", ...}}``, or what the body says otherwise."""
     try:
         data = response.json()
