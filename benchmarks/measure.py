@@ -81,6 +81,8 @@ def run_together(
     waited for. At ``timeout`` the commands' process groups are killed.
     """
     compile_package()
+    # What the command before wrote is put on disk first, not during this one's first fsync.
+    os.sync()
     with tempfile.TemporaryDirectory(prefix="measure-") as scratch:
         names = [Path(scratch) / str(n) for n in range(len(argv_sets))]
         launchers = [
