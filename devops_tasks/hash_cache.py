@@ -12,7 +12,10 @@ What keeps a changed file from ever looking unchanged:
 
 - a file whose ``ctime`` is within :data:`SETTLE_NS` of the moment hashing started is hashed
   but not remembered: a second write in the same clock tick as the one before our read could
-  otherwise leave the fingerprint as it was (git's "racily clean" entries);
+  otherwise leave the fingerprint as it was (git's "racily clean" entries). The tick is the
+  filesystem's: where times have whole seconds only (FAT, HFS+, ext3) it is 2 s; where they
+  carry fractions (ext4, XFS, btrfs, APFS: a kernel clock tick of a few ms) it is
+  :data:`FINE_SETTLE_NS`;
 - the cache names its build directory and its user: one copied from another build directory
   or taken over by another user is not used at all, and one from another machine holds no
   fingerprint a file here has (inodes and ctimes are this filesystem's own);
@@ -40,7 +43,7 @@ from pathlib import Path
 
 from .durable import FileRefused, atomic_write, read_bounded
 
-__all__ = ["CACHED_ALGORITHMS", "SETTLE_NS", "Fingerprint", "HashCache"]
+__all__ = ["CACHED_ALGORITHMS", "FINE_SETTLE_NS", "SETTLE_NS", "Fingerprint", "HashCache"]
 
 Fingerprint = tuple[int, int, int, int, int]
 """``(size, mtime_ns, ctime_ns, inode, device)`` of a file as one ``stat`` saw it."""
@@ -50,6 +53,9 @@ CACHED_ALGORITHMS = ("sha1", "sha256")
 #: A file changed this recently when hashing starts is not remembered (see the docstring):
 #: more than a coarse clock tick, and than the 1-2 s timestamps of FAT, HFS+ or ext3.
 SETTLE_NS = 2_000_000_000
+#: The same, for a file whose change time has a fraction of a second (fine timestamps): many
+#: times a kernel clock tick (1-10 ms).
+FINE_SETTLE_NS = 100_000_000
 #: Version 1 of the format; another version is simply not read.
 _MAGIC = b"devops-digests\x00\x01"
 #: uid, length of the root, length of the paths, number of records.
@@ -121,10 +127,12 @@ class HashCache:
         """Write the entries of the files looked up or remembered since loading, no others.
 
         ``started_ns`` (``time.time_ns()`` before any file was read): a file changed less than
-        :data:`SETTLE_NS` before it is left out. Failing to write only costs time next deploy.
+        :data:`SETTLE_NS` (:data:`FINE_SETTLE_NS`) before it is left out. Failing to write only
+        costs time next deploy.
         """
-        settled = started_ns - SETTLE_NS
-        kept = self._seen.difference(p for p, ctime in self._new.items() if ctime >= settled)
+        kept = self._seen.difference(
+            path for path, ctime in self._new.items() if ctime >= started_ns - _window(ctime)
+        )
         if not self._new and len(kept) == len(self._entries):
             return  # nothing new, nothing gone: the file on disk says the same
         self._entries = {path: r for path, r in self._entries.items() if path in kept}
@@ -138,6 +146,11 @@ def _pack(fingerprint: Fingerprint) -> bytes | None:
         return _KEY.pack(*fingerprint)
     except struct.error:  # a value out of the format's range: that file is not cached
         return None
+
+
+def _window(ctime_ns: int) -> int:
+    """How long before the hashing a change must be for its file to be remembered."""
+    return SETTLE_NS if ctime_ns % 1_000_000_000 == 0 else FINE_SETTLE_NS
 
 
 def _encode(root: Path, entries: Mapping[str, _Record]) -> bytes:

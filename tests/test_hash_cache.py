@@ -22,13 +22,14 @@ from devops_tasks.files import SiteFiles
 from devops_tasks.hash_cache import HashCache
 from devops_tasks.project import Project
 
-#: How long the tests let a file settle before it may be cached (the real wait is 2 s).
+#: How long the tests let a file settle before it may be cached (the real wait: 0.1 s or 2 s).
 SETTLE = 0.05
 
 
 @pytest.fixture
 def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hash_cache, "SETTLE_NS", int(SETTLE * 1e9))
+    monkeypatch.setattr(hash_cache, "FINE_SETTLE_NS", int(SETTLE * 1e9))
 
 
 def settle() -> None:
@@ -112,9 +113,12 @@ def test_no_cache_neither_reads_nor_writes_the_cache(project, cli, settled):
     assert (project.cache_dir / "digests").read_bytes() == before
 
 
-def test_a_file_changed_just_before_the_deploy_is_hashed_but_not_remembered(project, cli):
+def test_a_file_changed_just_before_the_deploy_is_hashed_but_not_remembered(
+    project, cli, monkeypatch
+):
+    monkeypatch.setattr(hash_cache, "FINE_SETTLE_NS", hash_cache.SETTLE_NS)  # however slow
     index = project.root / "dist" / "index.html"
-    index.write_text("<h1>just written</h1>\n")  # within the real SETTLE_NS of the deploy
+    index.write_text("<h1>just written</h1>\n")  # within the settle time of the deploy
 
     deploy(cli)
 
@@ -300,3 +304,18 @@ def test_a_miss_computes_every_algorithm_the_projects_targets_asked_for_in_one_r
         "sha1": hashlib.sha1(index.read_bytes()).hexdigest(),
         "sha256": sha256(index),
     }
+
+
+def test_whole_second_times_wait_two_seconds_and_fine_ones_a_tenth(tmp_path):
+    cache = HashCache(tmp_path / "digests", tmp_path)
+    now = 1_800_000_000 * 10**9
+    coarse = (10, now - 10**9, now - 10**9, 1, 1)  # FAT, HFS+: a change 1 s ago, to the second
+    fine = (10, now - 500_000_001, now - 500_000_001, 2, 1)  # ext4: half a second ago
+    cache.remember("coarse.html", coarse, {"sha256": "ab" * 32})
+    cache.remember("fine.html", fine, {"sha256": "cd" * 32})
+
+    cache.save(now)
+
+    again = HashCache(tmp_path / "digests", tmp_path)
+    assert again.known("coarse.html", coarse) == {}
+    assert again.known("fine.html", fine) == {"sha256": "cd" * 32}
