@@ -21,12 +21,13 @@ import compileall
 import functools
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,21 @@ def run_together(
     spans = [(o.started, o.ended) for o in outcomes if o.returncode is not None]
     seconds = max(e for _, e in spans) - min(s for s, _ in spans) if spans else timeout or 0.0
     return [Finished(seconds, o.peak_mb, o.returncode, o.stdout, o.stderr) for o in outcomes]
+
+
+def peer_runs(name: str, binary: Path | None, install: str, log: Callable[[str], object]) -> bool:
+    """Whether the peer CLI ``name`` (a Node program at ``binary``; None: skipped) can be
+    timed; if not, ``log`` says why and how to install it, and only devops-tasks is timed."""
+    if binary is None:
+        reason = "not run (--skip-cli)"
+    elif not binary.exists():
+        reason = f"not installed (install it with `{install}`)"
+    elif shutil.which("node") is None:
+        reason = "no `node` on PATH"
+    else:
+        return True
+    log(f"{name}: {reason}; timing devops-tasks alone\n")
+    return False
 
 
 @functools.cache

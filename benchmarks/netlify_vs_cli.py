@@ -61,7 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from fake_netlify import API_PREFIX, FakeNetlify  # noqa: E402
-from measure import Row, run_measured  # noqa: E402
+from measure import Row, peer_runs, run_measured  # noqa: E402
 
 CLI_VERSION = "27.10.2"
 DEFAULT_CLI_DIR = Path("/tmp/netlify-cli-bench")
@@ -641,17 +641,13 @@ def measure(
 ) -> tuple[dict[str, dict[str, list[Sample]]], dict[str, float]]:
     """Both deploys of each tool, ``runs`` times: samples by tool and phase, and start-up times.
 
-    netlify-cli is left out when ``cli_dir`` is None (``--skip-cli``) or holds no CLI.
+    netlify-cli is left out when ``cli_dir`` is None (``--skip-cli``), holds no CLI, or there
+    is no ``node``.
     """
     tools = [OURS]
-    if cli_dir is not None:
-        if cli_binary(cli_dir).exists():
-            tools.append(CLI)
-        else:
-            log(
-                f"!! netlify-cli is not installed in {cli_dir}: install it with\n"
-                f"   {INSTALL.format(cli_dir=cli_dir)}\n   (timing devops-tasks only)\n"
-            )
+    binary = None if cli_dir is None else cli_binary(cli_dir)
+    if peer_runs(CLI, binary, INSTALL.format(cli_dir=cli_dir), log):
+        tools.append(CLI)
 
     scratch = Path(tempfile.mkdtemp(prefix="netlify-bench-"))
     fake = FakeNetlify(token=TOKEN)

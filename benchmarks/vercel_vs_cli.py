@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from fake_vercel import FakeVercel  # noqa: E402
-from measure import Row, run_measured  # noqa: E402
+from measure import Row, peer_runs, run_measured  # noqa: E402
 from netlify_vs_cli import (  # noqa: E402
     _children_cpu,
     _median,
@@ -307,16 +307,8 @@ def measure(
     no ``node``.
     """
     tools = [OURS]
-    if cli_dir is None:
-        log("vercel-cli: not run (--skip-cli); timing devops-tasks alone\n")
-    elif not cli_binary(cli_dir).exists():
-        log(
-            f"vercel-cli: not installed in {cli_dir}, so only devops-tasks is timed. Install "
-            f"it with\n  {INSTALL.format(cli_dir=cli_dir)}\n"
-        )
-    elif shutil.which("node") is None:
-        log("vercel-cli: no `node` on PATH, so only devops-tasks is timed\n")
-    else:
+    binary = None if cli_dir is None else cli_binary(cli_dir)
+    if peer_runs(CLI, binary, INSTALL.format(cli_dir=cli_dir), log):
         tools.append(CLI)
 
     scratch = Path(tempfile.mkdtemp(prefix="vercel-bench-"))
