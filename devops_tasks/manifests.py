@@ -14,7 +14,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -44,6 +44,7 @@ _OCTAL_MODE = re.compile(r"[0-7]{1,4}", re.ASCII)
 #: The permission bits a deployed file keeps: read and execute as built, write for the owner
 #: only, never set-id (as a umask of 022 would leave them, whoever extracts).
 _DEPLOYED_MODE = 0o755
+_NOTHING: Mapping[str, str] = {}
 
 
 class Entry(NamedTuple):
@@ -72,6 +73,9 @@ class Survey(NamedTuple):
     #: The time keeps its fraction: a deployed file has a whole second (its manifest's), so
     #: an edit by hand within that very second still differs.
     on_disk: dict[str, tuple[int, float, int]]
+    #: Every other entry of the current release on disk: path -> ``find``'s type letter
+    #: (``d`` a directory, ``l`` a symbolic link, ...).
+    others: Mapping[str, str] = _NOTHING
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,10 @@ class Plan:
     #: manifest is written, after the files: a release with nothing to link from starts
     #: sending while the build is still being hashed.
     digests: Callable[[], dict[str, str]]
+    #: What a copy of ``base`` holds that this release must not (paths relative to it): the
+    #: entries a host that copies ``base`` whole removes before the sent files go in.
+    #: Empty without a base.
+    unwanted: tuple[str, ...] = ()
 
     @functools.cached_property
     def manifest(self) -> bytes:
@@ -125,10 +133,14 @@ class Plan:
     def sent(self) -> list[SiteFile]:
         return [f for f, _, linked in self.members if not linked]
 
+    @property
+    def linked(self) -> int:
+        return sum(linked for _, _, linked in self.members)
+
 
 #: The last plan made, and what it was made from: hosts deployed together usually hold the
 #: same release as it was deployed, and then one plan serves them all.
-_last_plan: list[tuple[SiteFiles, tuple[Any, ...], dict[str, tuple[int, float, int]], Plan]] = []
+_last_plan: list[tuple[SiteFiles, tuple[Any, ...], Survey, Plan]] = []
 _planning = threading.Lock()
 
 
@@ -146,13 +158,15 @@ def plan_upload(
     """
     key = (release, survey.current, survey.manifest, shared)
     with _planning:
-        for known_files, known_key, on_disk, plan in _last_plan:
-            if known_files is files and known_key == key and on_disk == survey.on_disk:
+        for known_files, known_key, known_survey, plan in _last_plan:
+            if known_files is files and known_key == key and known_survey == survey:
                 return plan
         intact = _intact(survey)
         members = _members(files, digests() if intact else {}, intact, shared)
-        plan = Plan(release, survey.current if intact else None, members, shared, digests)
-        _last_plan[:] = [(files, key, survey.on_disk, plan)]
+        base = survey.current if intact else None
+        unwanted = _unwanted(survey, members, shared) if base else ()
+        plan = Plan(release, base, members, shared, digests, unwanted)
+        _last_plan[:] = [(files, key, survey, plan)]
         return plan
 
 
@@ -165,6 +179,35 @@ def _intact(survey: Survey) -> dict[str, Entry]:
         for path, entry in (parse_manifest(survey.manifest) or {}).items()
         if survey.on_disk.get(path) == (entry.size, entry.mtime, entry.mode)
     }
+
+
+def _unwanted(
+    survey: Survey, members: list[tuple[SiteFile, Entry, bool]], shared: tuple[str, ...]
+) -> tuple[str, ...]:
+    """What the current release has on disk that a release of ``members`` keeps nothing of:
+    files not linked (changed, deleted, never deployed), anything that is neither a file nor
+    a directory, and directories with no member below them. A name a host's ``find`` could
+    not have printed (absolute, or with ``..``) is left out: it would reach outside."""
+    linked = {f.path for f, _, kept in members if kept}
+    needed = {
+        path[:cut] for path in [*(f.path for f, _, _ in members), *shared] for cut in _slashes(path)
+    }
+    unwanted = [path for path in survey.on_disk if path not in linked]
+    unwanted += [path for path, kind in survey.others.items() if kind != "d" or path not in needed]
+    return tuple(sorted(path for path in unwanted if _plain(path)))
+
+
+def _slashes(path: str) -> Iterator[int]:
+    """Where each of the parent directories of ``path`` ends."""
+    cut = path.find("/")
+    while cut > 0:
+        yield cut
+        cut = path.find("/", cut + 1)
+
+
+def _plain(path: str) -> bool:
+    """Whether ``path`` is a relative path that stays where it is (no ``..``, no ``.``)."""
+    return bool(path) and not path.startswith("/") and not {".", "..", ""} & set(path.split("/"))
 
 
 def _members(
@@ -256,19 +299,25 @@ def parse_manifest(data: bytes) -> dict[str, Entry] | None:
     return entries
 
 
-def parse_listing(listing: bytes) -> dict[str, tuple[int, float, int]]:
-    """``find -printf '%s %T@ %m %P\\0'`` as ``path -> (size, mtime, mode)``.
+def parse_listing(
+    listing: bytes,
+) -> tuple[dict[str, tuple[int, float, int]], dict[str, str]]:
+    """``find -printf '%y %s %T@ %m %P\\0'`` as ``path -> (size, mtime, mode)`` of the
+    regular files, and ``path -> type letter`` of every other entry.
 
-    A record that does not parse is left out: its file is then sent, never linked.
+    A record that does not parse is left out: a file is then sent, never linked.
     """
-    on_disk = {}
+    on_disk, others = {}, {}
     for record in listing.split(b"\0"):
         try:
-            size, mtime, mode, path = record.split(b" ", 3)
-            on_disk[os.fsdecode(path)] = (int(size), float(mtime), int(mode, 8))
+            kind, size, mtime, mode, path = record.split(b" ", 4)
+            if kind == b"f":
+                on_disk[os.fsdecode(path)] = (int(size), float(mtime), int(mode, 8))
+            elif path:
+                others[os.fsdecode(path)] = kind.decode("ascii")
         except ValueError:
             continue
-    return on_disk
+    return on_disk, others
 
 
 def within(path: str, directory: str) -> bool:

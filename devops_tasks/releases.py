@@ -74,9 +74,10 @@ _RELEASE = DEPLOYMENT_ID.pattern
 #: A leftover is renamed to this suffix before it is removed (see ``ReleaseEngine.sweep``).
 _SWEPT = r"\.swept"
 #: What an interrupted upload or switch leaves behind; nothing else is ever swept.
-#: (``.tar`` is what versions that uploaded an archive first left.)
+#: (``.tar`` is what versions that uploaded an archive first left; ``.pruned``, a release
+#: whose removal in the background was cut short.)
 _LEFTOVER_IN_RELEASES = re.compile(
-    rf"\.{_RELEASE}\.(?:tar|partial|manifest)(?:{_SWEPT})?", re.ASCII
+    rf"\.{_RELEASE}\.(?:tar|partial|manifest|pruned)(?:{_SWEPT})?", re.ASCII
 )
 _LEFTOVER_IN_ROOT = re.compile(rf"\.current-{_RELEASE}(?:{_SWEPT})?", re.ASCII)
 _MANIFEST = re.compile(rf"({_RELEASE})\.json", re.ASCII)
@@ -256,7 +257,7 @@ class _OverSsh:
             "printf '%s\\n' \"$c\"\n"
             f'if test -n "$c" && test -f "{MANIFESTS}/$c.json"; then\n'
             f"  cat \"{MANIFESTS}/$c.json\" && printf '\\0' &&\n"
-            "  find \"releases/$c\" -type f -printf '%s %T@ %m %P\\0' 2>/dev/null\n"
+            "  find \"releases/$c\" -mindepth 1 -printf '%y %s %T@ %m %P\\0' 2>/dev/null\n"
             "fi\n"
             "exit 0"
         )
@@ -268,13 +269,15 @@ class _OverSsh:
         manifest, found, listing = rest.partition(b"\0")
         if current is None or not found:
             return Survey(current, None, {})
-        return Survey(current, manifest, parse_listing(listing))
+        return Survey(current, manifest, *parse_listing(listing))
 
     def build(self, root: str, plan: Plan, progress: Progress, timeout: float | None) -> None:
         q = shlex.quote
+        # With files to link, the partial release is made (and those linked) beforehand.
+        copied = self._copy_base(root, plan, timeout) if plan.linked else False
         steps = [
             f"cd {q(root + '/releases')}",
-            f"mkdir {q(plan.partial)}",
+            *([] if plan.linked else [f"mkdir {q(plan.partial)}"]),
             "tar -x -p --no-same-owner -f -",
             f"mv -f {q(plan.manifest_partial)} {q(plan.manifest_path)}",
         ]
@@ -289,9 +292,41 @@ class _OverSsh:
         steps += [f"test ! -e {q(plan.release)}", f"mv {q(plan.partial)} {q(plan.release)}"]
         what = f"unpack release {plan.release}"
         done = run_streamed(
-            self.connection, " && ".join(steps), _tar(plan, progress), timeout, what
+            self.connection,
+            " && ".join(steps),
+            _tar(plan, progress, links=not copied),
+            timeout,
+            what,
         )
         _check(done, root, what)
+
+    def _copy_base(self, root: str, plan: Plan, timeout: float | None) -> bool:
+        """Start the partial release as the host's own copy of ``plan.base``: hard links made
+        by ``cp -al``, less :attr:`Plan.unwanted` (fed to ``rm`` on stdin). True if the copy
+        holds exactly the linked files; otherwise the partial release is left empty, for a
+        tar that links each file itself. Either way the partial release exists after it.
+
+        A tar of one header per linked file costs every host a few hundred bytes per file
+        through the connection; ``cp -al`` is one command whatever the release's size. The
+        count of what is left catches what the listing did not see (a file added to the
+        current release meanwhile, a ``cp`` that cannot copy a special file).
+        """
+        q = shlex.quote
+        partial = q(plan.partial)
+        copy = (
+            f"cp -al {q(str(plan.base) + '/.')} {partial} 2>/dev/null"
+            f" && (cd {partial} && xargs -0 rm -rf -- && test"
+            f' "$(find . ! -type d -printf x | wc -c)" -eq {plan.linked})'
+        )
+        command = (
+            f"cd {q(root + '/releases')} && mkdir {partial}"
+            f" && if {copy}; then echo copied;"
+            f" else rm -rf {partial} && mkdir {partial}; fi"
+        )
+        what = f"copy release {plan.base} as the start of {plan.release}"
+        unwanted = (b"\0".join(os.fsencode(path) for path in plan.unwanted),)
+        done = _check(run_streamed(self.connection, command, unwanted, timeout, what), root, what)
+        return done.stdout.strip() == b"copied"
 
     def read(self, path: str, timeout: float | None) -> bytes | None:
         command = f"cat {shlex.quote(path)}"
@@ -299,8 +334,9 @@ class _OverSsh:
         return done.stdout if done.status == 0 else None
 
 
-def _tar(plan: Plan, progress: Progress) -> Iterator[bytes]:
-    """The plan as one tar stream, relative to releases/, in chunks of about 256 KiB.
+def _tar(plan: Plan, progress: Progress, links: bool = True) -> Iterator[bytes]:
+    """The plan as one tar stream, relative to releases/, in chunks of about 256 KiB;
+    without ``links``, only the sent files and the manifest (the host linked the rest).
 
     Memory stays flat: a file's content is read in chunks as it is sent, and read exactly
     to the size its header announced (a file that changed size since the scan stops it).
@@ -308,6 +344,8 @@ def _tar(plan: Plan, progress: Progress) -> Iterator[bytes]:
     progress.start("Sending files", total=sum(f.size for f in plan.sent))
     buffer = bytearray()
     for site_file, entry, linked in plan.members:
+        if linked and not links:
+            continue
         name = os.fsencode(f"{plan.partial}/{site_file.path}")
         if linked:
             buffer += tar_stream.link_header(name, os.fsencode(plan.linked_from(site_file.path)))
@@ -387,6 +425,9 @@ class ReleaseEngine:
 
     def _partial_path(self, release: str) -> str:
         return f"{self.releases_dir}/.{_checked(release)}.partial"
+
+    def _pruned_path(self, release: str) -> str:
+        return f"{self.releases_dir}/.{_checked(release)}.pruned"
 
     def _switch_path(self, release: str) -> str:
         return f"{self.root}/.current-{_checked(release)}"
@@ -605,6 +646,7 @@ class ReleaseEngine:
                 self.release_path(release),
                 self._archive_path(release),
                 self._partial_path(release),
+                self._pruned_path(release),
                 self._switch_path(release),
                 self._manifest_path(release),
                 self._manifest_partial_path(release),
@@ -613,14 +655,30 @@ class ReleaseEngine:
         self._run(f"rm -rf {paths}", f"remove release {release}")
 
     def prune(self, keep: int, protect: set[str]) -> list[str]:
-        """Remove all but the newest ``keep`` releases, never one in ``protect``."""
+        """Remove all but the newest ``keep`` releases, never one in ``protect``.
+
+        On a host, each is renamed out of the listing at once and its files are removed in
+        the background: unlinking thousands of files is most of what a small deploy would
+        otherwise wait for. Whatever a removal cut short leaves is a ``.pruned`` name, which
+        the next deploy's :meth:`sweep` removes.
+        """
         existing = self.releases()
         doomed = [r for r in existing[: max(len(existing) - keep, 0)] if r not in protect]
-        if doomed:
-            paths = shlex.join(
-                path for r in doomed for path in (self.release_path(r), self._manifest_path(r))
-            )
-            self._run(f"rm -rf {paths}", "prune old releases")
+        if not doomed:
+            return doomed
+        manifests = shlex.join(self._manifest_path(r) for r in doomed)
+        if isinstance(self._bulk, LocalConnection):
+            paths = shlex.join(self.release_path(r) for r in doomed)
+            self._run(f"rm -rf {paths} {manifests}", "prune old releases")
+            return doomed
+        steps = []
+        for release in doomed:
+            path, aside = shlex.quote(self.release_path(release)), self._pruned_path(release)
+            steps.append(f"{{ mv {path} {shlex.quote(aside)} 2>/dev/null || rm -rf {path}; }}")
+        pruned = shlex.join(self._pruned_path(r) for r in doomed)
+        steps.append(f"rm -f {manifests}")
+        steps.append(f"{{ rm -rf {pruned} </dev/null >/dev/null 2>&1 & }}")
+        self._run(" && ".join(steps), "prune old releases")
         return doomed
 
     def sweep(self) -> list[str]:

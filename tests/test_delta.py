@@ -142,6 +142,15 @@ def inode(path: Path) -> int:
     return path.lstat().st_ino
 
 
+def tree(root: Path) -> set[str]:
+    """Every path below ``root``, relative, links not followed."""
+    return {
+        os.path.relpath(os.path.join(folder, name), root)
+        for folder, directories, names in os.walk(root)
+        for name in directories + names
+    }
+
+
 # --------------------------------------------------------------------------- what is sent
 
 
@@ -190,7 +199,7 @@ def test_a_site_of_thousands_of_files_is_linked_whole_but_the_changed_file(over_
     assert (upload.files_sent, upload.files_linked) == (1, 3003)
 
 
-def test_an_upload_over_ssh_is_one_look_and_one_stream(over_ssh, build):
+def test_an_upload_over_ssh_is_one_look_one_copy_and_one_stream(over_ssh, build):
     counting = over_ssh.engine.connection
     over_ssh.deploy(R1, build)
     counting.runs = counting.sessions = 0
@@ -198,7 +207,115 @@ def test_an_upload_over_ssh_is_one_look_and_one_stream(over_ssh, build):
 
     over_ssh.upload(R2, build)
 
+    assert (counting.runs, counting.sessions) == (0, 3)
+
+
+def test_a_first_upload_over_ssh_is_one_look_and_one_stream(over_ssh, build):
+    counting = over_ssh.engine.connection
+
+    over_ssh.upload(R1, build)
+
     assert (counting.runs, counting.sessions) == (0, 2)
+
+
+def test_the_host_links_the_unchanged_files_itself_so_none_crosses_the_wire(over_ssh, build):
+    for n in range(3000):
+        (build / "docs" / f"page-{n:05d}.html").parent.mkdir(exist_ok=True)
+        (build / "docs" / f"page-{n:05d}.html").write_text(f"<p>{n}</p>\n")
+    over_ssh.deploy(R1, build)
+    counting = over_ssh.engine.connection
+    counting.sent = 0
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    over_ssh.upload(R2, build)
+
+    manifest = (over_ssh.root / ".devops" / "manifests" / f"{R2}.json").stat().st_size
+    assert counting.sent < manifest + 64_000  # a header per linked file would be 1.5 MB more
+    assert tree(over_ssh.release(R2)) == tree(build)
+
+
+def _add_file(release: Path) -> None:
+    (release / "notes.txt").write_text("written on the host")
+
+
+def _add_nested_directories(release: Path) -> None:
+    (release / "cache" / "deep").mkdir(parents=True)
+    (release / "cache" / "deep" / "entry").write_text("x")
+
+
+def _add_empty_directory(release: Path) -> None:
+    (release / "empty").mkdir()
+
+
+def _add_link(release: Path) -> None:
+    (release / "link").symlink_to("index.html")
+
+
+@pytest.mark.parametrize(
+    "add", [_add_file, _add_nested_directories, _add_empty_directory, _add_link]
+)
+def test_what_the_current_release_holds_beyond_its_build_is_not_in_the_next(target, build, add):
+    target.deploy(R1, build)
+    old = target.release(R1)
+    add(old)
+    owner = (old / "index.html").stat()  # the deploy user's, so a host may link them all
+    for folder, directories, names in os.walk(old):
+        for name in directories + names:
+            os.lchown(os.path.join(folder, name), owner.st_uid, owner.st_gid)
+    before = tree(old)
+    (build / "css" / "site.css").unlink()
+    (build / "css").rmdir()
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    target.upload(R2, build)
+
+    assert tree(target.release(R2)) == tree(build)
+    assert tree(old) == before
+
+
+def test_a_file_the_deploy_user_may_not_link_leaves_the_host_to_link_each_file(over_ssh, build):
+    over_ssh.deploy(R1, build)
+    foreign = over_ssh.release(R1) / "foreign.bin"
+    foreign.write_bytes(b"root's")
+    foreign.chmod(0o600)  # root's: the test user may not hard-link it (protected_hardlinks)
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    upload = over_ssh.upload(R2, build)
+
+    assert (upload.files_sent, upload.files_linked) == (1, 3)
+    assert tree(over_ssh.release(R2)) == tree(build)
+    assert inode(over_ssh.release(R2) / "img" / "big.bin") == inode(
+        over_ssh.release(R1) / "img" / "big.bin"
+    )
+
+
+def test_a_file_added_to_the_current_release_during_the_copy_is_not_in_the_next(over_ssh, build):
+    over_ssh.deploy(R1, build)
+    counting = over_ssh.engine.connection
+    opened = counting.create_session
+
+    def racing() -> Any:
+        channel = opened()
+        run = channel.exec_command
+
+        def exec_command(command: str) -> None:
+            if "cp -al" in command:  # after the look, before the copy
+                late = over_ssh.release(R1) / "late.txt"
+                late.write_text("written meanwhile")
+                os.chown(late, owner.st_uid, owner.st_gid)  # the deploy user's, so linkable
+            run(command)
+
+        channel.exec_command = exec_command
+        return channel
+
+    counting.create_session = racing
+    owner = (over_ssh.release(R1) / "index.html").stat()
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    upload = over_ssh.upload(R2, build)
+
+    assert (upload.files_sent, upload.files_linked) == (1, 3)
+    assert tree(over_ssh.release(R2)) == tree(build)
 
 
 def test_the_older_release_stays_byte_identical_with_the_same_inodes(target, build):
@@ -335,6 +452,21 @@ def test_an_upload_that_finds_its_partial_directory_in_the_way_says_so(target, b
 
     assert "exists" in refused.value.message.lower()
     assert os.listdir(in_the_way) == [] and target.engine.releases() == []
+
+
+def test_old_releases_pruned_on_a_host_leave_the_listing_at_once_and_the_disk_soon(over_ssh, build):
+    for release in (R1, R2, R3):
+        (build / "index.html").write_text(f"<h1>{release}</h1>\n")
+        over_ssh.deploy(release, build)
+
+    assert over_ssh.engine.prune(keep=1, protect=set()) == [R1, R2]
+
+    assert over_ssh.engine.releases() == [R3]
+    assert sorted(os.listdir(over_ssh.root / ".devops" / "manifests")) == [f"{R3}.json"]
+    deadline = time.monotonic() + 10
+    while os.listdir(over_ssh.root / "releases") != [R3] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.listdir(over_ssh.root / "releases") == [R3]
 
 
 # --------------------------------------------------------------------------- manifests

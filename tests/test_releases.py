@@ -87,7 +87,8 @@ def test_paths_with_spaces_are_quoted():
     ReleaseEngine(connection, "/srv/my site").remove(R1)
     assert connection.commands == [
         f"rm -rf '/srv/my site/releases/{R1}' '/srv/my site/releases/.{R1}.tar'"
-        f" '/srv/my site/releases/.{R1}.partial' '/srv/my site/.current-{R1}'"
+        f" '/srv/my site/releases/.{R1}.partial' '/srv/my site/releases/.{R1}.pruned'"
+        f" '/srv/my site/.current-{R1}'"
         f" '/srv/my site/.devops/manifests/{R1}.json'"
         f" '/srv/my site/releases/.{R1}.manifest'"
     ]
@@ -108,13 +109,19 @@ def test_releases_are_listed_oldest_first_and_only_release_ids_count():
 
 def test_prune_keeps_the_newest_and_every_protected_release():
     listing = Result(stdout="\n".join([R1, R2, R3, R4, R5]))
-    connection = RecordingConnection({re.compile(".*ls "): listing, re.compile("^rm "): Result()})
+    connection = RecordingConnection({re.compile(".*ls "): listing, re.compile("^{ mv "): Result()})
     removed = ReleaseEngine(connection, "/srv").prune(keep=2, protect={R1})
     assert removed == [R2, R3]
-    assert connection.commands[-1] == (
-        f"rm -rf /srv/releases/{R2} /srv/.devops/manifests/{R2}.json"
-        f" /srv/releases/{R3} /srv/.devops/manifests/{R3}.json"
-    )
+    steps = connection.commands[-1].split(" && ")
+    assert steps == [
+        f"{{ mv /srv/releases/{R2} /srv/releases/.{R2}.pruned 2>/dev/null"
+        f" || rm -rf /srv/releases/{R2}; }}",
+        f"{{ mv /srv/releases/{R3} /srv/releases/.{R3}.pruned 2>/dev/null"
+        f" || rm -rf /srv/releases/{R3}; }}",
+        f"rm -f /srv/.devops/manifests/{R2}.json /srv/.devops/manifests/{R3}.json",
+        f"{{ rm -rf /srv/releases/.{R2}.pruned /srv/releases/.{R3}.pruned"
+        " </dev/null >/dev/null 2>&1 & }",
+    ]
 
 
 # --------------------------------------------------------------------------- a real root
@@ -198,6 +205,7 @@ def test_sweep_removes_the_engines_leftovers_and_nothing_else(engine, tmp_path):
     root = tmp_path / "target"
     (root / "releases" / f".{R1}.partial" / "css").mkdir(parents=True)
     (root / "releases" / f".{R1}.tar").write_bytes(b"half an archive")
+    (root / "releases" / f".{R3}.pruned" / "img").mkdir(parents=True)
     (root / f".current-{R2}").symlink_to(f"releases/{R2}")
     theirs = {
         "releases/.cache",
@@ -213,7 +221,12 @@ def test_sweep_removes_the_engines_leftovers_and_nothing_else(engine, tmp_path):
     removed = engine.sweep()
 
     assert sorted(removed) == sorted(
-        [f"releases/.{R1}.partial", f"releases/.{R1}.tar", f".current-{R2}"]
+        [
+            f"releases/.{R1}.partial",
+            f"releases/.{R1}.tar",
+            f"releases/.{R3}.pruned",
+            f".current-{R2}",
+        ]
     )
     assert tree(root) == {"releases", *theirs}
 
