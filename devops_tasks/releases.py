@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import tar_stream
+from .background import Background
 from .channels import Completed, Ran, run_streamed, run_timed
 from .child_env import child_environment
 from .errors import DevopsError, ErrorCode, os_failure
@@ -74,17 +75,30 @@ _RELEASE = DEPLOYMENT_ID.pattern
 #: A leftover is renamed to this suffix before it is removed (see ``ReleaseEngine.sweep``).
 _SWEPT = r"\.swept"
 #: What an interrupted upload or switch leaves behind; nothing else is ever swept.
-#: (``.tar`` is what versions that uploaded an archive first left; ``.pruned``, a release
-#: whose removal in the background was cut short.)
+#: (``.tar`` is what versions that uploaded an archive first left; ``.pruned`` and
+#: ``.standby.partial``, work in the background cut short: see ``ReleaseEngine.prune``.)
 _LEFTOVER_IN_RELEASES = re.compile(
-    rf"\.{_RELEASE}\.(?:tar|partial|manifest|pruned)(?:{_SWEPT})?", re.ASCII
+    rf"\.{_RELEASE}\.(?:tar|partial|manifest|pruned|standby\.partial)(?:{_SWEPT})?", re.ASCII
 )
 _LEFTOVER_IN_ROOT = re.compile(rf"\.current-{_RELEASE}(?:{_SWEPT})?", re.ASCII)
 _MANIFEST = re.compile(rf"({_RELEASE})\.json", re.ASCII)
 #: Bytes handed to the channel at a time: big enough that per-call costs vanish.
 _STREAM_CHUNK = 256 * 1024
+#: Sets ``$c`` to the release ``current`` names, in the root; kept only if it is plain
+#: letters, digits and _, so it can name nothing but an entry of releases/ (Python checks
+#: what it reads again).
+_READ_CURRENT = (
+    "c=$(readlink current 2>/dev/null); c=${c#releases/}\n"
+    "case $c in dep_*) case $c in *[!a-z0-9_]*) c= ;; esac ;; *) c= ;; esac\n"
+)
+#: The exit status of an upload's copy step when its base is no longer the live release.
+_BASE_MOVED = 3
 #: Lines of a failing hook's output that its error message quotes.
 _HOOK_TAIL_LINES = 20
+
+
+class _BaseMoved(Exception):
+    """The release an upload was planned to link from is no longer the host's live one."""
 
 
 class Connection(Protocol):
@@ -249,12 +263,8 @@ class _OverSsh:
             if create
             else f"cd {shlex.quote(root)} 2>/dev/null || exit 0\n"
         )
-        # The id read from ``current`` is kept only if it is plain letters, digits and _,
-        # so it can name nothing but an entry of releases/ (Python checks it again).
         command = start + (
-            "c=$(readlink current 2>/dev/null); c=${c#releases/}\n"
-            "case $c in dep_*) case $c in *[!a-z0-9_]*) c= ;; esac ;; *) c= ;; esac\n"
-            "printf '%s\\n' \"$c\"\n"
+            _READ_CURRENT + "printf '%s\\n' \"$c\"\n"
             f'if test -n "$c" && test -f "{MANIFESTS}/$c.json"; then\n'
             f"  cat \"{MANIFESTS}/$c.json\" && printf '\\0' &&\n"
             "  find \"releases/$c\" -mindepth 1 -printf '%y %s %T@ %m %P\\0' 2>/dev/null\n"
@@ -301,32 +311,41 @@ class _OverSsh:
         _check(done, root, what)
 
     def _copy_base(self, root: str, plan: Plan, timeout: float | None) -> bool:
-        """Start the partial release as the host's own copy of ``plan.base``: hard links made
-        by ``cp -al``, less :attr:`Plan.unwanted` (fed to ``rm`` on stdin). True if the copy
-        holds exactly the linked files; otherwise the partial release is left empty, for a
-        tar that links each file itself. Either way the partial release exists after it.
+        """Start the partial release as the host's own hard-link copy of ``plan.base``, less
+        :attr:`Plan.unwanted` (fed to ``rm`` on stdin). True if the copy holds exactly the
+        linked files; otherwise the partial release is left empty, for a tar that links each
+        file itself. Either way the partial release exists after it.
 
-        A tar of one header per linked file costs every host a few hundred bytes per file
-        through the connection; ``cp -al`` is one command whatever the release's size. The
-        count of what is left catches what the listing did not see (a file added to the
-        current release meanwhile, a ``cp`` that cannot copy a special file).
+        The copy is the base's standby (see :meth:`ReleaseEngine.prune`) when the host has
+        one, else made now by ``cp -al``: one command whatever the release's size, where a
+        tar would carry a header per linked file through the connection. The count of what
+        is left catches what the listing did not see (a file added to or removed from the
+        current release since, a ``cp`` that cannot copy a special file).
         """
         q = shlex.quote
-        partial = q(plan.partial)
-        copy = (
-            f"cp -al {q(str(plan.base) + '/.')} {partial} 2>/dev/null"
-            f" && (cd {partial} && xargs -0 rm -rf -- && test"
-            f' "$(find . ! -type d -printf x | wc -c)" -eq {plan.linked})'
-        )
+        partial, base = q(plan.partial), str(plan.base)
+        standby = q(_standby(base))
+        live = q(f"releases/{base}")
         command = (
-            f"cd {q(root + '/releases')} && mkdir {partial}"
-            f" && if {copy}; then echo copied;"
-            f" else rm -rf {partial} && mkdir {partial}; fi"
+            f'cd {q(root)} && {{ test "$(readlink current)" = {live} || exit 3; }}'
+            f" && cd releases && mkdir {partial} || exit 1\n"
+            f"if test -d {standby} && rmdir {partial} && mv {standby} {partial}; then\n"
+            "  made=standby\n"
+            f"elif mkdir -p {partial} && cp -al {q(base + '/.')} {partial} 2>/dev/null; then\n"
+            "  made=copy\n"
+            "fi\n"
+            f'if test -n "$made" && (cd {partial} && xargs -0 rm -rf -- && test'
+            f' "$(find . ! -type d -printf x | wc -c)" -eq {plan.linked}); then\n'
+            '  echo "$made"\n'
+            f"else rm -rf {partial} && mkdir {partial}; fi"
         )
         what = f"copy release {plan.base} as the start of {plan.release}"
         unwanted = (b"\0".join(os.fsencode(path) for path in plan.unwanted),)
-        done = _check(run_streamed(self.connection, command, unwanted, timeout, what), root, what)
-        return done.stdout.strip() == b"copied"
+        # exit status 3: the base is no longer live (the survey was taken before the lock)
+        done = run_streamed(self.connection, command, unwanted, timeout, what)
+        if done.status == _BASE_MOVED:
+            raise _BaseMoved
+        return _check(done, root, what).stdout.strip() in (b"standby", b"copy")
 
     def read(self, path: str, timeout: float | None) -> bytes | None:
         command = f"cat {shlex.quote(path)}"
@@ -409,6 +428,7 @@ class ReleaseEngine:
         self._bulk: LocalConnection | _OverSsh = (
             connection if isinstance(connection, LocalConnection) else _OverSsh(connection)
         )
+        self._ahead: Background | None = None
 
     @property
     def releases_dir(self) -> str:
@@ -427,7 +447,10 @@ class ReleaseEngine:
         return f"{self.releases_dir}/.{_checked(release)}.partial"
 
     def _pruned_path(self, release: str) -> str:
-        return f"{self.releases_dir}/.{_checked(release)}.pruned"
+        return f"{self.root}/{_pruned(release)}"
+
+    def _standby_path(self, release: str) -> str:
+        return f"{self.releases_dir}/{_standby(release)}"
 
     def _switch_path(self, release: str) -> str:
         return f"{self.root}/.current-{_checked(release)}"
@@ -477,9 +500,17 @@ class ReleaseEngine:
             # SiteFiles keeps the digests).
             with ThreadPoolExecutor(1) as pool:
                 hashing = pool.submit(files.digests, "sha256")
-                survey = self._bulk.survey(self.root, self.command_timeout)
-                plan = plan_upload(release, files, hashing.result, survey, links)
-                self._bulk.build(self.root, plan, progress, self.command_timeout)
+                ahead = self._survey_taken_ahead()
+
+                def build(survey: Survey) -> Plan:
+                    plan = plan_upload(release, files, hashing.result, survey, links)
+                    self._bulk.build(self.root, plan, progress, self.command_timeout)
+                    return plan
+
+                try:
+                    plan = build(ahead or self._bulk.survey(self.root, self.command_timeout))
+                except _BaseMoved:  # since the look ahead: look again, under the lock
+                    plan = build(self._bulk.survey(self.root, self.command_timeout))
         except OSError as exc:  # on this machine, or reading the build
             raise (os_failure(exc) or exc) from None
         sent = plan.sent
@@ -490,6 +521,23 @@ class ReleaseEngine:
             files_sent=len(sent),
             bytes_sent=sum(f.size for f in sent),
         )
+
+    def survey_ahead(self) -> Background:
+        """Start reading what the next :meth:`upload` asks the host first (:meth:`survey`),
+        before the deploy lock is held: the upload uses it only if it has a release to link
+        from, and only if that release is still the live one once the lock is held (the
+        host side of the upload checks; else it looks again)."""
+        self._ahead = Background(self.survey)
+        return self._ahead
+
+    def _survey_taken_ahead(self) -> Survey | None:
+        """What :meth:`survey_ahead` found, if an upload can start from it."""
+        ahead, self._ahead = self._ahead, None
+        try:
+            survey: Survey | None = ahead.result() if ahead is not None else None
+        except Exception:  # noqa: BLE001 - looked at again under the lock, which says why
+            return None
+        return survey if survey is not None and survey.manifest is not None else None
 
     def survey(self) -> Survey:
         """What the host serves: its current release, that one's manifest and its files on
@@ -647,6 +695,7 @@ class ReleaseEngine:
                 self._archive_path(release),
                 self._partial_path(release),
                 self._pruned_path(release),
+                self._standby_path(release),
                 self._switch_path(release),
                 self._manifest_path(release),
                 self._manifest_partial_path(release),
@@ -657,28 +706,42 @@ class ReleaseEngine:
     def prune(self, keep: int, protect: set[str]) -> list[str]:
         """Remove all but the newest ``keep`` releases, never one in ``protect``.
 
-        On a host, each is renamed out of the listing at once and its files are removed in
-        the background: unlinking thousands of files is most of what a small deploy would
-        otherwise wait for. Whatever a removal cut short leaves is a ``.pruned`` name, which
-        the next deploy's :meth:`sweep` removes.
+        On a host, each is renamed out of the listing at once, and the rest is done in the
+        background, after the deploy: the files are removed, and the live release gets a
+        *standby*, ``releases/.<id>.standby``, its hard-link copy that the next upload
+        starts from instead of linking every file while someone waits (standbys of other
+        releases go). Unlinking or linking thousands of files is most of what a small deploy
+        would otherwise wait for. Whatever the background cut short carries a temporary
+        name, which the next deploy's :meth:`sweep` removes.
         """
         existing = self.releases()
         doomed = [r for r in existing[: max(len(existing) - keep, 0)] if r not in protect]
-        if not doomed:
-            return doomed
         manifests = shlex.join(self._manifest_path(r) for r in doomed)
         if isinstance(self._bulk, LocalConnection):
-            paths = shlex.join(self.release_path(r) for r in doomed)
-            self._run(f"rm -rf {paths} {manifests}", "prune old releases")
+            if doomed:
+                paths = shlex.join(self.release_path(r) for r in doomed)
+                self._run(f"rm -rf {paths} {manifests}", "prune old releases")
             return doomed
-        steps = []
+        steps = [f"cd {shlex.quote(self.root)} || exit 1"]
         for release in doomed:
-            path, aside = shlex.quote(self.release_path(release)), self._pruned_path(release)
-            steps.append(f"{{ mv {path} {shlex.quote(aside)} 2>/dev/null || rm -rf {path}; }}")
-        pruned = shlex.join(self._pruned_path(r) for r in doomed)
-        steps.append(f"rm -f {manifests}")
-        steps.append(f"{{ rm -rf {pruned} </dev/null >/dev/null 2>&1 & }}")
-        self._run(" && ".join(steps), "prune old releases")
+            path, aside = (shlex.quote(p) for p in (f"releases/{release}", _pruned(release)))
+            steps.append(f"{{ mv {path} {aside} 2>/dev/null || rm -rf {path}; }}")
+        if doomed:
+            steps.append(f"rm -f {manifests}")
+        later = [f"rm -rf {shlex.join(_pruned(r) for r in doomed)}"] if doomed else []
+        later += [
+            _READ_CURRENT.strip(),
+            'for s in releases/.dep_*.standby; do test "$s" = "releases/.$c.standby"'
+            ' || rm -rf "$s"; done',
+            'test -n "$c" && test ! -e "releases/.$c.standby"'
+            ' && mkdir "releases/.$c.standby.partial"'
+            ' && { cp -al "releases/$c/." "releases/.$c.standby.partial" 2>/dev/null'
+            ' && mv -T "releases/.$c.standby.partial" "releases/.$c.standby"'
+            ' || rm -rf "releases/.$c.standby.partial"; }',
+        ]
+        job = "\n".join(later)
+        steps.append(f"{{ sh -c {shlex.quote(job)} </dev/null >/dev/null 2>&1 & }}")
+        self._run("\n".join(steps), "prune old releases")
         return doomed
 
     def sweep(self) -> list[str]:
@@ -712,6 +775,16 @@ class ReleaseEngine:
         if steps:
             self._run("; ".join([*steps, "true"]), "remove what an interrupted deploy left")
         return leftovers + stale
+
+
+def _pruned(release: str) -> str:
+    """Where a pruned release waits for its removal, relative to the root."""
+    return f"releases/.{_checked(release)}.pruned"
+
+
+def _standby(release: str) -> str:
+    """The name of ``release``'s standby copy in releases/ (see ReleaseEngine.prune)."""
+    return f".{_checked(release)}.standby"
 
 
 def _release_of_link(target: str) -> str | None:

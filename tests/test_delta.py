@@ -454,6 +454,15 @@ def test_an_upload_that_finds_its_partial_directory_in_the_way_says_so(target, b
     assert os.listdir(in_the_way) == [] and target.engine.releases() == []
 
 
+def settled(root: Path, expected: set[str]) -> set[str]:
+    """The names in ``root``'s releases/ once they are ``expected`` (work in the background
+    done), or as they are after ten seconds."""
+    deadline = time.monotonic() + 10
+    while set(os.listdir(root / "releases")) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return set(os.listdir(root / "releases"))
+
+
 def test_old_releases_pruned_on_a_host_leave_the_listing_at_once_and_the_disk_soon(over_ssh, build):
     for release in (R1, R2, R3):
         (build / "index.html").write_text(f"<h1>{release}</h1>\n")
@@ -463,10 +472,99 @@ def test_old_releases_pruned_on_a_host_leave_the_listing_at_once_and_the_disk_so
 
     assert over_ssh.engine.releases() == [R3]
     assert sorted(os.listdir(over_ssh.root / ".devops" / "manifests")) == [f"{R3}.json"]
-    deadline = time.monotonic() + 10
-    while os.listdir(over_ssh.root / "releases") != [R3] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert os.listdir(over_ssh.root / "releases") == [R3]
+    assert settled(over_ssh.root, {R3, f".{R3}.standby"}) == {R3, f".{R3}.standby"}
+
+
+def test_after_a_deploy_the_host_readies_a_linked_copy_of_the_live_release(over_ssh, build):
+    over_ssh.deploy(R1, build)
+
+    over_ssh.engine.prune(keep=5, protect=set())
+
+    assert settled(over_ssh.root, {R1, f".{R1}.standby"}) == {R1, f".{R1}.standby"}
+    standby = over_ssh.root / "releases" / f".{R1}.standby"
+    assert snapshot(standby) == snapshot(over_ssh.release(R1))
+
+
+def test_the_next_upload_starts_from_the_standby_and_leaves_the_live_release_alone(over_ssh, build):
+    over_ssh.deploy(R1, build)
+    over_ssh.engine.prune(keep=5, protect=set())
+    settled(over_ssh.root, {R1, f".{R1}.standby"})
+    before = snapshot(over_ssh.release(R1))
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+    (build / "css" / "site.css").unlink()
+    (build / "css").rmdir()
+
+    upload = over_ssh.upload(R2, build)
+
+    assert (upload.files_sent, upload.files_linked) == (1, 2)
+    assert set(os.listdir(over_ssh.root / "releases")) == {R1, R2}
+    assert tree(over_ssh.release(R2)) == tree(build)
+    assert snapshot(over_ssh.release(R1)) == before
+    assert inode(over_ssh.release(R2) / "img" / "big.bin") == inode(
+        over_ssh.release(R1) / "img" / "big.bin"
+    )
+
+
+def test_a_file_removed_by_hand_after_the_standby_was_made_is_still_in_the_next(over_ssh, build):
+    over_ssh.deploy(R1, build)
+    over_ssh.engine.prune(keep=5, protect=set())
+    settled(over_ssh.root, {R1, f".{R1}.standby"})
+    (over_ssh.release(R1) / "img" / "big.bin").unlink()  # the standby still has it
+
+    upload = over_ssh.upload(R2, build)
+
+    assert (upload.files_sent, upload.files_linked) == (1, 3)
+    assert (over_ssh.release(R2) / "img" / "big.bin").read_bytes() == BIG
+    assert tree(over_ssh.release(R2)) == tree(build)
+
+
+def test_the_standby_follows_the_live_release_after_a_switch_back(over_ssh, build):
+    over_ssh.deploy(R1, build)
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+    over_ssh.deploy(R2, build)
+    over_ssh.engine.prune(keep=5, protect=set())
+    settled(over_ssh.root, {R1, R2, f".{R2}.standby"})
+
+    over_ssh.engine.activate(R1)
+    over_ssh.engine.prune(keep=5, protect=set())
+
+    assert settled(over_ssh.root, {R1, R2, f".{R1}.standby"}) == {R1, R2, f".{R1}.standby"}
+
+
+def test_a_look_ahead_at_a_release_no_longer_live_is_taken_again(over_ssh, build):
+    over_ssh.deploy(R1, build)
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+    over_ssh.deploy(R2, build)
+    over_ssh.engine.survey_ahead().wait()  # sees R2 live
+    over_ssh.engine.activate(R1)  # another deploy's rollback, before this one's lock
+    over_ssh.engine.remove(R2)
+    (build / "index.html").write_text("<h1>v3</h1>\n")
+
+    upload = over_ssh.upload(R3, build)
+
+    assert (upload.base, upload.files_sent, upload.files_linked) == (R1, 1, 3)
+    assert tree(over_ssh.release(R3)) == tree(build)
+
+
+def test_a_look_ahead_that_failed_is_taken_again(over_ssh, build, monkeypatch):
+    over_ssh.deploy(R1, build)
+    bulk = over_ssh.engine._bulk
+    looked, survey = [], bulk.survey
+
+    def dropped_once(*args: Any, **kwargs: Any) -> Any:
+        looked.append(kwargs.get("create", True))
+        if len(looked) == 1:
+            raise EOFError("the connection dropped")
+        return survey(*args, **kwargs)
+
+    monkeypatch.setattr(bulk, "survey", dropped_once)
+    over_ssh.engine.survey_ahead().wait()
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    upload = over_ssh.upload(R2, build)
+
+    assert looked == [False, True]  # ahead (reading only), then under the lock
+    assert (upload.base, upload.files_sent) == (R1, 1)
 
 
 # --------------------------------------------------------------------------- manifests

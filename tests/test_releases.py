@@ -88,7 +88,7 @@ def test_paths_with_spaces_are_quoted():
     assert connection.commands == [
         f"rm -rf '/srv/my site/releases/{R1}' '/srv/my site/releases/.{R1}.tar'"
         f" '/srv/my site/releases/.{R1}.partial' '/srv/my site/releases/.{R1}.pruned'"
-        f" '/srv/my site/.current-{R1}'"
+        f" '/srv/my site/releases/.{R1}.standby' '/srv/my site/.current-{R1}'"
         f" '/srv/my site/.devops/manifests/{R1}.json'"
         f" '/srv/my site/releases/.{R1}.manifest'"
     ]
@@ -109,19 +109,21 @@ def test_releases_are_listed_oldest_first_and_only_release_ids_count():
 
 def test_prune_keeps_the_newest_and_every_protected_release():
     listing = Result(stdout="\n".join([R1, R2, R3, R4, R5]))
-    connection = RecordingConnection({re.compile(".*ls "): listing, re.compile("^{ mv "): Result()})
+    connection = RecordingConnection({re.compile(".*ls "): listing, re.compile("^cd "): Result()})
     removed = ReleaseEngine(connection, "/srv").prune(keep=2, protect={R1})
     assert removed == [R2, R3]
-    steps = connection.commands[-1].split(" && ")
-    assert steps == [
-        f"{{ mv /srv/releases/{R2} /srv/releases/.{R2}.pruned 2>/dev/null"
-        f" || rm -rf /srv/releases/{R2}; }}",
-        f"{{ mv /srv/releases/{R3} /srv/releases/.{R3}.pruned 2>/dev/null"
-        f" || rm -rf /srv/releases/{R3}; }}",
+    command = connection.commands[-1]
+    steps, _, background = command.partition("{ sh -c ")
+    assert steps.split("\n") == [
+        "cd /srv || exit 1",
+        f"{{ mv releases/{R2} releases/.{R2}.pruned 2>/dev/null || rm -rf releases/{R2}; }}",
+        f"{{ mv releases/{R3} releases/.{R3}.pruned 2>/dev/null || rm -rf releases/{R3}; }}",
         f"rm -f /srv/.devops/manifests/{R2}.json /srv/.devops/manifests/{R3}.json",
-        f"{{ rm -rf /srv/releases/.{R2}.pruned /srv/releases/.{R3}.pruned"
-        " </dev/null >/dev/null 2>&1 & }",
+        "",
     ]
+    job, redirections = background.rsplit(" </dev/null", 1)
+    assert redirections == " >/dev/null 2>&1 & }"  # nothing of it holds the session open
+    assert shlex.split(job)[0].startswith(f"rm -rf releases/.{R2}.pruned releases/.{R3}.pruned\n")
 
 
 # --------------------------------------------------------------------------- a real root
@@ -206,6 +208,8 @@ def test_sweep_removes_the_engines_leftovers_and_nothing_else(engine, tmp_path):
     (root / "releases" / f".{R1}.partial" / "css").mkdir(parents=True)
     (root / "releases" / f".{R1}.tar").write_bytes(b"half an archive")
     (root / "releases" / f".{R3}.pruned" / "img").mkdir(parents=True)
+    (root / "releases" / f".{R4}.standby.partial" / "img").mkdir(parents=True)
+    (root / "releases" / f".{R5}.standby").mkdir(parents=True)  # the next deploy's start
     (root / f".current-{R2}").symlink_to(f"releases/{R2}")
     theirs = {
         "releases/.cache",
@@ -225,10 +229,11 @@ def test_sweep_removes_the_engines_leftovers_and_nothing_else(engine, tmp_path):
             f"releases/.{R1}.partial",
             f"releases/.{R1}.tar",
             f"releases/.{R3}.pruned",
+            f"releases/.{R4}.standby.partial",
             f".current-{R2}",
         ]
     )
-    assert tree(root) == {"releases", *theirs}
+    assert tree(root) == {"releases", f"releases/.{R5}.standby", *theirs}
 
 
 def test_sweep_of_a_root_that_does_not_exist_yet_removes_nothing(engine):

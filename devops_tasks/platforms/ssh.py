@@ -196,9 +196,15 @@ class SshPlatform(Platform):
     # -- connections -----------------------------------------------------------------------
 
     def prefetch(self) -> None:
-        """Connect to every host (key exchange, login) while the build is scanned."""
+        """Connect to every host (key exchange, login) while the build is scanned, and start
+        reading what each has to link from (see :meth:`ReleaseEngine.survey_ahead`)."""
         if self._members is None and self._seen is None and self._connecting is None:
-            self._connecting = Background(lambda: self._in_parallel(self.hosts, self._connect))
+            self._connecting = Background(lambda: self._in_parallel(self.hosts, self._looking))
+
+    def _looking(self, host: Host) -> _Member:
+        member = self._connect(host)
+        member.engine.survey_ahead()
+        return member
 
     def _connected(self) -> list[tuple[Host, _Member | DevopsError]]:
         """Each host's connection or why there is none: the prefetched ones, or new ones."""
