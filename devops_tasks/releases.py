@@ -327,7 +327,7 @@ class _OverSsh:
         standby = q(_standby(base))
         live = q(f"releases/{base}")
         command = (
-            f'cd {q(root)} && {{ test "$(readlink current)" = {live} || exit 3; }}'
+            f'cd {q(root)} && {{ test "$(readlink current)" = {live} || exit {_BASE_MOVED}; }}'
             f" && cd releases && mkdir {partial} || exit 1\n"
             f"if test -d {standby} && rmdir {partial} && mv {standby} {partial}; then\n"
             "  made=standby\n"
@@ -341,7 +341,6 @@ class _OverSsh:
         )
         what = f"copy release {plan.base} as the start of {plan.release}"
         unwanted = (b"\0".join(os.fsencode(path) for path in plan.unwanted),)
-        # exit status 3: the base is no longer live (the survey was taken before the lock)
         done = run_streamed(self.connection, command, unwanted, timeout, what)
         if done.status == _BASE_MOVED:
             raise _BaseMoved
