@@ -100,11 +100,18 @@ class Plan:
     @functools.cached_property
     def manifest(self) -> bytes:
         digests = self.digests()
+        octal: dict[int, str] = {}  # a few modes for thousands of files
         document = {
             "version": _VERSION,
             "release": self.release,
-            "files": {
-                f.path: entry._replace(sha256=digests[f.path]).to_json()
+            "files": {  # Entry.to_json's fields, without an Entry per file: it is on the clock
+                f.path: {
+                    "sha256": digests[f.path],
+                    "size": entry.size,
+                    "mode": octal.get(entry.mode)
+                    or octal.setdefault(entry.mode, f"{entry.mode:o}"),
+                    "mtime": entry.mtime,
+                }
                 for f, entry, _ in self.members
             },
         }
