@@ -306,13 +306,17 @@ def parse_manifest(data: bytes) -> dict[str, Entry] | None:
     return entries
 
 
+@functools.lru_cache(maxsize=4)
 def parse_listing(
     listing: bytes,
 ) -> tuple[dict[str, tuple[int, float, int]], dict[str, str]]:
-    """``find -printf '%y %s %T@ %m %P\\0'`` as ``path -> (size, mtime, mode)`` of the
-    regular files, and ``path -> type letter`` of every other entry.
+    """``find -printf '%y %s %T@ %m %P\\0'`` (size, time and mode of regular files only)
+    as ``path -> (size, mtime, mode)`` of the regular files, and ``path -> type letter`` of
+    every other entry.
 
-    A record that does not parse is left out: a file is then sent, never linked.
+    A record that does not parse is left out: a file is then sent, never linked. Hosts
+    deployed together usually list the same bytes: they are parsed once (never change the
+    mappings returned).
     """
     on_disk, others = {}, {}
     for record in listing.split(b"\0"):

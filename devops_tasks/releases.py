@@ -267,7 +267,9 @@ class _OverSsh:
             _READ_CURRENT + "printf '%s\\n' \"$c\"\n"
             f'if test -n "$c" && test -f "{MANIFESTS}/$c.json"; then\n'
             f"  cat \"{MANIFESTS}/$c.json\" && printf '\\0' &&\n"
-            "  find \"releases/$c\" -mindepth 1 -printf '%y %s %T@ %m %P\\0' 2>/dev/null\n"
+            # (times of files only: hosts deployed together then list the same bytes)
+            "  find \"releases/$c\" -mindepth 1 \\( -type f -printf 'f %s %T@ %m %P\\0' \\)"
+            " -o -printf '%y 0 0 0 %P\\0' 2>/dev/null\n"
             "fi\n"
             "exit 0"
         )
