@@ -32,6 +32,7 @@ send is the plan of :mod:`devops_tasks.manifests`.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import posixpath
 import re
@@ -91,8 +92,9 @@ _READ_CURRENT = (
     "c=$(readlink current 2>/dev/null); c=${c#releases/}\n"
     "case $c in dep_*) case $c in *[!a-z0-9_]*) c= ;; esac ;; *) c= ;; esac\n"
 )
-#: The exit status of an upload's copy step when its base is no longer the live release.
-_BASE_MOVED = 3
+#: Exit statuses of an upload that starts from a copy of its base: the base is no longer
+#: the live release; the copy did not hold exactly the files to link.
+_BASE_MOVED, _NOT_COPIED = 3, 4
 #: Lines of a failing hook's output that its error message quotes.
 _HOOK_TAIL_LINES = 20
 
@@ -284,12 +286,27 @@ class _OverSsh:
         return Survey(current, manifest, *parse_listing(listing))
 
     def build(self, root: str, plan: Plan, progress: Progress, timeout: float | None) -> None:
+        """Make the release on the host in one command: started from a copy of the base
+        that the host makes itself (:meth:`_from_base`) when there are files to link, or
+        (the rare second try when that copy does not hold) by a tar that links each file."""
+        if not (plan.linked and self._from_base(root, plan, progress, timeout)):
+            self._unpack(root, plan, progress, timeout)
+
+    def _unpack(
+        self,
+        root: str,
+        plan: Plan,
+        progress: Progress,
+        timeout: float | None,
+        start: str = "",
+        unwanted: bytes | None = None,
+    ) -> Completed:
+        """Run ``start`` (shell lines that leave the partial release in releases/; by
+        default an empty one is made), then unpack the tar of ``plan`` into it and rename it
+        to the release. Given ``unwanted``, sent ahead of the tar for ``start`` to read,
+        ``start`` has linked the linked files; otherwise the tar links each one."""
         q = shlex.quote
-        # With files to link, the partial release is made (and those linked) beforehand.
-        copied = self._copy_base(root, plan, timeout) if plan.linked else False
         steps = [
-            f"cd {q(root + '/releases')}",
-            *([] if plan.linked else [f"mkdir {q(plan.partial)}"]),
             "tar -x -p --no-same-owner -f -",
             f"mv -f {q(plan.manifest_partial)} {q(plan.manifest_path)}",
         ]
@@ -302,51 +319,46 @@ class _OverSsh:
                 f"ln -s {q(_shared_link(path))} {q(in_release)}",
             ]
         steps += [f"test ! -e {q(plan.release)}", f"mv {q(plan.partial)} {q(plan.release)}"]
+        start = start or f"cd {q(root + '/releases')} && mkdir {q(plan.partial)} || exit 1\n"
         what = f"unpack release {plan.release}"
-        done = run_streamed(
-            self.connection,
-            " && ".join(steps),
-            _tar(plan, progress, links=not copied),
-            timeout,
-            what,
-        )
-        _check(done, root, what)
+        tar = _tar(plan, progress, links=unwanted is None)
+        stream = tar if unwanted is None else itertools.chain((unwanted,), tar)
+        done = run_streamed(self.connection, start + " && ".join(steps), stream, timeout, what)
+        if done.status not in (_BASE_MOVED, _NOT_COPIED):
+            _check(done, root, what)
+        return done
 
-    def _copy_base(self, root: str, plan: Plan, timeout: float | None) -> bool:
-        """Start the partial release as the host's own hard-link copy of ``plan.base``, less
-        :attr:`Plan.unwanted` (fed to ``rm`` on stdin). True if the copy holds exactly the
-        linked files; otherwise the partial release is left empty, for a tar that links each
-        file itself. Either way the partial release exists after it.
+    def _from_base(self, root: str, plan: Plan, progress: Progress, timeout: float | None) -> bool:
+        """Make the release starting from the host's own hard-link copy of ``plan.base``,
+        less :attr:`Plan.unwanted` (sent ahead of the tar, read by ``head -c``), with only
+        the sent files in the tar. False if the copy did not hold exactly the linked files:
+        nothing is left then, for a tar that links each file itself.
 
         The copy is the base's standby (see :meth:`ReleaseEngine.prune`) when the host has
         one, else made now by ``cp -al``: one command whatever the release's size, where a
         tar would carry a header per linked file through the connection. The count of what
         is left catches what the listing did not see (a file added to or removed from the
-        current release since, a ``cp`` that cannot copy a special file).
+        current release since, a ``cp`` that cannot copy a special file). Raises
+        :class:`_BaseMoved` if the base is no longer the live release.
         """
         q = shlex.quote
         partial, base = q(plan.partial), str(plan.base)
-        standby = q(_standby(base))
-        live = q(f"releases/{base}")
-        command = (
-            f'cd {q(root)} && {{ test "$(readlink current)" = {live} || exit {_BASE_MOVED}; }}'
-            f" && cd releases && mkdir {partial} || exit 1\n"
-            f"if test -d {standby} && rmdir {partial} && mv {standby} {partial}; then\n"
-            "  made=standby\n"
-            f"elif mkdir -p {partial} && cp -al {q(base + '/.')} {partial} 2>/dev/null; then\n"
-            "  made=copy\n"
-            "fi\n"
-            f'if test -n "$made" && (cd {partial} && xargs -0 rm -rf -- && test'
-            f' "$(find . ! -type d -printf x | wc -c)" -eq {plan.linked}); then\n'
-            '  echo "$made"\n'
-            f"else rm -rf {partial} && mkdir {partial}; fi"
+        unwanted = b"\0".join(os.fsencode(path) for path in plan.unwanted)
+        start = (
+            f'cd {q(root)} && {{ test "$(readlink current)" = {q("releases/" + base)}'
+            f" || exit {_BASE_MOVED}; }} && cd releases && mkdir {partial} || exit 1\n"
+            f"if test -d {q(_standby(base))} && rmdir {partial}"
+            f" && mv {q(_standby(base))} {partial}; then :\n"
+            f"elif mkdir -p {partial} && cp -al {q(base + '/.')} {partial} 2>/dev/null; then :\n"
+            f"else rm -rf {partial}; exit {_NOT_COPIED}; fi\n"
+            f"head -c {len(unwanted)} | (cd {partial} && xargs -0 rm -rf --) && (cd {partial}"
+            f' && test "$(find . ! -type d -printf x | wc -c)" -eq {plan.linked})'
+            f" || {{ rm -rf {partial}; exit {_NOT_COPIED}; }}\n"
         )
-        what = f"copy release {plan.base} as the start of {plan.release}"
-        unwanted = (b"\0".join(os.fsencode(path) for path in plan.unwanted),)
-        done = run_streamed(self.connection, command, unwanted, timeout, what)
+        done = self._unpack(root, plan, progress, timeout, start, unwanted)
         if done.status == _BASE_MOVED:
             raise _BaseMoved
-        return _check(done, root, what).stdout.strip() in (b"standby", b"copy")
+        return done.status != _NOT_COPIED
 
     def read(self, path: str, timeout: float | None) -> bytes | None:
         command = f"cat {shlex.quote(path)}"

@@ -199,21 +199,13 @@ def test_a_site_of_thousands_of_files_is_linked_whole_but_the_changed_file(over_
     assert (upload.files_sent, upload.files_linked) == (1, 3003)
 
 
-def test_an_upload_over_ssh_is_one_look_one_copy_and_one_stream(over_ssh, build):
+def test_an_upload_over_ssh_is_one_look_and_one_stream(over_ssh, build):
     counting = over_ssh.engine.connection
     over_ssh.deploy(R1, build)
     counting.runs = counting.sessions = 0
     (build / "index.html").write_text("<h1>v2</h1>\n")
 
     over_ssh.upload(R2, build)
-
-    assert (counting.runs, counting.sessions) == (0, 3)
-
-
-def test_a_first_upload_over_ssh_is_one_look_and_one_stream(over_ssh, build):
-    counting = over_ssh.engine.connection
-
-    over_ssh.upload(R1, build)
 
     assert (counting.runs, counting.sessions) == (0, 2)
 
