@@ -17,7 +17,6 @@ import json
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -403,7 +402,7 @@ class AwsPlatform(BucketPlatform):
                 DistributionId=self.distribution,
                 InvalidationBatch={
                     "Paths": {"Quantity": len(items), "Items": items},
-                    "CallerReference": f"devops-tasks-{uuid.uuid4().hex}",
+                    "CallerReference": f"devops-tasks-{os.urandom(16).hex()}",
                 },
             )
         invalidation = response["Invalidation"]
