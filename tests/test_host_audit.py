@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet import live
+from fleet import configure, live
 from helpers import write_site
 
 from devops_tasks.history import Deployment, DeploymentHistory
@@ -129,6 +129,42 @@ def test_history_remote_merges_the_hosts_audit_logs_with_the_local_records(
     ]
     assert remote[0]["message"] == "v2" and remote[0]["status"] == "success"
     assert remote[0]["hosts"] == len(ssh_servers.hosts) and "failed_hosts" not in remote[0]
+
+
+def test_history_remote_reads_the_hosts_that_answer_and_names_those_that_do_not(
+    project, cli, ssh_servers, fleet, hosts
+):
+    deployed = cli("deploy", "--json").json
+    down = f"127.0.0.5:{ssh_servers.hosts[0].port}"
+    configure(
+        project, ssh_servers, fleet, hosts=[f"{h.ip}:{h.port}" for h in ssh_servers.hosts] + [down]
+    )
+
+    answer = cli("history", "--remote", "--json").json
+
+    assert answer["success"] and [r["id"] for r in answer["remote"]] == [deployed["id"]]
+    assert answer["remote"][0]["hosts"] == len(ssh_servers.hosts)
+    (unread,) = answer["remote_unread"]
+    assert unread["host"].endswith(down) and unread["code"] == "HOST_UNREACHABLE"
+
+
+def test_history_remote_for_people_says_which_host_was_not_read(project, cli, ssh_servers, fleet):
+    down = f"127.0.0.5:{ssh_servers.hosts[0].port}"
+    hosts = [f"{h.ip}:{h.port}" for h in ssh_servers.hosts[:1]] + [down]
+    configure(project, ssh_servers, fleet, hosts=hosts)
+
+    shown = cli("history", "--remote")
+
+    assert shown.exit_code == 0, shown.stderr
+    assert f"{down} was not read" in shown.stdout + shown.stderr
+
+
+def test_history_remote_with_no_host_answering_fails_naming_them(project, cli, ssh_servers, fleet):
+    configure(project, ssh_servers, fleet, hosts=[f"127.0.0.5:{ssh_servers.hosts[0].port}"])
+
+    failed = cli("history", "--remote", "--json").json
+
+    assert not failed["success"] and "127.0.0.5" in failed["error"]
 
 
 def test_history_remote_lists_only_what_reached_the_hosts_and_limits_it(project, cli, hosts):

@@ -252,6 +252,11 @@ class Platform(abc.ABC):
         """
         raise self._unsupported("keeps no deployment list of its own", "history")
 
+    def unreachable(self) -> list[dict[str, Any]]:
+        """The hosts that did not answer what this command asked (each with its ``code`` and
+        ``error``): a target with several hosts answers for those that do where it can."""
+        return []
+
     @contextlib.contextmanager
     def hold(self, holder: dict[str, Any]) -> Iterator[None]:
         """Hold the target's own locks while one deploy or rollback by ``holder`` runs.

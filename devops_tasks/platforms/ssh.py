@@ -677,15 +677,25 @@ class SshPlatform(Platform):
         )
 
     def remote_history(self, limit: int) -> list[dict[str, Any]]:
-        """The hosts' audit logs (their last ``limit`` lines), merged by deployment."""
+        """The audit logs (their last ``limit`` lines) of the hosts that answer, merged by
+        deployment; those that do not are :meth:`unreachable`. Raises if none answers."""
         environment = self.settings.environment
-        read = self._from_each(
-            lambda m: (m.host.label, self._state(m).read_audit(limit)), "read the audit log of"
+        members, down = self._view()
+        if not members:
+            raise rollout_error([(h.label, e) for h, e in down], "read the audit log of")
+        read = self._from_each_of(
+            members,
+            lambda m: (m.host.label, self._state(m).read_audit(limit)),
+            "read the audit log of",
         )
         return merge_audits(
             [(host, [e for e in log if e.get("environment") == environment]) for host, log in read],
             limit,
         )
+
+    def unreachable(self) -> list[dict[str, Any]]:
+        _, down = self._seen or ([], [])
+        return [{**h.to_dict(), "code": e.code.value, "error": e.message} for h, e in down]
 
     # -- host keys, host logs, plans: ssh.trust, logs --lines/--follow, infra.plan ---------
 

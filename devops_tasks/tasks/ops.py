@@ -156,6 +156,8 @@ def _show_history(result: Mapping[str, Any], out: Output) -> None:
     rows = result["deployments"]
     if "remote" in result:
         _show_remote_history(result["remote"], out)
+    for host in result.get("remote_unread", []):
+        out.warn(f"{host['host']} was not read: {host['error']}")
     if not rows:
         out.line("No deployments yet. Run `devops deploy` to make the first one.")
         return
@@ -254,6 +256,8 @@ def history(
         target = deployer_for(c, out, env).platform
         known = {"environment": target.settings.environment, "platform": target.name}
         result["remote"] = merge_remote(target.remote_history(count), entries, known)
+        if unread := target.unreachable():
+            result["remote_unread"] = unread
     return result
 
 
