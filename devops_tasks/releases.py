@@ -744,8 +744,10 @@ class ReleaseEngine:
         later = [f"rm -rf {shlex.join(_pruned(r) for r in doomed)}"] if doomed else []
         later += [
             _READ_CURRENT.strip(),
+            # renamed before it is removed: a deploy that takes it meanwhile gets it whole
             'for s in releases/.dep_*.standby; do test "$s" = "releases/.$c.standby"'
-            ' || rm -rf "$s"; done',
+            ' || { mv -T "$s" "${s%.standby}.pruned" 2>/dev/null'
+            ' && rm -rf "${s%.standby}.pruned"; }; done',
             'test -n "$c" && test ! -e "releases/.$c.standby"'
             ' && mkdir "releases/.$c.standby.partial"'
             ' && { cp -al "releases/$c/." "releases/.$c.standby.partial" 2>/dev/null'
