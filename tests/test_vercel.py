@@ -182,6 +182,10 @@ def test_vercel_ignore_rules_follow_the_cli(vercel, cli):
         (".pnp.cjs", True),
         ("docs/.env", False),
         ("index.html", False),
+        ("a/node_modules", True),
+        ("node_modules.bak/x.js", False),
+        ("x/.a/b.swp", False),  # a glob's * stays inside one part of the path
+        ("docs/.yarn/cache/a.zip", False),
     ],
 )
 def test_vercel_ignore(path, ignored):
