@@ -38,18 +38,15 @@ requests against the spec after each deploy, outside the timed part: that check 
 fake about 0.25 s for each create of 5,000 files, and more for a request that breaks the
 spec 5,000 times, which would otherwise count against whichever tool sent it.
 
-The fake runs in this script's process, so Python's cyclic garbage collector would stall its
-answers whenever a timed request's allocations start a full collection: that check leaves
-about 120,000 objects in reference cycles after a CLI deploy (jsonschema's errors), and
-collecting them took 0.25-1 s in the middle of the next timed deploy, whichever tool's it was
-(no real API pauses for the client's benchmark). Before each timed command the script
-collects them and freezes what is left (``gc.freeze``), outside the time.
+The fake runs in this script's process; ``measure.run_together`` keeps Python's cyclic garbage
+collector from stalling its answers during a timed command (the spec check of the CLI's
+requests leaves about 120,000 objects in reference cycles, whose collection took 0.25-1 s in
+the middle of the next timed deploy, whichever tool's).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib.util
 import json
 import os
@@ -135,11 +132,6 @@ def run_deploy(
     timeout: float,
 ) -> Sample:
     first_request, first_upload = len(fake.requests), len(fake.uploads)
-    # The fake answers from this process: the garbage of the check before (jsonschema's
-    # errors, in reference cycles) is collected now, and what lives here is frozen, so that no
-    # full collection stalls the fake's answers during the timed deploy (0.2-1 s, seen).
-    gc.collect()
-    gc.freeze()
     cpu, child_cpu = time.process_time(), _children_cpu()
     try:
         done = run_measured(cmd, cwd=cwd, env=env, timeout=timeout)
@@ -147,8 +139,6 @@ def run_deploy(
         returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
     except OSError as exc:
         seconds, peak_mb, returncode, stdout, stderr = 0.0, 0.0, None, "", str(exc)
-    finally:
-        gc.unfreeze()
     sample = Sample(
         seconds,
         fake_cpu=time.process_time() - cpu,
