@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import compileall
 import functools
-import importlib.util
 import gc
+import importlib.util
 import os
 import shutil
 import signal
