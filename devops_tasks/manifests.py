@@ -14,7 +14,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -196,20 +196,22 @@ def _unwanted(
     a directory, and directories with no member below them. A name a host's ``find`` could
     not have printed (absolute, or with ``..``) is left out: it would reach outside."""
     linked = {f.path for f, _, kept in members if kept}
-    needed = {
-        path[:cut] for path in [*(f.path for f, _, _ in members), *shared] for cut in _slashes(path)
-    }
     unwanted = [path for path in survey.on_disk if path not in linked]
-    unwanted += [path for path, kind in survey.others.items() if kind != "d" or path not in needed]
+    if survey.others:
+        needed = _directories([*(f.path for f, _, _ in members), *shared])
+        unwanted += [p for p, kind in survey.others.items() if kind != "d" or p not in needed]
     return tuple(sorted(path for path in unwanted if _plain(path)))
 
 
-def _slashes(path: str) -> Iterator[int]:
-    """Where each of the parent directories of ``path`` ends."""
-    cut = path.find("/")
-    while cut > 0:
-        yield cut
-        cut = path.find("/", cut + 1)
+def _directories(paths: list[str]) -> set[str]:
+    """Every directory that holds one of ``paths`` (a release's few hundred directories are
+    walked up once each, not once per file)."""
+    directories: set[str] = set()
+    for parent in {path.rpartition("/")[0] for path in paths}:
+        while parent and parent not in directories:
+            directories.add(parent)
+            parent = parent.rpartition("/")[0]
+    return directories
 
 
 def _plain(path: str) -> bool:
