@@ -419,7 +419,8 @@ def test_a_build_file_that_changes_during_the_upload_stops_it_and_nothing_is_rel
     assert stopped.value.code is ErrorCode.VALIDATION_FAILED
     assert "img/big.bin changed" in stopped.value.message
     assert target.engine.releases() == []
-    assert target.engine.sweep() == [f"releases/.{R1}.partial"]
+    # all that may be left is the partial release (if the host began it before the stop)
+    assert target.engine.sweep() in ([], [f"releases/.{R1}.partial"])
 
 
 def test_a_release_that_exists_is_never_uploaded_over(target, build):
