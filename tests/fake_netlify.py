@@ -608,6 +608,9 @@ class FakeNetlify(ServedFake):
         self._faults: list[_Fault] = []
         self._deploy_files: dict[str, dict[str, str]] = {}
         self._deploy_meta: dict[str, dict[str, Any]] = {}
+        # digest -> the deploys that list it while the fake lacks it (each deploy's own set
+        # is its meta's "lacks"): an upload settles them at once, no manifest is re-read.
+        self._waiting: dict[str, set[str]] = {}
         self._build_meta: dict[str, dict[str, Any]] = {}
 
         created = _now()
@@ -659,6 +662,7 @@ class FakeNetlify(ServedFake):
                 self.blobs,
                 self._deploy_files,
                 self._deploy_meta,
+                self._waiting,
                 self._build_meta,
             ):
                 store.clear()
@@ -750,7 +754,7 @@ class FakeNetlify(ServedFake):
             files = dict(self._deploy_files[published["id"]]) if published else {}
             for path, content in changed.items():
                 sha = hashlib.sha1(content).hexdigest()
-                self.blobs[sha] = content
+                self._store(sha, content)
                 files[_file_key(path)] = sha
             self._deploy_files[deploy["id"]] = files
             self._finish(deploy)
@@ -1028,7 +1032,7 @@ class FakeNetlify(ServedFake):
         deploy.update(extra or {})
         self.deploys[did] = deploy
         self._deploy_files[did] = {}
-        self._deploy_meta[did] = {"polls": 0, "preparing": False}
+        self._deploy_meta[did] = {"polls": 0, "preparing": False, "lacks": set()}
         return deploy
 
     def _set_files(self, deploy: dict[str, Any], body: dict[str, Any]) -> None:
@@ -1039,20 +1043,33 @@ class FakeNetlify(ServedFake):
             raise _ApiError(422, "files must map each path to the SHA1 hex digest of its content")
         manifest = {_file_key(k): v.lower() for k, v in files.items()}
         did = deploy["id"]
+        meta = self._deploy_meta[did]
         self._deploy_files[did] = manifest
+        for sha in meta["lacks"]:  # a second map replaces the first
+            self._waiting[sha].discard(did)
+        required = self._missing(manifest)
+        meta["lacks"] = set(required)
+        for sha in required:
+            self._waiting.setdefault(sha, set()).add(did)
         deploy["updated_at"] = _now()
         if body.get("async"):
             deploy["state"] = "preparing"
             deploy["required"] = []
-            self._deploy_meta[did]["preparing"] = True
+            meta["preparing"] = True
         else:
-            deploy["required"] = self._missing(manifest)
-            deploy["state"] = "uploading" if deploy["required"] else "processing"
+            deploy["required"] = required
+            deploy["state"] = "uploading" if required else "processing"
             self._advance(deploy, poll=False)
 
     def _missing(self, manifest: dict[str, str]) -> list[str]:
         """The manifest's digests not uploaded yet, each once, in manifest order."""
         return list(dict.fromkeys(s for s in manifest.values() if s not in self.blobs))
+
+    def _store(self, sha: str, content: bytes) -> None:
+        """Keep a content; the deploys that lacked only it can go on."""
+        self.blobs[sha] = content
+        for did in self._waiting.pop(sha, ()):
+            self._deploy_meta[did]["lacks"].discard(sha)
 
     def _advance(self, deploy: dict[str, Any], *, poll: bool) -> None:
         """Move a deploy along on a GET of it (poll=True) or after an upload."""
@@ -1067,7 +1084,7 @@ class FakeNetlify(ServedFake):
                 deploy["state"] = "prepared"
                 deploy["updated_at"] = _now()
             return
-        if self._missing(self._deploy_files[did]):
+        if meta["lacks"]:
             return
         if deploy["state"] != "processing":
             deploy["state"] = "processing"
@@ -1293,7 +1310,7 @@ class FakeNetlify(ServedFake):
             raise _ApiError(
                 422, f"deploy {deploy['id']} is {deploy['state']}; it no longer accepts files"
             )
-        self.blobs[sha] = c.body
+        self._store(sha, c.body)
         self.uploads.append((deploy["id"], key, sha))
         self._advance(deploy, poll=False)
         return 200, {
