@@ -117,8 +117,18 @@ def _literal_segments(template: str) -> int:
     return sum(1 for seg in template.split("/") if seg and "{" not in seg)
 
 
+def _head(path: str) -> str:
+    """A path's first segment ("/deploys/x/files/y" -> "deploys")."""
+    return path.split("/", 2)[1] if path.startswith("/") else ""
+
+
 class _SpecIndex:
-    """Spec path templates compiled for matching, most literal segments first."""
+    """Spec path templates compiled for matching, most literal segments first.
+
+    A template whose first segment is literal only matches paths that start with it, so each
+    path is matched against the templates of its first segment (and those that start with a
+    parameter) only: a tenth of the spec, thousands of times per deploy.
+    """
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -128,6 +138,12 @@ class _SpecIndex:
             entries.append((_literal_segments(template), template, regex, item))
         entries.sort(key=lambda e: -e[0])
         self.entries = entries
+        heads = {_head(e[1]) for e in entries if "{" not in _head(e[1])}
+        self.by_head = {
+            head: [e for e in entries if _head(e[1]) == head or "{" in _head(e[1])]
+            for head in heads
+        }
+        self.unknown_head = [e for e in entries if "{" in _head(e[1])]
 
     def resolve(self, node: Any) -> Any:
         seen = 0
@@ -145,7 +161,8 @@ class _SpecIndex:
         return node
 
     def match(self, api_path: str) -> list[tuple[str, dict[str, Any]]]:
-        return [(t, item) for _, t, rx, item in self.entries if rx.match(api_path)]
+        entries = self.by_head.get(_head(api_path), self.unknown_head)
+        return [(t, item) for _, t, rx, item in entries if rx.match(api_path)]
 
     def parameters(self, path_item: dict[str, Any], op: dict[str, Any]) -> list[dict[str, Any]]:
         merged: dict[tuple[str, str], dict[str, Any]] = {}
@@ -498,9 +515,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        # end_headers(), with the body in the same write: one send and one segment per answer
+        self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
         if self.command != "HEAD" and raw:
-            self.wfile.write(raw)
+            self._headers_buffer.append(raw)  # type: ignore[attr-defined]
+        self.flush_headers()
 
     def drop(self) -> None:
         self.close_connection = True
