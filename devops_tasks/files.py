@@ -80,6 +80,11 @@ class SiteFile:
     def source(self) -> Path:
         return Path(self.location)
 
+    def content(self) -> bytes:
+        """The whole content, for an upload that sends the file in one body (no Path made)."""
+        with open(self.location, "rb") as file:
+            return file.read()
+
     def digest(self, algorithm: str = "sha256") -> str:
         """Hex digest of the content, read in chunks (large files never sit in memory)."""
         return self.digests(algorithm)[0]

@@ -42,6 +42,13 @@ _SITE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}(\.[a-z0-9-]+)*")
 
 def netlify_ignore(relative: str) -> bool:
     """Netlify's own rules: no dotfiles but ``.well-known``, no node_modules, no __MACOSX."""
+    if not (
+        relative.startswith(".")
+        or "/." in relative
+        or "node_modules" in relative
+        or "__MACOSX" in relative
+    ):
+        return False  # no part can match: a scan asks this of every one of 20,000 paths
     parts = relative.split("/")
     return any(
         (part.startswith(".") and part != ".well-known") or part in ("node_modules", "__MACOSX")
@@ -144,7 +151,7 @@ class NetlifyPlatform(Platform):
         upload = self.api.file_uploader(deploy_id)
         uploaded = send_all(
             uploads,
-            lambda _, f: upload(f.path, f.source.read_bytes()),
+            lambda _, f: upload(f.path, f.content()),
             self.concurrency,
             progress,
         )
