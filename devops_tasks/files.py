@@ -150,8 +150,10 @@ class SiteFiles:
         """Keep the digests of ``algorithms`` (known or just hashed), and save the cache."""
         for algorithm in algorithms:
             by_path = {path: digests[algorithm] for path, digests in known.items()}
-            by_path.update((path, digests[algorithm]) for path, _, digests in hashed)
-            self._digests[algorithm] = {f.path: by_path[f.path] for f in self.files}
+            if hashed:  # else every file was known, in the files' order already
+                by_path.update((path, digests[algorithm]) for path, _, digests in hashed)
+                by_path = {f.path: by_path[f.path] for f in self.files}
+            self._digests[algorithm] = by_path
         if self.cache is not None:
             for path, fingerprint, digests in hashed:
                 if fingerprint is not None:

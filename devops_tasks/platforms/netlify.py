@@ -139,12 +139,13 @@ class NetlifyPlatform(Platform):
     def deploy(
         self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
     ) -> DeployOutcome:
-        digests = files.hashed("sha1", progress)
+        digests = files.digests("sha1", progress)
         created = self._create(
-            deployment, {"/" + path: sha for path, (sha, _) in digests.items()}, publish
+            deployment, {"/" + path: sha for path, sha in digests.items()}, publish
         )
         deploy_id = str(created["id"])
-        uploads = one_file_per_digest(digests, created.get("required") or [])
+        required = created.get("required") or []
+        uploads = one_file_per_digest(files.hashed("sha1", progress), required) if required else {}
         deployment.step(
             "upload", f"Netlify lacks {len(uploads)} distinct contents of the {len(files)} files"
         )
@@ -156,7 +157,7 @@ class NetlifyPlatform(Platform):
             progress,
         )
         ready = self._wait(deploy_id, {"ready"}, "ready")
-        DigestMaps(self).save(deploy_id, {path: sha for path, (sha, _) in digests.items()})
+        DigestMaps(self).save(deploy_id, digests)
         deployment.step(
             "ready",
             f"deploy {deploy_id} is ready" + ("" if publish else " as a draft (not live yet)"),
