@@ -732,3 +732,19 @@ def test_a_tree_deeper_than_the_recursion_limit_is_walked(tmp_path: Path) -> Non
         (levels[-1] / "f.txt").unlink()
         for level in reversed(levels):
             level.rmdir()
+
+
+def test_content_is_the_whole_file(tmp_path: Path) -> None:
+    content = os.urandom(3000)
+
+    assert site_file(tmp_path, "page.html", content).content() == content
+
+
+@pytest.mark.parametrize("now", [b"grown " * 500_000, b"short", b""])
+def test_content_of_a_file_changed_since_the_scan_is_all_of_it_as_it_is_now(
+    tmp_path: Path, now: bytes
+) -> None:
+    scanned = site_file(tmp_path, "page.html", b"<p>as the scan saw it</p>\n")
+    (tmp_path / "page.html").write_bytes(now)
+
+    assert scanned.content() == now

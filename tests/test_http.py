@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email.utils
+import sys
+import threading
 import time
 
 import pytest
@@ -197,3 +199,34 @@ def test_a_thread_that_is_not_watching_hears_nothing(fake):
         pass
     origin_for(fake).send("GET", "/api/v1/user")
     assert heard == []
+
+
+#: What each thread that asked (see ``writes_of``) wrote through http.client, write by write.
+_writes = threading.local()
+
+
+def _record_write(event: str, args: tuple) -> None:
+    if event == "http.client.send" and getattr(_writes, "seen", None) is not None:
+        _writes.seen.append(bytes(args[1]))
+
+
+sys.addaudithook(_record_write)  # an audit hook stays for good: it records only when asked
+
+
+def writes_of(send):
+    """Each write ``send()`` made on its connection (http.client's audit event)."""
+    _writes.seen = []
+    try:
+        send()
+        return _writes.seen
+    finally:
+        _writes.seen = None
+
+
+def test_an_upload_leaves_with_its_request_head_in_one_write(fake):
+    body = b"<p>page</p>\n" * 500
+    headers = {"Content-Type": "application/octet-stream"}
+    origin = origin_for(fake)
+    writes = writes_of(lambda: origin.send("PUT", "/api/v1/deploys/0/files/a.html", body, headers))
+    assert len(writes) == 1 and writes[0].startswith(b"PUT ") and writes[0].endswith(body)
+    assert fake.requests[-1].body == body

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import fake_netlify
 import pytest
@@ -474,14 +475,17 @@ def many_pages(count):
 class UploadsUnderWay:
     """What the fake sees: for each upload as it arrives, how many are being served then.
 
-    Each upload is held ``hold`` seconds, so that the client's concurrency shows; the
-    ``storm`` callback, if set, runs when the upload with that index arrives.
+    Each upload is held ``hold`` seconds, so that the client's concurrency shows.
+    ``events`` is every arrival ``("arrive", path, under_way)`` and answer ``("answer", path,
+    under_way)`` in the order they happened; ``on_arrival(under_way)``, if set, runs at each
+    arrival (under the same lock, before the upload is served).
     """
 
     def __init__(self, fake, monkeypatch, hold=0.02):
         self.arrivals: list[int] = []
+        self.events: list[tuple[str, str, int]] = []
         self.before_first_answer = 0  # uploads that arrived before the first was answered
-        self.storm: tuple[int, object] | None = None
+        self.on_arrival = None
         self._now = 0
         self._lock = threading.Lock()
         handle = fake._handle
@@ -489,17 +493,20 @@ class UploadsUnderWay:
         def counted(handler):
             if handler.command != "PUT" or "/files/" not in handler.path:
                 return handle(handler)
+            path = urlsplit(handler.path).path
             with self._lock:
                 self._now += 1
                 self.arrivals.append(self._now)
-                if self.storm and len(self.arrivals) == self.storm[0]:
-                    self.storm[1]()
+                self.events.append(("arrive", path, self._now))
+                if self.on_arrival:
+                    self.on_arrival(self._now)
             try:
                 time.sleep(hold)
                 return handle(handler)
             finally:
                 with self._lock:
                     self._now -= 1
+                    self.events.append(("answer", path, self._now))
                     self.before_first_answer = self.before_first_answer or len(self.arrivals)
 
         monkeypatch.setattr(fake, "_handle", counted)
@@ -526,16 +533,25 @@ def test_uploads_start_few_at_once_and_grow_while_answers_are_fast(netlify, cli,
 def test_a_429_storm_cuts_the_uploads_under_way_and_the_deploy_succeeds(netlify, cli, monkeypatch):
     many_pages(80)
     cli("config.set", "netlify.concurrency", "16", "--json")
-    seen = UploadsUnderWay(netlify, monkeypatch, hold=0.05)
+    seen = UploadsUnderWay(netlify, monkeypatch, hold=0.1)
     headers = netlify.rate_limit_headers(0)
-    seen.storm = (
-        30,
-        lambda: netlify.inject("PUT", FILES_PATH, status=429, times=8, headers=headers),
-    )
+    storm: dict[str, int] = {}
+
+    def when_twelve_are_under_way(under_way):
+        if not storm and under_way >= 12:
+            storm["under_way"] = under_way
+            netlify.inject("PUT", FILES_PATH, status=429, times=8, headers=headers)
+
+    seen.on_arrival = when_twelve_are_under_way
     result = deploy(cli)
     assert result["success"] and len(netlify.uploads) == 82
-    # halved, and ten answers later still under the peak (it grows back by one per round)
-    assert max(seen.arrivals[40:50]) < max(seen.arrivals[:30])
+    refused = [r.path for r in puts(netlify) if r.status == 429]
+    assert storm and len(refused) == 8
+    # Once every refused upload has gone through, the ones sent before the storm are over:
+    # the next twenty arrive with at most half the limit at the storm, grown by one or two.
+    through = max(i for i, (_, path, _) in enumerate(seen.events) if path in refused)
+    after = [n for kind, _, n in seen.events[through:] if kind == "arrive"][:20]
+    assert len(after) == 20 and max(after) < storm["under_way"], (storm, after)
 
 
 def test_no_upload_starts_while_netlify_asks_to_wait(netlify, cli, monkeypatch):

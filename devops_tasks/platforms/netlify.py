@@ -42,6 +42,13 @@ _SITE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}(\.[a-z0-9-]+)*")
 
 def netlify_ignore(relative: str) -> bool:
     """Netlify's own rules: no dotfiles but ``.well-known``, no node_modules, no __MACOSX."""
+    if not (
+        relative.startswith(".")
+        or "/." in relative
+        or "node_modules" in relative
+        or "__MACOSX" in relative
+    ):
+        return False  # no part can match: a scan asks this of every one of 20,000 paths
     parts = relative.split("/")
     return any(
         (part.startswith(".") and part != ".well-known") or part in ("node_modules", "__MACOSX")
@@ -132,24 +139,25 @@ class NetlifyPlatform(Platform):
     def deploy(
         self, deployment: Deployment, files: SiteFiles, progress: Progress, publish: bool = True
     ) -> DeployOutcome:
-        digests = files.hashed("sha1", progress)
+        digests = files.digests("sha1", progress)
         created = self._create(
-            deployment, {"/" + path: sha for path, (sha, _) in digests.items()}, publish
+            deployment, {"/" + path: sha for path, sha in digests.items()}, publish
         )
         deploy_id = str(created["id"])
-        uploads = one_file_per_digest(digests, created.get("required") or [])
+        required = created.get("required") or []
+        uploads = one_file_per_digest(files.hashed("sha1", progress), required) if required else {}
         deployment.step(
             "upload", f"Netlify lacks {len(uploads)} distinct contents of the {len(files)} files"
         )
         upload = self.api.file_uploader(deploy_id)
         uploaded = send_all(
             uploads,
-            lambda _, f: upload(f.path, f.source.read_bytes()),
+            lambda _, f: upload(f.path, f.content()),
             self.concurrency,
             progress,
         )
         ready = self._wait(deploy_id, {"ready"}, "ready")
-        DigestMaps(self).save(deploy_id, {path: sha for path, (sha, _) in digests.items()})
+        DigestMaps(self).save(deploy_id, digests)
         deployment.step(
             "ready",
             f"deploy {deploy_id} is ready" + ("" if publish else " as a draft (not live yet)"),
