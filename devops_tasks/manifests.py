@@ -55,9 +55,10 @@ class Entry(NamedTuple):
     mode: int
     mtime: int
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, sha256: str | None = None) -> dict[str, Any]:
+        """As a manifest holds it; with ``sha256`` for this content (no Entry made for it)."""
         return {
-            "sha256": self.sha256,
+            "sha256": sha256 or self.sha256,
             "size": self.size,
             "mode": f"{self.mode:o}",
             "mtime": self.mtime,
@@ -100,20 +101,10 @@ class Plan:
     @functools.cached_property
     def manifest(self) -> bytes:
         digests = self.digests()
-        octal: dict[int, str] = {}  # a few modes for thousands of files
         document = {
             "version": _VERSION,
             "release": self.release,
-            "files": {  # Entry.to_json's fields, without an Entry per file: it is on the clock
-                f.path: {
-                    "sha256": digests[f.path],
-                    "size": entry.size,
-                    "mode": octal.get(entry.mode)
-                    or octal.setdefault(entry.mode, f"{entry.mode:o}"),
-                    "mtime": entry.mtime,
-                }
-                for f, entry, _ in self.members
-            },
+            "files": {f.path: entry.to_json(digests[f.path]) for f, entry, _ in self.members},
         }
         return json.dumps(document, separators=(",", ":")).encode()
 
@@ -140,8 +131,9 @@ class Plan:
     def sent(self) -> list[SiteFile]:
         return [f for f, _, linked in self.members if not linked]
 
-    @property
+    @functools.cached_property
     def linked(self) -> int:
+        """How many files are linked (a host's copy of ``base`` must hold exactly these)."""
         return sum(linked for _, _, linked in self.members)
 
 
