@@ -28,7 +28,9 @@ __all__ = [
     "Entry",
     "Plan",
     "Survey",
+    "as_made",
     "drift",
+    "listing_of",
     "parse_listing",
     "parse_manifest",
     "plan_upload",
@@ -322,6 +324,35 @@ def parse_listing(
                 others[os.fsdecode(path)] = kind.decode("ascii")
         except ValueError:
             continue
+    return on_disk, others
+
+
+def listing_of(files: list[tuple[str, Entry]], shared: tuple[str, ...]) -> bytes:
+    """What a host's ``find`` (as :func:`parse_listing` reads it) prints of a release made of
+    ``files`` (path, entry) and the ``shared`` links, unchanged since, sorted bytewise as
+    ``LC_ALL=C sort -z`` sorts: how a host shows that it holds a release exactly as made
+    (see :mod:`devops_tasks.known_releases`)."""
+    records = [
+        b"f %d %d.0000000000 %o %s" % (entry.size, entry.mtime, entry.mode, os.fsencode(path))
+        for path, entry in files
+    ]
+    records += [b"l 0 0 0 " + os.fsencode(path) for path in shared]
+    directories = _directories([*(path for path, _ in files), *shared])
+    records += [b"d 0 0 0 " + os.fsencode(path) for path in directories]
+    records.sort()
+    return b"".join(record + b"\0" for record in records)
+
+
+def as_made(
+    entries: Mapping[str, Entry], shared: tuple[str, ...]
+) -> tuple[dict[str, tuple[int, float, int]], dict[str, str]]:
+    """What :func:`parse_listing` makes of :func:`listing_of` these ``entries``, without the
+    text in between: a host that proved it holds them as made need not list them."""
+    on_disk = {
+        path: (entry.size, float(entry.mtime), entry.mode) for path, entry in entries.items()
+    }
+    others = dict.fromkeys(_directories([*entries, *shared]), "d")
+    others.update(dict.fromkeys(shared, "l"))
     return on_disk, others
 
 

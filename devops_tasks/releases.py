@@ -52,11 +52,14 @@ from .channels import Completed, Ran, run_streamed, run_timed
 from .child_env import child_environment
 from .errors import DevopsError, ErrorCode, os_failure
 from .ids import DEPLOYMENT_ID
+from .known_releases import KnownReleases, Remembered
 from .manifests import (
     MANIFESTS,
     Plan,
     Survey,
+    as_made,
     drift,
+    listing_of,
     parse_listing,
     parse_manifest,
     plan_upload,
@@ -243,6 +246,9 @@ class LocalConnection:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(release))
         partial.rename(release)
 
+    def remember(self, plan: Plan) -> None:
+        """Nothing: on this machine a survey reads the release directly, as cheaply."""
+
     def read(self, path: str, timeout: float | None) -> bytes | None:
         try:
             return Path(path).read_bytes()
@@ -252,10 +258,16 @@ class LocalConnection:
 
 class _OverSsh:
     """An upload's bulk steps on a fabric ``Connection``: one command each, on a raw channel
-    (see :mod:`devops_tasks.channels`)."""
+    (see :mod:`devops_tasks.channels`).
 
-    def __init__(self, connection: Any) -> None:
+    ``known``: the releases this machine remembers (:mod:`devops_tasks.known_releases`); a
+    host whose current release is one of them, as made, sends neither its manifest nor
+    its listing.
+    """
+
+    def __init__(self, connection: Any, known: KnownReleases | None = None) -> None:
         self.connection = connection
+        self.known = known
 
     def survey(self, root: str, timeout: float | None, create: bool = True) -> Survey:
         releases, manifests = (shlex.quote(f"{root}/{d}") for d in ("releases", MANIFESTS))
@@ -265,13 +277,21 @@ class _OverSsh:
             if create
             else f"cd {shlex.quote(root)} 2>/dev/null || exit 0\n"
         )
+        known = self.known.all() if self.known is not None else {}
+        # (times of files only: hosts deployed together then list the same bytes)
+        listing = (
+            "find \"releases/$c\" -mindepth 1 \\( -type f -printf 'f %s %T@ %m %P\\0' \\)"
+            " -o -printf '%y 0 0 0 %P\\0' 2>/dev/null"
+        )
+        manifest = f'"{MANIFESTS}/$c.json"'
         command = start + (
             _READ_CURRENT + "printf '%s\\n' \"$c\"\n"
-            f'if test -n "$c" && test -f "{MANIFESTS}/$c.json"; then\n'
-            f"  cat \"{MANIFESTS}/$c.json\" && printf '\\0' &&\n"
-            # (times of files only: hosts deployed together then list the same bytes)
-            "  find \"releases/$c\" -mindepth 1 \\( -type f -printf 'f %s %T@ %m %P\\0' \\)"
-            " -o -printf '%y 0 0 0 %P\\0' 2>/dev/null\n"
+            f'if test -n "$c" && test -f {manifest}; then\n'
+            + _expecting(known)
+            + f'  if test -n "$m" && test "$(sha256sum <{manifest} 2>/dev/null)" = "$m  -"'
+            f"; then printf =; else m=; cat {manifest}; fi && printf '\\0' &&\n"
+            f'  if test -n "$m" && test "$({listing} | LC_ALL=C sort -z | sha256sum)"'
+            f' = "$l  -"; then printf =; else {listing}; fi\n'
             "fi\n"
             "exit 0"
         )
@@ -280,10 +300,26 @@ class _OverSsh:
         )
         first, _, rest = done.stdout.partition(b"\n")
         current = _release_of_link(os.fsdecode(first))
-        manifest, found, listing = rest.partition(b"\0")
+        held, found, listed = rest.partition(b"\0")
         if current is None or not found:
             return Survey(current, None, {})
-        return Survey(current, manifest, *parse_listing(listing))
+        if held == b"=" and current in known:  # as this machine made it
+            held = known[current].manifest
+            if listed == b"=":
+                return Survey(
+                    current, held, *as_made(parse_manifest(held) or {}, known[current].shared)
+                )
+        return Survey(current, held, *parse_listing(listed))
+
+    def remember(self, plan: Plan) -> None:
+        """Remember ``plan``'s release, now on a host, for the next survey."""
+        if self.known is not None:
+            self.known.remember(
+                plan.release,
+                plan.manifest,
+                lambda: listing_of([(f.path, e) for f, e, _ in plan.members], plan.shared),
+                plan.shared,
+            )
 
     def build(self, root: str, plan: Plan, progress: Progress, timeout: float | None) -> None:
         """Make the release on the host in one command: started from a copy of the base
@@ -429,17 +465,22 @@ class ReleaseEngine:
     """Creates, activates, lists and prunes releases under ``root`` on one connection.
 
     Every command gets ``command_timeout`` seconds (None: no limit); one still running then
-    is abandoned and reported as DEPLOY_FAILED, naming what it was doing.
+    is abandoned and reported as DEPLOY_FAILED, naming what it was doing. ``known``: the
+    releases this machine remembers having made, which a host then need not send back.
     """
 
     def __init__(
-        self, connection: Connection, root: str, command_timeout: float | None = None
+        self,
+        connection: Connection,
+        root: str,
+        command_timeout: float | None = None,
+        known: KnownReleases | None = None,
     ) -> None:
         self.connection = connection
         self.root = root.rstrip("/") or "/"
         self.command_timeout = command_timeout
         self._bulk: LocalConnection | _OverSsh = (
-            connection if isinstance(connection, LocalConnection) else _OverSsh(connection)
+            connection if isinstance(connection, LocalConnection) else _OverSsh(connection, known)
         )
         self._ahead: Background | None = None
 
@@ -518,6 +559,7 @@ class ReleaseEngine:
                 def build(survey: Survey) -> Plan:
                     plan = plan_upload(release, files, hashing.result, survey, links)
                     self._bulk.build(self.root, plan, progress, self.command_timeout)
+                    self._bulk.remember(plan)
                     return plan
 
                 try:
@@ -790,6 +832,17 @@ class ReleaseEngine:
         if steps:
             self._run("; ".join([*steps, "true"]), "remove what an interrupted deploy left")
         return leftovers + stale
+
+
+def _expecting(known: dict[str, Remembered]) -> str:
+    """Shell lines that set ``$m`` and ``$l`` to the digests of the manifest and of the
+    sorted listing of the release ``$c`` as this machine made it (empty: not one it knows)."""
+    cases = "".join(
+        f"  {release}) m={r.manifest_sha256} l={r.listing_sha256} ;;\n"
+        for release, r in known.items()
+        if DEPLOYMENT_ID.fullmatch(release)
+    )
+    return f"  m= l=\n  case $c in\n{cases}  esac\n" if cases else "  m= l=\n"
 
 
 def _pruned(release: str) -> str:

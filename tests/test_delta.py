@@ -23,6 +23,7 @@ from sshd import SshServers
 
 from devops_tasks.errors import DevopsError, ErrorCode
 from devops_tasks.files import SiteFiles
+from devops_tasks.known_releases import KnownReleases
 from devops_tasks.manifests import Survey, parse_manifest, plan_upload
 from devops_tasks.output import NullProgress
 from devops_tasks.releases import LocalConnection, ReleaseEngine
@@ -33,13 +34,15 @@ BIG = os.urandom(200_000)
 
 
 class Counting:
-    """A verified fabric connection that counts the commands it runs and the bytes it sends."""
+    """A verified fabric connection that counts the commands it runs and the bytes it sends
+    and receives."""
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.runs = 0
         self.sessions = 0
         self.sent = 0
+        self.received = 0
 
     def run(self, command: str, **kwargs: Any) -> Any:
         self.runs += 1
@@ -54,7 +57,14 @@ class Counting:
             self.sent += len(data)
             sendall(data)
 
+        def received(size: int) -> bytes:
+            data: bytes = recv(size)
+            self.received += len(data)
+            return data
+
+        recv = channel.recv
         channel.sendall = counted
+        channel.recv = received
         return channel
 
 
@@ -81,6 +91,8 @@ def make_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]
     with contextlib.ExitStack() as stack:
 
         def make(side: str, **options: Any) -> Target:
+            if side == "ssh-remembering":  # as the ssh target runs it
+                side, options["known"] = "ssh", KnownReleases(tmp_path / "known")
             if side == "local":
                 root = tmp_path / "my root"  # a space: every path is quoted
                 return Target(ReleaseEngine(LocalConnection(), str(root), **options), root)
@@ -100,9 +112,10 @@ def make_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]
         yield make
 
 
-@pytest.fixture(params=["ssh", "local"])
+@pytest.fixture(params=["ssh", "ssh-remembering", "local"])
 def target(request: pytest.FixtureRequest, make_target: Any) -> Target:
-    """The engine over SSH to a real host, then on this machine."""
+    """The engine over SSH to a real host (remembering the releases it made, or not), then
+    on this machine."""
     return make_target(request.param)
 
 
@@ -197,6 +210,50 @@ def test_a_site_of_thousands_of_files_is_linked_whole_but_the_changed_file(over_
     upload = over_ssh.upload(R2, build)
 
     assert (upload.files_sent, upload.files_linked) == (1, 3003)
+
+
+def test_a_host_holding_a_release_as_this_machine_made_it_sends_back_neither_manifest_nor_listing(
+    make_target, build
+):
+    for n in range(2000):
+        (build / "docs" / f"page-{n:05d}.html").parent.mkdir(exist_ok=True)
+        (build / "docs" / f"page-{n:05d}.html").write_text(f"<p>{n}</p>\n")
+    target = make_target("ssh-remembering")
+    target.deploy(R1, build)
+    counting = target.engine.connection
+    counting.received = 0
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    upload = target.upload(R2, build)
+
+    assert (upload.base, upload.files_sent, upload.files_linked) == (R1, 1, 2003)
+    assert counting.received < 1000  # R1's manifest alone is 300 kB
+    assert tree(target.release(R2)) == tree(build)
+
+
+def test_a_host_sends_back_what_this_machine_does_not_remember(make_target, build):
+    target = make_target("ssh-remembering")
+    target.deploy(R1, build)
+    counting = target.engine.connection
+    manifest = target.root / ".devops" / "manifests" / f"{R1}.json"
+    manifest.write_bytes(manifest.read_bytes() + b" ")  # the same release, but not as made
+    counting.received = 0
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    upload = target.upload(R2, build)
+
+    assert (upload.base, upload.files_sent, upload.files_linked) == (R1, 1, 3)
+    assert counting.received > manifest.stat().st_size
+
+
+def test_what_a_host_proves_it_holds_is_what_its_listing_would_have_said(make_target, build):
+    remembering, plain = make_target("ssh-remembering"), make_target("ssh")
+    remembering.engine.create_releases_dir()
+    (remembering.root / "shared" / "config").mkdir(parents=True)
+    (remembering.root / "shared" / "config" / ".env").write_text("SECRET=1\n")
+    remembering.deploy(R1, build, shared=["config/.env"])
+
+    assert remembering.engine.survey() == plain.engine.survey()
 
 
 def test_an_upload_over_ssh_is_one_look_and_one_stream(over_ssh, build):

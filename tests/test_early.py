@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fleet import configure as configure_fleet
 from s3_proxy import S3Proxy
 from test_aws_target import BUCKET, configure, deploy, write_site
 
 from devops_tasks import early
+from devops_tasks.platforms import ssh as ssh_target
 
 
 @pytest.mark.parametrize(
@@ -79,3 +82,51 @@ def test_an_early_start_that_cannot_read_says_nothing_and_the_deploy_says_why(  
     assert site_bucket.requests == []
     failed = cli("deploy", "--json").json
     assert not failed["success"] and failed["code"] == "CONFIG_INVALID"
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SSH connection opened from now on, by host."""
+    opened: list[str] = []
+    connect = ssh_target.connect
+
+    def counted(host: str, **options: Any) -> Any:
+        opened.append(host)
+        return connect(host, **options)
+
+    monkeypatch.setattr(ssh_target, "connect", counted)
+    return opened
+
+
+def test_a_deploy_to_ssh_hosts_uses_the_connections_opened_before_it_loaded(  # type: ignore[no-untyped-def]
+    project, cli, ssh_servers, fleet, connections: list[str]
+) -> None:
+    configure_fleet(project, ssh_servers, fleet)
+
+    early.start(["deploy", "--json"])
+    assert cli("deploy", "--json").json["success"]
+
+    assert sorted(connections) == sorted(host.ip for host in ssh_servers.hosts)
+
+
+def test_hosts_that_may_be_pinned_on_first_use_are_not_reached_before_the_deploy_loads(  # type: ignore[no-untyped-def]
+    project, cli, ssh_servers, fleet, connections: list[str]
+) -> None:
+    configure_fleet(project, ssh_servers, fleet, host_key_policy="accept-new")
+
+    early.start(["deploy", "--json"])
+    assert connections == []
+    assert cli("deploy", "--json").json["success"]
+    assert len(connections) == len(ssh_servers.hosts)
+
+
+def test_connections_opened_for_other_settings_are_not_used(  # type: ignore[no-untyped-def]
+    project, cli, ssh_servers, fleet, connections: list[str]
+) -> None:
+    configure_fleet(project, ssh_servers, fleet)
+    early.start(["deploy", "--json"])
+    configure_fleet(project, ssh_servers, fleet, command_timeout=30)
+
+    assert cli("deploy", "--json").json["success"]
+
+    assert len(connections) == 2 * len(ssh_servers.hosts)

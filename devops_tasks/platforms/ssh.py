@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import queue
 import re
 import shlex
@@ -33,6 +34,7 @@ from ..config.store import Problem
 from ..errors import DevopsError, ErrorCode, describe_problem
 from ..health import HostGate
 from ..host_state import HostState, audit_line, merge_audits, release_reason
+from ..known_releases import KnownReleases
 from ..output import NullProgress
 from ..releases import ReleaseEngine, no_manifest
 from ..rollout import Plan, Rollout, rollout_error
@@ -59,6 +61,8 @@ DEFAULT_COMMAND_TIMEOUT = 600.0
 _LOG_CHARACTERS = 8 << 20
 _MAX_PORT = 65535
 #: ``user@host:port`` as the schema admits it; an IPv6 address comes in brackets.
+#: Connections :meth:`SshPlatform.read_ahead` opened before the program loaded, by fleet.
+_READ_AHEAD: dict[tuple[Any, ...], Background] = {}
 _HOST_STRING = re.compile(
     r"(?:(?P<user>[^@]+)@)?(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:]+))(?::(?P<port>\d+))?"
 )
@@ -120,6 +124,7 @@ class SshPlatform(Platform):
         self._connecting: Background | None = None
         #: Hosts a deploy goes on without: unreachable, within ``deployment.max_fail``.
         self._absent: list[tuple[Host, DevopsError]] = []
+        self._known = KnownReleases(self.project.cache_dir / "releases")
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -197,9 +202,30 @@ class SshPlatform(Platform):
 
     def prefetch(self) -> None:
         """Connect to every host (key exchange, login) while the build is scanned, and start
-        reading what each has to link from (see :meth:`ReleaseEngine.survey_ahead`)."""
+        reading what each has to link from (see :meth:`ReleaseEngine.survey_ahead`); or take
+        over the connections :meth:`read_ahead` opened to the same fleet the same way."""
         if self._members is None and self._seen is None and self._connecting is None:
-            self._connecting = Background(lambda: self._in_parallel(self.hosts, self._looking))
+            self._connecting = _taken_ahead(self._fleet_key()) or self._look_ahead()
+
+    def read_ahead(self) -> None:
+        """Connect before the program has loaded (see :mod:`devops_tasks.early`), unless the
+        host key policy may write: under ``accept-new`` only the command pins a new host."""
+        if self.options.get("host_key_policy", "strict") == "strict":
+            _READ_AHEAD[self._fleet_key()] = self._look_ahead()
+
+    def _look_ahead(self) -> Background:
+        return Background(lambda: self._in_parallel(self.hosts, self._looking))
+
+    def _fleet_key(self) -> tuple[Any, ...]:
+        """What the connections and the engines on them depend on."""
+        return (
+            tuple(self.hosts),
+            self.known_hosts,
+            *(
+                self.options.get(name)
+                for name in ("host_key_policy", "connect_timeout", "command_timeout", "concurrency")
+            ),
+        )
 
     def _looking(self, host: Host) -> _Member:
         member = self._connect(host)
@@ -240,7 +266,8 @@ class SshPlatform(Platform):
             connect_timeout=float(self.options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
         )
         timeout = float(self.options.get("command_timeout", DEFAULT_COMMAND_TIMEOUT))
-        return _Member(host, ReleaseEngine(connection, host.path, command_timeout=timeout))
+        engine = ReleaseEngine(connection, host.path, timeout, self._known)
+        return _Member(host, engine)
 
     def _view(self) -> tuple[list[_Member], list[tuple[Host, DevopsError]]]:
         """For what only looks: the hosts that answer, and the error of each that does not.
@@ -907,6 +934,23 @@ class SshPlatform(Platform):
         finally:
             for member in members:
                 member.engine.connection.close()  # type: ignore[attr-defined]
+
+
+def _taken_ahead(fleet: tuple[Any, ...]) -> Background | None:
+    """The connections :meth:`SshPlatform.read_ahead` opened to ``fleet``, if it did; any
+    others it opened are closed once made (this command is the one they were opened for)."""
+    taken = _READ_AHEAD.pop(fleet, None)
+    for unused in _READ_AHEAD.values():
+        Background(functools.partial(_close_all, unused))
+    _READ_AHEAD.clear()
+    return taken
+
+
+def _close_all(connecting: Background) -> None:
+    connected: list[tuple[Host, _Member | DevopsError]] = connecting.result()
+    for _, member in connected:
+        if isinstance(member, _Member):
+            member.engine.connection.close()  # type: ignore[attr-defined]
 
 
 def _host_fields(entry: str | dict[str, Any]) -> dict[str, Any]:
