@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import platforms
+from .background import Background
 from .changes import KINDS, Drift
 from .commands import require_clean_git, run_command
 from .config import ConfigStore, Settings
@@ -140,8 +141,9 @@ class Deployer:
         if build:
             self.platform.require_credentials()  # so the build's output masks them too
             self.build()
+        describing = Background(self.project.version)  # git may take as long as the scan
         files = self._scanned(build_dir, checks=not skip_checks, cache=cache)
-        version = self.project.version()
+        version: str | None = describing.result()
         with (
             terminate_as_interrupt(),
             self._lock(),

@@ -39,7 +39,12 @@ MAX_JSON_BYTES = 64 << 20
 
 
 def atomic_write(
-    path: Path, data: bytes, mode: int = 0o644, replace: bool = True, sweep: bool = False
+    path: Path,
+    data: bytes,
+    mode: int = 0o644,
+    replace: bool = True,
+    sweep: bool = False,
+    durable: bool = True,
 ) -> None:
     """Replace ``path`` with ``data`` in one step; on any failure the old file is untouched.
 
@@ -47,6 +52,9 @@ def atomic_write(
     only if there was none, and FileExistsError says there was (no check-then-write race).
     ``sweep=True`` (for devops-tasks' own state directories only, never a user's) first
     removes what writers killed there left (:func:`remove_stale_temporaries`).
+    ``durable=False``: the file need not survive a power cut, only a killed process (a cache
+    that checks what it reads, a record written again in a moment); no ``fsync``, which on
+    a disk that others are writing to can wait tens of milliseconds.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if sweep:
@@ -64,7 +72,8 @@ def atomic_write(
             os.fchmod(tmp.fileno(), mode)
             tmp.write(data)
             tmp.flush()
-            os.fsync(tmp.fileno())
+            if durable:
+                os.fsync(tmp.fileno())
             if replace:
                 os.replace(tmp_name, path)
             else:
@@ -74,7 +83,8 @@ def atomic_write(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    _fsync_directory(path.parent)
+    if durable:
+        _fsync_directory(path.parent)
 
 
 #: The ending of every temporary file this module makes, and of nothing else.
@@ -128,6 +138,7 @@ def write_json(
     indent: int | None = 2,
     replace: bool = True,
     sweep: bool = False,
+    durable: bool = True,
 ) -> None:
     """Atomically write ``data`` as JSON (indented for people unless ``indent=None``)."""
     separators = None if indent else (",", ":")
@@ -137,7 +148,7 @@ def write_json(
     )
     # A name os.fsdecode() could not decode holds lone surrogates, which UTF-8 cannot carry;
     # they only occur inside JSON strings, where "\\udcff" is their exact JSON escape.
-    atomic_write(path, text.encode("utf-8", "backslashreplace"), mode, replace, sweep)
+    atomic_write(path, text.encode("utf-8", "backslashreplace"), mode, replace, sweep, durable)
 
 
 class FileRefused(ValueError):

@@ -284,8 +284,10 @@ class DeploymentHistory:
         """
         if deployment.summary() != self._indexed.get(deployment.id):
             self.save(deployment)
-        else:
-            write_json(self._record_path(deployment.id), deployment.to_dict(), sweep=True)
+        else:  # the deploy's last save is durable; this one has only to outlive the process
+            write_json(
+                self._record_path(deployment.id), deployment.to_dict(), sweep=True, durable=False
+            )
 
     def mark_interrupted(self, environment: str, live_release: str | None = None) -> list[str]:
         """Record every ``in_progress`` deployment of ``environment`` as interrupted.

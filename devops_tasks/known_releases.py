@@ -114,7 +114,7 @@ class KnownReleases:
         with contextlib.suppress(OSError):
             header = json.dumps({"listing": digest, "shared": list(shared)}).encode()
             data = header + b"\n" + manifest
-            atomic_write(self.directory / release, data, mode=0o600, sweep=True)
+            atomic_write(self.directory / release, data, mode=0o600, sweep=True, durable=False)
             for name in self._names()[:-_KEEP]:
                 with contextlib.suppress(FileNotFoundError):
                     (self.directory / name).unlink()

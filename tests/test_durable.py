@@ -232,6 +232,20 @@ def test_atomic_write_does_not_create_the_file_when_the_first_write_fails(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(("durable", "syncs"), [(True, 2), (False, 0)])
+def test_only_a_durable_write_waits_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool, syncs: int
+) -> None:
+    synced: list[int] = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or fsync(fd))
+
+    atomic_write(tmp_path / "f", b"data", durable=durable)
+
+    assert (tmp_path / "f").read_bytes() == b"data"
+    assert len(synced) == syncs  # the file's bytes, then its name in the directory
+
+
 @given(st.binary(max_size=4096))
 @hsettings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -417,7 +417,7 @@ class ConfigStore:
             self._valid = [*self._valid[-(_CHECKED_KEPT - 1) :], fingerprint]
             with contextlib.suppress(OSError):  # a cache: never a reason to fail
                 text = "\n".join(self._valid) + "\n"
-                atomic_write(self.project.cache_dir / _CHECKED, text.encode("ascii"))
+                atomic_write(self.project.cache_dir / _CHECKED, text.encode("ascii"), durable=False)
         return problems
 
     def _environment_overrides(self) -> list[tuple[str, list[str], str]]:
