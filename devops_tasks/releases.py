@@ -483,6 +483,9 @@ class ReleaseEngine:
             connection if isinstance(connection, LocalConnection) else _OverSsh(connection, known)
         )
         self._ahead: Background | None = None
+        #: The releases on the host as :meth:`sweep` listed them under the deploy lock, and
+        #: as this engine changed them since, for :meth:`prune` (None: list them again).
+        self._held: set[str] | None = None
 
     @property
     def releases_dir(self) -> str:
@@ -568,6 +571,8 @@ class ReleaseEngine:
                     plan = build(self._bulk.survey(self.root, self.command_timeout))
         except OSError as exc:  # on this machine, or reading the build
             raise (os_failure(exc) or exc) from None
+        if self._held is not None:
+            self._held.add(release)
         sent = plan.sent
         return Upload(
             release,
@@ -639,6 +644,8 @@ class ReleaseEngine:
             f" && mv {q(partial)} {q(self.release_path(new))}"
         )
         done = self._run(command, f"copy release {release} of {source.root} as {new}")
+        if self._held is not None:
+            self._held.add(new)
         return done.strip().endswith("linked")
 
     def manifest(self, release: str) -> dict[str, dict[str, Any]] | None:
@@ -757,9 +764,14 @@ class ReleaseEngine:
             ]
         )
         self._run(f"rm -rf {paths}", f"remove release {release}")
+        if self._held is not None:
+            self._held.discard(release)
 
     def prune(self, keep: int, protect: set[str]) -> list[str]:
         """Remove all but the newest ``keep`` releases, never one in ``protect``.
+
+        Call it only while holding the deploy lock; after a :meth:`sweep` under that lock,
+        the releases it listed (and this engine made or removed since) are all there is.
 
         On a host, each is renamed out of the listing at once, and the rest is done in the
         background, after the deploy: the files are removed, and the live release gets a
@@ -769,7 +781,8 @@ class ReleaseEngine:
         would otherwise wait for. Whatever the background cut short carries a temporary
         name, which the next deploy's :meth:`sweep` removes.
         """
-        existing = self.releases()
+        held, self._held = self._held, None
+        existing = sorted(held) if held is not None else self.releases()
         doomed = [r for r in existing[: max(len(existing) - keep, 0)] if r not in protect]
         manifests = shlex.join(self._manifest_path(r) for r in doomed)
         if isinstance(self._bulk, LocalConnection):
@@ -813,6 +826,7 @@ class ReleaseEngine:
         """
         in_releases, in_root, manifests = self._listings("releases", ".", MANIFESTS)
         existing = {name for name in in_releases if DEPLOYMENT_ID.fullmatch(name)}
+        self._held = set(existing)
         leftovers = [f"releases/{n}" for n in in_releases if _LEFTOVER_IN_RELEASES.fullmatch(n)]
         leftovers += [name for name in in_root if _LEFTOVER_IN_ROOT.fullmatch(name)]
         stale = [

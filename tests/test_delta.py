@@ -513,6 +513,21 @@ def settled(root: Path, expected: set[str]) -> set[str]:
     return set(os.listdir(root / "releases"))
 
 
+def test_a_prune_after_a_sweep_under_the_lock_needs_no_second_listing(over_ssh, build):
+    for release in (R1, R2, R3):
+        over_ssh.deploy(release, build)
+    over_ssh.engine.sweep()
+    over_ssh.deploy(R4, build)
+    counting = over_ssh.engine.connection
+    counting.sessions = 0
+
+    removed = over_ssh.engine.prune(2, set())
+
+    assert removed == [R1, R2]
+    assert counting.sessions == 1
+    assert over_ssh.engine.releases() == [R3, R4]
+
+
 def test_old_releases_pruned_on_a_host_leave_the_listing_at_once_and_the_disk_soon(over_ssh, build):
     for release in (R1, R2, R3):
         (build / "index.html").write_text(f"<h1>{release}</h1>\n")
