@@ -167,8 +167,12 @@ class HostState:
 
     # -- the lock --------------------------------------------------------------------------
 
-    def take(self, holder: dict[str, Any], ttl: float) -> None:
-        """Take the lock for ``holder`` (which has a ``token``); LOCKED naming whoever has it."""
+    def take(self, holder: dict[str, Any], ttl: float, then: str = "") -> str:
+        """Take the lock for ``holder`` (which has a ``token``); LOCKED naming whoever has it.
+
+        ``then``: a command to run once the lock is taken, in the same round trip (its
+        failure fails nothing); its output is returned.
+        """
         state_dir, lock, holder_file = map(shlex.quote, (self.dir, self.lock, self.holder_file))
         # The holder's JSON is closed by the host's clock: {..., "since": <host epoch>}
         opening = _dump(holder)[:-1] + ', "since": '
@@ -176,13 +180,14 @@ class HostState:
             f"mkdir -p {state_dir} && if mkdir {lock} 2>/dev/null; then"
             f" {{ printf '%s' {shlex.quote(opening)} && date +%s && echo '}}'; }} > {holder_file}"
             f" || {{ rm -f {holder_file}; rmdir {lock}; exit 1; }}; echo {_TAKEN};"
-            f" elif test -d {lock}; then echo {_HELD}; {self._show_lock()};"
+            + (f" {{ {then}\n}} 2>/dev/null; true;" if then else "")
+            + f" elif test -d {lock}; then echo {_HELD}; {self._show_lock()};"
             f" else echo {shlex.quote(f'cannot create {self.lock}')} >&2; exit 1; fi",
             "take the deploy lock",
         )
         first, _, rest = output.partition("\n")
         if first.strip() == _TAKEN:
-            return
+            return rest
         raise self._parse_lock(rest, ttl).locked_error(ttl)
 
     def release(self, token: str | None) -> bool:

@@ -486,6 +486,9 @@ class ReleaseEngine:
         #: The releases on the host as :meth:`sweep` listed them under the deploy lock, and
         #: as this engine changed them since, for :meth:`prune` (None: list them again).
         self._held: set[str] | None = None
+        #: What :meth:`seen` was given (the output of :meth:`look_command`), until this
+        #: engine runs a command: ``current`` as it read, then the listings of :meth:`sweep`.
+        self._looked: list[list[str]] | None = None
 
     @property
     def releases_dir(self) -> str:
@@ -520,7 +523,19 @@ class ReleaseEngine:
 
     def _call(self, command: str, what: str) -> Any:
         """``command``'s result, whatever its exit status; raises only once it timed out."""
+        self._looked = None  # whatever it changes, the look before it may no longer say
         return run_timed(self.connection, command, what, self.command_timeout)
+
+    def look_command(self) -> str:
+        """A command printing what :meth:`current` and then :meth:`sweep` read first, for
+        :meth:`seen`: run in the same round trip as another (the deploy lock's), it saves
+        each of them one."""
+        return self._listing_command(None, "releases", ".", MANIFESTS)
+
+    def seen(self, output: str) -> None:
+        """What :meth:`look_command` printed: :meth:`current` and :meth:`sweep` use it
+        instead of asking, unless this engine has run a command since."""
+        self._looked = _split_listings(output, 4)
 
     def _run(self, command: str, what: str) -> str:
         result = self._call(command, what)
@@ -550,6 +565,7 @@ class ReleaseEngine:
         with a link to it. The release appears under its id only once whole.
         """
         _checked(release)
+        self._looked = None
         links = _shared_paths(shared)
         try:
             # The files are hashed while the host is asked what it has, and while they are
@@ -716,6 +732,8 @@ class ReleaseEngine:
 
     def current(self) -> str | None:
         """The release ``current`` points at, or ``None`` (before the first deploy)."""
+        if self._looked is not None:
+            return _release_of_link("".join(self._looked[0][:1]))
         link = shlex.quote(f"{self.root}/current")
         return _release_of_link(self._run(f"readlink {link} || true", "read the current release"))
 
@@ -724,19 +742,16 @@ class ReleaseEngine:
 
         A directory that does not exist has none.
         """
-        separator = "/"  # the one name no directory entry can have
-        listing = " echo /;".join(f" ls -1A {shlex.quote(d)};" for d in directories)
-        output = self._run(
-            f"cd {shlex.quote(self.root)} 2>/dev/null && {{{listing} }} 2>/dev/null; true",
-            "list files",
+        output = self._run(self._listing_command(*directories), "list files")
+        return _split_listings(output, len(directories))
+
+    def _listing_command(self, *directories: str | None) -> str:
+        """Each of ``directories``' entries (None: where ``current`` points), one a line,
+        between lines of ``/`` (the one name no directory entry can have)."""
+        listing = " echo /;".join(
+            " readlink current;" if d is None else f" ls -1A {shlex.quote(d)};" for d in directories
         )
-        names: list[list[str]] = [[]]
-        for line in output.splitlines():
-            if line == separator:
-                names.append([])
-            elif line:
-                names[-1].append(line)
-        return names + [[]] * (len(directories) - len(names))
+        return f"cd {shlex.quote(self.root)} 2>/dev/null && {{{listing} }} 2>/dev/null; true"
 
     def releases(self) -> list[str]:
         """Every release on the host, oldest first (release ids sort by time).
@@ -824,7 +839,10 @@ class ReleaseEngine:
         A manifest whose release is gone (the run died between the two renames, or the
         release was deleted by hand) goes too.
         """
-        in_releases, in_root, manifests = self._listings("releases", ".", MANIFESTS)
+        looked, self._looked = self._looked, None
+        in_releases, in_root, manifests = (
+            looked[1:] if looked is not None else self._listings("releases", ".", MANIFESTS)
+        )
         existing = {name for name in in_releases if DEPLOYMENT_ID.fullmatch(name)}
         self._held = set(existing)
         leftovers = [f"releases/{n}" for n in in_releases if _LEFTOVER_IN_RELEASES.fullmatch(n)]
@@ -857,6 +875,17 @@ def _expecting(known: dict[str, Remembered]) -> str:
         if DEPLOYMENT_ID.fullmatch(release)
     )
     return f"  m= l=\n  case $c in\n{cases}  esac\n" if cases else "  m= l=\n"
+
+
+def _split_listings(output: str, count: int) -> list[list[str]]:
+    """The ``count`` listings of a :meth:`ReleaseEngine._listing_command`'s output."""
+    names: list[list[str]] = [[]]
+    for line in output.splitlines():
+        if line == "/":
+            names.append([])
+        elif line:
+            names[-1].append(line)
+    return (names + [[]] * count)[:count]
 
 
 def _pruned(release: str) -> str:

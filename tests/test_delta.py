@@ -528,6 +528,35 @@ def test_a_prune_after_a_sweep_under_the_lock_needs_no_second_listing(over_ssh, 
     assert over_ssh.engine.releases() == [R3, R4]
 
 
+def look(target: Target) -> None:
+    """Run the engine's look as the deploy lock's command runs it, and give it the output."""
+    command = target.engine.look_command()
+    target.engine.seen(target.engine.connection.connection.run(command, hide=True).stdout)
+
+
+def test_a_look_taken_with_the_lock_answers_current_and_sweep_without_asking(over_ssh, build):
+    over_ssh.deploy(R1, build)
+    (over_ssh.root / "releases" / f".{R2}.partial").mkdir()
+    look(over_ssh)
+    counting = over_ssh.engine.connection
+    counting.sessions = 0
+
+    assert over_ssh.engine.current() == R1
+    assert over_ssh.engine.sweep() == [f"releases/.{R2}.partial"]
+    assert counting.sessions == 1  # the removal
+    assert not (over_ssh.root / "releases" / f".{R2}.partial").exists()
+
+
+def test_a_look_is_forgotten_once_the_engine_has_run_a_command(over_ssh, build):
+    over_ssh.deploy(R1, build)
+    over_ssh.upload(R2, build)
+    look(over_ssh)
+
+    over_ssh.engine.activate(R2)
+
+    assert over_ssh.engine.current() == R2
+
+
 def test_old_releases_pruned_on_a_host_leave_the_listing_at_once_and_the_disk_soon(over_ssh, build):
     for release in (R1, R2, R3):
         (build / "index.html").write_text(f"<h1>{release}</h1>\n")

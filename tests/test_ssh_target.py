@@ -17,6 +17,9 @@ import pytest
 from fleet import configure, live, releases, roots
 from helpers import write_site
 
+from devops_tasks import channels
+from devops_tasks import releases as releases_module
+from devops_tasks.channels import run_streamed
 from devops_tasks.config import ConfigStore
 from devops_tasks.files import SiteFiles
 from devops_tasks.history import Deployment
@@ -38,6 +41,25 @@ def test_a_deploy_puts_the_same_release_live_on_every_host(project, cli, hosts):
     assert status["live_release"] == deployed["release"] and status["in_sync"]
     assert status["target"]["hosts_agree"]
     assert not [h for h in status["target"]["hosts"] if "current" in h]  # the live release
+
+
+def test_a_one_file_redeploy_takes_seven_round_trips_per_host(project, cli, hosts, monkeypatch):
+    """Lock (and a look at the live release and leftovers), the look ahead at what to link
+    from, the release, the switch, the prune, the audit line, the unlock."""
+    cli("deploy", "--json")
+    write_site(project.root / "dist", "fleet v2")
+    commands: list[str] = []
+
+    def counted(connection, command, stdin, timeout, what):  # type: ignore[no-untyped-def]
+        commands.append(what)
+        return run_streamed(connection, command, stdin, timeout, what)
+
+    monkeypatch.setattr(channels, "run_streamed", counted)
+    monkeypatch.setattr(releases_module, "run_streamed", counted)
+
+    assert cli("deploy", "--json").json["success"]
+
+    assert len(commands) == 7 * len(hosts), commands
 
 
 def test_rollback_restores_the_previous_release_on_every_host(project, cli, hosts):

@@ -663,9 +663,7 @@ class SshPlatform(Platform):
             try:
                 for member in ordered:
                     taken.append(member)  # first: an interrupted take may have happened
-                    result = _attempt(
-                        lambda m: self._state(m).take(holder, self._lock_ttl()), member
-                    )
+                    result = _attempt(lambda m: self._take(m, holder), member)
                     if isinstance(result, DevopsError):
                         raise result
             except DevopsError as error:
@@ -674,6 +672,12 @@ class SshPlatform(Platform):
             yield
         finally:
             self._in_parallel(taken, lambda m: self._state(m).release(holder["token"]))
+
+    def _take(self, member: _Member, holder: dict[str, Any]) -> None:
+        """Lock ``member``, and in the same round trip look at what the deploy reads first
+        (its live release, what a killed run left)."""
+        looked = self._state(member).take(holder, self._lock_ttl(), member.engine.look_command())
+        member.engine.seen(looked)
 
     def lock_states(self) -> list[dict[str, Any]]:
         ttl = self._lock_ttl()
