@@ -1,7 +1,8 @@
 """Release manifests, and the plan of a delta upload that they make possible.
 
 A manifest says what each file of a release is: ``path -> {sha256, size, mode, mtime}``, as
-deployed. The plan of a new release compares the build with the manifest of the host's
+deployed, and nothing else: a release with exactly the files of another has its manifest. The
+plan of a new release compares the build with the manifest of the host's
 current release, and with that release's files as they are on the host: a file is linked
 from there only if its content and mode are the same and its copy there still has the size,
 mode and time its manifest says (so a file edited by hand on the host is sent again).
@@ -99,13 +100,17 @@ class Plan:
     #: entries a host that copies ``base`` whole removes before the sent files go in.
     #: Empty without a base.
     unwanted: tuple[str, ...] = ()
+    #: ``base``'s manifest, when this release has exactly its files (all linked): then it is
+    #: this release's manifest too, and a host copies it instead of being sent it.
+    same_manifest: bytes | None = None
 
     @functools.cached_property
     def manifest(self) -> bytes:
+        if self.same_manifest is not None:
+            return self.same_manifest
         digests = self.digests()
         document = {
             "version": _VERSION,
-            "release": self.release,
             "files": {f.path: entry.to_json(digests[f.path]) for f, entry, _ in self.members},
         }
         return json.dumps(document, separators=(",", ":")).encode()
@@ -166,7 +171,14 @@ def plan_upload(
         members = _members(files, digests() if intact else {}, intact, shared)
         base = survey.current if intact else None
         unwanted = _unwanted(survey, members, shared) if base else ()
-        plan = Plan(release, base, members, shared, digests, unwanted)
+        same = (
+            survey.manifest
+            if base
+            and len(members) == len(parse_manifest(survey.manifest or b"") or ())
+            and all(linked for _, _, linked in members)
+            else None
+        )
+        plan = Plan(release, base, members, shared, digests, unwanted, same)
         _last_plan[:] = [(files, key, survey, plan)]
         return plan
 

@@ -342,10 +342,11 @@ class _OverSsh:
         to the release. Given ``unwanted``, sent ahead of the tar for ``start`` to read,
         ``start`` has linked the linked files; otherwise the tar links each one."""
         q = shlex.quote
-        steps = [
-            "tar -x -p --no-same-owner -f -",
-            f"mv -f {q(plan.manifest_partial)} {q(plan.manifest_path)}",
-        ]
+        steps = ["tar -x -p --no-same-owner -f -"]
+        if plan.same_manifest is not None:  # the base's, which the host has
+            base_manifest = f"../{MANIFESTS}/{plan.base}.json"
+            steps.append(f"cp {q(base_manifest)} {q(plan.manifest_partial)}")
+        steps.append(f"mv -f {q(plan.manifest_partial)} {q(plan.manifest_path)}")
         for path in plan.shared:
             in_release = f"{plan.partial}/{path}"
             missing = q(f"{root}/shared/{path} does not exist")
@@ -429,9 +430,11 @@ def _tar(plan: Plan, progress: Progress, links: bool = True) -> Iterator[bytes]:
         if len(buffer) >= _STREAM_CHUNK:
             yield bytes(buffer)
             buffer.clear()
-    name = os.fsencode(plan.manifest_partial)
-    buffer += tar_stream.file_header(name, len(plan.manifest), 0o644, int(time.time()))
-    buffer += plan.manifest + tar_stream.padding(len(plan.manifest)) + tar_stream.END
+    if plan.same_manifest is None:
+        name = os.fsencode(plan.manifest_partial)
+        buffer += tar_stream.file_header(name, len(plan.manifest), 0o644, int(time.time()))
+        buffer += plan.manifest + tar_stream.padding(len(plan.manifest))
+    buffer += tar_stream.END
     yield bytes(buffer)
     progress.finish()
 

@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,22 @@ def live(root: Path) -> str | None:
     """The release ``root/current`` points at, read on disk (None if there is none)."""
     link = root / "current"
     return os.readlink(link).rsplit("/", 1)[-1] if link.is_symlink() else None
+
+
+def settle(roots: list[Path], timeout: float = 10.0) -> None:
+    """Wait until each host whose root is in ``roots`` has done what a deploy left to its
+    background: pruned releases removed, and the live release's standby made."""
+    deadline = time.monotonic() + timeout
+    for root in roots:
+        serving = live(root)
+        if serving is None:
+            continue
+        while time.monotonic() < deadline:
+            names = os.listdir(root / "releases")
+            busy = [n for n in names if n.endswith((".pruned", ".standby.partial"))]
+            if f".{serving}.standby" in names and not busy:
+                break
+            time.sleep(0.02)
 
 
 def releases(root: Path) -> list[str]:

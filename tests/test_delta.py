@@ -256,6 +256,41 @@ def test_what_a_host_proves_it_holds_is_what_its_listing_would_have_said(make_ta
     assert remembering.engine.survey() == plain.engine.survey()
 
 
+def test_a_release_with_exactly_the_files_of_the_live_one_has_its_manifest(target, build):
+    target.deploy(R1, build)
+
+    upload = target.upload(R2, build)
+
+    assert (upload.files_sent, upload.files_linked) == (0, 4)
+    assert target.engine.manifest(R2) == target.engine.manifest(R1)
+
+
+def test_an_unchanged_build_sends_the_host_neither_files_nor_a_manifest(over_ssh, build):
+    for n in range(2000):
+        (build / "docs" / f"page-{n:05d}.html").parent.mkdir(exist_ok=True)
+        (build / "docs" / f"page-{n:05d}.html").write_text(f"<p>{n}</p>\n")
+    over_ssh.deploy(R1, build)
+    counting = over_ssh.engine.connection
+    counting.sent = 0
+
+    over_ssh.upload(R2, build)
+
+    assert counting.sent < 4096  # the end of an empty tar; R1's manifest is 300 kB
+    manifests = over_ssh.root / ".devops" / "manifests"
+    assert (manifests / f"{R2}.json").read_bytes() == (manifests / f"{R1}.json").read_bytes()
+
+
+def test_a_manifest_written_by_an_earlier_version_still_links(target, build):
+    target.deploy(R1, build)
+    manifest = target.root / ".devops" / "manifests" / f"{R1}.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "release": R1}))
+    (build / "index.html").write_text("<h1>v2</h1>\n")
+
+    upload = target.upload(R2, build)
+
+    assert (upload.base, upload.files_sent, upload.files_linked) == (R1, 1, 3)
+
+
 def test_an_upload_over_ssh_is_one_look_and_one_stream(over_ssh, build):
     counting = over_ssh.engine.connection
     over_ssh.deploy(R1, build)

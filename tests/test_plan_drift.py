@@ -22,6 +22,7 @@ import gcs_emulator
 import pytest
 from fake_vercel import FakeVercel
 from fleet import configure as configure_fleet
+from fleet import settle
 
 from devops_tasks.changes import KINDS, PLAN_PATHS, Changes, Drift
 from devops_tasks.objectstore import Headers, ObjectStore
@@ -90,10 +91,13 @@ def _local(request: pytest.FixtureRequest, project: Project, cli: Any) -> Target
 def _ssh(request: pytest.FixtureRequest, project: Project, cli: Any) -> Target:
     roots: list[Path] = request.getfixturevalue("hosts")
     fleet = roots[0].parents[1]
+
+    def holdings() -> dict[str, Any]:
+        settle(roots)  # what the last deploy left to the hosts' background is done
+        return tree(fleet)
+
     return Target(
-        "ssh",
-        lambda path, body: (roots[0] / "current" / path).write_bytes(body),
-        lambda: tree(fleet),
+        "ssh", lambda path, body: (roots[0] / "current" / path).write_bytes(body), holdings
     )
 
 
