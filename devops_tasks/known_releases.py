@@ -98,18 +98,18 @@ class KnownReleases:
         self,
         release: str,
         manifest: bytes,
-        listing: Callable[[], bytes],
+        listing_sha256: Callable[[], str],
         shared: tuple[str, ...],
     ) -> None:
-        """Keep ``release``'s manifest and ``shared`` links and the digest of its ``listing()``
-        (as a host lists it, sorted), and forget all but the newest few. Once per release
-        and process (the hosts of a deploy share one); a failure to write costs only the
-        next deploy's time."""
+        """Keep ``release``'s manifest and ``shared`` links and ``listing_sha256()``, the
+        digest of the listing a host prints of it (sorted), and forget all but the newest
+        few. Once per release and process (the hosts of a deploy share one); a failure to
+        write costs only the next deploy's time."""
         with self._lock:
             known = self._loaded()
             if release in known:
                 return
-            digest = hashlib.sha256(listing()).hexdigest()
+            digest = listing_sha256()
             known[release] = Remembered(manifest, digest, shared)
         with contextlib.suppress(OSError):
             header = json.dumps({"listing": digest, "shared": list(shared)}).encode()

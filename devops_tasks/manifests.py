@@ -231,7 +231,7 @@ def _members(
     """Each file with its manifest entry, linked when ``intact`` has it as it is now."""
     members = []
     for site_file in files:
-        if any(within(site_file.path, path) for path in shared):
+        if shared and any(within(site_file.path, path) for path in shared):
             continue  # the shared path replaces it
         mode = site_file.mode & _DEPLOYED_MODE
         kept = intact.get(site_file.path)
@@ -296,21 +296,31 @@ def parse_manifest(data: bytes) -> dict[str, Entry] | None:
     if not isinstance(files, dict):
         return None
     entries = {}
+    modes: dict[str, int] = {}  # a release has a few modes: each is checked and read once
     for path, entry in files.items():
         if not isinstance(entry, dict):
             return None
-        sha256, size, mode, mtime = (entry.get(k) for k in ("sha256", "size", "mode", "mtime"))
+        sha256, size, mode, mtime = (
+            entry.get("sha256"),
+            entry.get("size"),
+            entry.get("mode"),
+            entry.get("mtime"),
+        )
+        if not isinstance(mode, str):
+            return None
+        if mode not in modes:
+            if not _OCTAL_MODE.fullmatch(mode):
+                return None
+            modes[mode] = int(mode, 8)
         if not (
-            isinstance(sha256, str)
-            and _SHA256.fullmatch(sha256)
-            and type(size) is int
+            type(size) is int
             and size >= 0
-            and isinstance(mode, str)
-            and _OCTAL_MODE.fullmatch(mode)
             and type(mtime) is int
+            and isinstance(sha256, str)
+            and _SHA256.fullmatch(sha256)
         ):
             return None
-        entries[path] = Entry(sha256, size, int(mode, 8), mtime)
+        entries[path] = Entry(sha256, size, modes[mode], mtime)
     return entries
 
 

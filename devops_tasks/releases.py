@@ -32,6 +32,7 @@ send is the plan of :mod:`devops_tasks.manifests`.
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import os
 import posixpath
@@ -313,13 +314,17 @@ class _OverSsh:
 
     def remember(self, plan: Plan) -> None:
         """Remember ``plan``'s release, now on a host, for the next survey."""
-        if self.known is not None:
-            self.known.remember(
-                plan.release,
-                plan.manifest,
-                lambda: listing_of([(f.path, e) for f, e, _ in plan.members], plan.shared),
-                plan.shared,
-            )
+        if self.known is None:
+            return
+        base = self.known.all().get(str(plan.base)) if plan.same_manifest is not None else None
+
+        def listing_sha256() -> str:
+            if base is not None and base.shared == plan.shared:
+                return base.listing_sha256  # the same files and links: the same listing
+            listing = listing_of([(f.path, e) for f, e, _ in plan.members], plan.shared)
+            return hashlib.sha256(listing).hexdigest()
+
+        self.known.remember(plan.release, plan.manifest, listing_sha256, plan.shared)
 
     def build(self, root: str, plan: Plan, progress: Progress, timeout: float | None) -> None:
         """Make the release on the host in one command: started from a copy of the base

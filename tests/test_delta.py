@@ -750,6 +750,10 @@ def test_a_manifest_of_many_megabytes_reads_back_whole(target, build):
         % (b"a" * 64),
         b'{"version": 1, "files": {"a": {"sha256": "%s", "size": 1, "mode": "644", "mtime": "1"}}}'
         % (b"a" * 64),
+        b'{"version": 1, "files": {"a": {"sha256": "%s", "size": 1, "mode": [6], "mtime": 1}}}'
+        % (b"a" * 64),
+        b'{"version": 1, "files": {"a": {"sha256": "%s", "size": 1, "mode": "644", "mtime": 1},'
+        b' "b": {"sha256": "%s", "size": 1, "mode": "644", "mtime": 1}}}' % (b"a" * 64, b"b" * 63),
     ],
 )
 def test_a_manifest_that_is_not_well_formed_in_every_part_is_none(document):

@@ -19,19 +19,19 @@ ENTRIES = {
 
 
 def test_a_remembered_release_is_read_back_by_the_next_process(tmp_path: Path) -> None:
-    KnownReleases(tmp_path).remember(RELEASES[0], b'{"files": {}}', lambda: b"listing", ("up",))
+    KnownReleases(tmp_path).remember(RELEASES[0], b'{"files": {}}', lambda: "ab" * 32, ("up",))
 
     known = KnownReleases(tmp_path).all()[RELEASES[0]]
 
     assert known.manifest == b'{"files": {}}'
     assert known.manifest_sha256 == hashlib.sha256(b'{"files": {}}').hexdigest()
-    assert known.listing_sha256 == hashlib.sha256(b"listing").hexdigest()
+    assert known.listing_sha256 == "ab" * 32
     assert known.shared == ("up",)
 
 
 def test_only_the_newest_few_releases_are_remembered(tmp_path: Path) -> None:
     for release in RELEASES:
-        KnownReleases(tmp_path).remember(release, b"{}", lambda: b"", ())
+        KnownReleases(tmp_path).remember(release, b"{}", lambda: "ab" * 32, ())
 
     assert sorted(KnownReleases(tmp_path).all()) == RELEASES[-4:]
     assert sorted(p.name for p in tmp_path.iterdir()) == RELEASES[-4:]
@@ -40,7 +40,7 @@ def test_only_the_newest_few_releases_are_remembered(tmp_path: Path) -> None:
 def test_the_listing_is_made_once_per_release_whatever_the_hosts(tmp_path: Path) -> None:
     known, made = KnownReleases(tmp_path), []
     for _ in range(3):
-        known.remember(RELEASES[0], b"{}", lambda: made.append(1) or b"", ())
+        known.remember(RELEASES[0], b"{}", lambda: made.append(1) or "ab" * 32, ())
 
     assert made == [1]
 
@@ -61,7 +61,7 @@ def test_a_directory_that_cannot_be_written_costs_only_the_memory(tmp_path: Path
     (tmp_path / "file").write_text("in the way")
     known = KnownReleases(tmp_path / "file" / "releases")
 
-    known.remember(RELEASES[0], b"{}", lambda: b"", ())
+    known.remember(RELEASES[0], b"{}", lambda: "ab" * 32, ())
 
     assert KnownReleases(tmp_path / "file" / "releases").all() == {}
 
