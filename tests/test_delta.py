@@ -135,6 +135,13 @@ def build(tmp_path: Path) -> Path:
     return root
 
 
+def add_pages(build: Path, count: int) -> None:
+    """``count`` small pages under ``build/docs/``."""
+    (build / "docs").mkdir(exist_ok=True)
+    for n in range(count):
+        (build / "docs" / f"page-{n:05d}.html").write_text(f"<p>{n}</p>\n")
+
+
 def snapshot(directory: Path) -> dict[str, tuple[int, bytes, int, int]]:
     """``path -> (inode, content, mode, mtime)`` of every file below ``directory``."""
     found = {}
@@ -215,9 +222,7 @@ def test_a_site_of_thousands_of_files_is_linked_whole_but_the_changed_file(over_
 def test_a_host_holding_a_release_as_this_machine_made_it_sends_back_neither_manifest_nor_listing(
     make_target, build
 ):
-    for n in range(2000):
-        (build / "docs" / f"page-{n:05d}.html").parent.mkdir(exist_ok=True)
-        (build / "docs" / f"page-{n:05d}.html").write_text(f"<p>{n}</p>\n")
+    add_pages(build, 2000)
     target = make_target("ssh-remembering")
     target.deploy(R1, build)
     counting = target.engine.connection
@@ -266,9 +271,7 @@ def test_a_release_with_exactly_the_files_of_the_live_one_has_its_manifest(targe
 
 
 def test_an_unchanged_build_sends_the_host_neither_files_nor_a_manifest(over_ssh, build):
-    for n in range(2000):
-        (build / "docs" / f"page-{n:05d}.html").parent.mkdir(exist_ok=True)
-        (build / "docs" / f"page-{n:05d}.html").write_text(f"<p>{n}</p>\n")
+    add_pages(build, 2000)
     over_ssh.deploy(R1, build)
     counting = over_ssh.engine.connection
     counting.sent = 0
@@ -303,9 +306,7 @@ def test_an_upload_over_ssh_is_one_look_and_one_stream(over_ssh, build):
 
 
 def test_the_host_links_the_unchanged_files_itself_so_none_crosses_the_wire(over_ssh, build):
-    for n in range(3000):
-        (build / "docs" / f"page-{n:05d}.html").parent.mkdir(exist_ok=True)
-        (build / "docs" / f"page-{n:05d}.html").write_text(f"<p>{n}</p>\n")
+    add_pages(build, 3000)
     over_ssh.deploy(R1, build)
     counting = over_ssh.engine.connection
     counting.sent = 0
