@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,12 @@ from devops_tasks.project import Project
 
 #: The ssh fleet fixtures (``fleet``, ``hosts``) and the cloud secret stores' fakes.
 pytest_plugins = ["fleet", "cloud_secrets"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches the commands tests start, however the suite was started: a shell that
+    runs it in the background (``&``, ``nohup``) ignores SIGINT, and so would they."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
