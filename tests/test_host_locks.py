@@ -182,7 +182,7 @@ def test_every_host_lock_is_released_when_a_deploy_ends(project, cli, hosts):
     assert all((root / ".devops").is_dir() for root in hosts)
 
 
-def test_hosts_are_locked_one_by_one_in_the_order_of_their_names(
+def test_a_deploy_that_cannot_lock_the_first_host_by_name_asks_no_other(
     project, cli, ssh_servers, fleet, login
 ):
     first, middle, last = ssh_servers.hosts  # by name: 127.0.0.2 < .3 < .4
@@ -190,18 +190,31 @@ def test_hosts_are_locked_one_by_one_in_the_order_of_their_names(
         project, ssh_servers, fleet, hosts=[f"{h.ip}:{h.port}" for h in (last, middle, first)]
     )
     first_root, middle_root, last_root = roots(ssh_servers, fleet)
-    _plant_lock(middle_root, login)
-    last_root.mkdir(parents=True)
-    (last_root / ".devops").write_text("not a directory: locking this host would fail\n")
-    _owned_by(login, fleet)
+    _plant_lock(first_root, login)
 
     refused = cli("deploy", "--json").json
 
-    # the first host was locked, then let go; the last was never tried
+    assert refused["code"] == "LOCKED" and refused["host"].endswith(f"@{first.ip}:{first.port}")
+    assert "released" not in refused
+    assert not (middle_root / ".devops").exists() and not (last_root / ".devops").exists()
+
+
+def test_after_the_first_host_the_others_are_locked_at_once_and_let_go_if_one_is_held(
+    project, cli, ssh_servers, fleet, login
+):
+    first, middle, last = ssh_servers.hosts
+    configure(
+        project, ssh_servers, fleet, hosts=[f"{h.ip}:{h.port}" for h in (last, middle, first)]
+    )
+    first_root, middle_root, last_root = roots(ssh_servers, fleet)
+    _plant_lock(middle_root, login)
+
+    refused = cli("deploy", "--json").json
+
     assert refused["code"] == "LOCKED" and refused["host"].endswith(f"@{middle.ip}:{middle.port}")
-    assert refused["released"] == [f"{ssh_servers.user}@{first.ip}:{first.port}"]
-    assert not _lock(first_root).exists()
-    assert (last_root / ".devops").is_file()
+    assert refused["released"] == [f"{ssh_servers.user}@{h.ip}:{h.port}" for h in (first, last)]
+    assert not _lock(first_root).exists() and not _lock(last_root).exists()
+    assert json.loads((_lock(middle_root) / "holder.json").read_text())["token"] == ALICE["token"]
 
 
 def test_of_two_concurrent_deploys_from_two_checkouts_one_proceeds_and_the_other_is_locked(
