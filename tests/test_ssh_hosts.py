@@ -68,6 +68,20 @@ def test_strict_connects_to_a_known_host_and_runs_commands_as_the_test_user(
     assert ssh_connection.split()[2:] == [host.ip, str(host.port)]
 
 
+def test_a_connection_sends_its_requests_at_once_and_acknowledges_each_read_at_once(
+    ssh_servers: SshServers, known_hosts: Path
+) -> None:
+    with open_to(ssh_servers, ssh_servers.hosts[0], known_hosts) as connection:
+        sock = connection.client.get_transport().sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)  # as the kernel may
+
+        assert connection.run("echo hi", hide=True).stdout == "hi\n"
+        sock.recv(0)  # what every read of the connection does first
+
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK)
+
+
 def test_an_unknown_host_is_refused_with_its_fingerprint(
     ssh_servers: SshServers, tmp_path: Path
 ) -> None:
