@@ -316,7 +316,11 @@ class _OverSsh:
         """Remember ``plan``'s release, now on a host, for the next survey."""
         if self.known is None:
             return
-        base = self.known.all().get(str(plan.base)) if plan.same_manifest is not None else None
+        base = (
+            self.known.all().get(plan.base)
+            if plan.same_manifest is not None and plan.base is not None
+            else None
+        )
 
         def listing_sha256() -> str:
             if base is not None and base.shared == plan.shared:
