@@ -236,6 +236,21 @@ def test_a_host_holding_a_release_as_this_machine_made_it_sends_back_neither_man
     assert tree(target.release(R2)) == tree(build)
 
 
+def test_a_release_made_unchanged_from_its_base_is_remembered_too(make_target, build):
+    add_pages(build, 2000)
+    target = make_target("ssh-remembering")
+    target.deploy(R1, build)
+    target.deploy(R2, build)  # nothing changed: R1's manifest and listing
+    counting = target.engine.connection
+    counting.received = 0
+    (build / "index.html").write_text("<h1>v3</h1>\n")
+
+    upload = target.upload(R3, build)
+
+    assert (upload.base, upload.files_sent) == (R2, 1)
+    assert counting.received < 1000
+
+
 def test_a_host_sends_back_what_this_machine_does_not_remember(make_target, build):
     target = make_target("ssh-remembering")
     target.deploy(R1, build)
