@@ -549,6 +549,10 @@ class ReleaseEngine:
         instead of asking, unless this engine has run a command since."""
         self._looked = _split_listings(output, 4)
 
+    def look(self) -> None:
+        """Read what :meth:`current` and then :meth:`sweep` read first, in one command."""
+        self.seen(self._run(self.look_command(), "look at the releases"))
+
     def _run(self, command: str, what: str) -> str:
         result = self._call(command, what)
         if result.failed:

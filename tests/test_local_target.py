@@ -18,6 +18,7 @@ from shims import without_privileges
 
 from devops_tasks.history import DeploymentHistory, Status
 from devops_tasks.project import Project
+from devops_tasks.releases import LocalConnection
 
 
 def configure(project: Project, **settings: object) -> None:
@@ -291,3 +292,21 @@ def test_a_rollback_is_refused_first_for_a_shared_root_even_with_nothing_to_roll
     refused = cli("rollback", "--env", "staging", "--json").json
 
     assert refused["code"] == "CONFIG_INVALID" and "share" in refused["error"]
+
+
+def test_an_unchanged_deploy_runs_two_shell_commands_the_look_and_the_switch(
+    project, cli, monkeypatch
+):
+    assert cli("deploy", "--json").json["success"]
+    ran: list[str] = []
+    run = LocalConnection.run
+
+    def recorded(self, command, **options):  # type: ignore[no-untyped-def]
+        ran.append(command)
+        return run(self, command, **options)
+
+    monkeypatch.setattr(LocalConnection, "run", recorded)
+
+    assert cli("deploy", "--json").json["success"]
+
+    assert len(ran) == 2, ran

@@ -183,6 +183,7 @@ class LocalPlatform(Platform):
         return self.engine.exists(release)
 
     def live_release(self) -> str | None:
+        self.engine.look()  # and, in the same command, what a deploy's sweep reads next
         return self.engine.current()
 
     def discard(self, release: str) -> None:
