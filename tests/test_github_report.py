@@ -256,13 +256,35 @@ def test_without_report_github_nothing_is_sent(github, cli):
 # -- interrupted deploys -----------------------------------------------------------------------
 
 
+def _health_check_waiting(silent: socket.socket, path: str) -> socket.socket:
+    """The connection on which the deploy has sent its whole health check (GET ``path``) and
+    now waits for an answer; connections from anything else on this machine are closed.
+
+    Signalling on ``accept()`` alone raced: the port is the machine's, and the deploy was
+    still running Python between its connect and its read when the signal came.
+    """
+    while True:
+        connection, _ = silent.accept()
+        connection.settimeout(60)
+        request = b""
+        while b"\r\n\r\n" not in request and len(request) < 65536:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            request += chunk
+        if request.startswith(f"GET {path} ".encode()) and request.endswith(b"\r\n\r\n"):
+            return connection
+        connection.close()
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_deploy_stopped_mid_way_posts_error(github, cli, project, stop):
     with socket.socket() as silent:  # accepts the health check's connection, never answers
         silent.bind(("127.0.0.1", 0))
-        silent.listen(1)
+        silent.listen(8)
         silent.settimeout(60)
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}/health"
+        path = f"/health-{os.getpid()}-{stop.name}"
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}{path}"
         _set(cli, "deployment.health_check", {"enabled": True, "url": url, "timeout": 60})
         worker = subprocess.Popen(
             [sys.executable, "-m", "devops_tasks", "deploy", "--json"],
@@ -273,8 +295,7 @@ def test_a_deploy_stopped_mid_way_posts_error(github, cli, project, stop):
             text=True,
         )
         try:
-            connection, _ = silent.accept()  # the deploy is live and being checked
-            with connection:
+            with _health_check_waiting(silent, path):  # the deploy is live and being checked
                 os.kill(worker.pid, stop)
                 stdout, _ = worker.communicate(timeout=60)
         finally:

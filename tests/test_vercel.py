@@ -14,6 +14,8 @@ from fake_vercel import FakeVercel
 from helpers import write_site
 
 from devops_tasks import http
+from devops_tasks.config import ConfigStore
+from devops_tasks.credentials import Credentials
 from devops_tasks.platforms import vercel as vercel_module
 from devops_tasks.platforms import vercel_api
 from devops_tasks.platforms.vercel import vercel_ignore
@@ -282,6 +284,47 @@ def test_a_deployment_vercel_fails_reports_its_error_and_production_is_unchanged
     assert "Command exited with 1" in [
         e["text"] for e in cli("logs", "--json").json["remote"]["events"]
     ]
+
+
+def looks(fake, release):
+    """The GETs of deployment ``release`` (how a deploy follows it until it is ready)."""
+    return [
+        r for r in fake.requests if r.method == "GET" and r.path == f"/v13/deployments/{release}"
+    ]
+
+
+def test_a_deployment_ready_in_the_create_answer_is_not_looked_at_again(vercel, cli):
+    vercel.ready_after_polls = 0
+    result = deploy(cli)
+    assert result["success"] and production(vercel) == result["release"]
+    assert looks(vercel, result["release"]) == []
+
+
+def test_a_building_deployment_is_looked_at_until_ready_and_its_steps_keep_their_order(
+    vercel, cli, project
+):
+    vercel.ready_after_polls = 3
+    result = deploy(cli)
+    assert result["success"] and len(looks(vercel, result["release"])) == 3
+    steps = [e["step"] for e in cli("logs", "--json").json["log"]]
+    assert steps.index("create") < steps.index("ready") < steps.index("done")
+    kept = project.cache_dir / "deployed" / "vercel" / "production" / f"{result['release']}.json"
+    assert json.loads(kept.read_text())["release"] == result["release"]
+
+
+@pytest.mark.parametrize(
+    ("interval", "pauses"),
+    [(1.0, [0.25, 0.5, 1.0, 1.0]), (0.4, [0.25, 0.4, 0.4, 0.4]), (0.05, [0.05] * 4)],
+)
+def test_pauses_between_looks_double_from_a_quarter_second_up_to_the_interval(
+    project, interval, pauses
+):
+    project.state_dir.mkdir(exist_ok=True)
+    configure(project, "prj_pauses", poll_interval=interval)
+    settings = ConfigStore(project).settings(None)
+    vercel = vercel_module.VercelPlatform(project, settings, None, Credentials(project, settings))
+    waits = vercel._pauses()
+    assert [next(waits) for _ in pauses] == pauses
 
 
 # -- strategies, rollback ----------------------------------------------------------------------

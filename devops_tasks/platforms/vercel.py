@@ -16,11 +16,13 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..answers import token_may_go_to
+from ..background import Background
 from ..digest_maps import DigestMaps, digest_drift, digest_plan
 from ..errors import DevopsError, ErrorCode
 from ..redaction import register_secret
@@ -49,6 +51,10 @@ TARGETS = ("production", "preview", "development")
 #: A prebuilt static directory: no framework, no build, the files served from the root.
 STATIC_SETTINGS: dict[str, Any] = {"framework": None, "outputDirectory": "."}
 EVENTS_SHOWN = 100
+#: The first pause between two looks at a deployment (or a domain switch), doubled after
+#: each look up to ``vercel.poll_interval``: a prebuilt static deployment is often ready
+#: within a second, and a full interval would be waited for nothing.
+FIRST_PAUSE = 0.25
 #: The official CLI's default ignore list (``.vercelignore`` rules of a non-prebuilt deploy):
 #: names, and globs of one path part.
 _IGNORED_NAMES = (
@@ -267,14 +273,21 @@ class VercelPlatform(Platform):
         ``publish``); keep its digest map, for drift."""
         files = len(listed)
         deployment_id = str(created["id"])
+        # Vercel is asked how the deployment is doing while this machine writes the record's
+        # step and the digest map: the look only reads, and each side would wait on the other.
+        look = (
+            None
+            if _settled(created, publish)
+            else Background(lambda: self.api.get_deployment(deployment_id))
+        )
         deployment.platform_deploy_id = deployment_id
         deployment.step(
             "create",
             f"Vercel deployment {deployment_id} ({'production' if publish else 'preview'}) "
             f"for {files} files",
         )
-        ready = self._wait_ready(created, production=publish)
         DigestMaps(self).save(deployment_id, {entry["file"]: entry["sha"] for entry in listed})
+        ready = self._wait_ready(created, production=publish, look=look)
         if publish and not ready.get("aliasAssigned"):
             # READY but staged: after an instant rollback Vercel stops moving the production
             # domains to new deployments until one is promoted.
@@ -377,21 +390,23 @@ class VercelPlatform(Platform):
             lambda: self.api.deployment_files(live) if live else {},
         )
 
-    def _wait_ready(self, state: dict[str, Any], production: bool) -> dict[str, Any]:
-        """Poll until READY (with its production alias settled) or ERROR/CANCELED."""
+    def _wait_ready(
+        self, state: dict[str, Any], production: bool, look: Background | None = None
+    ) -> dict[str, Any]:
+        """Poll until READY (with its production alias settled) or ERROR/CANCELED.
+
+        ``look``: the first poll, already under way (its answer is taken before any other).
+        """
         deployment_id = str(state["id"])
         deadline = time.monotonic() + self.deploy_timeout
+        pauses = self._pauses()
         polled = False  # the first look follows the create at once; later ones wait
         while True:
             ready_state = state.get("readyState")
             if state.get("aliasError"):
                 error = state["aliasError"]
                 raise self._failed(deployment_id, f"alias error: {_text(error)}")
-            if ready_state == "READY" and (
-                not production
-                or state.get("aliasAssigned")
-                or state.get("readySubstate") == "STAGED"
-            ):
+            if _settled(state, production):
                 return state
             if ready_state in ("ERROR", "CANCELED"):
                 reason = state.get("errorMessage") or state.get("errorCode") or ready_state
@@ -405,9 +420,19 @@ class VercelPlatform(Platform):
                     "for very large sites.",
                     vercel_deployment=deployment_id,
                 )
+            if look is not None:
+                state, look, polled = look.result(), None, True
+                continue
             if polled:
-                time.sleep(self.poll_interval)
+                time.sleep(next(pauses))
             state, polled = self.api.get_deployment(deployment_id), True
+
+    def _pauses(self) -> Iterator[float]:
+        """The pauses between looks: from :data:`FIRST_PAUSE`, doubling, up to the interval."""
+        pause = min(FIRST_PAUSE, self.poll_interval)
+        while True:
+            yield pause
+            pause = min(pause * 2, self.poll_interval)
 
     @staticmethod
     def _failed(deployment_id: str, reason: str) -> DevopsError:
@@ -434,6 +459,7 @@ class VercelPlatform(Platform):
         call = self.api.promote if action == "promote" else self.api.rollback
         call(project_id, release)
         deadline = time.monotonic() + self.deploy_timeout
+        pauses = self._pauses()
         while True:
             project = self.api.get_project(project_id)
             request = project.get("lastAliasRequest") or {}
@@ -457,7 +483,7 @@ class VercelPlatform(Platform):
                     "is live.",
                     vercel_deployment=release,
                 )
-            time.sleep(self.poll_interval)
+            time.sleep(next(pauses))
 
     def can_restore(self, release: str) -> bool:
         try:
@@ -668,6 +694,14 @@ def env_sync_entries(configured: list[Any]) -> list[tuple[str, tuple[str, ...]]]
         else:
             entries.append((str(item["name"]), tuple(item.get("targets") or TARGETS)))
     return entries
+
+
+def _settled(state: dict[str, Any], production: bool) -> bool:
+    """Whether a deployment in ``state`` needs no further look: READY (and for production,
+    its alias settled, or staged after an instant rollback)."""
+    return state.get("readyState") == "READY" and bool(
+        not production or state.get("aliasAssigned") or state.get("readySubstate") == "STAGED"
+    )
 
 
 def _production(project: dict[str, Any]) -> dict[str, Any]:
