@@ -259,9 +259,11 @@ class DeploymentHistory:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def save(self, deployment: Deployment) -> None:
-        """Write ``deployment``'s record and its index entry (create or update)."""
-        write_json(self._record_path(deployment.id), deployment.to_dict(), sweep=True)
+    def save(self, deployment: Deployment, durable: bool = True) -> None:
+        """Write ``deployment``'s record and its index entry (create or update); not
+        ``durable``: flushed to the disk by the next durable save, not now."""
+        path = self._record_path(deployment.id)
+        write_json(path, deployment.to_dict(), sweep=True, durable=durable)
         summary = deployment.summary()
         with FileLock(self._lock_path):
             entries = self._load_index()
@@ -272,7 +274,7 @@ class DeploymentHistory:
             else:
                 entries.append(summary)
                 entries.sort(key=lambda e: e["id"])
-            self._write_index(entries)
+            self._write_index(entries, durable)
         self._indexed[deployment.id] = summary
 
     def save_progress(self, deployment: Deployment) -> None:
@@ -280,11 +282,13 @@ class DeploymentHistory:
 
         A process killed mid-deploy then leaves a record saying how far it got. The record
         is written each time; the index only when a field it holds changed (a platform
-        deploy id learnt mid-deploy shows in ``history`` and ``status`` at once).
+        deploy id learnt mid-deploy shows in ``history`` and ``status`` at once). Neither
+        waits for the disk: these writes need only outlive the process, and the deploy's
+        last save (:meth:`save`) is durable.
         """
         if deployment.summary() != self._indexed.get(deployment.id):
-            self.save(deployment)
-        else:  # the deploy's last save is durable; this one has only to outlive the process
+            self.save(deployment, durable=False)
+        else:
             write_json(
                 self._record_path(deployment.id), deployment.to_dict(), sweep=True, durable=False
             )
@@ -440,12 +444,13 @@ class DeploymentHistory:
                 continue  # a foreign or damaged file is not a record; leave it be
         return entries
 
-    def _write_index(self, entries: list[dict[str, Any]]) -> None:
+    def _write_index(self, entries: list[dict[str, Any]], durable: bool = True) -> None:
         write_json(
             self.index_path,
             {"version": INDEX_VERSION, "deployments": entries},
             indent=None,
             sweep=True,
+            durable=durable,
         )
 
     def rebuild_index(self) -> int:

@@ -73,7 +73,12 @@ class Project:
         return self._git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
 
     def _git(self, *args: str) -> str | None:
-        """``git ARGS`` in the project, its output; ``None`` when git fails or says nothing."""
+        """``git ARGS`` in the project, its output; ``None`` when git fails or says nothing
+        (without starting it where it can only fail: no ``.git`` here or above)."""
+        if "GIT_DIR" not in os.environ and not any(
+            (directory / ".git").exists() for directory in (self.root, *self.root.parents)
+        ):
+            return None
         try:
             done = subprocess.run(
                 ["git", *args],
