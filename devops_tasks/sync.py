@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import fnmatch
+import functools
 import gzip
 import hashlib
 import io
@@ -35,7 +36,6 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from pathlib import PurePosixPath
 from typing import Any
 
 from .background import Background
@@ -158,25 +158,38 @@ def _now() -> str:
 # -- headers ---------------------------------------------------------------------------------
 
 
+def _name(path: str) -> str:
+    return path.rpartition("/")[2]
+
+
+def _suffix(name: str) -> str:
+    """``PurePosixPath(name).suffix``, lowercased, without building a path per file."""
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
+
+
 def content_type(path: str) -> str:
     """The Content-Type a file is served with, ``charset=utf-8`` on text."""
-    suffix = PurePosixPath(path).suffix.lower()
-    guessed = CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path, strict=False)[0]
-    guessed = guessed or "application/octet-stream"
-    if guessed.startswith("text/") or guessed in _TEXT_TYPES:
-        return f"{guessed}; charset=utf-8"
-    return guessed
+    known = CONTENT_TYPES.get(_suffix(_name(path)))
+    if known is not None:
+        return _with_charset(known)
+    return _with_charset(mimetypes.guess_type(path, strict=False)[0] or "application/octet-stream")
+
+
+@functools.lru_cache(maxsize=256)
+def _with_charset(kind: str) -> str:
+    return f"{kind}; charset=utf-8" if kind.startswith("text/") or kind in _TEXT_TYPES else kind
 
 
 def fingerprinted(path: str) -> bool:
     """Whether the file's name carries a hash of its content (safe to cache forever)."""
-    return bool(_FINGERPRINT.search(PurePosixPath(path).name))
+    return bool(_FINGERPRINT.search(_name(path)))
 
 
 def is_entry(path: str) -> bool:
     """Whether the file points to others (a page, a feed, a service worker): sent last."""
-    pure = PurePosixPath(path)
-    return pure.suffix.lower() in _ENTRY_SUFFIXES or pure.name.lower() in _ENTRY_NAMES
+    name = _name(path)
+    return _suffix(name) in _ENTRY_SUFFIXES or name.lower() in _ENTRY_NAMES
 
 
 @dataclass(frozen=True)
@@ -422,7 +435,9 @@ class BucketLock:
 
     A lock older than its TTL was left by a deploy that died; it is taken over. Where the
     store ignores "only if absent" (an emulator), the lock is looked up first: that leaves a
-    small window in which two deploys both take it.
+    small window in which two deploys both take it. Only a lock past its TTL can have been
+    taken over, so one released before half of it has passed is deleted without being read
+    first (a clock between two machines would have to be off by half the TTL).
     """
 
     poll_interval = 0.5
@@ -434,11 +449,14 @@ class BucketLock:
         self.ttl = ttl
         self.timeout = timeout
         self._token = os.urandom(8).hex()
+        self._taken: float | None = None
 
     def acquire(self) -> None:
         deadline = time.monotonic() + self.timeout
         while True:
+            taken = time.monotonic()
             if (self.store.conditional_create or self._read() is None) and self._create():
+                self._taken = taken
                 return
             current = self._read()
             if current is None:
@@ -461,6 +479,10 @@ class BucketLock:
             time.sleep(self.poll_interval)
 
     def release(self) -> None:
+        taken, self._taken = self._taken, None
+        if taken is not None and time.monotonic() - taken < self.ttl / 2:
+            self.store.delete([self.key])
+            return
         current = self._read()
         if current is not None and current.get("token") == self._token:
             self.store.delete([self.key])
@@ -539,6 +561,8 @@ class Sync:
         self._lock_factory = lock
         self._invalidate = invalidate
         self._live: Manifest | None = None
+        #: The bytes ``_live`` was read from (None: there was no manifest).
+        self._live_raw: bytes | None = None
         self._live_read = False
         self._listing: Listing | None = None
         #: The lock while this object holds it; ``_sticky`` keeps it until :meth:`holding` ends.
@@ -576,16 +600,16 @@ class Sync:
     def live(self) -> Manifest | None:
         """The live manifest (one GET per command)."""
         if "live" in self._pending:
-            self._live = self._pending.pop("live").result()
+            self._live, self._live_raw = self._pending.pop("live").result()
             self._live_read = True
         if not self._live_read:
-            self._live = self._read_live()
+            self._live, self._live_raw = self._read_live()
             self._live_read = True
         return self._live
 
-    def _read_live(self) -> Manifest | None:
+    def _read_live(self) -> tuple[Manifest | None, bytes | None]:
         raw = self.store.get(self.private + MANIFEST)
-        return None if raw is None else Manifest.parse(raw, self.private + MANIFEST)
+        return (None if raw is None else Manifest.parse(raw, self.private + MANIFEST)), raw
 
     def listing(self, fresh: bool = False) -> Listing:
         """Every object under the prefix (one paginated LIST per command, unless ``fresh``)."""
@@ -647,7 +671,7 @@ class Sync:
             pending.wait()
         self._pending = {}
         self._live_read = False
-        self._live = None
+        self._live = self._live_raw = None
         self._listing = None
 
     # -- planning ------------------------------------------------------------------------
@@ -703,7 +727,7 @@ class Sync:
             return self._result(plan, plan.base.release, {}, noop=True)
         self._check_deletes(plan, force_deletes)  # before the lock: nothing at all written
         with self._locked():
-            if self._moved(plan):  # someone deployed between our reads and our lock
+            if self._moved():  # someone deployed between our reads and our lock
                 self.forget()
                 plan = self.plan(files, progress)
                 self._check_deletes(plan, force_deletes)
@@ -729,10 +753,10 @@ class Sync:
             )
         return self._result(plan, release, outcome)
 
-    def _moved(self, plan: Plan) -> bool:
-        raw = self.store.get(self.private + MANIFEST)
-        now = None if raw is None else Manifest.parse(raw, self.private + MANIFEST).release
-        return now != _id(plan.base)
+    def _moved(self) -> bool:
+        """Whether the live manifest is no longer the one the plan was made from (a store
+        that can ask conditionally does so without reading it again)."""
+        return not self.store.holds(self.private + MANIFEST, self._live_raw)
 
     def _check_deletes(self, plan: Plan, force: bool) -> None:
         if len(plan.deletes) > self.max_deletes and not force:
@@ -994,13 +1018,12 @@ class Sync:
         progress.finish()
         warnings: list[str] = []
         invalidation = None
+        raw = None
         if manifest is not None:
             manifest.files.update(written)
-            self._put_json(f"{self.private}{RELEASES}{manifest.release}.json", manifest.to_bytes())
-            self._put_json(self.private + MANIFEST, manifest.to_bytes())
+            raw = manifest.to_bytes()
+            warnings += self._switch(manifest.release, raw)
             self._written.clear()
-            if self._releases is not None:
-                self._releases.add(manifest.release)
         changed = sorted(set(written) | set(deletes))
         if changed and self._invalidate is not None:
             try:
@@ -1019,7 +1042,7 @@ class Sync:
                 )
         self.forget()
         if manifest is not None:  # what is live now is known without asking
-            self._live, self._live_read = manifest, True
+            self._live, self._live_raw, self._live_read = manifest, raw, True
         return {
             "uploaded": len(uploads),
             "bytes_uploaded": sum(w.entry.size for w in uploads),
@@ -1030,6 +1053,26 @@ class Sync:
             "invalidation": invalidation,
             "warnings": warnings,
         }
+
+    def _switch(self, release: str, raw: bytes) -> list[str]:
+        """Write the live manifest, ``raw``, and keep it as ``releases/<release>.json``; the
+        two PUTs go at once. The switch is the live one: should only the kept copy fail, the
+        release is live all the same, and a warning says it cannot be restored later."""
+        kept = Background(lambda: self._put_json(f"{self.private}{RELEASES}{release}.json", raw))
+        try:
+            self._put_json(self.private + MANIFEST, raw)
+        finally:
+            kept.wait()
+        try:
+            kept.result()
+        except DevopsError as error:
+            return [
+                f"release {release} is live, but its copy under {self.private}{RELEASES} was not "
+                f"written ({error.message}): a later rollback to it needs its build deployed again"
+            ]
+        if self._releases is not None:
+            self._releases.add(release)
+        return []
 
     def _preserve(
         self,

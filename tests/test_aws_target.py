@@ -177,6 +177,34 @@ def test_a_one_file_change_lists_the_bucket_once_and_reads_the_history_once(buck
     assert [r.method for r in history] == ["GET", "PUT"]
 
 
+def test_a_one_file_change_makes_no_request_it_can_do_without(bucket, cli, s3_proxy):
+    deploy(cli)
+    Path("dist/css/site.css").write_text("body { margin: 2 }\n")
+    s3_proxy.clear()
+    assert deploy(cli)["success"]
+    asked = [(r.method, r.key(BUCKET)) for r in s3_proxy.requests if r.key(BUCKET)]
+    # under the lock the manifest is asked for again only if it changed (If-None-Match)
+    manifest_reads = [s for r, s in s3_proxy.answers if r.key(BUCKET) == ".devops/manifest.json"]
+    assert sorted(manifest_reads) == [200, 200, 304]  # the read ahead, the check, the switch
+    # a lock released well within its TTL is deleted without being read back first
+    assert [m for m, key in asked if key == ".devops/lock.json"] == ["PUT", "DELETE"]
+    assert sum(1 for m, key in asked if m == "PUT" and key == ".devops/manifest.json") == 1
+
+
+def test_a_release_copy_that_cannot_be_written_leaves_the_release_live_with_a_warning(
+    bucket, cli, s3_proxy
+):
+    deploy(cli)
+    write_site(Path("dist"), "v2")
+    s3_proxy.fail("PUT", r"/\.devops/releases/", 403, "AccessDenied")
+    result = deploy(cli)
+    assert result["success"] and bucket.manifest()["release"] == result["release"]
+    assert bucket.body("index.html") == b"<h1>home v2</h1>\n"
+    (warning,) = result["details"]["sync"]["warnings"]
+    assert f"release {result['release']} is live" in warning and "rollback" in warning
+    assert f".devops/releases/{result['release']}.json" not in bucket.listed()
+
+
 def test_a_cache_control_rule_change_updates_the_headers_without_force(bucket, cli, s3_proxy):
     deploy(cli)
     set_config(cli, "aws.cache_control", [{"glob": "css/*", "value": "public, max-age=60"}])
@@ -255,7 +283,9 @@ def test_assets_go_up_before_pages_then_the_manifest_then_the_deletes(bucket, cl
             request.method == "DELETE" and not key.startswith(".devops/")
         ):
             sequence.append("delete")
-    assert sequence == ["asset"] * 3 + ["page"] * 2 + ["release", "manifest", "delete"]
+    assert sequence[:5] == ["asset"] * 3 + ["page"] * 2
+    # the live manifest and its kept copy go at once, in either order; the deletes after both
+    assert sorted(sequence[5:7]) == ["manifest", "release"] and sequence[7:] == ["delete"]
 
 
 def test_parallel_uploads_back_off_on_slowdown_and_finish(bucket, cli, s3_proxy):
