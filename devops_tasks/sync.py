@@ -209,6 +209,11 @@ class HeaderRules:
         return cls(tuple((r["glob"], r["value"]) for r in rules), tuple(compress))
 
     def headers(self, path: str) -> Headers:
+        if not self.cache_control and not self.compress:  # the defaults: by kind of name
+            name = _name(path)
+            suffix = _suffix(name)
+            if suffix in CONTENT_TYPES:
+                return _default_headers(suffix, fingerprinted(name) and not is_entry(name))
         return Headers(
             content_type(path),
             self._cache_control(path),
@@ -220,6 +225,14 @@ class HeaderRules:
             if fnmatch.fnmatchcase(path, glob):
                 return value
         return IMMUTABLE if fingerprinted(path) and not is_entry(path) else REVALIDATE
+
+
+@functools.lru_cache(maxsize=512)
+def _default_headers(suffix: str, immutable: bool) -> Headers:
+    """The headers of a file with a known suffix and no rules: one object per kind, shared."""
+    return Headers(
+        _with_charset(CONTENT_TYPES[suffix]), IMMUTABLE if immutable else REVALIDATE, None
+    )
 
 
 # -- manifests -------------------------------------------------------------------------------
@@ -691,17 +704,20 @@ class Sync:
             sha = digests[path]
             headers = self.rules.headers(path)
             old = current.get(path)
-            fresh = Entry(sha, site_file.size, headers, sha, site_file.size)
             if old is None:
-                writes.append(Write(path, fresh, "new", source=site_file))
+                reason = "new"
             elif old.sha256 != sha or old.headers.content_encoding != headers.content_encoding:
-                writes.append(Write(path, fresh, "changed", source=site_file))
+                reason = "changed"
             elif not old.intact(listing.site.get(path)):
-                writes.append(Write(path, fresh, "drift", source=site_file))
+                reason = "drift"
             elif old.headers != headers:
                 writes.append(Write(path, replace(old, headers=headers), "headers", copy_from=path))
+                continue
             else:
                 unchanged[path] = old
+                continue
+            fresh = Entry(sha, site_file.size, headers, sha, site_file.size)
+            writes.append(Write(path, fresh, reason, source=site_file))
         built = {f.path for f in files}
         deletes = sorted(k for k in listing.site if k not in built) if self.delete else []
         sizes = {key: listing.site[key].size for key in deletes}

@@ -316,6 +316,19 @@ def test_a_failing_upload_mid_deploy_leaves_the_old_release_live_and_whole(bucke
     assert cli("status", "--json").json["live_release"] == first["release"]
 
 
+def test_a_path_of_more_key_bytes_than_s3_takes_is_refused_before_anything_is_written(
+    bucket, cli, s3_proxy
+):
+    folder = Path("dist", *["\U0001f600" * 60] * 5)  # 300 characters, 1,200 bytes of UTF-8
+    folder.mkdir(parents=True)
+    (folder / "a.txt").write_text("a")
+    refused = deploy(cli)
+    assert (
+        refused["code"] == "VALIDATION_FAILED" and "longer than an object key" in refused["error"]
+    )
+    assert writes(s3_proxy) == []
+
+
 def test_a_held_lock_stops_the_deploy_and_names_its_holder(bucket, cli, s3_proxy):
     deploy(cli)
     write_site(Path("dist"), "v2")
