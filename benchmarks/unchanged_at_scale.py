@@ -162,7 +162,7 @@ def emulator(name: str) -> Iterator[Emulated]:
         try:
             yield Emulated(
                 "gcp",
-                {"bucket": BUCKET, "project": "bench", "endpoint_url": server.url},
+                {"bucket": BUCKET, "project": "scale-bench", "endpoint_url": server.url},
                 base,
                 lambda: GcsStore(BUCKET, endpoint_url=server.url),
             )

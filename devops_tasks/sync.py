@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from .background import Background
 from .changes import Changes
@@ -316,22 +316,47 @@ class Manifest:
     @classmethod
     def parse(cls, raw: bytes, where: str) -> Manifest:
         """A manifest read from the bucket; DEPLOY_FAILED naming ``where`` if it is not one."""
-        try:
-            data = parse_json(raw.decode("utf-8"))
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
-                raise ValueError(f"not a format {FORMAT} manifest")
+
+        def build(data: dict[str, Any]) -> Manifest:
             files = {str(path): Entry.from_dict(entry) for path, entry in data["files"].items()}
             info = {k: v for k, v in data.items() if k not in ("format", "release", "files")}
             return cls(_text(data["release"]), files, info)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise DevopsError(
-                ErrorCode.DEPLOY_FAILED,
-                f"{where} in the bucket is not a manifest devops-tasks can read ({exc})",
-                "Do not edit the private prefix by hand. Deploy with a newer devops-tasks if "
-                "another one wrote it; or delete that object, and the next deploy sends "
-                "every file again.",
-                object=where,
-            ) from None
+
+        return _read_manifest(raw, where, build)
+
+    @staticmethod
+    def stored_hashes(raw: bytes, where: str) -> set[str]:
+        """The stored contents (``stored_sha256``) a manifest names, read without building
+        its entries: what pruning needs of each kept release."""
+        return _read_manifest(
+            raw,
+            where,
+            lambda data: {
+                _sha(entry.get("stored_sha256", entry["sha256"]))
+                for entry in data["files"].values()
+            },
+        )
+
+
+_Read = TypeVar("_Read")
+
+
+def _read_manifest(raw: bytes, where: str, read: Callable[[dict[str, Any]], _Read]) -> _Read:
+    """``read`` of a manifest's JSON; DEPLOY_FAILED naming ``where`` if it is not one."""
+    try:
+        data = parse_json(raw.decode("utf-8"))
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"not a format {FORMAT} manifest")
+        return read(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DevopsError(
+            ErrorCode.DEPLOY_FAILED,
+            f"{where} in the bucket is not a manifest devops-tasks can read ({exc})",
+            "Do not edit the private prefix by hand. Deploy with a newer devops-tasks if "
+            "another one wrote it; or delete that object, and the next deploy sends "
+            "every file again.",
+            object=where,
+        ) from None
 
 
 def _sha(value: Any) -> str:
@@ -1252,11 +1277,12 @@ class Sync:
             return []
         with self._locked():
             self.store.delete(f"{folder}{r}.json" for r in dropped)
-            needed: set[str] = set()
-            for release in ordered:
-                manifest = None if release in dropped else self.release(release)
-                if manifest is not None:
-                    needed.update(e.stored_sha256 for e in manifest.files.values())
+            # the live manifest is in hand; the other kept ones are read at once, lightly
+            needed = {e.stored_sha256 for e in live.files.values()} if live else set()
+            kept = [r for r in ordered if r not in dropped and r != _id(live)]
+            with concurrent.futures.ThreadPoolExecutor(min(len(kept), 8) or 1) as pool:
+                for hashes in pool.map(self._kept_hashes, kept):
+                    needed |= hashes
             objects = self.private + OBJECTS
             unused = [
                 o.key for o in self.store.list(objects) if o.key[len(objects) :] not in needed
@@ -1265,6 +1291,11 @@ class Sync:
                 self.store.delete(unused)
         self._releases = set(ordered) - set(dropped)
         return dropped
+
+    def _kept_hashes(self, release: str) -> set[str]:
+        key = f"{self.private}{RELEASES}{release}.json"
+        raw = self.store.get(key)
+        return set() if raw is None else Manifest.stored_hashes(raw, key)
 
 
 def _id(manifest: Manifest | None) -> str | None:

@@ -438,6 +438,24 @@ def test_pruning_keeps_only_what_kept_releases_need(bucket, cli):
     assert cli("rollback", "--json").json["release"] == releases[2]
 
 
+def test_pruning_reads_each_other_kept_release_once_and_never_the_live_one(bucket, cli, s3_proxy):
+    set_config(cli, "deployment.keep_releases", 3)
+    releases = []
+    for version in ("v1", "v2", "v3"):
+        write_site(Path("dist"), version)
+        releases.append(deploy(cli)["release"])
+    write_site(Path("dist"), "v4")
+    s3_proxy.clear()
+    live = deploy(cli)["release"]
+    read = sorted(
+        (r.key(BUCKET) or "")
+        for r in s3_proxy.requests
+        if r.method == "GET" and (r.key(BUCKET) or "").startswith(".devops/releases/")
+    )
+    assert read == [f".devops/releases/{r}.json" for r in releases[1:]]
+    assert f".devops/releases/{live}.json" in bucket.listed()
+
+
 # -- dry run, status, history, logs ------------------------------------------------------------
 
 
