@@ -278,18 +278,22 @@ class Entry:
     def from_dict(cls, data: Mapping[str, Any]) -> Entry:
         sha = _sha(data["sha256"])
         size = _count(data["size"])
+        stored = data.get("stored_sha256")
+        stored_size = data.get("stored_size")
         return cls(
             sha,
             size,
-            Headers(
-                _text(data["content_type"]),
-                _optional_text(data.get("cache_control")),
-                _optional_text(data.get("content_encoding")),
-            ),
-            _sha(data.get("stored_sha256", sha)),
-            _count(data.get("stored_size", size)),
+            _headers(data["content_type"], data.get("cache_control"), data.get("content_encoding")),
+            sha if stored is None else _sha(stored),
+            size if stored_size is None else _count(stored_size),
             _optional_text(data.get("tag")),
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _headers(kind: Any, cache_control: Any, encoding: Any) -> Headers:
+    """Headers as a manifest names them, checked; the few kinds a site has are shared."""
+    return Headers(_text(kind), _optional_text(cache_control), _optional_text(encoding))
 
 
 @dataclass
