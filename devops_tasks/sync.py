@@ -1279,18 +1279,20 @@ class Sync:
         dropped = [r for r in ordered if r not in keep_ids]
         if not dropped:  # a kept copy is only ever left unused by a dropped release
             return []
+        objects = self.private + OBJECTS
         with self._locked():
-            self.store.delete(f"{folder}{r}.json" for r in dropped)
-            # the live manifest is in hand; the other kept ones are read at once, lightly
+            # At once: the dropped manifests go, the kept copies are listed, and the other
+            # kept manifests are read, lightly (the live one is in hand). Only once all that
+            # is done are the copies no remaining manifest needs deleted.
             needed = {e.stored_sha256 for e in live.files.values()} if live else set()
             kept = [r for r in ordered if r not in dropped and r != _id(live)]
-            with concurrent.futures.ThreadPoolExecutor(min(len(kept), 8) or 1) as pool:
+            with concurrent.futures.ThreadPoolExecutor(min(len(kept), 8) + 2) as pool:
+                gone = pool.submit(self.store.delete, [f"{folder}{r}.json" for r in dropped])
+                listed = pool.submit(lambda: [o.key for o in self.store.list(objects)])
                 for hashes in pool.map(self._kept_hashes, kept):
                     needed |= hashes
-            objects = self.private + OBJECTS
-            unused = [
-                o.key for o in self.store.list(objects) if o.key[len(objects) :] not in needed
-            ]
+                gone.result()
+                unused = [k for k in listed.result() if k[len(objects) :] not in needed]
             if unused:
                 self.store.delete(unused)
         self._releases = set(ordered) - set(dropped)
