@@ -1,13 +1,15 @@
 """Every target's benchmark against its peer, in one Markdown table (ours, peer, ratio, memory).
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--only netlify,vercel,s3,ssh,history,local]
+    .venv/bin/python benchmarks/run_all.py [--quick]
+        [--only netlify,vercel,s3,ssh,history,local,scale]
         [--runs 1] [--output benchmarks/results.md] [--netlify-cli-dir DIR]
         [--vercel-cli-dir DIR] [--tools DIR]
 
 The table has one row per target, scenario and peer: our wall time, the peer's, ours / peer,
 the peak memory of each command, and the target ratio the issues set, met or missed. The
 figures come from each benchmark's own ``rows()`` (``netlify_vs_cli.py``, ``vercel_vs_cli.py``,
-``buckets_vs_hugo.py``, ``ssh_vs_rsync.py``, ``history_query.py``); this script only runs them
+``buckets_vs_hugo.py``, ``ssh_vs_rsync.py``, ``history_query.py``, ``unchanged_at_scale.py``);
+this script only runs them
 and writes the table, with the date and the machine, to ``--output`` (``-`` for stdout). A peer
 that is not installed gets a row that says so and how to install it, and no figure.
 
@@ -49,6 +51,7 @@ LABELS = {
     "ssh": "SSH",
     "history": "History",
     "local": "Local",
+    "scale": "Buckets at scale",
 }
 
 
@@ -97,6 +100,13 @@ def _local(args: argparse.Namespace) -> list[Row]:
     return local_startup.rows(files=10 if args.quick else 50, runs=2 if args.quick else 10)
 
 
+def _scale(args: argparse.Namespace) -> list[Row]:
+    import unchanged_at_scale
+
+    files, megabytes = (200, 1.0) if args.quick else (20_000, 80.0)
+    return unchanged_at_scale.rows(files, megabytes, args.runs, log=_log)
+
+
 TARGETS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "netlify": _netlify,
     "vercel": _vercel,
@@ -104,6 +114,7 @@ TARGETS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "ssh": _ssh,
     "history": _history,
     "local": _local,
+    "scale": _scale,
 }
 
 

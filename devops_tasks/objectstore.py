@@ -73,6 +73,14 @@ class ObjectStore(abc.ABC):
     def get(self, key: str) -> bytes | None:
         """The object's bytes, or ``None`` if there is no such object."""
 
+    def holds(self, key: str, seen: bytes | None) -> bool:
+        """Whether ``key`` still holds exactly ``seen`` (None: still no such object).
+
+        A store that can ask with a condition (S3: ``If-None-Match`` with the bytes' MD5)
+        overrides this, so that an unchanged object is not read again.
+        """
+        return self.get(key) == seen
+
     @abc.abstractmethod
     def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> str | None:
         """Store ``size`` bytes read from ``body`` under ``key`` with ``headers``.

@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import fnmatch
+import functools
 import gzip
 import hashlib
 import io
@@ -35,8 +36,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from .background import Background
 from .changes import Changes
@@ -158,25 +158,38 @@ def _now() -> str:
 # -- headers ---------------------------------------------------------------------------------
 
 
+def _name(path: str) -> str:
+    return path.rpartition("/")[2]
+
+
+def _suffix(name: str) -> str:
+    """``PurePosixPath(name).suffix``, lowercased, without building a path per file."""
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
+
+
 def content_type(path: str) -> str:
     """The Content-Type a file is served with, ``charset=utf-8`` on text."""
-    suffix = PurePosixPath(path).suffix.lower()
-    guessed = CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path, strict=False)[0]
-    guessed = guessed or "application/octet-stream"
-    if guessed.startswith("text/") or guessed in _TEXT_TYPES:
-        return f"{guessed}; charset=utf-8"
-    return guessed
+    known = CONTENT_TYPES.get(_suffix(_name(path)))
+    if known is not None:
+        return _with_charset(known)
+    return _with_charset(mimetypes.guess_type(path, strict=False)[0] or "application/octet-stream")
+
+
+@functools.lru_cache(maxsize=256)
+def _with_charset(kind: str) -> str:
+    return f"{kind}; charset=utf-8" if kind.startswith("text/") or kind in _TEXT_TYPES else kind
 
 
 def fingerprinted(path: str) -> bool:
     """Whether the file's name carries a hash of its content (safe to cache forever)."""
-    return bool(_FINGERPRINT.search(PurePosixPath(path).name))
+    return bool(_FINGERPRINT.search(_name(path)))
 
 
 def is_entry(path: str) -> bool:
     """Whether the file points to others (a page, a feed, a service worker): sent last."""
-    pure = PurePosixPath(path)
-    return pure.suffix.lower() in _ENTRY_SUFFIXES or pure.name.lower() in _ENTRY_NAMES
+    name = _name(path)
+    return _suffix(name) in _ENTRY_SUFFIXES or name.lower() in _ENTRY_NAMES
 
 
 @dataclass(frozen=True)
@@ -196,6 +209,11 @@ class HeaderRules:
         return cls(tuple((r["glob"], r["value"]) for r in rules), tuple(compress))
 
     def headers(self, path: str) -> Headers:
+        if not self.cache_control and not self.compress:  # the defaults: by kind of name
+            name = _name(path)
+            suffix = _suffix(name)
+            if suffix in CONTENT_TYPES:
+                return _default_headers(suffix, fingerprinted(name) and not is_entry(name))
         return Headers(
             content_type(path),
             self._cache_control(path),
@@ -207,6 +225,14 @@ class HeaderRules:
             if fnmatch.fnmatchcase(path, glob):
                 return value
         return IMMUTABLE if fingerprinted(path) and not is_entry(path) else REVALIDATE
+
+
+@functools.lru_cache(maxsize=512)
+def _default_headers(suffix: str, immutable: bool) -> Headers:
+    """The headers of a file with a known suffix and no rules: one object per kind, shared."""
+    return Headers(
+        _with_charset(CONTENT_TYPES[suffix]), IMMUTABLE if immutable else REVALIDATE, None
+    )
 
 
 # -- manifests -------------------------------------------------------------------------------
@@ -252,18 +278,22 @@ class Entry:
     def from_dict(cls, data: Mapping[str, Any]) -> Entry:
         sha = _sha(data["sha256"])
         size = _count(data["size"])
+        stored = data.get("stored_sha256")
+        stored_size = data.get("stored_size")
         return cls(
             sha,
             size,
-            Headers(
-                _text(data["content_type"]),
-                _optional_text(data.get("cache_control")),
-                _optional_text(data.get("content_encoding")),
-            ),
-            _sha(data.get("stored_sha256", sha)),
-            _count(data.get("stored_size", size)),
+            _headers(data["content_type"], data.get("cache_control"), data.get("content_encoding")),
+            sha if stored is None else _sha(stored),
+            size if stored_size is None else _count(stored_size),
             _optional_text(data.get("tag")),
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _headers(kind: Any, cache_control: Any, encoding: Any) -> Headers:
+    """Headers as a manifest names them, checked; the few kinds a site has are shared."""
+    return Headers(_text(kind), _optional_text(cache_control), _optional_text(encoding))
 
 
 @dataclass
@@ -290,22 +320,47 @@ class Manifest:
     @classmethod
     def parse(cls, raw: bytes, where: str) -> Manifest:
         """A manifest read from the bucket; DEPLOY_FAILED naming ``where`` if it is not one."""
-        try:
-            data = parse_json(raw.decode("utf-8"))
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
-                raise ValueError(f"not a format {FORMAT} manifest")
+
+        def build(data: dict[str, Any]) -> Manifest:
             files = {str(path): Entry.from_dict(entry) for path, entry in data["files"].items()}
             info = {k: v for k, v in data.items() if k not in ("format", "release", "files")}
             return cls(_text(data["release"]), files, info)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise DevopsError(
-                ErrorCode.DEPLOY_FAILED,
-                f"{where} in the bucket is not a manifest devops-tasks can read ({exc})",
-                "Do not edit the private prefix by hand. Deploy with a newer devops-tasks if "
-                "another one wrote it; or delete that object, and the next deploy sends "
-                "every file again.",
-                object=where,
-            ) from None
+
+        return _read_manifest(raw, where, build)
+
+    @staticmethod
+    def stored_hashes(raw: bytes, where: str) -> set[str]:
+        """The stored contents (``stored_sha256``) a manifest names, read without building
+        its entries: what pruning needs of each kept release."""
+        return _read_manifest(
+            raw,
+            where,
+            lambda data: {
+                _sha(entry.get("stored_sha256", entry["sha256"]))
+                for entry in data["files"].values()
+            },
+        )
+
+
+_Read = TypeVar("_Read")
+
+
+def _read_manifest(raw: bytes, where: str, read: Callable[[dict[str, Any]], _Read]) -> _Read:
+    """``read`` of a manifest's JSON; DEPLOY_FAILED naming ``where`` if it is not one."""
+    try:
+        data = parse_json(raw.decode("utf-8"))
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"not a format {FORMAT} manifest")
+        return read(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DevopsError(
+            ErrorCode.DEPLOY_FAILED,
+            f"{where} in the bucket is not a manifest devops-tasks can read ({exc})",
+            "Do not edit the private prefix by hand. Deploy with a newer devops-tasks if "
+            "another one wrote it; or delete that object, and the next deploy sends "
+            "every file again.",
+            object=where,
+        ) from None
 
 
 def _sha(value: Any) -> str:
@@ -422,7 +477,9 @@ class BucketLock:
 
     A lock older than its TTL was left by a deploy that died; it is taken over. Where the
     store ignores "only if absent" (an emulator), the lock is looked up first: that leaves a
-    small window in which two deploys both take it.
+    small window in which two deploys both take it. Only a lock past its TTL can have been
+    taken over, so one released before half of it has passed is deleted without being read
+    first (a clock between two machines would have to be off by half the TTL).
     """
 
     poll_interval = 0.5
@@ -434,11 +491,14 @@ class BucketLock:
         self.ttl = ttl
         self.timeout = timeout
         self._token = os.urandom(8).hex()
+        self._taken: float | None = None
 
     def acquire(self) -> None:
         deadline = time.monotonic() + self.timeout
         while True:
+            taken = time.monotonic()
             if (self.store.conditional_create or self._read() is None) and self._create():
+                self._taken = taken
                 return
             current = self._read()
             if current is None:
@@ -461,6 +521,10 @@ class BucketLock:
             time.sleep(self.poll_interval)
 
     def release(self) -> None:
+        taken, self._taken = self._taken, None
+        if taken is not None and time.monotonic() - taken < self.ttl / 2:
+            self.store.delete([self.key])
+            return
         current = self._read()
         if current is not None and current.get("token") == self._token:
             self.store.delete([self.key])
@@ -539,6 +603,8 @@ class Sync:
         self._lock_factory = lock
         self._invalidate = invalidate
         self._live: Manifest | None = None
+        #: The bytes ``_live`` was read from (None: there was no manifest).
+        self._live_raw: bytes | None = None
         self._live_read = False
         self._listing: Listing | None = None
         #: The lock while this object holds it; ``_sticky`` keeps it until :meth:`holding` ends.
@@ -576,16 +642,16 @@ class Sync:
     def live(self) -> Manifest | None:
         """The live manifest (one GET per command)."""
         if "live" in self._pending:
-            self._live = self._pending.pop("live").result()
+            self._live, self._live_raw = self._pending.pop("live").result()
             self._live_read = True
         if not self._live_read:
-            self._live = self._read_live()
+            self._live, self._live_raw = self._read_live()
             self._live_read = True
         return self._live
 
-    def _read_live(self) -> Manifest | None:
+    def _read_live(self) -> tuple[Manifest | None, bytes | None]:
         raw = self.store.get(self.private + MANIFEST)
-        return None if raw is None else Manifest.parse(raw, self.private + MANIFEST)
+        return (None if raw is None else Manifest.parse(raw, self.private + MANIFEST)), raw
 
     def listing(self, fresh: bool = False) -> Listing:
         """Every object under the prefix (one paginated LIST per command, unless ``fresh``)."""
@@ -647,7 +713,7 @@ class Sync:
             pending.wait()
         self._pending = {}
         self._live_read = False
-        self._live = None
+        self._live = self._live_raw = None
         self._listing = None
 
     # -- planning ------------------------------------------------------------------------
@@ -667,17 +733,20 @@ class Sync:
             sha = digests[path]
             headers = self.rules.headers(path)
             old = current.get(path)
-            fresh = Entry(sha, site_file.size, headers, sha, site_file.size)
             if old is None:
-                writes.append(Write(path, fresh, "new", source=site_file))
+                reason = "new"
             elif old.sha256 != sha or old.headers.content_encoding != headers.content_encoding:
-                writes.append(Write(path, fresh, "changed", source=site_file))
+                reason = "changed"
             elif not old.intact(listing.site.get(path)):
-                writes.append(Write(path, fresh, "drift", source=site_file))
+                reason = "drift"
             elif old.headers != headers:
                 writes.append(Write(path, replace(old, headers=headers), "headers", copy_from=path))
+                continue
             else:
                 unchanged[path] = old
+                continue
+            fresh = Entry(sha, site_file.size, headers, sha, site_file.size)
+            writes.append(Write(path, fresh, reason, source=site_file))
         built = {f.path for f in files}
         deletes = sorted(k for k in listing.site if k not in built) if self.delete else []
         sizes = {key: listing.site[key].size for key in deletes}
@@ -703,7 +772,7 @@ class Sync:
             return self._result(plan, plan.base.release, {}, noop=True)
         self._check_deletes(plan, force_deletes)  # before the lock: nothing at all written
         with self._locked():
-            if self._moved(plan):  # someone deployed between our reads and our lock
+            if self._moved():  # someone deployed between our reads and our lock
                 self.forget()
                 plan = self.plan(files, progress)
                 self._check_deletes(plan, force_deletes)
@@ -729,10 +798,10 @@ class Sync:
             )
         return self._result(plan, release, outcome)
 
-    def _moved(self, plan: Plan) -> bool:
-        raw = self.store.get(self.private + MANIFEST)
-        now = None if raw is None else Manifest.parse(raw, self.private + MANIFEST).release
-        return now != _id(plan.base)
+    def _moved(self) -> bool:
+        """Whether the live manifest is no longer the one the plan was made from (a store
+        that can ask conditionally does so without reading it again)."""
+        return not self.store.holds(self.private + MANIFEST, self._live_raw)
 
     def _check_deletes(self, plan: Plan, force: bool) -> None:
         if len(plan.deletes) > self.max_deletes and not force:
@@ -994,13 +1063,12 @@ class Sync:
         progress.finish()
         warnings: list[str] = []
         invalidation = None
+        raw = None
         if manifest is not None:
             manifest.files.update(written)
-            self._put_json(f"{self.private}{RELEASES}{manifest.release}.json", manifest.to_bytes())
-            self._put_json(self.private + MANIFEST, manifest.to_bytes())
+            raw = manifest.to_bytes()
+            warnings += self._switch(manifest.release, raw)
             self._written.clear()
-            if self._releases is not None:
-                self._releases.add(manifest.release)
         changed = sorted(set(written) | set(deletes))
         if changed and self._invalidate is not None:
             try:
@@ -1019,7 +1087,7 @@ class Sync:
                 )
         self.forget()
         if manifest is not None:  # what is live now is known without asking
-            self._live, self._live_read = manifest, True
+            self._live, self._live_raw, self._live_read = manifest, raw, True
         return {
             "uploaded": len(uploads),
             "bytes_uploaded": sum(w.entry.size for w in uploads),
@@ -1030,6 +1098,26 @@ class Sync:
             "invalidation": invalidation,
             "warnings": warnings,
         }
+
+    def _switch(self, release: str, raw: bytes) -> list[str]:
+        """Write the live manifest, ``raw``, and keep it as ``releases/<release>.json``; the
+        two PUTs go at once. The switch is the live one: should only the kept copy fail, the
+        release is live all the same, and a warning says it cannot be restored later."""
+        kept = Background(lambda: self._put_json(f"{self.private}{RELEASES}{release}.json", raw))
+        try:
+            self._put_json(self.private + MANIFEST, raw)
+        finally:
+            kept.wait()
+        try:
+            kept.result()
+        except DevopsError as error:
+            return [
+                f"release {release} is live, but its copy under {self.private}{RELEASES} was not "
+                f"written ({error.message}): a later rollback to it needs its build deployed again"
+            ]
+        if self._releases is not None:
+            self._releases.add(release)
+        return []
 
     def _preserve(
         self,
@@ -1191,21 +1279,29 @@ class Sync:
         dropped = [r for r in ordered if r not in keep_ids]
         if not dropped:  # a kept copy is only ever left unused by a dropped release
             return []
+        objects = self.private + OBJECTS
         with self._locked():
-            self.store.delete(f"{folder}{r}.json" for r in dropped)
-            needed: set[str] = set()
-            for release in ordered:
-                manifest = None if release in dropped else self.release(release)
-                if manifest is not None:
-                    needed.update(e.stored_sha256 for e in manifest.files.values())
-            objects = self.private + OBJECTS
-            unused = [
-                o.key for o in self.store.list(objects) if o.key[len(objects) :] not in needed
-            ]
+            # At once: the dropped manifests go, the kept copies are listed, and the other
+            # kept manifests are read, lightly (the live one is in hand). Only once all that
+            # is done are the copies no remaining manifest needs deleted.
+            needed = {e.stored_sha256 for e in live.files.values()} if live else set()
+            kept = [r for r in ordered if r not in dropped and r != _id(live)]
+            with concurrent.futures.ThreadPoolExecutor(min(len(kept), 8) + 2) as pool:
+                gone = pool.submit(self.store.delete, [f"{folder}{r}.json" for r in dropped])
+                listed = pool.submit(lambda: [o.key for o in self.store.list(objects)])
+                for hashes in pool.map(self._kept_hashes, kept):
+                    needed |= hashes
+                gone.result()
+                unused = [k for k in listed.result() if k[len(objects) :] not in needed]
             if unused:
                 self.store.delete(unused)
         self._releases = set(ordered) - set(dropped)
         return dropped
+
+    def _kept_hashes(self, release: str) -> set[str]:
+        key = f"{self.private}{RELEASES}{release}.json"
+        raw = self.store.get(key)
+        return set() if raw is None else Manifest.stored_hashes(raw, key)
 
 
 def _id(manifest: Manifest | None) -> str | None:

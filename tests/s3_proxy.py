@@ -64,6 +64,8 @@ class S3Proxy:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.requests: list[Request] = []
+        #: Each request forwarded to moto with the status moto answered, in answering order.
+        self.answers: list[tuple[Request, int]] = []
         self.faults: list[Fault] = []
         self._guard = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -108,6 +110,7 @@ class S3Proxy:
     def clear(self) -> None:
         with self._guard:
             self.requests.clear()
+            self.answers.clear()
             self.faults.clear()
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
@@ -131,6 +134,8 @@ class S3Proxy:
             connection.request(handler.command, handler.path, body=body or None, headers=headers)
             response = connection.getresponse()
             data = response.read()
+            with self._guard:
+                self.answers.append((request, response.status))
             head = handler.command == "HEAD"  # its Content-Length is the object's: keep it
             kept = {
                 k: v

@@ -177,6 +177,34 @@ def test_a_one_file_change_lists_the_bucket_once_and_reads_the_history_once(buck
     assert [r.method for r in history] == ["GET", "PUT"]
 
 
+def test_a_one_file_change_makes_no_request_it_can_do_without(bucket, cli, s3_proxy):
+    deploy(cli)
+    Path("dist/css/site.css").write_text("body { margin: 2 }\n")
+    s3_proxy.clear()
+    assert deploy(cli)["success"]
+    asked = [(r.method, r.key(BUCKET)) for r in s3_proxy.requests if r.key(BUCKET)]
+    # under the lock the manifest is asked for again only if it changed (If-None-Match)
+    manifest_reads = [s for r, s in s3_proxy.answers if r.key(BUCKET) == ".devops/manifest.json"]
+    assert sorted(manifest_reads) == [200, 200, 304]  # the read ahead, the check, the switch
+    # a lock released well within its TTL is deleted without being read back first
+    assert [m for m, key in asked if key == ".devops/lock.json"] == ["PUT", "DELETE"]
+    assert sum(1 for m, key in asked if m == "PUT" and key == ".devops/manifest.json") == 1
+
+
+def test_a_release_copy_that_cannot_be_written_leaves_the_release_live_with_a_warning(
+    bucket, cli, s3_proxy
+):
+    deploy(cli)
+    write_site(Path("dist"), "v2")
+    s3_proxy.fail("PUT", r"/\.devops/releases/", 403, "AccessDenied")
+    result = deploy(cli)
+    assert result["success"] and bucket.manifest()["release"] == result["release"]
+    assert bucket.body("index.html") == b"<h1>home v2</h1>\n"
+    (warning,) = result["details"]["sync"]["warnings"]
+    assert f"release {result['release']} is live" in warning and "rollback" in warning
+    assert f".devops/releases/{result['release']}.json" not in bucket.listed()
+
+
 def test_a_cache_control_rule_change_updates_the_headers_without_force(bucket, cli, s3_proxy):
     deploy(cli)
     set_config(cli, "aws.cache_control", [{"glob": "css/*", "value": "public, max-age=60"}])
@@ -255,7 +283,9 @@ def test_assets_go_up_before_pages_then_the_manifest_then_the_deletes(bucket, cl
             request.method == "DELETE" and not key.startswith(".devops/")
         ):
             sequence.append("delete")
-    assert sequence == ["asset"] * 3 + ["page"] * 2 + ["release", "manifest", "delete"]
+    assert sequence[:5] == ["asset"] * 3 + ["page"] * 2
+    # the live manifest and its kept copy go at once, in either order; the deletes after both
+    assert sorted(sequence[5:7]) == ["manifest", "release"] and sequence[7:] == ["delete"]
 
 
 def test_parallel_uploads_back_off_on_slowdown_and_finish(bucket, cli, s3_proxy):
@@ -284,6 +314,19 @@ def test_a_failing_upload_mid_deploy_leaves_the_old_release_live_and_whole(bucke
     assert bucket.site() == before  # what went up before the failure was put back
     assert not [k for k in site_puts(s3_proxy) if k.endswith(".html")]  # pages never went
     assert cli("status", "--json").json["live_release"] == first["release"]
+
+
+def test_a_path_of_more_key_bytes_than_s3_takes_is_refused_before_anything_is_written(
+    bucket, cli, s3_proxy
+):
+    folder = Path("dist", *["\U0001f600" * 60] * 5)  # 300 characters, 1,200 bytes of UTF-8
+    folder.mkdir(parents=True)
+    (folder / "a.txt").write_text("a")
+    refused = deploy(cli)
+    assert (
+        refused["code"] == "VALIDATION_FAILED" and "longer than an object key" in refused["error"]
+    )
+    assert writes(s3_proxy) == []
 
 
 def test_a_held_lock_stops_the_deploy_and_names_its_holder(bucket, cli, s3_proxy):
@@ -393,6 +436,24 @@ def test_pruning_keeps_only_what_kept_releases_need(bucket, cli):
     }
     assert objects == v3  # v3's pages, kept when v4 replaced them; v1's and v2's are gone
     assert cli("rollback", "--json").json["release"] == releases[2]
+
+
+def test_pruning_reads_each_other_kept_release_once_and_never_the_live_one(bucket, cli, s3_proxy):
+    set_config(cli, "deployment.keep_releases", 3)
+    releases = []
+    for version in ("v1", "v2", "v3"):
+        write_site(Path("dist"), version)
+        releases.append(deploy(cli)["release"])
+    write_site(Path("dist"), "v4")
+    s3_proxy.clear()
+    live = deploy(cli)["release"]
+    read = sorted(
+        (r.key(BUCKET) or "")
+        for r in s3_proxy.requests
+        if r.method == "GET" and (r.key(BUCKET) or "").startswith(".devops/releases/")
+    )
+    assert read == [f".devops/releases/{r}.json" for r in releases[1:]]
+    assert f".devops/releases/{live}.json" in bucket.listed()
 
 
 # -- dry run, status, history, logs ------------------------------------------------------------

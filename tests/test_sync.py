@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import boto3
@@ -21,15 +22,19 @@ from devops_tasks.platforms.bucket import cdn_paths
 from devops_tasks.sync import (
     IMMUTABLE,
     SHOWN_PATHS,
+    BucketLock,
     Entry,
     HeaderRules,
     Manifest,
     Plan,
     Sync,
     Write,
+    _name,
+    _suffix,
     content_type,
     drift,
     fingerprinted,
+    is_entry,
 )
 
 SHA_A = "a" * 64
@@ -70,6 +75,18 @@ def test_every_file_gets_its_content_type_with_a_charset_on_text(path, expected)
 )
 def test_a_content_hash_in_the_name_marks_a_fingerprinted_asset(name, hashed):
     assert fingerprinted(f"assets/{name}") is hashed
+
+
+_SEGMENT = st.text(alphabet="aB.-", min_size=1, max_size=6).filter(lambda s: s not in (".", ".."))
+
+
+@given(st.lists(_SEGMENT, min_size=1, max_size=3).map("/".join))
+def test_a_files_suffix_and_entry_kind_are_those_pathlib_finds(path):
+    from pathlib import PurePosixPath
+
+    pure = PurePosixPath(path)
+    assert _suffix(_name(path)) == pure.suffix.lower()
+    assert is_entry(path) == (pure.suffix.lower() in (".html", ".xml") or pure.name == "sw.js")
 
 
 def test_cache_control_defaults_immutable_for_fingerprinted_assets_no_cache_for_the_rest():
@@ -234,6 +251,44 @@ def test_a_rollback_moves_content_back_even_when_it_now_lives_at_another_path(st
     Sync(store, HeaderRules()).restore("rel_1_aa")
     assert store.get("a.txt") == b"A" and store.get("b.txt") == b"B"
     assert json.loads(store.get(".devops/manifest.json") or b"")["release"] == "rel_1_aa"
+
+
+def test_a_deploy_that_finds_the_manifest_switched_since_its_reads_plans_again(store, tmp_path):
+    deploy(Sync(store, HeaderRules()), "rel_1_aa", site(tmp_path / "1", {"a.txt": "one"}))
+    late = Sync(store, HeaderRules())
+    files = site(tmp_path / "late", {"a.txt": "late"})
+    assert late.plan(files).base.release == "rel_1_aa"  # read before the other deploy
+    other = site(tmp_path / "2", {"a.txt": "2", "b.txt": "b"})
+    deploy(Sync(store, HeaderRules()), "rel_2_bb", other)
+    late.deploy("rel_3_cc", files, {}, NullProgress())
+    manifest = json.loads(store.get(".devops/manifest.json") or b"")
+    assert manifest["base"] == "rel_2_bb" and sorted(manifest["files"]) == ["a.txt"]
+    assert store.get("b.txt") is None and store.get("a.txt") == b"late"
+
+
+def test_holds_is_true_only_while_the_key_has_exactly_those_bytes(store):
+    assert store.holds("m.json", None)
+    store.put("m.json", io.BytesIO(b"one"), 3, Headers("application/json"))
+    assert store.holds("m.json", b"one")
+    assert not store.holds("m.json", b"two") and not store.holds("m.json", None)
+    store.put("m.json", io.BytesIO(b"two"), 3, Headers("application/json"))
+    assert not store.holds("m.json", b"one")
+    store.delete(["m.json"])
+    assert not store.holds("m.json", b"two")
+
+
+def test_a_lock_kept_past_half_its_ttl_is_read_before_it_is_let_go(store):
+    lock = BucketLock(store, "lock.json", "me", ttl=0.2, timeout=0)
+    lock.acquire()
+    time.sleep(0.15)  # past half the TTL: another deploy may have taken it over since
+    store.put("lock.json", io.BytesIO(b'{"token": "theirs"}'), 19, Headers("application/json"))
+    lock.release()
+    assert store.get("lock.json") == b'{"token": "theirs"}'
+    young = BucketLock(store, "lock.json", "me", ttl=60, timeout=0)
+    store.delete(["lock.json"])
+    young.acquire()
+    young.release()
+    assert store.get("lock.json") is None
 
 
 def test_a_name_that_cannot_be_a_release_is_never_read(store):

@@ -23,7 +23,6 @@ from urllib.parse import quote
 
 from ..errors import DevopsError, ErrorCode
 from ..objectstore import Headers, ObjectStore, StoredObject
-from ..secrets.aws import _REFUSED as REFUSED_CODES
 from .aws_signed import SignedS3, Unexpected
 from .bucket import BucketPlatform
 
@@ -121,6 +120,12 @@ class S3Store(ObjectStore):
                 return bytes(response["Body"].read())
         except _Absent:
             return None
+
+    def holds(self, key: str, seen: bytes | None) -> bool:
+        with contextlib.suppress(Unexpected):
+            if self.signed is not None and seen is not None:
+                return self.signed.holds(self.prefix + key, seen)
+        return super().holds(key, seen)
 
     def put(self, key: str, body: IO[bytes], size: int, headers: Headers) -> str | None:
         if size > MULTIPART_THRESHOLD:
@@ -494,6 +499,8 @@ def _translated(action: str, what: str, absent: tuple[str, ...] = ()) -> Iterato
 
 def _aws_error(exc: Exception, why: str, absent: tuple[str, ...]) -> Exception | None:
     from botocore import exceptions as boto  # noqa: PLC0415
+
+    from ..secrets.aws import _REFUSED as REFUSED_CODES  # noqa: PLC0415 - only on a failure
 
     if isinstance(exc, boto.ClientError):
         error = exc.response.get("Error", {})

@@ -85,6 +85,17 @@ class SignedS3:
         self._expect(status, 200)
         return body
 
+    def holds(self, key: str, seen: bytes) -> bool:
+        """Whether ``key`` still holds ``seen``: a GET with ``If-None-Match`` on the bytes'
+        MD5 (a single PUT's ETag), so an unchanged object answers 304 with no body. Another
+        ETag (a multipart upload, SSE-KMS) costs the body, compared byte for byte."""
+        etag = hashlib.md5(seen, usedforsecurity=False).hexdigest()
+        status, _, body = self._send("GET", key, headers={"If-None-Match": f'"{etag}"'})
+        if status in (304, 404):
+            return status == 304
+        self._expect(status, 200)
+        return body == seen
+
     def listing(self, prefix: str) -> Iterator[tuple[str, int, str]]:
         """``(key, size, etag)`` of every object under ``prefix``, page after page."""
         token = None

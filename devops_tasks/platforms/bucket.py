@@ -168,7 +168,7 @@ class BucketPlatform(Platform):
                     f"Rename them, or set {self.name}.private_prefix to another folder.",
                 )
             )
-        too_long = [f.path for f in files if _key_bytes(self.prefix + f.path) > 1024]
+        too_long = [f.path for f in files if _too_long(self.prefix + f.path)]
         if too_long:
             findings.append(
                 Finding(
@@ -480,5 +480,7 @@ def _folder(prefix: str) -> str:
     return f"{stripped}/" if stripped else ""
 
 
-def _key_bytes(key: str) -> int:
-    return len(key.encode("utf-8", "surrogateescape"))
+def _too_long(key: str) -> bool:
+    """Longer than an object key may be: 1024 bytes of UTF-8 (at most 4 a character, so a
+    key of 256 characters or fewer is not encoded to know)."""
+    return len(key) > 256 and len(key.encode("utf-8", "surrogateescape")) > 1024
