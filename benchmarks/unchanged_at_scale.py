@@ -1,7 +1,10 @@
-"""An unchanged re-deploy of a large site on each object store, beside its own scan and LIST.
+"""An unchanged re-deploy of a large site on each object store and over SSH, beside its own
+scan and the floor (the store's LIST; rsync's own unchanged run).
 
 Issue 14 asks that an unchanged re-deploy of 20,000 files / 80 MB with a warm hash cache, on
-the object stores, makes no upload and stays within the same factor of its own scan time.
+the object stores and over SSH, makes no upload and stays within the same factor of its own
+scan time. (SSH: three sshd hosts as ``ssh_vs_rsync.py`` starts them, root needed; the floor
+is ``rsync -a --delete`` of the same site, which sends nothing; see ``measure_ssh``.)
 For each store, on its emulator started here on 127.0.0.1 (moto server for S3,
 gcp-storage-emulator for Cloud Storage, Azurite for Azure Blob; the same programs the tests
 start, from the project's own dependencies), the script:
@@ -23,7 +26,7 @@ It prints, per store: the re-deploy, the scan, the listing (medians), re-deploy 
 re-deploy / listing::
 
     .venv/bin/python benchmarks/unchanged_at_scale.py [--files 20000] [--megabytes 80] \\
-        [--runs 5] [--only s3,gcs,azure]
+        [--runs 5] [--only s3,gcs,azure,ssh]
 
 The first deploys take most of the time: each emulator stores 20,000 objects (one to two
 minutes each). The Cloud Storage emulator runs without the metadata dump it makes after every
@@ -52,8 +55,13 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from measure import Finished, Row, run_measured  # noqa: E402
 
-STORES = ("s3", "gcs", "azure")
-LABELS = {"s3": "S3 (moto)", "gcs": "GCS (emulator)", "azure": "Azure (Azurite)"}
+STORES = ("s3", "gcs", "azure", "ssh")
+LABELS = {
+    "s3": "S3 (moto)",
+    "gcs": "GCS (emulator)",
+    "azure": "Azure (Azurite)",
+    "ssh": "SSH (3 hosts)",
+}
 BUCKET = "scale-bench"
 #: The deploy's own scan, stopped there: what a re-deploy cannot do without.
 SCAN = """
@@ -247,10 +255,7 @@ def measure_store(
             for _ in range(runs):
                 deploy = _devops(project, env, "deploy", "--dir", str(site), "--json")
                 outcome.redeploys.append(_unchanged(deploy))
-                scan = run_measured([sys.executable, "-c", SCAN, str(site)], cwd=project, env=env)
-                if scan.returncode != 0:
-                    raise RuntimeError(f"the scan failed: {scan.stderr[-2000:]}")
-                outcome.scans.append(scan)
+                outcome.scans.append(_scan(project, env, site))
             for _ in range(3):
                 started = time.perf_counter()
                 outcome.listed = sum(1 for _ in store.list())
@@ -262,6 +267,64 @@ def measure_store(
         f"listing of {outcome.listed} objects {outcome.listing:.2f} s"
     )
     return outcome
+
+
+def measure_ssh(
+    site: Path, scratch: Path, runs: int, log: Callable[[str], object] = print
+) -> Outcome:
+    """The same on three sshd hosts (``tests/sshd.py``; needs root): the floor is rsync's
+    own unchanged run (``rsync -a --delete`` of the site, which sends nothing), the command
+    people use to keep a tree on a host in step. Each of our re-deploys makes a whole new
+    release (every file linked on the host, nothing sent); after each, the hosts' background
+    work is waited for, as ``ssh_vs_rsync.py`` does."""
+    import sshd
+    from ssh_vs_rsync import Bench
+
+    outcome = Outcome()
+    scratch.chmod(0o755)  # the login user reaches its fleets through it
+    servers = sshd.start()
+    try:
+        bench = Bench(servers, scratch, site)
+        fleet, theirs = bench.fleet("ssh-fleet"), bench.fleet("rsync-fleet")
+        project = bench.project("project-ssh", fleet)
+        served = [fleet / host.ip / "current" for host in servers.hosts]
+        env = {**os.environ, "HOME": str(scratch / "home")}
+        deploy = ("deploy", "--dir", str(site), "--json")
+        outcome.first = _devops(project, env, *deploy).seconds
+        log(f"{LABELS['ssh']}: first deploy {outcome.first:.1f} s")
+        bench.settle(served)
+        _nothing_sent(_devops(project, env, *deploy))
+        bench.settle(served)
+        bench.rsync(theirs)  # its first copy
+        for _ in range(runs):
+            outcome.redeploys.append(_nothing_sent(_devops(project, env, *deploy)))
+            bench.settle(served)
+            outcome.scans.append(_scan(project, env, site))
+            outcome.listings.append(bench.rsync(theirs).seconds)
+        outcome.listed = sum(len(names) for _, _, names in os.walk(site))
+    finally:
+        servers.stop()
+    log(
+        f"{LABELS['ssh']}: re-deploy {outcome.redeploy:.2f} s, scan {outcome.scan:.2f} s, "
+        f"rsync's unchanged run {outcome.listing:.2f} s"
+    )
+    return outcome
+
+
+def _nothing_sent(done: Finished) -> Finished:
+    """``done``, checked: an SSH deploy that sent no file to any host."""
+    result = json.loads(done.stdout)
+    sent = [host["sent"]["files"] for host in result["details"]["hosts"]]
+    if result.get("bytes_uploaded") or any(sent):
+        raise RuntimeError(f"the unchanged re-deploy sent files: {sent}")
+    return done
+
+
+def _scan(project: Path, env: dict[str, str], site: Path) -> Finished:
+    scan = run_measured([sys.executable, "-c", SCAN, str(site)], cwd=project, env=env)
+    if scan.returncode != 0:
+        raise RuntimeError(f"the scan failed: {scan.stderr[-2000:]}")
+    return scan
 
 
 def measure(
@@ -277,7 +340,12 @@ def measure(
         size = generate_site(site, files, megabytes)
         log(f"site: {files} files, {size / 1e6:.1f} MB")
         time.sleep(2.1)  # so that the first deploy's hash cache remembers every file
-        return {name: measure_store(name, site, scratch, runs, log) for name in stores}
+        return {
+            name: measure_ssh(site, scratch, runs, log)
+            if name == "ssh"
+            else measure_store(name, site, scratch, runs, log)
+            for name in stores
+        }
 
 
 def rows(
@@ -305,12 +373,20 @@ def rows(
                 peer_mb=max(d.peak_mb for d in outcome.scans),
             )
         )
+        floor = (
+            (
+                "rsync -a --delete, nothing to send",
+                f"against rsync's own run of its {outcome.listed:,} files",
+            )
+            if name == "ssh"
+            else ("bare LIST", f"against one listing of its {outcome.listed:,} objects")
+        )
         table.append(
             Row(
                 LABELS[name],
-                f"{scenario}, against one listing of its {outcome.listed:,} objects",
+                f"{scenario}, {floor[1]}",
                 outcome.redeploy,
-                "bare LIST",
+                floor[0],
                 outcome.listing,
                 ours_mb=peak,
             )

@@ -90,9 +90,7 @@ def test_git_describe_behind_version_does_not_inherit_the_master_key(tmp_path, m
     assert seen.is_file() and "DEVOPS_MASTER" not in seen.read_text()
 
 
-def test_outside_any_git_checkout_there_is_no_version_and_git_is_not_started(
-    tmp_path, monkeypatch
-):
+def test_outside_any_git_checkout_there_is_no_version_and_git_is_not_started(tmp_path, monkeypatch):
     seen = _git_shim(tmp_path, monkeypatch)
 
     assert Project(tmp_path).version() is None

@@ -470,3 +470,20 @@ def test_a_deploy_run_outside_the_main_thread_leaves_sigterm_alone():
     worker.join()
 
     assert failures == []
+
+
+def test_a_host_whose_lock_cannot_be_made_is_named_once_with_the_fix(
+    project, cli, ssh_servers, fleet, login
+):
+    configure(project, ssh_servers, fleet)
+    first = ssh_servers.hosts[0]
+    first_root = roots(ssh_servers, fleet)[0]
+    first_root.mkdir(parents=True)
+    (first_root / ".devops").write_text("not a directory\n")
+    _owned_by(login, fleet)
+
+    failed = cli("deploy", "--json").json
+
+    label = f"{ssh_servers.user}@{first.ip}:{first.port}"
+    assert failed["code"] == "DEPLOY_FAILED" and failed["error"].count(label) == 1
+    assert "can be created and written by the login user" in failed["fix"]

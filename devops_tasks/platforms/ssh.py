@@ -1158,9 +1158,10 @@ def _attempt(action: Callable[[Any], T], item: Any) -> T | DevopsError:
     try:
         return action(item)
     except DevopsError as error:
+        named = error.message.startswith(f"{host.label}: ")  # it says which host already
         return DevopsError(
             error.code,
-            f"{host.label}: {error.message}",
+            error.message if named else f"{host.label}: {error.message}",
             error.fix,
             **{**error.details, "host": host.label},
         )
