@@ -60,9 +60,9 @@ DEFAULT_COMMAND_TIMEOUT = 600.0
 #: What ``logs --lines`` keeps of one host's answer at most, whatever the host sends.
 _LOG_CHARACTERS = 8 << 20
 _MAX_PORT = 65535
-#: ``user@host:port`` as the schema admits it; an IPv6 address comes in brackets.
 #: Connections :meth:`SshPlatform.read_ahead` opened before the program loaded, by fleet.
 _READ_AHEAD: dict[tuple[Any, ...], Background] = {}
+#: ``user@host:port`` as the schema admits it; an IPv6 address comes in brackets.
 _HOST_STRING = re.compile(
     r"(?:(?P<user>[^@]+)@)?(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:]+))(?::(?P<port>\d+))?"
 )
