@@ -130,3 +130,15 @@ def test_connections_opened_for_other_settings_are_not_used(  # type: ignore[no-
     assert cli("deploy", "--json").json["success"]
 
     assert len(connections) == 2 * len(ssh_servers.hosts)
+
+
+def test_a_changed_host_key_met_before_the_program_loaded_refuses_the_deploy(  # type: ignore[no-untyped-def]
+    project, cli, ssh_servers, fleet
+) -> None:
+    configure_fleet(project, ssh_servers, fleet)
+    with ssh_servers.changed_host_key(ssh_servers.hosts[1]):
+        early.start(["deploy", "--json"])
+        refused = cli("deploy", "--json").json
+
+    assert refused["code"] == "HOST_KEY_CHANGED" and ssh_servers.hosts[1].ip in refused["error"]
+    assert not any((fleet / host.ip).exists() for host in ssh_servers.hosts)
