@@ -100,6 +100,9 @@ class _Member:
     host: Host
     engine: ReleaseEngine
 
+    def close(self) -> None:
+        self.engine.connection.close()  # type: ignore[attr-defined]
+
 
 class SshPlatform(Platform):
     name = "ssh"
@@ -250,7 +253,7 @@ class SshPlatform(Platform):
             failed = [(host, e) for host, e in results if isinstance(e, DevopsError)]
             if len(failed) > tolerated or not members:
                 for member in members:
-                    member.engine.connection.close()  # type: ignore[attr-defined]
+                    member.close()
                 raise rollout_error([(h.label, e) for h, e in failed], "connect to")
             self._members, self._absent = members, failed
         return self._members
@@ -304,7 +307,7 @@ class SshPlatform(Platform):
             self._view()
         seen = self._seen[0] if self._seen else []
         for member in {id(m): m for m in [*(self._members or []), *seen]}.values():
-            member.engine.connection.close()  # type: ignore[attr-defined]
+            member.close()
         self._members = None
         self._seen = None
 
@@ -938,7 +941,7 @@ class SshPlatform(Platform):
             yield members, [(h, e) for h, e in results if isinstance(e, DevopsError)]
         finally:
             for member in members:
-                member.engine.connection.close()  # type: ignore[attr-defined]
+                member.close()
 
 
 def _taken_ahead(fleet: tuple[Any, ...]) -> Background | None:
@@ -955,7 +958,7 @@ def _close_all(connecting: Background) -> None:
     connected: list[tuple[Host, _Member | DevopsError]] = connecting.result()
     for _, member in connected:
         if isinstance(member, _Member):
-            member.engine.connection.close()  # type: ignore[attr-defined]
+            member.close()
 
 
 def _host_fields(entry: str | dict[str, Any]) -> dict[str, Any]:
