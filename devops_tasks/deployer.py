@@ -22,7 +22,6 @@ from .config import ConfigStore, Settings
 from .durable import FileLock
 from .errors import DevopsError, ErrorCode, os_failure
 from .files import SiteFiles
-from .hash_cache import HashCache
 from .history import (
     RELEASE_ACTIONS,
     Deployment,
@@ -37,6 +36,7 @@ from .interrupts import terminate_as_interrupt
 from .output import Output, Progress
 from .project import Project, actor
 from .reporting import DeploymentReport
+from .scan_ahead import scan, scan_request, take
 
 __all__ = ["Deployer"]
 
@@ -75,16 +75,10 @@ class Deployer:
         """
         findings = self.platform.validate()
         try:
-            own = [self.project.state_dir, *self.platform.own_paths()]
-            root = build_dir.resolve()
-            files = SiteFiles.scan(
-                root,
-                self.platform.ignore,
-                exclude=own,
-                digests=self.platform.digest_algorithms,
-                cache=HashCache(self.project.cache_dir / "digests", root) if cache else None,
-                progress=self.output.progress(),
-            )
+            request = scan_request(self.project, self.platform, build_dir, cache)
+            progress = self.output.progress()
+            # started before the program loaded (devops deploy), else now
+            files = take(request, progress) or scan(request, self.platform.ignore, progress)
         except DevopsError as error:
             if error.code is not ErrorCode.VALIDATION_FAILED:
                 raise
@@ -96,12 +90,6 @@ class Deployer:
                 ErrorCode.VALIDATION_FAILED, f"before deploying to {self.platform.name}", findings
             )
         return files
-
-    def build_dir(self, override: str | None) -> Path:
-        """``--dir`` (relative to the current directory), or ``build.dir`` (to the project)."""
-        if override:
-            return Path(override).resolve()
-        return self.project.resolve(self.settings.get("build.dir"))
 
     def build(self) -> dict[str, Any]:
         """Run ``build.command`` in the project root."""
@@ -229,7 +217,9 @@ class Deployer:
         """
         self.platform.prefetch()
         try:
-            files = self.validate(self.build_dir(build_dir), cache)
+            files = self.validate(
+                self.project.build_dir(self.settings.get("build.dir"), build_dir), cache
+            )
             self.platform.require_credentials()
             if checks:
                 self._pre_deploy_checks()

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import DevopsError, ErrorCode
 from .hash_cache import Fingerprint, HashCache
@@ -171,6 +171,30 @@ class SiteFiles:
                 if fingerprint is not None:
                     self.cache.remember(path, fingerprint, digests)
             self.cache.save(started_ns)
+
+    def state(self) -> tuple[Any, ...]:
+        """What :meth:`restored` makes these files again from: plain data, for another
+        process (:mod:`devops_tasks.scan_ahead`). The hash cache stays behind: the scan that
+        used it has saved it."""
+        files = [
+            (f.path, str(f.location), f.size, f.mode, f.mtime, f.fingerprint) for f in self.files
+        ]
+        return files, self.warnings, dict(self.per_directory), self._digests
+
+    @classmethod
+    def restored(
+        cls,
+        root: Path,
+        files: list[tuple[Any, ...]],
+        warnings: tuple[str, ...],
+        per_directory: dict[str, int],
+        digests: dict[str, dict[str, str]],
+    ) -> SiteFiles:
+        """The files :meth:`state` described, with the digests it had; any other digest is
+        computed from the files themselves when asked for."""
+        restored = cls(root, tuple(SiteFile(*f) for f in files), warnings, per_directory)
+        restored._digests.update(digests)
+        return restored
 
     def __len__(self) -> int:
         return len(self.files)

@@ -138,7 +138,13 @@ class HashCache:
         self._entries = {path: r for path, r in self._entries.items() if path in kept}
         self._new = {}
         with contextlib.suppress(OSError):
-            atomic_write(self.path, _encode(self.root, self._entries), mode=0o600, durable=False)
+            atomic_write(
+                self.path,
+                _encode(self.root, self._entries),
+                mode=0o600,
+                sweep=True,  # what a killed scan left (see scan_ahead)
+                durable=False,
+            )
 
 
 def _pack(fingerprint: Fingerprint) -> bytes | None:

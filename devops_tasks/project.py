@@ -52,6 +52,11 @@ class Project:
         """``path`` made absolute against the project root (absolute paths stay as they are)."""
         return (self.root / path).resolve()
 
+    def build_dir(self, configured: str, override: str | None = None) -> Path:
+        """The build directory: ``override`` (``--dir``, against the current directory),
+        else ``configured`` (``build.dir``, against the project root)."""
+        return Path(override).resolve() if override else self.resolve(configured)
+
     def deploy_lock_path(self, environment: str) -> Path:
         """The lock that serialises deploys and rollbacks of one environment."""
         return self.locks_dir / f"deploy-{environment}.lock"

@@ -841,7 +841,9 @@ class ReleaseEngine:
             ' || rm -rf "releases/.$c.standby.partial"; }',
         ]
         job = "\n".join(later)
-        steps.append(f"{{ sh -c {shlex.quote(job)} </dev/null >/dev/null 2>&1 & }}")
+        # at a low priority where the host has nice: it must not slow what the host serves
+        steps.append("n=; command -v nice >/dev/null 2>&1 && n='nice -n 10'")
+        steps.append(f"{{ $n sh -c {shlex.quote(job)} </dev/null >/dev/null 2>&1 & }}")
         self._run("\n".join(steps), "prune old releases")
         return doomed
 

@@ -19,21 +19,22 @@ from devops_tasks.platforms import ssh as ssh_target
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["deploy"], (True, None)),
-        (["--json", "deploy", "--env", "staging"], (True, "staging")),
-        (["deploy.aws", "-e", "prod", "--dir", "dist"], (True, "prod")),
-        (["-estaging", "deploy"], (True, "staging")),
-        (["deploy", "--env=prod", "-m", "fix"], (True, "prod")),
-        (["status"], (False, None)),
-        (["rollback", "--to", "deploy"], (False, None)),
-        (["--help", "deploy"], (False, None)),
-        (["deploy", "--build"], (False, None)),  # its reads would be as old as the build
-        (["deploy", "-b"], (False, None)),
-        ([], (False, None)),
+        (["deploy"], early.Deploying()),
+        (["--json", "deploy", "--env", "staging"], early.Deploying("staging")),
+        (["deploy.aws", "-e", "prod", "--dir", "dist"], early.Deploying("prod", "aws", "dist")),
+        (["-estaging", "deploy"], early.Deploying("staging")),
+        (["deploy", "--env=prod", "-m", "fix"], early.Deploying("prod")),
+        (["deploy", "--dir=out", "--no-cache"], early.Deploying(build_dir="out", cache=False)),
+        (["status"], None),
+        (["rollback", "--to", "deploy"], None),
+        (["--help", "deploy"], None),
+        (["deploy", "--build"], None),  # its reads would be as old as the build
+        (["deploy", "-b"], None),
+        ([], None),
     ],
 )
-def test_what_the_arguments_deploy(argv: list[str], expected: tuple[bool, str | None]) -> None:
-    assert early.deploy_environment(argv) == expected
+def test_what_the_arguments_deploy(argv: list[str], expected: early.Deploying | None) -> None:
+    assert early.deploying(argv) == expected
 
 
 @pytest.fixture

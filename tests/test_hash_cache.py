@@ -319,3 +319,15 @@ def test_whole_second_times_wait_two_seconds_and_fine_ones_a_tenth(tmp_path):
     again = HashCache(tmp_path / "digests", tmp_path)
     assert again.known("coarse.html", coarse) == {}
     assert again.known("fine.html", fine) == {"sha256": "cd" * 32}
+
+
+def test_a_save_removes_what_a_scan_killed_while_saving_left(project, cli, settled):  # type: ignore[no-untyped-def]
+    deploy(cli)
+    leftover = project.cache_dir / ".digests.k1ll3d.devops-tmp"
+    leftover.write_bytes(b"half a cache")
+    an_hour_ago = time.time() - 3600
+    os.utime(leftover, (an_hour_ago, an_hour_ago))
+    (project.root / "dist" / "new.html").write_text("<p>new</p>\n")
+    settle()
+    deploy(cli)  # a new file: the cache is saved
+    assert not leftover.exists()

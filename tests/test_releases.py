@@ -82,6 +82,14 @@ def test_activate_renames_a_fresh_relative_link_over_current():
     assert f"|| mv -hf /srv/site/.current-{R1} /srv/site/current" in command
 
 
+def test_the_work_prune_leaves_to_the_background_runs_at_a_low_priority():
+    connection = RecordingConnection()
+    ReleaseEngine(connection, "/srv/site").prune(keep=5, protect=set())
+    command = connection.commands[-1]
+    assert "command -v nice >/dev/null 2>&1 && n='nice -n 10'" in command
+    assert "{ $n sh -c " in command  # the standby is made, and pruned releases removed, there
+
+
 def test_paths_with_spaces_are_quoted():
     connection = RecordingConnection()
     ReleaseEngine(connection, "/srv/my site").remove(R1)

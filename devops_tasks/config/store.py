@@ -104,6 +104,13 @@ class Settings:
         """A platform's own section (``{}`` when the file has none)."""
         return dict(self.data.get(name) or {})
 
+    def targeting(self, platform: str | None) -> Settings:
+        """These settings with ``platform`` as the target (``deploy.<platform>``, whatever
+        the config names); None: as they are."""
+        if not platform or platform == self.platform:
+            return self
+        return Settings(self.environment, {**self.data, "platform": platform})
+
 
 def parse_value(text: str) -> Any:
     """A command-line or environment value, typed: JSON when it parses, else the string.

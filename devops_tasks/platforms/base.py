@@ -132,9 +132,9 @@ class Platform(abc.ABC):
             )
         return findings
 
-    def ignore(self, relative: str) -> bool:
-        """Whether a build-dir file (path relative to it) is never sent to this target."""
-        return default_ignore(relative)
+    #: Whether a build-dir file (path relative to it) is never sent to this target: a
+    #: module-level function, which a scan in another process imports by its name.
+    ignore = staticmethod(default_ignore)
 
     def own_paths(self) -> list[Path]:
         """Where this target keeps its own state on this machine: never deployed from there."""

@@ -120,8 +120,7 @@ class NetlifyPlatform(Platform):
             )
         return findings + upload_concurrency("netlify.concurrency", self.concurrency)
 
-    def ignore(self, relative: str) -> bool:
-        return netlify_ignore(relative)
+    ignore = staticmethod(netlify_ignore)
 
     def validate_files(self, files: SiteFiles) -> list[Finding]:
         return [

@@ -174,8 +174,7 @@ class VercelPlatform(Platform):
             )
         return findings + upload_concurrency("vercel.concurrency", self.concurrency)
 
-    def ignore(self, relative: str) -> bool:
-        return vercel_ignore(relative)
+    ignore = staticmethod(vercel_ignore)
 
     def validate_files(self, files: SiteFiles) -> list[Finding]:
         if len(files) <= MAX_FILES:

@@ -20,10 +20,7 @@ def project_for(c: Any) -> Project:
 
 def settings_for(c: Any, env: str | None, platform: str | None = None) -> Settings:
     """Effective settings of ``--env`` (or ``devops.env``); ``platform`` forces a target."""
-    settings = ConfigStore(project_for(c)).settings(option(c, "env", env))
-    if platform and platform != settings.platform:
-        settings = Settings(settings.environment, {**settings.data, "platform": platform})
-    return settings
+    return ConfigStore(project_for(c)).settings(option(c, "env", env)).targeting(platform)
 
 
 def store_settings(project: Project, environment: str, updates: dict[str, Any]) -> None:
