@@ -70,20 +70,22 @@ def start(argv: Sequence[str]) -> None:
     if deploy is None:
         return
     try:
-        from .config import ConfigStore  # noqa: PLC0415 - the point is to load little
-        from .credentials import Credentials  # noqa: PLC0415
-        from .platforms import platform_class  # noqa: PLC0415
+        from . import scan_ahead  # noqa: PLC0415 - the point is to load little
         from .project import find_project  # noqa: PLC0415
-        from .scan_ahead import scan_request  # noqa: PLC0415
-        from .scan_ahead import start as scan_ahead  # noqa: PLC0415
 
         project = find_project(os.environ.get("DEVOPS_PROJECT_DIR"))
+        scan_ahead.start(project.cache_dir / "digests" if deploy.cache else None)
+
+        from .config import ConfigStore  # noqa: PLC0415
+        from .credentials import Credentials  # noqa: PLC0415
+        from .platforms import platform_class  # noqa: PLC0415
+
         environment = deploy.environment or os.environ.get("DEVOPS_ENV")
         settings = ConfigStore(project).settings(environment).targeting(deploy.platform)
         credentials = Credentials(project, settings, stored=False)
         platform = platform_class(settings.platform)(project, settings, None, credentials)
         build_dir = project.build_dir(settings.get("build.dir"), deploy.build_dir)
-        scan_ahead(scan_request(project, platform, build_dir, deploy.cache))
+        scan_ahead.ask(scan_ahead.scan_request(project, platform, build_dir, deploy.cache))
         platform.read_ahead()
     except Exception:  # noqa: BLE001 - the command meets the same problem, and reports it
         pass

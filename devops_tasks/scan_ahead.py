@@ -2,8 +2,9 @@
 
 Loading Invoke, the tasks and a target's client keeps one core busy for a few tenths of a
 second; walking and hashing the build takes as long again and needs none of it. So
-``devops deploy`` (:mod:`devops_tasks.early`) starts the scan in a child interpreter as soon
-as it knows what will be scanned, on the other core. The deploy takes the result only if it
+``devops deploy`` (:mod:`devops_tasks.early`) starts a child interpreter first thing, which
+loads the scan's code while this process reads the settings, then tells it what to scan: the
+scan runs on the other core while the program loads. The deploy takes the result only if it
 asks for exactly that scan (:class:`ScanRequest`: the same directory, ignore rule,
 exclusions, digests and hash cache); otherwise, or if the child failed in any way, it scans
 itself, and says why the scan failed if it does. Either way it deploys what one scan saw.
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from .platforms import Platform
     from .project import Project
 
-__all__ = ["ScanRequest", "scan", "scan_request", "start", "take"]
+__all__ = ["ScanRequest", "ask", "scan", "scan_request", "start", "take"]
 
 #: A frame: its length, then a marshalled tuple whose first item says what it is.
 _LENGTH = struct.Struct("!I")
@@ -96,33 +97,45 @@ def _smaller_than(path: Path, size: int) -> bool:
         return False  # no cache: nothing says the build is small
 
 
-class _Started(NamedTuple):
-    request: ScanRequest
-    child: subprocess.Popen[bytes]
+class _Child:
+    """A child started ahead, and what it was asked to scan (None: nothing yet)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.request: ScanRequest | None = None
 
 
-_started: list[_Started] = []
+_started: list[_Child] = []
 
 
-def start(request: ScanRequest) -> None:
-    """Start ``request``'s scan in a child process, for :func:`take`; unless the hash cache
-    says the build is small (a child would then start and load for longer than the scan
-    takes here)."""
-    if request.cache is not None and _smaller_than(Path(request.cache), _WORTH_A_CHILD):
+def start(cache: Path | None) -> None:
+    """Start a child that loads the scan's code while this process reads the settings, for
+    :func:`ask` to tell it what to scan; unless the hash cache (``cache``; None:
+    ``--no-cache``) says the build is small: a child would start for longer than the scan
+    takes here."""
+    if cache is not None and _smaller_than(cache, _WORTH_A_CHILD):
         return
     # The locale and UTF-8 mode as here: file names decode as they do in this process.
     utf8 = ["-X", "utf8"] if sys.flags.utf8_mode else []
-    child = subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-I", *utf8, "-c", _CHILD, _HOME],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if k in _LOCALE},
     )
-    assert child.stdin is not None
-    with child.stdin:
-        child.stdin.write(marshal.dumps(tuple(request)))
-    _started.append(_Started(request, child))
+    _started.append(_Child(process))
+
+
+def ask(request: ScanRequest) -> None:
+    """Tell the child :func:`start` started (if it did) to scan what ``request`` names."""
+    if not _started or _started[-1].request is not None:
+        return
+    child = _started[-1]
+    child.request = request
+    assert child.process.stdin is not None
+    with child.process.stdin:
+        child.process.stdin.write(marshal.dumps(tuple(request)))
 
 
 def take(request: ScanRequest, progress: Progress) -> SiteFiles | None:
@@ -130,17 +143,16 @@ def take(request: ScanRequest, progress: Progress) -> SiteFiles | None:
     or it failed (the caller then scans, and meets the same problem if there is one)."""
     if not _started:
         return None
-    started = _started.pop()
-    child = started.child
+    child = _started.pop()
     try:
-        if started.request != request:
+        if child.request != request:
             return None
-        assert child.stdout is not None
-        return _result(child.stdout, progress, Path(request.root))
+        assert child.process.stdout is not None
+        return _result(child.process.stdout, progress, Path(request.root))
     except (OSError, EOFError, ValueError, TypeError, struct.error):
         return None
     finally:
-        _stop(child)
+        _stop(child.process)
 
 
 def _result(stream: IO[bytes], progress: Progress, root: Path) -> SiteFiles | None:
@@ -177,8 +189,9 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
     """End ``child`` (done, or not wanted any more) and reap it."""
     if child.poll() is None:
         child.kill()
-    if child.stdout is not None:
-        child.stdout.close()
+    for pipe in (child.stdin, child.stdout):
+        if pipe is not None:
+            pipe.close()
     child.wait()
 
 
@@ -186,7 +199,7 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
 def _stop_all() -> None:
     """A scan nobody took (the command failed before it asked) ends with this process."""
     while _started:
-        _stop(_started.pop().child)
+        _stop(_started.pop().process)
 
 
 # -- in the child ---------------------------------------------------------------------------
@@ -219,7 +232,12 @@ def main() -> None:
     """The child: scan what the request on stdin names, send the files on stdout."""
     import importlib  # noqa: PLC0415
 
-    request = ScanRequest(*marshal.loads(sys.stdin.buffer.read()))
+    from . import files, hash_cache  # noqa: F401, PLC0415 - loaded while the parent decides
+
+    asked = sys.stdin.buffer.read()
+    if not asked:
+        return  # not asked after all: the parent ended, or needs no scan
+    request = ScanRequest(*marshal.loads(asked))
     relay = _Relay(sys.stdout.buffer)
     module, _, name = request.ignore.partition(":")
     try:

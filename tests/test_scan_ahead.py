@@ -70,9 +70,14 @@ def request(project: Project, **changes: Any) -> scan_ahead.ScanRequest:
     return made._replace(**changes)
 
 
+def started(wanted: scan_ahead.ScanRequest) -> None:
+    scan_ahead.start(Path(wanted.cache) if wanted.cache else None)
+    scan_ahead.ask(wanted)
+
+
 def test_the_scan_ahead_finds_what_a_scan_here_finds(site: Path, project: Project) -> None:
     wanted = request(project)
-    scan_ahead.start(wanted)
+    started(wanted)
     taken = scan_ahead.take(wanted, NullProgress())
     here = scan_ahead.scan(wanted._replace(cache=None), default_ignore, NullProgress())
     assert taken is not None
@@ -95,24 +100,24 @@ def test_the_child_inherits_nothing_but_the_locale(
     monkeypatch.setenv("DEVOPS_MASTER_KEY", "a-secret-value")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "another-secret-value")
     monkeypatch.setenv("LANG", "C.UTF-8")
-    started: list[dict[str, Any]] = []
+    spawned: list[dict[str, Any]] = []
     real_popen = subprocess.Popen
 
     def popen(*args: Any, **kwargs: Any) -> Any:
-        started.append(kwargs)
+        spawned.append(kwargs)
         return real_popen(*args, **kwargs)
 
     monkeypatch.setattr(scan_ahead.subprocess, "Popen", popen)
-    scan_ahead.start(request(project))
+    started(request(project))
     assert scan_ahead.take(request(project), NullProgress()) is not None
-    assert started[0]["env"] == {"LANG": "C.UTF-8"}
+    assert spawned[0]["env"] == {"LANG": "C.UTF-8"}
 
 
 def test_a_scan_started_for_another_request_is_stopped_not_taken(
     site: Path, project: Project
 ) -> None:
-    scan_ahead.start(request(project))
-    child = scan_ahead._started[-1].child
+    started(request(project))
+    child = scan_ahead._started[-1].process
     assert scan_ahead.take(request(project, digests=("sha1",)), NullProgress()) is None
     assert child.returncode is not None and not scan_ahead._started
 
@@ -121,8 +126,15 @@ def test_a_build_the_hash_cache_knows_as_small_is_not_scanned_ahead(
     site: Path, project: Project
 ) -> None:
     (project.cache_dir / "digests").write_bytes(bytes(1000))  # about ten files
-    scan_ahead.start(request(project))
+    started(request(project))
     assert not scan_ahead._started
+
+
+def test_a_child_never_told_what_to_scan_is_stopped_not_taken(site: Path, project: Project) -> None:
+    scan_ahead.start(None)  # the settings could not be read: nothing was asked
+    child = scan_ahead._started[-1].process
+    assert scan_ahead.take(request(project), NullProgress()) is None
+    assert child.returncode is not None and not scan_ahead._started
 
 
 def test_nothing_is_taken_when_nothing_was_started(site: Path, project: Project) -> None:
@@ -131,19 +143,19 @@ def test_nothing_is_taken_when_nothing_was_started(site: Path, project: Project)
 
 def test_a_scan_that_fails_in_the_child_is_not_taken(project: Project) -> None:
     missing = request(project, root=str(project.root / "missing"))
-    scan_ahead.start(missing)
+    started(missing)
     assert scan_ahead.take(missing, NullProgress()) is None
 
 
 def test_a_child_that_dies_mid_way_is_not_taken(site: Path, project: Project) -> None:
-    scan_ahead.start(request(project))
-    scan_ahead._started[-1].child.kill()
+    started(request(project))
+    scan_ahead._started[-1].process.kill()
     assert scan_ahead.take(request(project), NullProgress()) is None
 
 
 def test_the_childs_progress_is_shown_as_it_goes(site: Path, project: Project) -> None:
     recorded = Recorded()
-    scan_ahead.start(request(project))
+    started(request(project))
     assert scan_ahead.take(request(project), recorded) is not None
     assert recorded.events[0] == ("start", "Hashing files", 4)
     assert sum(e[1] for e in recorded.events if e[0] == "advance") == 4
@@ -151,8 +163,8 @@ def test_the_childs_progress_is_shown_as_it_goes(site: Path, project: Project) -
 
 
 def test_a_scan_nobody_took_ends_with_the_process(site: Path, project: Project) -> None:
-    scan_ahead.start(request(project))
-    child = scan_ahead._started[-1].child
+    started(request(project))
+    child = scan_ahead._started[-1].process
     scan_ahead._stop_all()
     assert child.returncode is not None and not scan_ahead._started
 
@@ -170,6 +182,16 @@ def test_the_child_sends_progress_then_the_files(
     files = scan_ahead._result(io.BytesIO(sent.getvalue()), recorded, site)
     assert files is not None and "docs/deep/page.html" in files.digests("sha256")
     assert recorded.events[-1] == ("finish",)
+
+
+def test_a_child_never_told_what_to_scan_ends_saying_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent = io.BytesIO()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(sent))
+    scan_ahead.main()
+    assert sent.getvalue() == b""
 
 
 def test_the_child_says_when_its_scan_failed(
