@@ -37,7 +37,11 @@ class Completed(NamedTuple):
 
 
 def run_streamed(
-    connection: Any, command: str, stdin: Iterable[bytes], timeout: float | None, what: str
+    connection: Any,
+    command: str,
+    stdin: Iterable[bytes | bytearray],
+    timeout: float | None,
+    what: str,
 ) -> Completed:
     """Run ``command`` with ``stdin`` streamed in; its exit status and output.
 
@@ -54,7 +58,8 @@ def run_streamed(
             _drain(channel, out, err)
             channel.settimeout(_left(deadline, what, timeout))
             try:
-                channel.sendall(chunk)
+                # a view: paramiko's sendall slices what is left after each packet
+                channel.sendall(memoryview(chunk))
             except TimeoutError:
                 raise timed_out(what, timeout) from None
             except OSError:

@@ -41,7 +41,7 @@ import shlex
 import stat
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -368,7 +368,9 @@ class _OverSsh:
         start = start or f"cd {q(root + '/releases')} && mkdir {q(plan.partial)} || exit 1\n"
         what = f"unpack release {plan.release}"
         tar = _tar(plan, progress, links=unwanted is None)
-        stream = tar if unwanted is None else itertools.chain((unwanted,), tar)
+        stream: Iterable[bytes | bytearray] = (
+            tar if unwanted is None else itertools.chain([unwanted], tar)
+        )
         done = run_streamed(self.connection, start + " && ".join(steps), stream, timeout, what)
         if done.status not in (_BASE_MOVED, _NOT_COPIED):
             _check(done, root, what)
@@ -412,7 +414,7 @@ class _OverSsh:
         return done.stdout if done.status == 0 else None
 
 
-def _tar(plan: Plan, progress: Progress, links: bool = True) -> Iterator[bytes]:
+def _tar(plan: Plan, progress: Progress, links: bool = True) -> Iterator[bytearray]:
     """The plan as one tar stream, relative to releases/, in chunks of about 256 KiB;
     without ``links``, only the sent files and the manifest (the host linked the rest).
 
@@ -432,19 +434,19 @@ def _tar(plan: Plan, progress: Progress, links: bool = True) -> Iterator[bytes]:
             for chunk in _content(site_file):
                 buffer += chunk
                 if len(buffer) >= _STREAM_CHUNK:
-                    yield bytes(buffer)
-                    buffer.clear()
+                    yield buffer  # sent before the next is asked for: no copy of it kept
+                    buffer = bytearray()
             buffer += tar_stream.padding(entry.size)
             progress.advance(entry.size)
         if len(buffer) >= _STREAM_CHUNK:
-            yield bytes(buffer)
-            buffer.clear()
+            yield buffer
+            buffer = bytearray()
     if plan.same_manifest is None:
         name = os.fsencode(plan.manifest_partial)
         buffer += tar_stream.file_header(name, len(plan.manifest), 0o644, int(time.time()))
         buffer += plan.manifest + tar_stream.padding(len(plan.manifest))
     buffer += tar_stream.END
-    yield bytes(buffer)
+    yield buffer
     progress.finish()
 
 
@@ -454,7 +456,7 @@ def _content(site_file: SiteFile) -> Iterator[bytes]:
     Each read asks for one byte more than is left, so a small file takes a single read to
     be both read and known to have ended (a regular file reads short only at its end).
     """
-    source = os.open(site_file.source, os.O_RDONLY)
+    source = os.open(site_file.location, os.O_RDONLY)
     try:
         left = site_file.size
         while True:

@@ -241,8 +241,8 @@ def main() -> None:
     relay = _Relay(sys.stdout.buffer)
     module, _, name = request.ignore.partition(":")
     try:
-        files = scan(request, getattr(importlib.import_module(module), name), relay)
+        found = scan(request, getattr(importlib.import_module(module), name), relay)
     except Exception:  # noqa: BLE001 - the parent scans again, and says what is wrong
         relay.send("failed")
     else:
-        relay.send("files", *files.state())
+        relay.send("files", *found.state())
