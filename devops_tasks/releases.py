@@ -351,7 +351,9 @@ class _OverSsh:
         to the release. Given ``unwanted``, sent ahead of the tar for ``start`` to read,
         ``start`` has linked the linked files; otherwise the tar links each one."""
         q = shlex.quote
-        steps = ["tar -x -p --no-same-owner -f -"]
+        # 64 KiB records (GNU tar's are 10 KiB): a few reads of the pipe per packet, not one
+        # per 10 KiB; both GNU tar and bsdtar reassemble what a pipe hands over in pieces
+        steps = ["tar -x -b 128 -p --no-same-owner -f -"]
         if plan.same_manifest is not None:  # the base's, which the host has
             base_manifest = f"../{MANIFESTS}/{plan.base}.json"
             steps.append(f"cp {q(base_manifest)} {q(plan.manifest_partial)}")

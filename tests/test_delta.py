@@ -182,6 +182,17 @@ def test_a_host_with_no_earlier_release_gets_every_file(target, build):
     assert (target.release(R1) / "img" / "big.bin").read_bytes() == BIG
 
 
+def test_files_that_straddle_the_hosts_read_records_arrive_whole(over_ssh, build):
+    # the host's tar reads 64 KiB records from a pipe the connection fills in other pieces
+    for size in (65_535, 65_536, 65_537, 3 * 65_536 + 1):
+        (build / "img" / f"{size}.bin").write_bytes(os.urandom(size))
+    add_pages(build, 50)
+    over_ssh.deploy(R1, build)
+    sent = {str(p.relative_to(build)): p.read_bytes() for p in build.rglob("*") if p.is_file()}
+    made = {path: content for path, (_, content, _, _) in snapshot(over_ssh.release(R1)).items()}
+    assert made == sent
+
+
 def test_a_delta_sends_only_the_changed_file(target, build):
     target.deploy(R1, build)
     (build / "index.html").write_text("<h1>v2</h1>\n")
