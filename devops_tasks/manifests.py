@@ -17,6 +17,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .changes import Changes
@@ -106,14 +107,17 @@ class Plan:
 
     @functools.cached_property
     def manifest(self) -> bytes:
+        """As ``json.dumps(document, separators=(",", ":"))`` writes it, a third of the time:
+        each entry is one format of values that need no escaping but the path."""
         if self.same_manifest is not None:
             return self.same_manifest
         digests = self.digests()
-        document = {
-            "version": _VERSION,
-            "files": {f.path: entry.to_json(digests[f.path]) for f, entry, _ in self.members},
-        }
-        return json.dumps(document, separators=(",", ":")).encode()
+        files = ",".join(
+            f'{encode_basestring_ascii(f.path)}:{{"sha256":"{digests[f.path]}",'
+            f'"size":{entry.size},"mode":"{entry.mode:o}","mtime":{entry.mtime}}}'
+            for f, entry, _ in self.members
+        )
+        return f'{{"version":{_VERSION},"files":{{{files}}}}}'.encode()
 
     # Paths relative to releases/, where the release is built: the shortest names that
     # reach every file (a tar header holds 100 bytes of a link's target before it needs an

@@ -743,6 +743,25 @@ def test_the_manifest_describes_every_file_and_lives_outside_the_release(target,
     assert sorted(os.listdir(target.release(R1))) == ["css", "img", "index.html", "run.sh"]
 
 
+@pytest.mark.parametrize(
+    "name", ['say "hi".html', "back\\slash.html", "caf\u00e9.html", "tab\t.html", "\udcff.html"]
+)
+def test_a_manifest_is_the_json_of_its_entries_whatever_the_paths(build, name):
+    (build / name).write_text("x")
+    files = SiteFiles.scan(build, digests=("sha256",))
+    plan = plan_upload(R1, files, lambda: files.digests("sha256"), Survey(None, None, {}), ())
+
+    document = json.loads(plan.manifest)
+
+    assert document["files"][name] == {
+        "sha256": hashlib.sha256(b"x").hexdigest(),
+        "size": 1,
+        "mode": "644",
+        "mtime": int((build / name).stat().st_mtime),
+    }
+    assert plan.manifest == json.dumps(document, separators=(",", ":")).encode()
+
+
 def test_a_linked_file_keeps_its_entry_from_the_release_it_is_linked_from(target, build):
     target.deploy(R1, build)
     os.utime(build / "index.html", (1_000_000_000, 1_000_000_000))  # rebuilt, same content
