@@ -39,6 +39,8 @@ __all__ = ["ScanRequest", "ask", "scan", "scan_request", "start", "take"]
 _LENGTH = struct.Struct("!I")
 #: The package's parent directory: the child imports this very code, wherever it came from.
 _HOME = str(Path(__file__).resolve().parent.parent)
+#: The frames that replay the scan's progress (see :class:`_Relay`).
+_PROGRESS = frozenset({"start", "advance", "finish"})
 #: A hash cache smaller than this (about 1,000 files) means a build scanned here faster
 #: than a child interpreter starts.
 _WORTH_A_CHILD = 120_000
@@ -117,13 +119,16 @@ def start(cache: Path | None) -> None:
         return
     # The locale and UTF-8 mode as here: file names decode as they do in this process.
     utf8 = ["-X", "utf8"] if sys.flags.utf8_mode else []
-    process = subprocess.Popen(
-        [sys.executable, "-I", *utf8, "-c", _CHILD, _HOME],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if k in _LOCALE},
-    )
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-I", *utf8, "-c", _CHILD, _HOME],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={k: v for k, v in os.environ.items() if k in _LOCALE},
+        )
+    except OSError:
+        return  # no process to spare (limits, memory): the deploy scans, as it would
     _started.append(_Child(process))
 
 
@@ -166,9 +171,9 @@ def _result(stream: IO[bytes], progress: Progress, root: Path) -> SiteFiles | No
             return SiteFiles.restored(root, *arguments)
         if kind == "failed":
             return None
-        getattr(progress, {"start": "start", "advance": "advance", "finish": "finish"}[kind])(
-            *arguments
-        )
+        if kind not in _PROGRESS:
+            raise ValueError(f"not a frame: {kind!r}")
+        getattr(progress, kind)(*arguments)
 
 
 def _read_frame(stream: IO[bytes]) -> tuple[Any, ...]:

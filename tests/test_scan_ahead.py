@@ -137,6 +137,18 @@ def test_a_child_never_told_what_to_scan_is_stopped_not_taken(site: Path, projec
     assert child.returncode is not None and not scan_ahead._started
 
 
+def test_a_child_that_cannot_be_started_leaves_the_scan_to_the_deploy(
+    site: Path, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_process(*_: Any, **__: Any) -> Any:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(scan_ahead.subprocess, "Popen", no_process)
+    started(request(project))
+    assert not scan_ahead._started
+    assert scan_ahead.take(request(project), NullProgress()) is None
+
+
 def test_nothing_is_taken_when_nothing_was_started(site: Path, project: Project) -> None:
     assert scan_ahead.take(request(project), NullProgress()) is None
 
