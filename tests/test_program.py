@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from importlib import metadata
+from pathlib import Path
 
 from helpers import run_devops
 
@@ -151,3 +156,47 @@ def test_devops_project_dir_finds_the_project_from_elsewhere(project, tmp_path):
         "status", "--json", cwd=elsewhere, env={"DEVOPS_PROJECT_DIR": str(project.root)}
     )
     assert result.json["success"] and result.stderr == ""
+
+
+def _program_in(script: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``devops ARGS`` through its entry point, after ``script`` ran in the same process."""
+    code = f"{script}\nimport sys\nsys.argv = ['devops', *{list(args)!r}]\n"
+    code += "from devops_tasks.__main__ import main\nmain()\n"
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=buffered,  # output waits in a buffer, as it does for most users
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_program_runs_the_exit_handlers_before_it_leaves(tmp_path):
+    marker = tmp_path / "ran"
+    done = _program_in(
+        f"import atexit; atexit.register(lambda: open({str(marker)!r}, 'w').close())",
+        tmp_path,
+        "--version",
+    )
+    assert done.returncode == 0 and marker.exists()
+
+
+def test_the_program_leaves_with_its_status_and_every_byte_of_its_output(tmp_path, cli):
+    helped = _program_in("", tmp_path, "--help")  # printed by invoke: still in the buffer
+    failed = _program_in("", tmp_path, "nosuchtask", "--json")
+    assert helped.returncode == 0 and helped.stdout == cli("--help").stdout
+    assert failed.returncode == 1 and json.loads(failed.stdout)["code"] == "INVALID_ARGUMENT"
+
+
+def test_a_reader_that_went_away_does_not_make_the_program_fail_on_leaving(tmp_path):
+    done = subprocess.run(
+        f"{sys.executable} -m devops_tasks --list | head -c 10",
+        shell=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr
