@@ -351,8 +351,8 @@ class _OverSsh:
         to the release. Given ``unwanted``, sent ahead of the tar for ``start`` to read,
         ``start`` has linked the linked files; otherwise the tar links each one."""
         q = shlex.quote
-        # 64 KiB records (GNU tar's are 10 KiB): a few reads of the pipe per packet, not one
-        # per 10 KiB; both GNU tar and bsdtar reassemble what a pipe hands over in pieces
+        # 64 KiB records (GNU tar's default is 10 KiB): fewer, larger reads of the pipe; GNU
+        # tar and bsdtar both reassemble a record from what the pipe hands over in pieces
         steps = ["tar -x -b 128 -p --no-same-owner -f -"]
         if plan.same_manifest is not None:  # the base's, which the host has
             base_manifest = f"../{MANIFESTS}/{plan.base}.json"
