@@ -790,17 +790,7 @@ def test_azure_takes_the_connection_string_first(azurite_server: azurite.Azurite
 def test_azure_an_account_key_or_a_sas_token_work_too(
     azure_backend: Backend, azurite_server: azurite.Azurite
 ) -> None:
-    from datetime import datetime, timedelta, timezone
-
-    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-
-    sas = generate_container_sas(
-        azurite.ACCOUNT,
-        azure.DEFAULT_CONTAINER,
-        account_key=azurite.ACCOUNT_KEY,
-        permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True),
-        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
-    )
+    sas = _container_sas()
     for found in ({"AZURE_STORAGE_KEY": azurite.ACCOUNT_KEY}, {"AZURE_STORAGE_SAS_TOKEN": sas}):
         options = {"account": azurite.ACCOUNT, "endpoint_url": azurite_server.endpoint}
         store = azure.open_store({**options, "prefix": PREFIX}, found.get)
@@ -944,6 +934,98 @@ def test_azure_a_missing_container_is_not_found_even_for_a_read(azure_backend: B
 
     assert failure.value.code is ErrorCode.NOT_FOUND
     assert "container does not exist" in failure.value.message
+
+
+def _container_sas() -> str:
+    from datetime import datetime, timedelta, timezone
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    return generate_container_sas(
+        azurite.ACCOUNT,
+        azure.DEFAULT_CONTAINER,
+        account_key=azurite.ACCOUNT_KEY,
+        permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True),
+        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
+    )
+
+
+@pytest.mark.parametrize("credential", ["connection string", "account key", "SAS token"])
+def test_azure_reads_listing_pages_without_the_sdks_models(
+    azure_backend: Backend,
+    azurite_server: azurite.Azurite,
+    monkeypatch: pytest.MonkeyPatch,
+    credential: str,
+) -> None:
+    from azure.storage.blob import ContainerClient
+
+    found = {
+        "connection string": {"AZURE_STORAGE_CONNECTION_STRING": azurite_server.connection_string},
+        "account key": {"AZURE_STORAGE_KEY": azurite.ACCOUNT_KEY},
+        "SAS token": {"AZURE_STORAGE_SAS_TOKEN": _container_sas()},
+    }[credential]
+    options = {"account": azurite.ACCOUNT, "endpoint_url": azurite_server.endpoint}
+    store = azure.open_store({**options, "prefix": PREFIX}, found.get)
+    store.page_size = 2
+    for number in range(5):
+        put(store, f"{number}.html", b"x" * number)
+    monkeypatch.setattr(ContainerClient, "list_blobs", None)  # any use of it would fail
+
+    listed = [(item.key, item.size) for item in store.list()]
+
+    assert listed == [(f"{number}.html", number) for number in range(5)]
+
+
+def test_azure_listing_goes_on_through_the_sdk_from_a_page_it_cannot_read(
+    azure_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = azure_backend.open(page_size=2)
+    for number in range(5):
+        put(store, f"{number}.html", b"x")
+    client = store._container._client  # type: ignore[attr-defined]
+    send, sent = client._send_request, []
+
+    def second_page_is_not_a_listing(request: Any, **options: Any) -> Any:
+        sent.append(request.url)
+        answer = send(request, **options)
+        if len(sent) == 2:
+            answer.read = lambda: b"<html>a captive portal</html>"
+        return answer
+
+    monkeypatch.setattr(client, "_send_request", second_page_is_not_a_listing)
+
+    listed = [item.key for item in store.list()]
+
+    assert listed == [f"{number}.html" for number in range(5)]  # each once, in order
+    assert len(sent) == 2  # the rest came through the SDK's paging, from the same marker
+
+
+def test_azure_lists_through_the_sdk_when_its_internals_differ(
+    azure_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = azure_backend.open(page_size=2)
+    for number in range(3):
+        put(store, f"{number}.html", b"x")
+    monkeypatch.delattr(type(store._container._client), "_send_request")  # type: ignore[attr-defined]
+
+    assert [item.key for item in store.list()] == ["0.html", "1.html", "2.html"]
+
+
+def test_azure_listing_page_decodes_percent_encoded_names() -> None:
+    # As Azure answers for a name with characters XML 1.0 cannot carry (Azurite cannot).
+    page = (
+        b'<?xml version="1.0" encoding="utf-8"?><EnumerationResults ContainerName="$web">'
+        b"<Blobs><Blob><Name>a&amp;b.html</Name><Properties><Etag>0x1</Etag>"
+        b"<Content-Length>3</Content-Length></Properties></Blob>"
+        b'<Blob><Name Encoded="true">ctl%01x%25.html</Name><Properties>'
+        b"<Content-Length>5</Content-Length><Etag>0x2</Etag></Properties></Blob></Blobs>"
+        b"<NextMarker>2!8!next</NextMarker></EnumerationResults>"
+    )
+
+    assert azure._blob_page(page) == (
+        [("a&b.html", 3, "0x1"), ("ctl\x01x%.html", 5, "0x2")],
+        "2!8!next",
+    )
 
 
 # -- the gcp and azure targets, end to end through the devops program ----------------------

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..errors import DevopsError, ErrorCode
 from ..objectstore import Headers, ObjectStore, StoredObject, credential_digest
@@ -49,6 +50,8 @@ _MISSING_FIX = (
     f"token ({AZURE_STORAGE_SAS_TOKEN}) works too."
 )
 _GONE = ("ContainerNotFound", "ContainerBeingDeleted")
+#: A page of a listing: each blob's name, size and ETag, and the marker of the next page.
+_BlobPage = tuple[list[tuple[str, int, str]], str]
 
 
 def open_store(options: Mapping[str, Any], lookup: Callable[[str], str | None]) -> AzureStore:
@@ -169,14 +172,50 @@ class AzureStore(ObjectStore):
     # -- the store interface -----------------------------------------------------------------
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        start = len(self.prefix)
         with self._failures("list the blobs of"):
-            blobs = self._container.list_blobs(
-                name_starts_with=self.prefix + prefix, results_per_page=self.page_size
+            for name, size, etag in self._listing(self.prefix + prefix):
+                yield StoredObject(name[start:], size, _etag(etag))
+
+    def _listing(self, prefix: str) -> Iterator[tuple[str, int, str | None]]:
+        """``(name, size, etag)`` of every blob under ``prefix``, a page at a time.
+
+        The List Blobs pages go through the SDK's pipeline (its credentials, retries and
+        timeouts) and are read with ElementTree: the SDK's own models cost ~0.2 ms of CPU a
+        blob (4 s for 20,000), the XML read directly ~30 µs. From the first answer that is not
+        the plain listing expected (an error status, another format, an SDK without these
+        internals) the SDK's paging takes over at the same marker, and reports what went
+        wrong in its own terms.
+        """
+        marker = ""
+        while (page := self._page(prefix, marker)) is not None:
+            blobs, marker = page
+            yield from blobs
+            if not marker:
+                return
+        pages = self._container.list_blobs(
+            name_starts_with=prefix, results_per_page=self.page_size
+        ).by_page(continuation_token=marker or None)
+        for listed in pages:
+            for blob in listed:
+                yield blob.name, int(blob.size or 0), blob.etag
+
+    def _page(self, prefix: str, marker: str) -> _BlobPage | None:
+        """One List Blobs page and its NextMarker, or None if the answer is not that."""
+        from azure.core.rest import HttpRequest  # noqa: PLC0415 - the [azure] extra
+
+        container = self._container
+        query = {"restype": "container", "comp": "list", "maxresults": str(self.page_size)}
+        query.update({"prefix": prefix} if prefix else {})
+        query.update({"marker": marker} if marker else {})
+        headers = {"x-ms-version": container.api_version, "Accept": "application/xml"}
+        try:
+            answer = container._client._send_request(
+                HttpRequest("GET", container.url, params=query, headers=headers)
             )
-            for blob in blobs:  # one page at a time, as the caller goes
-                yield StoredObject(
-                    blob.name[len(self.prefix) :], int(blob.size or 0), _etag(blob.etag)
-                )
+            return _blob_page(answer.read()) if answer.status_code == 200 else None
+        except (AttributeError, TypeError, ValueError, ET.ParseError):
+            return None
 
     def get(self, key: str) -> bytes | None:
         with self._failures("read", key):
@@ -432,6 +471,25 @@ def _code(exc: BaseException) -> str:
     """The service's error code (``BlobNotFound``...), as a plain string."""
     code = getattr(exc, "error_code", None)
     return str(getattr(code, "value", code) or "")
+
+
+def _blob_page(body: bytes) -> _BlobPage:
+    """A List Blobs page's ``(name, size, etag)`` of each blob, and its NextMarker.
+
+    A name with characters XML cannot carry comes percent-encoded (``Encoded="true"``).
+    """
+    blobs: list[tuple[str, int, str]] = []
+    root = ET.fromstring(body)
+    if root.tag != "EnumerationResults":
+        raise ValueError(f"not a listing: {root.tag}")
+    for blob in root.iterfind("Blobs/Blob"):
+        name = blob.find("Name")
+        if name is None or name.text is None:
+            raise ValueError("a blob without a name")
+        text = unquote(name.text) if name.get("Encoded") == "true" else name.text
+        size = blob.findtext("Properties/Content-Length") or "0"
+        blobs.append((text, int(size), blob.findtext("Properties/Etag") or ""))
+    return blobs, root.findtext("NextMarker") or ""
 
 
 def _etag(etag: str | None) -> str | None:
