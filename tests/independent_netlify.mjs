@@ -22,22 +22,27 @@
 //      (else 422); a path the deploy did not declare is refused (422).
 //   3. Once nothing is missing, the deploy goes to `processing` and then `ready`, after
 //      --ready-delay-ms (default 0: at once, within the request that completed it). A deploy
-//      that requires nothing is ready at once. A ready deploy that is neither a draft nor a
-//      branch deploy becomes the site's `published_deploy`.
+//      that requires nothing goes there as soon as its files are declared (so, by default, it
+//      is answered ready). A ready deploy that is neither a draft nor a branch deploy becomes
+//      the site's `published_deploy` (restoreSiteDeploy publishes an earlier one again).
 //
 // States: `new` (no files declared yet), `uploading` (files missing; an `async` deploy shows
 // `prepared` until its first upload, which is what netlify-cli's waitForDiff and Netlify's Go
 // client wait for), `processing`, `ready`, `error` (cancelled).
 //
 // Left out: the diff is computed before answering, so an `async` deploy is never seen in
-// `preparing`; functions, edge functions and zip deploys (declared functions are recorded but
-// never required, a zip is refused); builds, forms, DNS, env values (the account's env list is
-// empty), locking, pagination headers, rate limits. Only the operations in ROUTES exist;
-// anything else is a 404.
+// `preparing`; functions, edge functions and zip deploys (declared functions and edge
+// functions are ignored, never required; a zip is refused); builds, forms, DNS, env values
+// (the account's env list is empty), deploy locking, pagination headers, rate limits. Only
+// the operations in ROUTES exist; anything else is a 404.
 //
-// Not part of the API, for benchmarks, without auth: GET /__stats (requests since start or the
-// last reset, by route; /__ requests are not counted), POST /__reset (forget everything),
-// GET /__routes (the [method, path template] pairs served under /api/v1).
+// Not part of the API, for benchmarks, without auth (and not counted):
+//   GET /__stats   {"requests": n, "uploads": n, "upload_bytes": n, "by_route": {...}}: every
+//                  request since start or the last reset, 401s and 404s too, by
+//                  "METHOD /template" ("METHOD (no route)" for the rest); `uploads` and
+//                  `upload_bytes` count the file bodies accepted.
+//   POST /__reset  forget every site, deploy and file body, and zero the counters.
+//   GET /__routes  the [method, path template] pairs served under /api/v1.
 
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -214,7 +219,7 @@ function newDeploy(site, body, title) {
     draft: body.draft === true,
     async: body.async === true,
     branch: typeof body.branch === 'string' ? body.branch : undefined,
-    title: title ?? (typeof body.title === 'string' ? body.title : undefined),
+    title, // a query parameter of createSiteDeploy, not a body property
     framework: typeof body.framework === 'string' ? body.framework : undefined,
     function_schedules: Array.isArray(body.function_schedules) ? body.function_schedules : [],
     files: null, // path -> sha1, once declared
@@ -572,6 +577,7 @@ function readBody(req) {
     });
     req.on('end', () => (size > MAX_JSON_BODY ? reject(new ApiError(413, 'body too large')) : resolve(Buffer.concat(chunks))));
     req.on('error', reject);
+    req.on('close', () => reject(new ApiError(400, 'the client left before the end of the body')));
   });
 }
 
@@ -611,6 +617,7 @@ function receiveUpload(req, params) {
       resolve({ path, declared, sha, size });
     });
     req.on('error', reject);
+    req.on('close', () => reject(new ApiError(400, 'the client left before the end of the body')));
   });
 }
 
@@ -658,6 +665,7 @@ async function handle(req, res) {
     }
     await handleApi(req, res, method, rawPath.slice(API_PREFIX.length), new URLSearchParams(rawQuery));
   } catch (error) {
+    if (res.destroyed) return; // the client left mid-request: nobody to answer
     if (res.headersSent) return res.destroy();
     if (error instanceof ApiError) return sendError(res, error);
     if (error instanceof URIError) return sendError(res, new ApiError(400, 'bad percent-encoding in the path'));
@@ -666,10 +674,12 @@ async function handle(req, res) {
   }
 }
 
-const server = createServer({ keepAlive: true }, (req, res) => {
+const server = createServer((req, res) => {
   handle(req, res);
 });
-server.keepAliveTimeout = 60_000; // clients reuse their connections for a whole deploy
+// HTTP/1.1 keep-alive is Node's default; a long idle timeout lets a client reuse its
+// connections across a whole deploy (Node's own default closes them after 5 s).
+server.keepAliveTimeout = 60_000;
 server.headersTimeout = 65_000;
 
 server.listen(Number(options.port), options.host, () => {

@@ -224,7 +224,9 @@ def test_a_route_outside_the_spec_is_a_404_with_the_specs_error(
 
 def test_a_deploy_answer_has_the_specs_fields_and_types(api: Api, spec: dict[str, Any]) -> None:
     site = api.create_site()
-    deploy = api.create_deploy(site, {"/index.html": b"<h1>hi</h1>"}, title="first")
+    body = {"files": {"/index.html": sha1(b"<h1>hi</h1>")}}
+    deploy = api.ok("POST", f"/sites/{site['id']}/deploys", params={"title": "first"}, json=body)
+    assert deploy["title"] == "first"
     for field in ("id", "site_id", "state", "required", "draft", "url", "ssl_url", "admin_url",
                   "deploy_url", "deploy_ssl_url", "created_at", "title", "context"):  # fmt: skip
         assert field in deploy, field
