@@ -425,6 +425,17 @@ def test_list_sites_filters_by_name(api: Api) -> None:
     assert names == ["alpha-site"]
 
 
+def test_list_sites_takes_page_and_per_page(api: Api) -> None:
+    for name in ("site-a", "site-b", "site-c"):
+        api.create_site(name)
+    pages = [api.ok("GET", "/sites", params={"page": page, "per_page": 2}) for page in (1, 2, 3)]
+    assert [[site["name"] for site in page] for page in pages] == [
+        ["site-a", "site-b"],
+        ["site-c"],
+        [],
+    ]
+
+
 def test_with_a_ready_delay_a_complete_deploy_is_processing_first() -> None:
     files = {"/index.html": b"x"}
     with start(TOKEN, ready_delay_ms=600_000) as slow, requests.Session() as session:
