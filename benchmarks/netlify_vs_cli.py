@@ -1,27 +1,44 @@
-"""Our Netlify deploy against the official netlify-cli, on the same fake Netlify API.
+"""Our Netlify deploy against the official netlify-cli, side by side on two Netlify APIs.
 
-Both tools deploy the same generated site (default 5,000 files, about 30 MB) to the
-spec-following fake in ``tests/fake_netlify.py``, started once on 127.0.0.1 in this
-process. For each tool, on a fresh fake state (``reset()`` and a new site, so the fake holds
-no blobs), the script times, as wall time of the whole command:
+Both tools deploy the same generated site (default 5,000 files, about 30 MB), in one run, to
+each of these servers in turn (``--server``, repeatable):
+
+- ``project``: the project's spec-following fake, ``tests/fake_netlify.py``, served from
+  threads of this process (it records every request and checks it against Netlify's OpenAPI
+  description);
+- ``independent``: ``tests/independent_netlify.mjs``, a Node server written from the OpenAPI
+  description and netlify-cli's own client, apart from the project's fake and its client
+  (started here, on 127.0.0.1);
+- a URL: any Netlify-compatible API already running (a reviewer's own fake, say), with
+  ``--token``. It is reached only through Netlify's API: a new site per tool and run
+  (``POST /sites``), and whether a deploy went live is asked of it (the deploy ``ready``, the
+  site's ``published_deploy``, ``GET /sites/{id}/files`` listing every path). Request counts
+  come from its ``GET /__stats`` if it has one, else they show as ``?``.
+
+For each tool, on a fresh state (the server's reset where it has one, and a new site, so no
+file is known yet), the script times, as wall time of the whole command:
 
 1. the first deploy (every file is new, so everything is uploaded);
 2. an unchanged re-deploy of the same files to the same site (nothing to upload).
 
-It also counts, from the fake's own records, the file uploads and the HTTP requests each
-deploy made, and prints the medians of ``--runs`` runs and the ratios netlify-cli / ours::
+It also counts the file uploads and the HTTP requests each deploy made, and prints per server
+the medians of ``--runs`` runs and the ratios netlify-cli / ours. With ``--scale FILES/MB``
+(run_all.py: 20000/80) it then times our unchanged re-deploy of that larger site on each
+server with a warm hash cache (after a first deploy and one untimed re-deploy), against
+issue 14's goal of 0.8 s::
 
     # once: netlify-cli in a scratch directory outside the repository
     mkdir -p /tmp/netlify-cli-bench && cd /tmp/netlify-cli-bench && npm init -y >/dev/null \\
         && npm i -E netlify-cli@27.10.2
     # then, from the repository root, with the project's interpreter
     /tmp/venv/bin/python benchmarks/netlify_vs_cli.py [--files 5000] [--megabytes 30] \\
-        [--runs 1] [--skip-cli] [--cli-dir /tmp/netlify-cli-bench]
+        [--runs 1] [--skip-cli] [--cli-dir /tmp/netlify-cli-bench] \\
+        [--server project --server independent --server URL --token T] [--scale 20000/80]
 
 Ours runs as ``python -m devops_tasks deploy --dir SITE --json`` in a throwaway project
 whose ``.devops/config.json`` names the site (``poll_interval`` 0.05 s). netlify-cli runs as
 ``netlify deploy --dir SITE --prod --no-build --json``, with ``HOME`` and its working
-directory in scratch directories and telemetry pointed at the fake.
+directory in scratch directories and telemetry pointed at the server.
 
 netlify-cli (through ``@netlify/config``) also fetches the site's extensions from
 ``https://api.netlifysdk.com``, a host that ``NETLIFY_API_URL`` does not change. Without
@@ -29,10 +46,9 @@ that answer its config resolution fails, it falls back to an offline config, and
 looks the site up by *name* (``GET /sites?name=<NETLIFY_SITE_ID>``), keeping only a site
 whose ``name`` equals the id it was given. Against a site named anything but its own
 id, that ends with "Project not found. Please rerun "netlify link"". The script therefore
-preloads a tiny ES module (``node --import``) that sends ``fetch`` calls for
-``api.netlifysdk.com`` to the fake (it serves the extension routes) and refuses any other
-``fetch`` that would leave 127.0.0.1. With the redirect, netlify-cli takes the path it takes
-against the real API.
+preloads a tiny ES module (``node --import``) that answers those ``fetch`` calls itself with
+no extension installed, and refuses any other ``fetch`` that would leave 127.0.0.1. With it,
+netlify-cli takes the path it takes against the real API, on any server.
 """
 
 from __future__ import annotations
@@ -60,8 +76,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from fake_netlify import API_PREFIX, FakeNetlify  # noqa: E402
 from measure import Row, peer_runs, run_measured  # noqa: E402
+from netlify_servers import HttpNetlify, NetlifyServer, ServerError, serving  # noqa: E402
 
 CLI_VERSION = "27.10.2"
 DEFAULT_CLI_DIR = Path("/tmp/netlify-cli-bench")
@@ -69,18 +85,19 @@ TOKEN = "bench-token-0123456789abcdef"
 OURS, CLI = "devops-tasks", "netlify-cli"
 TARGETS = {"first": 0.35, "again": 0.1}  # ours / netlify-cli at most, from issue 14
 
-# A preload for netlify-cli's Node process: the extensions API goes to the fake, and any
-# other fetch() to a host that is not 127.0.0.1 is refused (nothing leaves the machine).
+# A preload for netlify-cli's Node process: the extensions API (``api.netlifysdk.com``, a host
+# ``NETLIFY_API_URL`` does not move) is answered here with no extension installed, as it is for
+# a site that has none, and any other fetch() to a host that is not 127.0.0.1 is refused
+# (nothing leaves the machine).
 NODE_PRELOAD = r"""
-const fake = process.env.BENCH_FAKE_BASE;
 const original = globalThis.fetch;
 const SDK = 'https://api.netlifysdk.com/';
 globalThis.fetch = (input, init) => {
   const isReq = typeof input !== 'string' && !(input instanceof URL);
-  let url = isReq ? input.url : String(input);
+  const url = isReq ? input.url : String(input);
   if (url.startsWith(SDK)) {
-    url = fake + '/' + url.slice(SDK.length);
-    input = isReq ? new Request(url, input) : url;
+    const none = new Response('[]', {status: 200, headers: {'content-type': 'application/json'}});
+    return Promise.resolve(none);
   }
   const host = new URL(url).hostname;
   if (host !== '127.0.0.1' && host !== 'localhost') {
@@ -296,14 +313,14 @@ def make_site(root: Path, files: int, megabytes: float, seed: int) -> Site:
 
 @dataclass
 class Sample:
-    """One deploy: wall time, what the fake saw, and whether it really went live."""
+    """One deploy: wall time, what the server saw, and whether it really went live."""
 
     seconds: float
-    uploads: int = 0
-    requests: int = 0
+    uploads: int | None = None  # None: the server cannot say
+    requests: int | None = None
     by_kind: Counter[str] = field(default_factory=Counter)
-    violations: int = 0
-    fake_cpu: float = 0.0  # CPU of this process (the fake's threads) during the deploy
+    violations: int | None = None
+    fake_cpu: float | None = None  # CPU of the server while the deploy ran
     client_cpu: float = 0.0  # CPU of the deploying process and its children
     peak_mb: float = 0.0  # peak RSS of the deploying process (or a child it waited for)
     deploy_id: str | None = None
@@ -315,25 +332,13 @@ class Sample:
         return self.error is None
 
 
-def _kind(path: str, route: str | None) -> str:
-    if route == "/deploys/{deploy_id}/files/{path}":
-        return "upload"
-    if path.startswith(API_PREFIX):
-        return "api"
-    if path.startswith("/telemetry"):
-        return "telemetry"
-    if "integrations" in path:
-        return "extensions"
-    return "other"
-
-
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
 def run_deploy(
-    fake: FakeNetlify,
+    server: NetlifyServer,
     tool: str,
     cmd: list[str],
     env: dict[str, str],
@@ -342,9 +347,7 @@ def run_deploy(
     expected: set[str],
     timeout: float,
 ) -> Sample:
-    first_request, first_upload = len(fake.requests), len(fake.uploads)
-    first_violation = len(fake.violations)
-    cpu, child_cpu = time.process_time(), _children_cpu()
+    mark, child_cpu = server.mark(), _children_cpu()
     launch_error = None
     try:
         done = run_measured(cmd, cwd=cwd, env=env, timeout=timeout)
@@ -353,18 +356,17 @@ def run_deploy(
     except OSError as exc:  # no node, no executable bit, ...
         seconds, peak_mb, returncode, stdout, stderr = 0.0, 0.0, None, "", ""
         launch_error = str(exc)
+    seen = server.seen_since(mark)
     sample = Sample(
         seconds,
-        fake_cpu=time.process_time() - cpu,
+        uploads=seen.uploads,
+        requests=seen.requests,
+        by_kind=seen.by_kind,
+        violations=seen.violations,
+        fake_cpu=seen.server_cpu,
         client_cpu=_children_cpu() - child_cpu,
         peak_mb=peak_mb,
     )
-    requests = fake.requests[first_request:]
-    sample.uploads = len(fake.uploads) - first_upload
-    sample.requests = len(requests)
-    sample.by_kind = Counter(_kind(r.path, r.route) for r in requests)
-    sample.violations = len(fake.violations) - first_violation
-
     if launch_error:
         sample.error = launch_error
     elif returncode is None:
@@ -372,14 +374,14 @@ def run_deploy(
     elif returncode != 0:
         sample.error = f"exit status {returncode}"
     else:
-        sample.error = _check_live(fake, tool, stdout, site, expected, sample)
+        sample.error = _check_live(server, tool, stdout, site, expected, sample)
     if sample.error:
-        sample.detail = _failure_detail(stdout, stderr, requests)
+        sample.detail = _failure_detail(stdout, stderr, seen.log)
     return sample
 
 
 def _check_live(
-    fake: FakeNetlify,
+    server: NetlifyServer,
     tool: str,
     stdout: str,
     site: dict[str, Any],
@@ -397,24 +399,10 @@ def _check_live(
     if not deploy_id:
         return "the JSON names no deploy id"
     sample.deploy_id = str(deploy_id)
-    deploy = fake.deploys.get(sample.deploy_id)
-    if deploy is None:
-        return f"the fake has no deploy {deploy_id}"
-    if deploy["state"] != "ready":
-        return f"deploy {deploy_id} is {deploy['state']}, not ready"
-    published = fake.sites[site["id"]].get("published_deploy") or {}
-    if published.get("id") != sample.deploy_id:
-        return f"deploy {deploy_id} is not the site's published deploy"
-    missing = expected - set(fake.deploy_files(sample.deploy_id))
-    if missing:
-        return (
-            f"deploy {deploy_id} lacks {len(missing)} of the site's files, e.g. "
-            f"{sorted(missing)[:3]}"
-        )
-    return None
+    return server.went_live(sample.deploy_id, site["id"], expected)
 
 
-def _failure_detail(stdout: str, stderr: str, requests: list[Any]) -> str:
+def _failure_detail(stdout: str, stderr: str, requests: list[str]) -> str:
     lines = []
     for name, text in (("stdout", stdout), ("stderr", stderr)):
         text = text.strip()
@@ -422,25 +410,10 @@ def _failure_detail(stdout: str, stderr: str, requests: list[Any]) -> str:
             tail = text.splitlines()[-25:]
             lines.append(f"  {name} (last {len(tail)} lines):")
             lines.extend("    " + line for line in tail)
-    uploads = sum(1 for r in requests if r.route == "/deploys/{deploy_id}/files/{path}")
-    others = [r for r in requests if r.route != "/deploys/{deploy_id}/files/{path}"]
-    lines.append(f"  requests the fake received ({len(requests)}, {uploads} of them uploads):")
-    for r in others[:40]:
-        query = "&".join(f"{k}={v}" for k, v in r.query.items())
-        message = ""
-        if r.status is not None and r.status >= 400 and isinstance(r.response, dict):
-            message = f"  {r.response.get('message', '')}"
-        elif r.route == "/sites" and r.query.get("name") and isinstance(r.response, list):
-            names = [site.get("name") for site in r.response if isinstance(site, dict)]
-            message = f"  -> sites named {names} (netlify-cli keeps only name == {r.query['name']})"
-        lines.append(f"    {r.status} {r.method} {r.path}{'?' + query if query else ''}{message}")
-    if len(others) > 40:
-        lines.append(f"    ... and {len(others) - 40} more")
-    if not any("integrations" in r.path for r in requests):
-        lines.append(
-            "  The extensions lookup never reached the fake (see the module docstring: "
-            "without it netlify-cli falls back to a lookup of the site by name)."
-        )
+    lines.append(f"  requests the server saw, uploads left out ({len(requests)}):")
+    lines.extend(f"    {line}" for line in requests[:40])
+    if len(requests) > 40:
+        lines.append(f"    ... and {len(requests) - 40} more")
     return "\n".join(lines)
 
 
@@ -463,9 +436,9 @@ def ours_command(site_dir: Path) -> list[str]:
     return [sys.executable, "-m", "devops_tasks", "deploy", "--dir", str(site_dir), "--json"]
 
 
-def ours_env(fake: FakeNetlify, home: Path) -> dict[str, str]:
+def ours_env(server: NetlifyServer, home: Path) -> dict[str, str]:
     env = _base_env(home)
-    env.update(NETLIFY_AUTH_TOKEN=fake.token, NETLIFY_API_URL=fake.api_url, NO_COLOR="1")
+    env.update(NETLIFY_AUTH_TOKEN=server.token, NETLIFY_API_URL=server.api_url, NO_COLOR="1")
     return env
 
 
@@ -497,20 +470,19 @@ def cli_command(cli_dir: Path, site_dir: Path) -> list[str]:
     ]
 
 
-def cli_env(fake: FakeNetlify, home: Path, preload: Path, site_id: str) -> dict[str, str]:
+def cli_env(server: NetlifyServer, home: Path, preload: Path, site_id: str) -> dict[str, str]:
     env = _base_env(home)
     env.update(
-        NETLIFY_API_URL=fake.api_url,
-        NETLIFY_AUTH_TOKEN=fake.token,
+        NETLIFY_API_URL=server.api_url,
+        NETLIFY_AUTH_TOKEN=server.token,
         NETLIFY_SITE_ID=site_id,
-        NETLIFY_TEST_TRACK_URL=f"{fake.base}/telemetry/track",
-        NETLIFY_TEST_IDENTIFY_URL=f"{fake.base}/telemetry/identify",
-        NETLIFY_TEST_ERROR_REPORT_URL=f"{fake.base}/telemetry/error",
+        NETLIFY_TEST_TRACK_URL=f"{server.base}/telemetry/track",
+        NETLIFY_TEST_IDENTIFY_URL=f"{server.base}/telemetry/identify",
+        NETLIFY_TEST_ERROR_REPORT_URL=f"{server.base}/telemetry/error",
         NETLIFY_TELEMETRY_DISABLED="1",
         CI="1",
         NO_UPDATE_NOTIFIER="1",
         NO_COLOR="1",
-        BENCH_FAKE_BASE=fake.base,
         NODE_OPTIONS=f"--import {preload}",
     )
     return env
@@ -544,13 +516,40 @@ def _spread(values: list[float]) -> str:
 
 
 def _count(samples: list[Sample], attr: str) -> str:
-    values = sorted({getattr(s, attr) for s in samples})
-    if not values:
+    """The range of a count over ``samples``: "-" with no sample, "?" where the server
+    cannot count."""
+    if not samples:
         return "-"
+    values = sorted({v for s in samples if (v := getattr(s, attr)) is not None})
+    if not values:
+        return "?"
     return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
 
 
-def report(results: dict[str, dict[str, list[Sample]]], startup: dict[str, float]) -> int:
+def _cpu(samples: list[Sample]) -> str:
+    known = [s.fake_cpu for s in samples if s.fake_cpu is not None]
+    return f"{_median(known):.2f}" if known else "?"
+
+
+def report(measured: list[Measured], startup: dict[str, float]) -> int:
+    """Print each server's table; return how many deploys failed."""
+    failures = 0
+    for one in measured:
+        print(f"\n== on the {one.server}")
+        failures += _report(one.samples, startup)
+        if one.scale:
+            good = [s for s in one.scale if s.ok]
+            failures += len(one.scale) - len(good)
+            seconds = [s.seconds for s in good]
+            figure = f"{_median(seconds):.2f} s{_spread(seconds)}" if good else "failed"
+            print(
+                f"\nunchanged re-deploy of {one.scale_size}, warm cache (devops-tasks): "
+                f"{figure}; uploads {_count(good, 'uploads')} (goal < {SCALE_GOAL_S} s)"
+            )
+    return failures
+
+
+def _report(results: dict[str, dict[str, list[Sample]]], startup: dict[str, float]) -> int:
     print()
     header = f"{'tool':<14}{'first deploy s':>18}{'re-deploy s':>16}{'uploads':>16}{'requests':>16}"
     print(header)
@@ -583,14 +582,14 @@ def report(results: dict[str, dict[str, list[Sample]]], startup: dict[str, float
     print("\ndetails (medians):")
     detail = (
         f"  {'tool':<14}{'phase':<8}{'wall s':>8}{'range':>14}{'client CPU s':>14}"
-        f"{'fake CPU s':>12}  requests by kind, spec violations"
+        f"{'server CPU s':>13}  requests by kind, spec violations"
     )
     print(detail)
     for tool, phases in results.items():
         if tool in startup:
             print(
                 f"  {tool:<14}{'startup':<8}{startup[tool]:>8.2f}"
-                f"{'':>14}{'':>14}{'':>12}  (--version)"
+                f"{'':>14}{'':>14}{'':>13}  (--version)"
             )
         for phase, name in (("first", "first"), ("again", "again")):
             good = [s for s in phases[phase] if s.ok]
@@ -605,7 +604,7 @@ def report(results: dict[str, dict[str, list[Sample]]], startup: dict[str, float
                 f"  {tool:<14}{name:<8}{_median(seconds):>8.2f}"
                 f"{_spread(seconds) or '':>14}"
                 f"{_median([s.client_cpu for s in good]):>14.2f}"
-                f"{_median([s.fake_cpu for s in good]):>12.2f}"
+                f"{_cpu(good):>13}"
                 f"  {per_run}; violations {_count(good, 'violations')}"
             )
     return failures
@@ -630,6 +629,22 @@ def print_failure(
 INSTALL = "mkdir -p {cli_dir} && cd {cli_dir} && npm init -y && npm i -E netlify-cli@" + CLI_VERSION
 
 
+#: What ``--server`` takes besides a URL: the two fakes this script can start itself.
+SERVERS = ("project", "independent")
+#: Issue 14: an unchanged re-deploy of 20,000 files / 80 MB with a warm cache, end to end.
+SCALE_GOAL_S = 0.8
+
+
+@dataclass
+class Measured:
+    """Everything timed on one server."""
+
+    server: str  # its label
+    samples: dict[str, dict[str, list[Sample]]]  # tool -> phase -> samples
+    scale: list[Sample] = field(default_factory=list)  # ours, unchanged, at scale
+    scale_size: str = ""
+
+
 def measure(
     files: int = 5000,
     megabytes: float = 30.0,
@@ -638,8 +653,14 @@ def measure(
     seed: int = 1,
     timeout: float = 900.0,
     log: Callable[[str], object] = print,
-) -> tuple[dict[str, dict[str, list[Sample]]], dict[str, float]]:
-    """Both deploys of each tool, ``runs`` times: samples by tool and phase, and start-up times.
+    servers: tuple[str, ...] = SERVERS,
+    token: str = TOKEN,
+    scale: tuple[int, float] | None = None,
+) -> tuple[list[Measured], dict[str, float]]:
+    """Both deploys of each tool, ``runs`` times, on each of ``servers`` (``project``,
+    ``independent`` or the URL of a running Netlify API, whose ``token`` it is); then, with
+    ``scale`` (files, megabytes), our unchanged re-deploy of that larger site with a warm
+    cache. Returns the samples by server, and the tools' start-up times.
 
     netlify-cli is left out when ``cli_dir`` is None (``--skip-cli``), holds no CLI, or there
     is no ``node``.
@@ -650,75 +671,150 @@ def measure(
         tools.append(CLI)
 
     scratch = Path(tempfile.mkdtemp(prefix="netlify-bench-"))
-    fake = FakeNetlify(token=TOKEN)
     try:
-        fake.start()
         site = make_site(scratch / "site", files, megabytes, seed)
-        expected = {"/" + p for p in site.paths}
-        preload = scratch / "netlify-preload.mjs"
-        preload.write_text(NODE_PRELOAD)
-        home = scratch / "home"
-        home.mkdir()
-
         log(
             f"site: {len(site.paths)} files, {site.total_bytes / 1e6:.1f} MB "
             f"({site.binaries} binaries of 100 KiB-1 MiB, {site.duplicates} duplicate "
             f"contents, {site.directories} directories), written in {site.seconds:.1f} s"
         )
-        log(
-            f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"fake Netlify at {fake.base} (threads in this process)"
-        )
-
-        startup: dict[str, float] = {}
-        startup[OURS], version = _startup(
-            [sys.executable, "-m", "devops_tasks", "--version"], ours_env(fake, home), scratch
-        )
-        log(f"devops-tasks: {version}")
-        if cli_dir is not None and CLI in tools:
-            startup[CLI], version = _startup(
-                [str(cli_binary(cli_dir)), "--version"],
-                cli_env(fake, home, preload, "none"),
-                scratch,
-            )
-            node = subprocess.run(
-                ["node", "--version"], capture_output=True, text=True, check=False
-            ).stdout.strip()
-            log(f"netlify-cli: {version} (node {node})")
-            if CLI_VERSION not in version:
-                log(f"   note: the figures in benchmarks/README.md are for {CLI_VERSION}")
-
-        results: dict[str, dict[str, list[Sample]]] = {
-            tool: {"first": [], "again": []} for tool in tools
-        }
-        for run in range(1, runs + 1):
-            for tool in tools:
-                fake.reset()  # an empty blob store: the first deploy uploads everything
-                target = fake.add_site(f"bench-{'ours' if tool == OURS else 'cli'}-{run}")
-                if tool == OURS:
-                    cwd = ours_project(scratch, f"project-{run}", target["id"])
-                    cmd, env = ours_command(site.root), ours_env(fake, home)
-                else:
-                    cwd = scratch / f"cli-{run}"
-                    cwd.mkdir()
-                    cmd = cli_command(cli_dir or DEFAULT_CLI_DIR, site.root)
-                    env = cli_env(fake, home, preload, target["id"])
-                for phase in ("first", "again"):
-                    sample = run_deploy(fake, tool, cmd, env, cwd, target, expected, timeout)
-                    results[tool][phase].append(sample)
-                    status = "ok" if sample.ok else "FAILED"
-                    log(
-                        f"run {run} {tool:<13} {phase:<6} {sample.seconds:7.2f} s  "
-                        f"{sample.uploads:5d} uploads  {sample.requests:5d} requests  "
-                        f"{status}"
+        large = None if scale is None else make_site(scratch / "large", *scale, seed)
+        preload = scratch / "netlify-preload.mjs"
+        preload.write_text(NODE_PRELOAD)
+        home = scratch / "home"
+        home.mkdir()
+        startup = _startups(tools, cli_dir, home, preload, scratch, log)
+        measured = []
+        for which in servers:
+            with serving(which, token) as server:
+                log(f"server: the {server.label} at {server.base}")
+                samples = _both_tools(
+                    server, tools, cli_dir, site, scratch, home, preload, runs, timeout, log
+                )
+                one = Measured(server.label, samples)
+                if large is not None:
+                    one.scale = _at_scale(server, large, scratch, home, runs, timeout, log)
+                    one.scale_size = (
+                        f"{len(large.paths):,} files / {large.total_bytes / 1e6:.0f} MB"
                     )
-                    if not sample.ok:
-                        print_failure(tool, phase, run, sample, log)
-                        break  # no re-deploy on top of a failed first deploy
-        return results, startup
+                measured.append(one)
+        return measured, startup
     finally:
-        fake.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _startups(
+    tools: list[str],
+    cli_dir: Path | None,
+    home: Path,
+    preload: Path,
+    scratch: Path,
+    log: Callable[[str], object],
+) -> dict[str, float]:
+    """Each tool's ``--version`` (start-up alone; it also warms the page cache)."""
+    log(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    nowhere = HttpNetlify("http://127.0.0.1:9", TOKEN, "nothing")  # --version asks no API
+    startup: dict[str, float] = {}
+    startup[OURS], version = _startup(
+        [sys.executable, "-m", "devops_tasks", "--version"], ours_env(nowhere, home), scratch
+    )
+    log(f"devops-tasks: {version}")
+    if cli_dir is not None and CLI in tools:
+        startup[CLI], version = _startup(
+            [str(cli_binary(cli_dir)), "--version"],
+            cli_env(nowhere, home, preload, "none"),
+            scratch,
+        )
+        node = subprocess.run(
+            ["node", "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        log(f"netlify-cli: {version} (node {node})")
+        if CLI_VERSION not in version:
+            log(f"   note: the figures in benchmarks/README.md are for {CLI_VERSION}")
+    return startup
+
+
+def _both_tools(
+    server: NetlifyServer,
+    tools: list[str],
+    cli_dir: Path | None,
+    site: Site,
+    scratch: Path,
+    home: Path,
+    preload: Path,
+    runs: int,
+    timeout: float,
+    log: Callable[[str], object],
+) -> dict[str, dict[str, list[Sample]]]:
+    """Each tool's first deploy of ``site`` to a new site, then its unchanged re-deploy."""
+    expected = {"/" + p for p in site.paths}
+    results: dict[str, dict[str, list[Sample]]] = {t: {"first": [], "again": []} for t in tools}
+    for run in range(1, runs + 1):
+        for tool in tools:
+            server.reset()  # no file known yet: the first deploy uploads everything
+            target = server.add_site(f"bench-{'ours' if tool == OURS else 'cli'}-{run}")
+            if tool == OURS:
+                cwd = ours_project(scratch, f"project-{_slug(server)}-{run}", target["id"])
+                cmd, env = ours_command(site.root), ours_env(server, home)
+            else:
+                cwd = scratch / f"cli-{_slug(server)}-{run}"
+                cwd.mkdir()
+                cmd = cli_command(cli_dir or DEFAULT_CLI_DIR, site.root)
+                env = cli_env(server, home, preload, target["id"])
+            for phase in ("first", "again"):
+                sample = run_deploy(server, tool, cmd, env, cwd, target, expected, timeout)
+                results[tool][phase].append(sample)
+                _logged(log, run, tool, phase, sample)
+                if not sample.ok:
+                    break  # no re-deploy on top of a failed first deploy
+    return results
+
+
+def _at_scale(
+    server: NetlifyServer,
+    site: Site,
+    scratch: Path,
+    home: Path,
+    runs: int,
+    timeout: float,
+    log: Callable[[str], object],
+) -> list[Sample]:
+    """Our unchanged re-deploys of a large site: after a first deploy, and one more that
+    leaves the hash cache and the page cache warm, ``runs`` timed ones (each checked live
+    and, where the server counts, with no upload)."""
+    expected = {"/" + p for p in site.paths}
+    server.reset()
+    target = server.add_site("bench-scale")
+    cwd = ours_project(scratch, f"project-{_slug(server)}-scale", target["id"])
+    cmd, env = ours_command(site.root), ours_env(server, home)
+    samples: list[Sample] = []
+    for n in range(-1, runs + 1):
+        sample = run_deploy(server, OURS, cmd, env, cwd, target, expected, timeout)
+        if sample.ok and n > 0 and sample.uploads:
+            sample.error = f"the unchanged re-deploy uploaded {sample.uploads} files"
+        phase = {-1: "first", 0: "warm-up"}.get(n, "unchanged")
+        _logged(log, max(n, 1), OURS, phase, sample)
+        if not sample.ok:
+            return [*samples, sample]
+        if n > 0:
+            samples.append(sample)
+    return samples
+
+
+def _logged(log: Callable[[str], object], run: int, tool: str, phase: str, sample: Sample) -> None:
+    status = "ok" if sample.ok else "FAILED"
+    uploads = "?" if sample.uploads is None else sample.uploads
+    requests = "?" if sample.requests is None else sample.requests
+    log(
+        f"run {run} {tool:<13} {phase:<9} {sample.seconds:7.2f} s  {uploads:>5} uploads  "
+        f"{requests:>5} requests  {status}"
+    )
+    if not sample.ok:
+        print_failure(tool, phase, run, sample, log)
+
+
+def _slug(server: NetlifyServer) -> str:
+    return "".join(c if c.isalnum() else "-" for c in server.label)
 
 
 def table_rows(
@@ -772,20 +868,45 @@ def rows(
     runs: int = 1,
     cli_dir: Path = DEFAULT_CLI_DIR,
     log: Callable[[str], object] = print,
+    scale: tuple[int, float] | None = (20_000, 80.0),
+    servers: tuple[str, ...] = SERVERS,
 ) -> list[Row]:
-    """The table's rows (run_all.py): first and unchanged deploys, ours and netlify-cli's."""
+    """The table's rows (run_all.py): on each server, first and unchanged deploys, ours and
+    netlify-cli's, and our unchanged re-deploy at ``scale``."""
     cli_dir = cli_dir.resolve()
-    results, _ = measure(files, megabytes, runs, cli_dir, log=log)
-    return table_rows(
-        "Netlify",
-        results,
-        CLI,
-        {
-            "first": f"first deploy, {files:,} files / {megabytes:g} MB",
-            "again": "unchanged re-deploy",
-        },
-        TARGETS,
-        f"not installed: `{INSTALL.format(cli_dir=cli_dir)}`",
+    measured, _ = measure(files, megabytes, runs, cli_dir, log=log, servers=servers, scale=scale)
+    table = []
+    for one in measured:
+        target = f"Netlify ({one.server})"
+        table += table_rows(
+            target,
+            one.samples,
+            CLI,
+            {
+                "first": f"first deploy, {files:,} files / {megabytes:g} MB",
+                "again": "unchanged re-deploy",
+            },
+            TARGETS,
+            f"not installed: `{INSTALL.format(cli_dir=cli_dir)}`",
+        )
+        if scale is not None:
+            table.append(_scale_row(target, one))
+    return table
+
+
+def _scale_row(target: str, one: Measured) -> Row:
+    good = [s for s in one.scale if s.ok]
+    failed = next((s.error for s in one.scale if not s.ok), "no run")
+    return Row(
+        target,
+        f"unchanged re-deploy, {one.scale_size}, warm cache: 0 uploads",
+        _median([s.seconds for s in good]) if good else None,
+        "none",
+        None,
+        ours_mb=max((s.peak_mb for s in good), default=None),
+        ours_note="" if good else f"failed: {failed}",
+        peer_note="no peer: a goal of its own",
+        max_seconds=SCALE_GOAL_S,
     )
 
 
@@ -808,6 +929,25 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_CLI_DIR,
         help=f"where `npm i -E netlify-cli@{CLI_VERSION}` was run ({DEFAULT_CLI_DIR})",
     )
+    parser.add_argument(
+        "--server",
+        action="append",
+        help="where to deploy: 'project' (the project's fake), 'independent' (the Node fake "
+        "written apart from it), or the URL of a Netlify API already running; repeat for "
+        "several, one after the other (default: project, then independent)",
+    )
+    parser.add_argument(
+        "--token",
+        default=TOKEN,
+        help="the token both tools send (for a server given by URL; the fakes take any)",
+    )
+    parser.add_argument(
+        "--scale",
+        default="0",
+        metavar="FILES/MB",
+        help="also time our unchanged re-deploy of a site of FILES files / MB megabytes "
+        "with a warm cache, e.g. 20000/80 (default: not)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="site content seed (1)")
     parser.add_argument(
         "--timeout",
@@ -818,13 +958,34 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.files < 10 or args.runs < 1 or args.megabytes <= 0:
         parser.error("--files must be >= 10, --runs >= 1 and --megabytes > 0")
+    scale = None
+    if args.scale != "0":
+        files, _, megabytes = args.scale.partition("/")
+        try:
+            scale = (int(files), float(megabytes))
+        except ValueError:
+            parser.error(f"--scale takes FILES/MB, e.g. 20000/80, not {args.scale!r}")
     if importlib.util.find_spec("devops_tasks") is None:
         parser.error(
             f"{sys.executable} cannot import devops_tasks: run this with the "
             "project's interpreter (e.g. /tmp/venv/bin/python)"
         )
 
-    results, startup = measure(
+    try:
+        measured, startup = _measure_from(args, scale)
+    except ServerError as exc:
+        print(f"\nthe server refused the benchmark's own request: {exc}")
+        return 1
+    failures = report(measured, startup)
+    if failures:
+        print(f"\n{failures} deploy(s) failed; see the messages above.")
+    return 1 if failures else 0
+
+
+def _measure_from(
+    args: argparse.Namespace, scale: tuple[int, float] | None
+) -> tuple[list[Measured], dict[str, float]]:
+    return measure(
         args.files,
         args.megabytes,
         args.runs,
@@ -832,11 +993,10 @@ def main(argv: list[str] | None = None) -> int:
         args.seed,
         args.timeout,
         log=lambda line: print(line, flush=True),
+        servers=tuple(args.server or SERVERS),
+        token=args.token,
+        scale=scale,
     )
-    failures = report(results, startup)
-    if failures:
-        print(f"\n{failures} deploy(s) failed; see the messages above.")
-    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ Each target runs in a process of its own (this script again, with ``--worker TAR
 prints its rows as one JSON array on stdout and its progress on stderr. Not one process for
 all, because:
 
-- the Netlify and Vercel fakes serve from threads of the benchmark's process, and
-  ``netlify_vs_cli`` swaps a method of ``FakeNetlify`` for the whole class; moto and the sshd
-  hosts are started and stopped per target. A fresh interpreter per target leaves no thread,
-  server, patched class or grown heap of one target to slow or skew the next;
+- the project's Netlify and Vercel fakes serve from threads of the benchmark's process;
+  the independent Netlify fake, moto and the sshd hosts are started and stopped per
+  target. A fresh interpreter per target leaves no thread, server or grown heap of one
+  target to slow or skew the next;
 - a target that cannot run at all (the SSH hosts need root; a crash) becomes a row saying
   so, and the other targets still run.
 
@@ -63,7 +63,10 @@ def _netlify(args: argparse.Namespace) -> list[Row]:
     import netlify_vs_cli
 
     files, megabytes = (50, 1.0) if args.quick else (5000, 30.0)
-    return netlify_vs_cli.rows(files, megabytes, args.runs, args.netlify_cli_dir, log=_log)
+    scale = (100, 1.0) if args.quick else (20_000, 80.0)
+    return netlify_vs_cli.rows(
+        files, megabytes, args.runs, args.netlify_cli_dir, log=_log, scale=scale
+    )
 
 
 def _vercel(args: argparse.Namespace) -> list[Row]:
