@@ -1000,6 +1000,19 @@ def test_azure_listing_goes_on_through_the_sdk_from_a_page_it_cannot_read(
     assert len(sent) == 2  # the rest came through the SDK's paging, from the same marker
 
 
+def test_azure_a_listing_the_service_stays_busy_for_is_retried_once_not_twice(
+    azure_backend: Backend,
+) -> None:
+    store = azure_backend.open()
+    with FlakyProxy(backend_url(store), failures=1000) as proxy:
+        through = azure_backend.open_through(proxy.url)  # three retries
+        with pytest.raises(DevopsError) as failure:
+            list(through.list())
+
+    assert failure.value.code is ErrorCode.SERVICE_UNAVAILABLE
+    assert proxy.refused == 4  # the pipeline's round, and no second round by the SDK's paging
+
+
 def test_azure_lists_through_the_sdk_when_its_internals_differ(
     azure_backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:

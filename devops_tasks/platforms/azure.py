@@ -185,7 +185,8 @@ class AzureStore(ObjectStore):
         blob (4 s for 20,000), the XML read directly ~30 µs. From the first answer that is not
         the plain listing expected (an error status, another format, an SDK without these
         internals) the SDK's paging takes over at the same marker, and reports what went
-        wrong in its own terms.
+        wrong in its own terms; only a service still busy after the pipeline's retries (429,
+        5xx) is reported at once, not retried all over again.
         """
         marker = ""
         while (page := self._page(prefix, marker)) is not None:
@@ -213,8 +214,16 @@ class AzureStore(ObjectStore):
             answer = container._client._send_request(
                 HttpRequest("GET", container.url, params=query, headers=headers)
             )
-            return _blob_page(answer.read()) if answer.status_code == 200 else None
-        except (AttributeError, TypeError, ValueError, ET.ParseError):
+        except (AttributeError, TypeError):
+            return None
+        status = answer.status_code
+        if status == 429 or status >= 500:  # the pipeline has retried it: not again
+            busy = self._errors.HttpResponseError(response=answer)
+            busy.error_code = answer.headers.get("x-ms-error-code")
+            raise busy
+        try:
+            return _blob_page(answer.read()) if status == 200 else None
+        except (ValueError, ET.ParseError):
             return None
 
     def get(self, key: str) -> bytes | None:
