@@ -976,12 +976,18 @@ def test_azure_reads_listing_pages_without_the_sdks_models(
     assert listed == [(f"{number}.html", number) for number in range(5)]
 
 
+def _two_a_page(backend: Backend, blobs: int) -> ObjectStore:
+    """A store that lists two blobs a page, holding ``0.html`` ... as many as ``blobs``."""
+    store = backend.open(page_size=2)
+    for number in range(blobs):
+        put(store, f"{number}.html", b"x")
+    return store
+
+
 def test_azure_listing_goes_on_through_the_sdk_from_a_page_it_cannot_read(
     azure_backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = azure_backend.open(page_size=2)
-    for number in range(5):
-        put(store, f"{number}.html", b"x")
+    store = _two_a_page(azure_backend, 5)
     client = store._container._client  # type: ignore[attr-defined]
     send, sent = client._send_request, []
 
@@ -1016,9 +1022,7 @@ def test_azure_a_listing_the_service_stays_busy_for_is_retried_once_not_twice(
 def test_azure_lists_through_the_sdk_when_its_internals_differ(
     azure_backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = azure_backend.open(page_size=2)
-    for number in range(3):
-        put(store, f"{number}.html", b"x")
+    store = _two_a_page(azure_backend, 3)
     monkeypatch.delattr(type(store._container._client), "_send_request")  # type: ignore[attr-defined]
 
     assert [item.key for item in store.list()] == ["0.html", "1.html", "2.html"]
