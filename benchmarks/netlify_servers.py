@@ -37,6 +37,10 @@ UPLOAD_ROUTE = "/deploys/{deploy_id}/files/{path}"
 class ServerError(Exception):
     """The server refused what the benchmark itself asked of it (a site, a look at a deploy)."""
 
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 @dataclass
 class Seen:
@@ -173,7 +177,8 @@ class HttpNetlify:
                 return json.loads(answer.read() or b"null")
         except urllib.error.HTTPError as exc:
             said = exc.read()[:200].decode(errors="replace")
-            raise ServerError(f"{method} {self.api_url}{path}: HTTP {exc.code} {said}") from None
+            message = f"{method} {self.api_url}{path}: HTTP {exc.code} {said}"
+            raise ServerError(message, exc.code) from None
 
     def _control(self, method: str, path: str) -> Any:
         """The server's own benchmark endpoint (``/__stats``, ``/__reset``), if it has one."""
@@ -227,9 +232,16 @@ class HttpNetlify:
             site = self._call("GET", f"/sites/{quote(site_id)}")
             if (site.get("published_deploy") or {}).get("id") != deploy_id:
                 return f"deploy {deploy_id} is not the site's published deploy"
-            served = {f["path"] for f in self._call("GET", f"/sites/{quote(site_id)}/files")}
         except (ServerError, OSError, ValueError, KeyError, TypeError) as exc:
             return f"could not ask the API whether deploy {deploy_id} went live: {exc}"
+        try:
+            served = {f["path"] for f in self._call("GET", f"/sites/{quote(site_id)}/files")}
+        except ServerError as exc:
+            if exc.status == 404:  # no listSiteFiles there: ready and published is all it says
+                return None
+            return f"could not list the files deploy {deploy_id} serves: {exc}"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return f"could not list the files deploy {deploy_id} serves: {exc}"
         return _compare(deploy_id, expected, served)
 
 

@@ -60,6 +60,28 @@ def test_a_server_given_by_url_is_reached_through_its_api_alone(
     assert [deploy.get("state") for deploy in published] == ["ready"]
 
 
+def test_a_deploy_the_server_does_not_serve_whole_is_a_failure(
+    outside_fake: FakeNetlify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outside_fake, "_list_site_files", lambda context: (200, []))
+
+    done = benchmark("--server", outside_fake.api_url, "--token", TOKEN)
+
+    assert done.returncode == 1
+    assert "lacks 12 of the site's files" in done.stdout
+
+
+def test_a_server_without_the_site_files_route_is_judged_by_ready_and_published(
+    outside_fake: FakeNetlify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = (404, {"code": 404, "message": "Not Found"})
+    monkeypatch.setattr(outside_fake, "_list_site_files", lambda context: missing)
+
+    done = benchmark("--server", outside_fake.api_url, "--token", TOKEN)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_a_server_that_refuses_the_token_is_a_failure_that_says_so(
     outside_fake: FakeNetlify,
 ) -> None:
