@@ -13,8 +13,8 @@ each of these servers in turn (``--server``, repeatable):
   ``--token``. It is reached only through Netlify's API: a new site per tool and run
   (``POST /sites``), and whether a deploy went live is asked of it (the deploy ``ready``, the
   site's ``published_deploy``, ``GET /sites/{id}/files`` listing every path, where the
-  server has that route). Request counts
-  come from its ``GET /__stats`` if it has one, else they show as ``?``.
+  server has that route). Request counts come from its ``GET /__stats`` if it has one,
+  else they show as ``?``.
 
 For each tool, on a fresh state (the server's reset where it has one, and a new site, so no
 file is known yet), the script times, as wall time of the whole command:
