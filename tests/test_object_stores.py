@@ -334,6 +334,30 @@ def test_list_reads_past_the_first_page(backend: Backend) -> None:
     ]
 
 
+#: Names a URL must quote, in the order a listing gives them; with two to a page, each page
+#: but the last ends on one (and the next page starts after it).
+ODD_NAMES = ["+.html", "a b.html", "h#.html", "p%20.html", "q?.html", "x&y=z.html", "ü/ä.html"]
+
+
+@backends()
+def test_list_reads_every_page_of_names_a_url_must_quote(backend: Backend) -> None:
+    store = backend.open(page_size=2)
+    for name in ODD_NAMES:
+        put(store, name, b"x")
+
+    assert [item.key for item in store.list()] == ODD_NAMES  # each once, in order
+
+
+@backends()
+def test_list_under_a_prefix_a_url_must_quote(backend: Backend) -> None:
+    store = backend.open(prefix="my site/é+&#", page_size=2)
+    for name in ODD_NAMES:
+        put(store, name, b"x")
+    put(backend.open(prefix="my site/é"), "not-ours.html", b"x")
+
+    assert [item.key for item in store.list()] == ODD_NAMES
+
+
 @backends()
 def test_get_of_a_missing_key_is_none(store: ObjectStore) -> None:
     assert store.get("nothing/here.html") is None
@@ -965,15 +989,15 @@ def test_azure_reads_listing_pages_without_the_sdks_models(
         "SAS token": {"AZURE_STORAGE_SAS_TOKEN": _container_sas()},
     }[credential]
     options = {"account": azurite.ACCOUNT, "endpoint_url": azurite_server.endpoint}
-    store = azure.open_store({**options, "prefix": PREFIX}, found.get)
+    store = azure.open_store({**options, "prefix": "my site/é+&#"}, found.get)
     store.page_size = 2
-    for number in range(5):
-        put(store, f"{number}.html", b"x" * number)
+    for size, name in enumerate(ODD_NAMES):
+        put(store, name, b"x" * size)
     monkeypatch.setattr(ContainerClient, "list_blobs", None)  # any use of it would fail
 
     listed = [(item.key, item.size) for item in store.list()]
 
-    assert listed == [(f"{number}.html", number) for number in range(5)]
+    assert listed == [(name, size) for size, name in enumerate(ODD_NAMES)]
 
 
 def _two_a_page(backend: Backend, blobs: int) -> ObjectStore:

@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import IO, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from ..errors import DevopsError, ErrorCode
 from ..objectstore import Headers, ObjectStore, StoredObject, credential_digest
@@ -209,11 +209,13 @@ class AzureStore(ObjectStore):
         query = {"restype": "container", "comp": "list", "maxresults": str(self.page_size)}
         query.update({"prefix": prefix} if prefix else {})
         query.update({"marker": marker} if marker else {})
+        # Quoted here, as the SDK's own requests are: azure-core sends ``params`` as given,
+        # and a "#" or "&" in a name (a marker is one) would cut the query short.
+        url = container.url + ("&" if "?" in container.url else "?")
+        url += "&".join(f"{name}={quote(value, safe='')}" for name, value in query.items())
         headers = {"x-ms-version": container.api_version, "Accept": "application/xml"}
         try:
-            answer = container._client._send_request(
-                HttpRequest("GET", container.url, params=query, headers=headers)
-            )
+            answer = container._client._send_request(HttpRequest("GET", url, headers=headers))
         except (AttributeError, TypeError):
             return None
         status = answer.status_code
