@@ -7,7 +7,7 @@
 - :class:`HttpNetlify` — any server that speaks Netlify's API, reached only through that API:
   ``tests/independent_netlify.mjs`` (a Node server written from the OpenAPI description and
   netlify-cli's client, apart from the project's fake), or one a reviewer runs
-  (``--api URL``). Whether a deploy went live is asked of the API itself. Request counts come
+  (``--server URL``). Whether a deploy went live is asked of the API itself. Request counts come
   from its ``/__stats`` where it has one, else they are not known.
 
 A server hands out marks (:meth:`mark`) so that a deploy's requests are told apart from the
