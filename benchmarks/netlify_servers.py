@@ -35,7 +35,8 @@ UPLOAD_ROUTE = "/deploys/{deploy_id}/files/{path}"
 
 
 class ServerError(Exception):
-    """The server refused what the benchmark itself asked of it (a site, a look at a deploy)."""
+    """The server refused what the benchmark itself asked of it (a site, a look at a deploy),
+    or could not be started (``status`` 0)."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
@@ -258,7 +259,11 @@ def serving(which: str, token: str) -> Iterator[NetlifyServer]:
     elif which == "independent":
         import independent_netlify
 
-        with independent_netlify.start(token) as running:
+        try:
+            running = independent_netlify.start(token)
+        except RuntimeError as exc:  # no node, or it would not start
+            raise ServerError(f"the independent fake: {exc}", 0) from None
+        with running:
             yield HttpNetlify(running.base, token, "independent fake", running.process.pid)
     else:
         yield HttpNetlify(which, token, f"API at {which}")

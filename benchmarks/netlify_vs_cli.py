@@ -975,7 +975,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         measured, startup = _measure_from(args, scale)
     except ServerError as exc:
-        print(f"\nthe server refused the benchmark's own request: {exc}")
+        print(f"\ncannot use the server: {exc}")
         return 1
     failures = report(measured, startup)
     if failures:

@@ -7,6 +7,7 @@ sites; the figures are not looked at, only what the benchmark says it did.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -88,8 +89,20 @@ def test_a_server_that_refuses_the_token_is_a_failure_that_says_so(
     done = benchmark("--server", outside_fake.api_url, "--token", "not-the-token")
 
     assert done.returncode == 1
-    assert "refused the benchmark's own request" in done.stdout
+    assert "cannot use the server" in done.stdout
     assert f"POST {outside_fake.api_url}/sites: HTTP 401" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_without_node_the_independent_fake_is_a_failure_that_says_so() -> None:
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable)}  # python, but no node
+    argv = [sys.executable, str(BENCHMARK), "--files", "12", "--skip-cli"]
+    done = subprocess.run(
+        [*argv, "--server", "independent"], capture_output=True, text=True, env=env, timeout=300
+    )
+
+    assert done.returncode == 1
+    assert "cannot use the server: the independent fake: node is not on PATH" in done.stdout
     assert "Traceback" not in done.stderr
 
 
