@@ -207,8 +207,10 @@ class AzureStore(ObjectStore):
 
         container = self._container
         query = {"restype": "container", "comp": "list", "maxresults": str(self.page_size)}
-        query.update({"prefix": prefix} if prefix else {})
-        query.update({"marker": marker} if marker else {})
+        if prefix:
+            query["prefix"] = prefix
+        if marker:
+            query["marker"] = marker
         # Quoted here, as the SDK's own requests are: azure-core sends ``params`` as given,
         # and a "#" or "&" in a name (a marker is one) would cut the query short.
         url = container.url + ("&" if "?" in container.url else "?")
